@@ -1,0 +1,3 @@
+from spotify_catalog.cli import main
+
+main()

@@ -1,0 +1,197 @@
+"""The one exception tree of spotify-catalog.
+
+Every error the library raises on purpose derives from :class:`SpotifyCatalogError`, and each class
+carries the exit code the command line uses for it::
+
+    SpotifyCatalogError                  (exit 1)
+    ├── UsageError                       (exit 2)  bad option, bad input file, empty query, ...
+    │   └── ConfigError                  (exit 2)  missing or unusable settings (credentials, URLs)
+    ├── SpotifyError                     (exit 1)  talking to Spotify went wrong, after retries
+    │   ├── TransportError               (exit 1)  network: connect, read, timeout, dropped connection
+    │   ├── InvalidResponseError         (exit 1)  a response that is not what it claims (bad JSON, ...)
+    │   ├── AuthenticationError          (exit 1)  the token endpoint refused the credentials
+    │   ├── APIError                     (exit 1)  the Web API answered with an error status
+    │   │   ├── BadRequestError          400
+    │   │   ├── UnauthorizedError        401 (after one renewal of the token)
+    │   │   ├── ForbiddenError           403 (e.g. an endpoint Development Mode does not allow)
+    │   │   ├── NotFoundError            404
+    │   │   ├── RateLimitedError         429 of the 30-second limiter, retries exhausted
+    │   │   └── ServerError              5xx, retries exhausted
+    │   └── MustWaitError                (exit 75) calls may resume only at ``retry_at``
+    │       ├── QuotaExceededError       429 with ``"reason": "QUOTA_EXCEEDED"``
+    │       └── WaitTooLongError         a ``Retry-After`` longer than the configured maximum
+    ├── StorageError                     (exit 1)  the database failed or went away
+    └── Stopped                          (exit 75) a crawl stopped on purpose (budget, quota, wait)
+        └── Interrupted                  (exit 130) stopped by Ctrl-C
+
+No message of any of these contains a client secret or an access token: URLs are kept without
+credentials, and request headers are never stored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: try again later
+EXIT_INTERRUPTED = 130
+
+
+class SpotifyCatalogError(Exception):
+    """Base of every error spotify-catalog raises on purpose."""
+
+    exit_code: int = EXIT_ERROR
+
+
+class UsageError(SpotifyCatalogError):
+    """The user asked for something that cannot be done as asked."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """Settings are missing or unusable."""
+
+
+class SpotifyError(SpotifyCatalogError):
+    """Talking to Spotify (or the emulator) went wrong."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.url})" if self.url else self.message
+
+
+class TransportError(SpotifyError):
+    """The network failed: connection refused or dropped, timeout."""
+
+
+class InvalidResponseError(SpotifyError):
+    """A response that is not what it claims to be: truncated or non-JSON body, wrong shape."""
+
+
+class AuthenticationError(SpotifyError):
+    """The token endpoint refused the credentials (``Invalid client``, ``Invalid client secret``)."""
+
+    def __init__(self, message: str, *, error: str | None = None, url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.error = error
+
+
+class APIError(SpotifyError):
+    """The Web API answered with an error status; ``message`` is Spotify's own."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        url: str | None = None,
+        method: str = "GET",
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+        self.method = method
+        self.reason = reason
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.url})" if self.url else ""
+        return f"Spotify answered {self.status}: {self.message}{where}"
+
+
+class BadRequestError(APIError):
+    """400."""
+
+
+class UnauthorizedError(APIError):
+    """401 even after the token was renewed."""
+
+
+class ForbiddenError(APIError):
+    """403: not allowed for this app, e.g. a batch endpoint in Development Mode."""
+
+
+class NotFoundError(APIError):
+    """404."""
+
+
+class RateLimitedError(APIError):
+    """429 of the 30-second rate limiter, retries exhausted."""
+
+
+class ServerError(APIError):
+    """5xx, retries exhausted."""
+
+
+_STATUS_CLASSES: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    429: RateLimitedError,
+}
+
+
+def api_error_class(status: int) -> type[APIError]:
+    """The :class:`APIError` subclass for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status, APIError)
+
+
+class MustWaitError(SpotifyError):
+    """Calls may resume only at ``retry_at``; never slept through inside a call."""
+
+    exit_code = EXIT_TEMPFAIL
+
+    def __init__(self, message: str, *, retry_at: datetime, url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.retry_at = retry_at
+
+    def __str__(self) -> str:
+        return f"{self.message}; retry after {format_time(self.retry_at)}"
+
+
+class QuotaExceededError(MustWaitError):
+    """429 with ``"reason": "QUOTA_EXCEEDED"``: the rolling 24 h quota is spent."""
+
+
+class WaitTooLongError(MustWaitError):
+    """Spotify asked for a wait longer than the configured maximum."""
+
+
+class StorageError(SpotifyCatalogError):
+    """The database failed or went away."""
+
+
+class Stopped(SpotifyCatalogError):
+    """A crawl stopped on purpose; running it again continues where it stopped."""
+
+    exit_code = EXIT_TEMPFAIL
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_at = retry_at
+
+    def __str__(self) -> str:
+        if self.retry_at is None:
+            return self.message
+        return f"{self.message}; continue after {format_time(self.retry_at)}"
+
+
+class Interrupted(Stopped):
+    """Stopped by Ctrl-C."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def format_time(moment: datetime) -> str:
+    """``2026-11-25 13:05:00 UTC``: how times are shown to users."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,73 @@
+"""Fixtures shared by the whole suite.
+
+Database servers: ``SPOTIFY_CATALOG_TEST_POSTGRES_URL`` / ``SPOTIFY_CATALOG_TEST_MYSQL_URL`` name a server
+and a database the tests may use; each test that asks for ``postgres_url`` / ``mysql_url`` gets a fresh
+database of its own on that server, dropped afterwards. Without the variable such tests skip, unless
+``SPOTIFY_CATALOG_REQUIRE_SERVERS=1`` (set by ``.ci/run``), when they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+
+
+def _server_url(variable: str) -> str:
+    url = os.environ.get(variable)
+    if not url:
+        if os.environ.get("SPOTIFY_CATALOG_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"{variable} is not set but SPOTIFY_CATALOG_REQUIRE_SERVERS=1")
+        pytest.skip(f"{variable} not set")
+    return url
+
+
+def _fresh_database(server_url: str, isolation: str) -> Iterator[str]:
+    import sqlalchemy as sa
+
+    name = f"sc_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level=isolation)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        if os.environ.get("SPOTIFY_CATALOG_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"database server at {server_url} is not reachable: {exc}")
+        pytest.skip(f"database server at {server_url} is not reachable")
+    try:
+        yield sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            if admin.dialect.name == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL of an empty PostgreSQL database of this test's own."""
+    yield from _fresh_database(_server_url("SPOTIFY_CATALOG_TEST_POSTGRES_URL"), "AUTOCOMMIT")
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A SQLAlchemy URL of an empty MySQL/MariaDB database of this test's own."""
+    yield from _fresh_database(_server_url("SPOTIFY_CATALOG_TEST_MYSQL_URL"), "AUTOCOMMIT")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on the three backends: a file SQLite database, PostgreSQL, MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    fixture = "postgres_url" if request.param == "postgresql" else "mysql_url"
+    return str(request.getfixturevalue(fixture))

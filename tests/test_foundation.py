@@ -1,0 +1,47 @@
+"""The foundation: the console script, its help, and the error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+
+from spotify_catalog import errors
+from spotify_catalog.cli import main
+
+
+def test_console_script_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "spotify_catalog", "--version"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "0.1.0" in proc.stdout
+
+
+def test_project_errors_become_one_line_and_their_exit_code() -> None:
+    @main.command("_boom", hidden=True)  # registered for this test only
+    @click.argument("kind")
+    def boom(kind: str) -> None:
+        from datetime import UTC, datetime
+
+        if kind == "usage":
+            raise errors.ConfigError("no credentials: set SPOTIFY_CLIENT_ID")
+        if kind == "quota":
+            raise errors.QuotaExceededError("quota spent", retry_at=datetime(2026, 11, 25, 12, tzinfo=UTC))
+        raise errors.NotFoundError(404, "Resource not found", url="http://x/v1/artists/abc")
+
+    runner = CliRunner()
+    try:
+        for kind, code, text in [
+            ("usage", 2, "no credentials"),
+            ("quota", 75, "retry after 2026-11-25 12:00:00 UTC"),
+            ("api", 1, "Spotify answered 404: Resource not found (GET http://x/v1/artists/abc)"),
+        ]:
+            result = runner.invoke(main, ["_boom", kind])
+            assert result.exit_code == code, result.output
+            assert text in result.output
+            assert "Traceback" not in result.output
+    finally:
+        main.commands.pop("_boom")
