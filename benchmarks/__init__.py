@@ -1,0 +1,1 @@
+"""Benchmarks: each module has a ``main(argv)`` that prints its figures; ``python -m benchmarks`` runs all."""
