@@ -1,0 +1,138 @@
+"""Client Credentials access tokens: fetched on first use, cached, renewed before they expire.
+
+:class:`TokenManager` is shared by every thread of a client: one lock makes concurrent callers wait
+for a single token request. A token is renewed ``RENEW_MARGIN`` seconds before ``expires_in`` runs
+out, and on a 401 the caller hands the refused token back with :meth:`TokenManager.invalidate`.
+The token and the secret are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import httpx
+
+from spotify_catalog.errors import AuthenticationError, InvalidResponseError
+from spotify_catalog.settings import Secret
+from spotify_catalog.transport import (
+    Clock,
+    Retryable,
+    RetryPolicy,
+    Sleep,
+    call_with_retries,
+    json_body,
+    network_failure,
+    safe_url,
+)
+
+log = logging.getLogger(__name__)
+
+RENEW_MARGIN = 60.0
+"""Seconds before expiry at which a token is renewed (at most half its lifetime)."""
+
+_MESSAGES = {
+    "Invalid client": "Invalid client: Spotify does not know this client id, check SPOTIFY_CLIENT_ID",
+    "Invalid client secret": "Invalid client secret: check SPOTIFY_CLIENT_SECRET",
+}
+
+
+class TokenManager:
+    """Hands out a valid access token; thread-safe."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        token_url: str,
+        client_id: str,
+        client_secret: Secret,
+        *,
+        clock: Clock,
+        sleep: Sleep,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._http = http
+        self._url = token_url
+        self._auth = httpx.BasicAuth(client_id, client_secret.reveal())
+        self._clock = clock
+        self._sleep = sleep
+        self._policy = policy or RetryPolicy()
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self.tokens_fetched = 0
+        """Token requests that succeeded."""
+
+    def __repr__(self) -> str:
+        return f"TokenManager(token_url={safe_url(self._url)!r}, tokens_fetched={self.tokens_fetched})"
+
+    def token(self) -> str:
+        """A token valid for a while yet; fetches one when there is none or it is about to expire."""
+        with self._lock:
+            if self._token is None or self._clock() >= self._renew_at:
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        """The API refused ``token`` (401): the next :meth:`token` call fetches a new one.
+
+        A token already replaced by another thread is left alone, so a burst of 401s costs one renewal.
+        """
+        with self._lock:
+            if self._token == token:
+                self._token = None
+
+    def _fetch(self) -> None:
+        url = safe_url(self._url)
+        what = f"POST {url}"
+
+        def attempt() -> tuple[str, float]:
+            try:
+                response = self._http.post(
+                    self._url, data={"grant_type": "client_credentials"}, auth=self._auth
+                )
+            except httpx.HTTPError as exc:
+                raise network_failure(exc, what, url) from None
+            if response.status_code >= 500 or response.status_code == 429:
+                error = AuthenticationError(f"token endpoint answered HTTP {response.status_code}", url=url)
+                raise Retryable("transient", f"token endpoint HTTP {response.status_code}", error)
+            if response.status_code != 200:
+                raise _refusal(response, url)
+            data = json_body(response, url)
+            token = data.get("access_token")
+            expires_in = data.get("expires_in", 3600)
+            if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
+                raise InvalidResponseError("token response without access_token/expires_in", url=url)
+            return token, float(expires_in)
+
+        token, expires_in = call_with_retries(
+            attempt, policy=self._policy, clock=self._clock, sleep=self._sleep, what=what
+        )
+        self._token = token
+        self._renew_at = self._clock() + expires_in - min(RENEW_MARGIN, expires_in / 2)
+        self.tokens_fetched += 1
+        log.info("access token obtained, expires in %.0f s", expires_in)
+
+
+def _refusal(response: httpx.Response, url: str) -> AuthenticationError:
+    """The error for a 4xx of the token endpoint, saying which credential was refused."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return AuthenticationError(
+            f"token endpoint refused the request (HTTP {response.status_code})", url=url
+        )
+    error = str(data.get("error") or "") or None
+    description = str(data.get("error_description") or "")
+    if description in _MESSAGES:
+        message = _MESSAGES[description]
+    elif error == "invalid_client":
+        message = (
+            "Invalid client: no or unusable credentials (check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET)"
+        )
+    else:
+        message = f"token endpoint refused the request: {description or error or response.status_code}"
+    return AuthenticationError(message, error=error, url=url)

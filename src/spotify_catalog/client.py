@@ -1,0 +1,222 @@
+"""SpotifyClient: the one Web API request path, the API mode, and request counters.
+
+``client.get(path, params)`` sends ``GET`` to the Web API with a valid token, paced and retried as
+:mod:`spotify_catalog.transport` decides, renews the token once on a 401 and replays the request,
+and returns the JSON object. One client serves many threads (one ``httpx.Client`` connection pool,
+locks around the token, the counters and the mode).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from spotify_catalog.auth import TokenManager
+from spotify_catalog.errors import Stopped, UnauthorizedError
+from spotify_catalog.settings import ApiMode, Settings
+from spotify_catalog.transport import (
+    Clock,
+    Pacer,
+    Retryable,
+    RetryPolicy,
+    Sleep,
+    WallClock,
+    call_with_retries,
+    check_response,
+    network_failure,
+    safe_url,
+)
+
+__all__ = ["ApiMode", "SpotifyClient"]
+
+log = logging.getLogger(__name__)
+
+ParamValue = str | int | float | bool | Iterable[str] | None
+ResponseHook = Callable[[httpx.Response], None]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SpotifyClient:
+    """A thread-safe Spotify Web API client; use it as a context manager (or call :meth:`close`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        request_budget: int | None = None,
+        *,
+        wall_clock: WallClock = _utcnow,
+        on_response: ResponseHook | None = None,
+    ) -> None:
+        client_id, client_secret = settings.credentials()
+        self.settings = settings
+        self.request_budget = request_budget
+        self.on_response = on_response
+        self._clock = clock
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            max_total_wait=settings.max_total_wait,
+            max_wait=settings.max_wait,
+        )
+        self._http = httpx.Client(
+            transport=transport,
+            timeout=settings.timeout,
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_connections,
+            ),
+            headers={"Accept": "application/json", "User-Agent": "spotify-catalog"},
+        )
+        self.tokens = TokenManager(
+            self._http,
+            settings.token_url,
+            client_id,
+            client_secret,
+            clock=clock,
+            sleep=sleep,
+            policy=self._policy,
+        )
+        self.pacer = Pacer(settings.rate, clock=clock, sleep=sleep)
+        self._lock = threading.Lock()
+        self._mode = settings.mode
+        self._requests_made = 0
+        self._base_path = urlsplit(settings.api_url).path.rstrip("/")
+
+    def __repr__(self) -> str:
+        return (
+            f"SpotifyClient(api_url={self.settings.api_url!r}, mode={self._mode}, "
+            f"requests_made={self._requests_made})"
+        )
+
+    def __enter__(self) -> SpotifyClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    @property
+    def mode(self) -> ApiMode | None:
+        """The API mode: given in the settings, set by the caller, or detected; ``None``: not known yet."""
+        with self._lock:
+            return self._mode
+
+    @mode.setter
+    def mode(self, value: ApiMode | None) -> None:
+        with self._lock:
+            if value != self._mode:
+                log.info("API mode: %s", value or "unknown")
+            self._mode = value
+
+    @property
+    def requests_made(self) -> int:
+        """Web API HTTP requests sent, every attempt counted (token requests are not)."""
+        with self._lock:
+            return self._requests_made
+
+    @property
+    def tokens_fetched(self) -> int:
+        """Token requests that succeeded."""
+        return self.tokens.tokens_fetched
+
+    def url_for(self, path: str) -> str:
+        """The full URL of an API path (``/artists/ID``) or of a link the API returned (``next``).
+
+        Links keep their path and query but are sent to the configured API URL, so paging through the
+        emulator or a proxy works even if it writes ``https://api.spotify.com/v1/...`` links.
+        """
+        if path.startswith(("http://", "https://")):
+            parts = urlsplit(path)
+            link_path = parts.path
+            if self._base_path and link_path.startswith(self._base_path + "/"):
+                link_path = link_path[len(self._base_path) :]
+            elif link_path.startswith("/v1/"):
+                link_path = link_path[len("/v1") :]
+            path = link_path + (f"?{parts.query}" if parts.query else "")
+        if not path.startswith("/"):
+            path = "/" + path
+        return self.settings.api_url + path
+
+    def get(self, path: str, params: Mapping[str, ParamValue] | None = None) -> dict[str, Any]:
+        """``GET`` a Web API path (or a ``next`` link) and return its JSON object.
+
+        ``None`` params are left out, lists are joined with commas, booleans become ``true``/``false``.
+        Raises the :mod:`spotify_catalog.errors` classes: ``APIError`` subclasses, ``TransportError``,
+        ``InvalidResponseError``, ``MustWaitError`` subclasses, ``Stopped`` past the request budget.
+        """
+        url = self.url_for(path)
+        query = _encode_params(params or {})
+        request = self._http.build_request("GET", url, params=query or None)
+        shown = safe_url(request.url)
+        what = f"GET {urlsplit(shown).path}"
+        renewed = False
+
+        def attempt() -> dict[str, Any]:
+            nonlocal renewed
+            token = self.tokens.token()
+            self._count_request()
+            self.pacer.acquire()
+            request.headers["Authorization"] = f"Bearer {token}"
+            log.debug("GET %s", shown)
+            try:
+                response = self._http.send(request)
+            except httpx.HTTPError as exc:
+                raise network_failure(exc, what, shown) from None
+            finally:
+                del request.headers["Authorization"]
+            if self.on_response is not None:
+                self.on_response(response)
+            try:
+                return check_response(
+                    response, url=shown, method="GET", policy=self._policy, now=self._wall_clock
+                )
+            except UnauthorizedError as exc:
+                if renewed:
+                    raise
+                renewed = True
+                self.tokens.invalidate(token)
+                raise Retryable("renew", f"401 {exc.message}: renewing the access token", exc) from None
+
+        return call_with_retries(
+            attempt, policy=self._policy, clock=self._clock, sleep=self._sleep, what=what
+        )
+
+    def _count_request(self) -> None:
+        with self._lock:
+            if self.request_budget is not None and self._requests_made >= self.request_budget:
+                raise Stopped(f"request budget of {self.request_budget} Web API requests used up")
+            self._requests_made += 1
+
+
+def _encode_params(params: Mapping[str, ParamValue]) -> dict[str, str]:
+    encoded: dict[str, str] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            encoded[key] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            encoded[key] = str(value)
+        else:
+            encoded[key] = ",".join(value)
+    return encoded

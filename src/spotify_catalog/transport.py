@@ -1,0 +1,281 @@
+"""The one request path's policy: which failures are retried, how long to wait, when to give up.
+
+:func:`call_with_retries` runs one *attempt* function under a bounded tenacity policy. An attempt
+raises :class:`Retryable` for what may pass (5xx, dropped connections, timeouts, 429 of the 30 s
+limiter, bodies that are not the JSON they claim, a 401 answered by renewing the token) and any
+:class:`~spotify_catalog.errors.SpotifyError` for what will not. :func:`check_response` sorts an
+``httpx.Response`` into those cases. Nothing here sleeps through a quota or a ``Retry-After`` longer
+than ``max_wait``: those raise :class:`~spotify_catalog.errors.MustWaitError` at once.
+
+:class:`Pacer` spaces requests to a configured rate so that a crawl meets few 429s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import tenacity
+
+from spotify_catalog.errors import (
+    InvalidResponseError,
+    QuotaExceededError,
+    SpotifyError,
+    TransportError,
+    WaitTooLongError,
+    api_error_class,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+WallClock = Callable[[], datetime]
+
+QUOTA_REASON = "QUOTA_EXCEEDED"
+DEFAULT_QUOTA_WAIT = 3600.0
+"""Assumed wait (s) for a quota 429 without a usable ``Retry-After``."""
+
+Kind = Literal["transient", "rate_limit", "invalid", "renew"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds of the retry loop; see :class:`~spotify_catalog.settings.Settings` for the knobs."""
+
+    max_attempts: int = 6
+    max_total_wait: float = 180.0
+    max_wait: float = 60.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 20.0
+    invalid_attempts: int = 3
+    """Attempts for responses that are not what they claim (bad JSON, HTML with 200, ...)."""
+
+
+class Retryable(Exception):
+    """An attempt failed in a way that may pass; ``error`` is raised if retries run out."""
+
+    def __init__(
+        self, kind: Kind, reason: str, error: SpotifyError, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.error = error
+        self.retry_after = retry_after
+
+
+def call_with_retries(
+    attempt: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    clock: Clock,
+    sleep: Sleep,
+    what: str,
+    rng: random.Random | None = None,
+) -> T:
+    """Run ``attempt`` until it returns, retrying :class:`Retryable` failures within ``policy``.
+
+    ``what`` names the request in log lines (e.g. ``GET /v1/search``). Exhausted retries raise the
+    last failure's ``error``.
+    """
+    started = clock()
+    jitter = rng or random.Random()
+    invalid_seen = 0
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = _retryable(state)
+        if exc.kind == "renew":
+            return 0.0
+        if exc.kind == "rate_limit" and exc.retry_after:
+            return exc.retry_after
+        ceiling = min(policy.backoff_max, policy.backoff_initial * 2 ** (state.attempt_number - 1))
+        return jitter.uniform(ceiling / 2, ceiling)  # "equal jitter": never 0, never above the ceiling
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        nonlocal invalid_seen
+        exc = _retryable(state)
+        if exc.kind == "invalid":
+            invalid_seen += 1
+            if invalid_seen >= policy.invalid_attempts:
+                return True
+        if state.attempt_number >= policy.max_attempts:
+            return True
+        return clock() - started + (state.upcoming_sleep or 0.0) > policy.max_total_wait
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = _retryable(state)
+        pause = state.upcoming_sleep
+        level = logging.INFO if exc.kind == "renew" else logging.WARNING
+        log.log(
+            level,
+            "%s: %s; retrying in %.1f s (attempt %d of %d)",
+            what,
+            exc.reason,
+            pause,
+            state.attempt_number + 1,
+            policy.max_attempts,
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(Retryable),
+        wait=wait,
+        stop=stop,
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except Retryable as exc:
+        log.warning(
+            "%s: giving up after %d attempt(s): %s",
+            what,
+            retrying.statistics.get("attempt_number", 1),
+            exc.reason,
+        )
+        raise exc.error from None
+
+
+def _retryable(state: tenacity.RetryCallState) -> Retryable:
+    assert state.outcome is not None
+    exc = state.outcome.exception()
+    assert isinstance(exc, Retryable)
+    return exc
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """The URL without user info (and without a query on the token endpoint): safe for errors and logs."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+
+def network_failure(exc: httpx.HTTPError, what: str, url: str) -> Exception:
+    """A :class:`Retryable` for network failures that may pass, else a :class:`TransportError`."""
+    name = type(exc).__name__
+    error = TransportError(f"network error: {name}: {exc}" if str(exc) else f"network error: {name}", url=url)
+    if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+        return Retryable("transient", f"{name}", error)
+    return error
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds only); ``None`` when missing or unusable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 and seconds == seconds and seconds != float("inf") else None
+
+
+def json_body(response: httpx.Response, url: str) -> dict[str, Any]:
+    """The response's JSON object, or :class:`Retryable` (kind ``invalid``) when it is not one."""
+    content_type = response.headers.get("content-type", "")
+    problem: str | None = None
+    data: Any = None
+    if "json" not in content_type.lower():
+        problem = f"expected JSON, got content type {content_type or 'none'!r}"
+    else:
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            problem = f"body is not valid JSON ({len(response.content)} bytes)"
+        else:
+            if not isinstance(data, dict):
+                problem = f"expected a JSON object, got {type(data).__name__}"
+    if problem is not None:
+        error = InvalidResponseError(f"invalid response (HTTP {response.status_code}): {problem}", url=url)
+        raise Retryable("invalid", f"HTTP {response.status_code} {problem}", error)
+    return data  # type: ignore[no-any-return]
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
+    """Spotify's ``error.message`` and ``error.reason`` from an error body, tolerating any body."""
+    try:
+        data = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+            reason = error.get("reason")
+            return (
+                str(message) if message else response.reason_phrase,
+                str(reason) if reason else None,
+            )
+        if isinstance(error, str):
+            return error, None
+    return response.reason_phrase or f"HTTP {response.status_code}", None
+
+
+def check_response(
+    response: httpx.Response, *, url: str, method: str, policy: RetryPolicy, now: WallClock
+) -> dict[str, Any]:
+    """The JSON of a successful Web API response; otherwise the right error or :class:`Retryable`.
+
+    401 is left to the caller (token renewal): it raises ``UnauthorizedError`` here.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return json_body(response, url)
+    message, reason = _error_fields(response)
+    error = api_error_class(status)(status, message, url=url, method=method, reason=reason)
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if status == 429:
+        if reason == QUOTA_REASON:
+            wait = retry_after if retry_after is not None else DEFAULT_QUOTA_WAIT
+            raise QuotaExceededError(
+                f"Spotify quota exceeded ({message})", retry_at=now() + timedelta(seconds=wait), url=url
+            )
+        if retry_after is not None and retry_after > policy.max_wait:
+            raise WaitTooLongError(
+                f"Spotify asked to wait {retry_after:.0f} s, over the maximum of {policy.max_wait:.0f} s",
+                retry_at=now() + timedelta(seconds=retry_after),
+                url=url,
+            )
+        shown = "no Retry-After" if retry_after is None else f"Retry-After {retry_after:g} s"
+        raise Retryable("rate_limit", f"429 {message} ({shown})", error, retry_after)
+    if status >= 500:
+        raise Retryable("transient", f"{status} {message}", error)
+    raise error
+
+
+class Pacer:
+    """Spaces calls at least ``1/rate`` seconds apart across threads; ``rate`` 0 disables it."""
+
+    def __init__(self, rate: float, *, clock: Clock, sleep: Sleep) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = float("-inf")
+        self.waited = 0.0
+        """Total seconds callers were held back (for logs and benchmarks)."""
+
+    def acquire(self) -> None:
+        """Wait for this caller's slot; slots are handed out in call order."""
+        if self.interval <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            delay = slot - now
+            self.waited += delay
+        if delay > 0:
+            self._sleep(delay)
