@@ -1,0 +1,319 @@
+"""``search``, ``get`` and ``auth check``: the Web API from the command line.
+
+Data goes to stdout (a rich table, JSON, JSON lines or CSV); logs and errors go to stderr. The access
+token and the client secret are never printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import click
+
+from spotify_catalog import endpoints
+from spotify_catalog.cli import Globals
+from spotify_catalog.client import SpotifyClient
+from spotify_catalog.errors import BadRequestError, ForbiddenError, NotFoundError
+from spotify_catalog.settings import ApiMode, Settings
+
+JSON = dict[str, Any]
+FORMATS = ("table", "json", "jsonl", "csv")
+
+
+def _settings() -> Settings:
+    ctx = click.get_current_context()
+    globals_ = ctx.find_object(Globals) or Globals()
+    return Settings.load(
+        {"api_url": globals_.api_url, "token_url": globals_.token_url}, config_path=globals_.config
+    )
+
+
+def _client() -> SpotifyClient:
+    return SpotifyClient(_settings())
+
+
+def _market(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z]{2}", value):
+        raise click.BadParameter("a market is a 2-letter country code such as US", ctx, param)
+    return value.upper()
+
+
+market_option = click.option(
+    "--market", metavar="XX", callback=_market, help="ISO 3166-1 country code (shows/episodes need one)."
+)
+
+
+# ----------------------------------------------------------------------------- columns per type
+
+
+def _names(objects: Any) -> str:
+    if not isinstance(objects, list):
+        return ""
+    return ", ".join(str(o.get("name", "")) for o in objects if isinstance(o, dict))
+
+
+def _duration(ms: Any) -> str:
+    if not isinstance(ms, int):
+        return ""
+    minutes, seconds = divmod(ms // 1000, 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def _total(page: Any) -> str:
+    return str(page.get("total", "")) if isinstance(page, dict) else ""
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+Column = tuple[str, Callable[[JSON], Any]]
+
+COLUMNS: dict[str, list[Column]] = {
+    "artist": [
+        ("genres", lambda o: o.get("genres")),
+        ("popularity", lambda o: o.get("popularity")),
+        ("followers", lambda o: (o.get("followers") or {}).get("total")),
+    ],
+    "album": [
+        ("artists", lambda o: _names(o.get("artists"))),
+        ("album_type", lambda o: o.get("album_type")),
+        ("release_date", lambda o: o.get("release_date")),
+        ("total_tracks", lambda o: o.get("total_tracks")),
+    ],
+    "track": [
+        ("artists", lambda o: _names(o.get("artists"))),
+        ("album", lambda o: (o.get("album") or {}).get("name")),
+        ("duration", lambda o: _duration(o.get("duration_ms"))),
+        ("explicit", lambda o: o.get("explicit")),
+    ],
+    "playlist": [
+        ("owner", lambda o: (o.get("owner") or {}).get("display_name")),
+        ("items", lambda o: _total(o.get("items") or o.get("tracks"))),
+    ],
+    "show": [
+        ("publisher", lambda o: o.get("publisher")),
+        ("total_episodes", lambda o: o.get("total_episodes")),
+        ("languages", lambda o: o.get("languages")),
+    ],
+    "episode": [
+        ("release_date", lambda o: o.get("release_date")),
+        ("duration", lambda o: _duration(o.get("duration_ms"))),
+        ("languages", lambda o: o.get("languages")),
+    ],
+    "audiobook": [
+        ("authors", lambda o: _names(o.get("authors"))),
+        ("narrators", lambda o: _names(o.get("narrators"))),
+        ("total_chapters", lambda o: o.get("total_chapters")),
+    ],
+}
+
+
+def _row(kind: str, item: JSON) -> dict[str, str]:
+    row = {"type": kind, "name": _text(item.get("name")), "id": _text(item.get("id"))}
+    for name, getter in COLUMNS[kind]:
+        row[name] = _text(getter(item))
+    return row
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _print_table(groups: dict[str, tuple[list[JSON], int | None]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    for kind, (items, total) in groups.items():
+        shown = f"{len(items)} of {total}" if total is not None else str(len(items))
+        table = Table(title=f"{kind}s ({shown})", title_justify="left")
+        headers = ["name", "id", *(name for name, _ in COLUMNS[kind])]
+        for header in headers:
+            table.add_column(header.replace("_", " "), overflow="fold", no_wrap=header == "id")
+        for item in items:
+            row = _row(kind, item)
+            table.add_row(*(row[h] for h in headers))
+        console.print(table)
+
+
+def _print_csv(rows: Iterable[dict[str, str]], kinds: list[str]) -> None:
+    fieldnames = ["type", "name", "id"]
+    for kind in kinds:
+        fieldnames += [name for name, _ in COLUMNS[kind] if name not in fieldnames]
+    writer = csv.DictWriter(sys.stdout, fieldnames=fieldnames, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _dump(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+# ----------------------------------------------------------------------------- search
+
+
+@click.command()
+@click.argument("query")
+@click.option(
+    "--type",
+    "types",
+    default="artist",
+    show_default=True,
+    metavar="TYPE[,TYPE...]",
+    help=f"What to search for: {', '.join(endpoints.SEARCH_TYPES)} (comma-separated for several).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, endpoints.MAX_LIMIT),
+    help="Results per type and page (1-50; at most 10 in development mode).",
+)
+@click.option(
+    "--offset", type=click.IntRange(0, endpoints.SEARCH_OFFSET_CAP - 1), default=0, show_default=True
+)
+@market_option
+@click.option("--include-external", type=click.Choice(["audio"]), help="Include externally hosted audio.")
+@click.option("--all", "all_pages", is_flag=True, help="Walk every page up to Spotify's 1000-result ceiling.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def search(
+    query: str,
+    types: str,
+    limit: int | None,
+    offset: int,
+    market: str | None,
+    include_external: str | None,
+    all_pages: bool,
+    fmt: str,
+) -> None:
+    """Search the catalog for QUERY (Spotify's field filters work: artist:, year:, isrc:, ...)."""
+    if not query.strip():
+        raise click.BadParameter("the query is empty", param_hint="QUERY")
+    kinds = endpoints.search_types(types)
+    with _client() as client:
+        if all_pages:
+            collected: dict[str, list[JSON]] = {kind: [] for kind in kinds}
+            for kind, item in endpoints.iter_search(
+                client,
+                query,
+                kinds,
+                market=market,
+                include_external=include_external,
+                offset=offset,
+                page_size=limit,
+            ):
+                if fmt == "jsonl":
+                    click.echo(json.dumps(item, ensure_ascii=False))
+                else:
+                    collected[kind].append(item)
+            groups: dict[str, tuple[list[JSON], int | None]] = {
+                kind: (items, None) for kind, items in collected.items()
+            }
+            raw: JSON = {f"{kind}s": items for kind, items in collected.items()}
+        else:
+            raw = endpoints.search(
+                client,
+                query,
+                kinds,
+                market=market,
+                limit=limit,
+                offset=offset,
+                include_external=include_external,
+            )
+            groups = {}
+            for kind in kinds:
+                page = raw.get(f"{kind}s") or {}
+                items = [item for item in page.get("items") or [] if item is not None]
+                groups[kind] = (items, page.get("total"))
+                if fmt == "jsonl":
+                    for item in items:
+                        click.echo(json.dumps(item, ensure_ascii=False))
+    if fmt == "json":
+        _dump(raw)
+    elif fmt == "csv":
+        _print_csv((_row(kind, item) for kind in kinds for item in groups[kind][0]), kinds)
+    elif fmt == "table":
+        _print_table(groups)
+
+
+# ----------------------------------------------------------------------------- get
+
+NEEDS_MARKET = ("show", "episode", "audiobook", "chapter")
+
+
+@click.command()
+@click.argument("item_type", metavar="TYPE", type=click.Choice(endpoints.ITEM_TYPES))
+@click.argument("ids", metavar="ID...", nargs=-1, required=True)
+@market_option
+def get(item_type: str, ids: tuple[str, ...], market: str | None) -> None:
+    """Print catalog objects as JSON. IDs may be ids, spotify: URIs or open.spotify.com URLs.
+
+    One ID prints the object, several print a list (null for unknown ids).
+    """
+    wanted = [endpoints.parse_id(value, item_type) for value in ids]
+    with _client() as client:
+        try:
+            if len(wanted) == 1:
+                _dump(endpoints.GETTERS[item_type](client, wanted[0], market))
+                return
+            if item_type in endpoints.BATCH_MAX:
+                several = getattr(endpoints, f"get_{item_type}s")
+                kwargs = {} if item_type == "artist" else {"market": market}
+                _dump(several(client, wanted, **kwargs))
+                return
+            results: list[JSON | None] = []
+            for item_id in wanted:
+                try:
+                    results.append(endpoints.GETTERS[item_type](client, item_id, market))
+                except NotFoundError:
+                    results.append(None)
+            _dump(results)
+        except NotFoundError as exc:
+            if item_type in NEEDS_MARKET and market is None:
+                exc.message += f" (a {item_type} is visible to client-credentials apps only with --market)"
+            raise
+
+
+# ----------------------------------------------------------------------------- auth
+
+
+@click.group()
+def auth() -> None:
+    """Check the credentials."""
+
+
+@auth.command()
+def check() -> None:
+    """Obtain a token, say whether the credentials work and which API mode the app has."""
+    settings = _settings()
+    with SpotifyClient(settings) as client:
+        client.tokens.token()
+        click.echo(f"credentials: ok (client id {settings.client_id}, token endpoint {settings.token_url})")
+        if settings.mode is not None:
+            click.echo(f"api mode: {settings.mode} (from the settings)")
+            return
+        click.echo(f"api mode: {_detect_mode(client)} (detected)")
+
+
+def _detect_mode(client: SpotifyClient) -> ApiMode:
+    """One request: a search with a limit only Extended Quota Mode accepts."""
+    try:
+        client.get("/search", {"q": "a", "type": "artist", "limit": endpoints.DEV_LIMIT + 1})
+    except BadRequestError as exc:
+        if "limit" not in exc.message.lower():
+            raise
+        return ApiMode.DEVELOPMENT
+    except ForbiddenError:
+        return ApiMode.DEVELOPMENT
+    return ApiMode.EXTENDED
