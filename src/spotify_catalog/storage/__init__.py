@@ -1,0 +1,1 @@
+"""The database: the schema, engine/migration/upserts (``db``), task queue and runs (``state``)."""

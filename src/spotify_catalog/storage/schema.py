@@ -1,0 +1,210 @@
+"""The one schema, SQLAlchemy Core, identical on SQLite, PostgreSQL and MySQL/MariaDB.
+
+Conventions (see docs/schema.md):
+
+- ids are ``String(40)``; names and long texts are ``Text``; every key column has a length.
+- list-valued columns are ``JSON`` with ``info={"list_of": <element type>}``; other JSON columns hold
+  objects (``raw``, ``alternatives``).
+- ``raw`` is the raw JSON of the most complete, last response for that entity; ``detail`` says whether
+  the row was last filled from a ``full`` object or only ever seen ``simplified``; ``fetched_at`` is
+  when a response last carried the entity (:class:`UtcDateTime`, aware UTC on every backend).
+- columns a mode does not provide (popularity, followers, label, available_markets, ...) are ``NULL``.
+- bookkeeping tables start with ``_``: ``_state`` (key/value, includes ``schema_version``), ``_tasks``
+  (the crawl's work queue), ``_runs`` (one row per crawl run).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+
+ID = 40  # Spotify ids are 22 base-62 characters; some room for other id shapes
+metadata = sa.MetaData()
+
+
+# MySQL/MariaDB: Unicode everywhere and binary collation, so ids stay case-sensitive keys.
+def _table(name: str, *items: sa.schema.SchemaItem) -> sa.Table:
+    return sa.Table(
+        name, metadata, *items, mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_bin"
+    )
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that takes aware datetimes and reads back aware UTC on every backend
+    (SQLite and MySQL store naive UTC; PostgreSQL ``timestamptz``)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UtcDateTime needs an aware datetime")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _list_of(name: str, element: sa.types.TypeEngine[Any]) -> sa.Column[Any]:
+    return sa.Column(name, sa.JSON, info={"list_of": element})
+
+
+def _entity_columns() -> list[sa.Column[Any]]:
+    """Columns every catalog entity table ends with."""
+    return [
+        sa.Column("uri", sa.String(100)),
+        sa.Column("href", sa.String(255)),
+        sa.Column("spotify_url", sa.String(255)),
+        sa.Column("detail", sa.String(16), nullable=False),  # "simplified" | "full"
+        sa.Column("raw", sa.JSON),
+        sa.Column("fetched_at", UtcDateTime),
+    ]
+
+
+artists = _table(
+    "artists",
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("popularity", sa.Integer),
+    sa.Column("followers", sa.Integer),
+    sa.Column("image_url", sa.Text),
+    *_entity_columns(),
+)
+
+artist_genres = _table(
+    "artist_genres",
+    sa.Column("artist_id", sa.String(ID), primary_key=True),
+    sa.Column("genre", sa.String(255), primary_key=True),
+)
+
+albums = _table(
+    "albums",
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("album_type", sa.String(16)),
+    sa.Column("total_tracks", sa.Integer),
+    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date_precision", sa.String(8)),
+    sa.Column("label", sa.Text),
+    sa.Column("popularity", sa.Integer),
+    sa.Column("upc", sa.String(32)),
+    sa.Column("ean", sa.String(32)),
+    _list_of("available_markets", sa.String(2)),
+    _list_of("copyrights", sa.Text()),
+    sa.Column("image_url", sa.Text),
+    sa.Column("restriction", sa.String(64)),
+    *_entity_columns(),
+)
+
+album_artists = _table(
+    "album_artists",
+    sa.Column("album_id", sa.String(ID), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("artist_id", sa.String(ID), nullable=False, index=True),
+)
+
+artist_albums = _table(
+    "artist_albums",
+    sa.Column("artist_id", sa.String(ID), primary_key=True),
+    sa.Column("album_id", sa.String(ID), primary_key=True, index=True),
+    sa.Column("album_group", sa.String(16)),
+)
+
+tracks = _table(
+    "tracks",
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("album_id", sa.String(ID), index=True),
+    sa.Column("disc_number", sa.Integer),
+    sa.Column("track_number", sa.Integer),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Column("explicit", sa.Boolean),
+    sa.Column("is_local", sa.Boolean),
+    sa.Column("is_playable", sa.Boolean),
+    sa.Column("preview_url", sa.Text),
+    sa.Column("popularity", sa.Integer),
+    sa.Column("isrc", sa.String(32)),
+    sa.Column("ean", sa.String(32)),
+    sa.Column("upc", sa.String(32)),
+    _list_of("available_markets", sa.String(2)),
+    sa.Column("linked_from_id", sa.String(ID)),
+    sa.Column("restriction", sa.String(64)),
+    *_entity_columns(),
+)
+
+track_artists = _table(
+    "track_artists",
+    sa.Column("track_id", sa.String(ID), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("artist_id", sa.String(ID), nullable=False, index=True),
+)
+
+artist_snapshots = _table(
+    "artist_snapshots",
+    sa.Column("artist_id", sa.String(ID), primary_key=True),
+    sa.Column("snapshot_date", sa.Date, primary_key=True),
+    sa.Column("popularity", sa.Integer),
+    sa.Column("followers", sa.Integer),
+)
+
+track_snapshots = _table(
+    "track_snapshots",
+    sa.Column("track_id", sa.String(ID), primary_key=True),
+    sa.Column("snapshot_date", sa.Date, primary_key=True),
+    sa.Column("popularity", sa.Integer),
+)
+
+artist_resolutions = _table(
+    "artist_resolutions",
+    sa.Column("input", sa.String(255), primary_key=True),  # the name as the user gave it
+    sa.Column("artist_id", sa.String(ID)),  # NULL: the search found no artist
+    sa.Column("artist_name", sa.Text),
+    sa.Column("exact", sa.Boolean, nullable=False),  # an exact (NFKC, casefold) name match
+    sa.Column("alternatives", sa.JSON),  # [{"id", "name", "popularity", "followers"}, ...] in Spotify's order
+    sa.Column("resolved_at", UtcDateTime, nullable=False),
+)
+
+state = _table(
+    "_state",
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+tasks = _table(
+    "_tasks",
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | done | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("done_at", UtcDateTime),
+    sa.Index("ix__tasks_kind_state", "kind", "state"),
+)
+
+runs = _table(
+    "_runs",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime),
+    sa.Column("status", sa.String(32), nullable=False),  # running | done | stopped | interrupted | failed
+    sa.Column("reason", sa.Text),
+    sa.Column("retry_at", UtcDateTime),
+    sa.Column("api_mode", sa.String(16)),
+    sa.Column("requests", sa.Integer, nullable=False, default=0),
+    sa.Column("rows_written", sa.Integer, nullable=False, default=0),
+    sa.Column("command", sa.Text),
+)
+
+CATALOG_TABLES: tuple[sa.Table, ...] = tuple(t for t in metadata.sorted_tables if not t.name.startswith("_"))
