@@ -1,0 +1,576 @@
+"""The data lake: tables of the database as Parquet (or CSV, JSON Lines) on local disk or S3.
+
+Layout (Hive-style partitions, one folder per snapshot date)::
+
+    TO/<table>/dt=YYYY-MM-DD/part-00000.parquet
+
+Everything is generic over a ``sqlalchemy.MetaData``: :func:`arrow_schema` maps the column types to
+Arrow types (integers stay integers, timestamps are UTC, ``info={"list_of": T}`` JSON columns become
+lists), rows are streamed from the database in batches and written as row groups, so memory stays
+flat however large the table. A partition is written to ``TO/_staging/<run>/`` first (names starting
+with ``_`` are ignored by Hive-partition readers) and swapped into place only when every table of the
+run is complete; see ``docs/lake.md`` for exactly what a reader can observe locally and on S3.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("parquet", "csv", "jsonl")
+COMPRESSIONS = ("zstd", "snappy", "none")
+DDL_DIALECTS = ("athena", "spark", "duckdb")
+RAW_COLUMN = "raw"
+PARTITION = "dt"
+STAGING = "_staging"
+DEFAULT_BATCH_ROWS = 50_000
+
+Format = Literal["parquet", "csv", "jsonl"]
+Progress = Callable[[str, int], None]
+"""``progress(table, rows_written_so_far)``: called after every batch (and once at the end of a table)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Types: SQLAlchemy -> Arrow (pure)
+
+
+def _base_type(sa_type: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
+    """The storage type under any ``TypeDecorator`` (e.g. a UTC datetime decorator)."""
+    while isinstance(sa_type, sa.types.TypeDecorator):
+        sa_type = sa_type.impl_instance
+    return sa_type
+
+
+def arrow_type(
+    sa_type: sa.types.TypeEngine[Any], *, list_of: sa.types.TypeEngine[Any] | None = None
+) -> pa.DataType:
+    """The Arrow type for a SQLAlchemy type; JSON with ``list_of`` is a list, other JSON is text."""
+    t = _base_type(sa_type)
+    if isinstance(t, sa.JSON):
+        return pa.list_(arrow_type(list_of)) if list_of is not None else pa.string()
+    if isinstance(t, sa.Boolean):
+        return pa.bool_()
+    if isinstance(t, sa.BigInteger):
+        return pa.int64()
+    if isinstance(t, sa.SmallInteger):
+        return pa.int16()
+    if isinstance(t, sa.Integer):
+        return pa.int32()
+    if isinstance(t, sa.Float):
+        return pa.float32() if t.precision is not None and t.precision <= 24 else pa.float64()
+    if isinstance(t, sa.Numeric):
+        if t.precision is None:
+            return pa.float64()
+        return pa.decimal128(t.precision, t.scale or 0)
+    if isinstance(t, sa.DateTime):
+        return pa.timestamp("us", tz="UTC")  # naive values are taken as UTC (the project's convention)
+    if isinstance(t, sa.Date):
+        return pa.date32()
+    if isinstance(t, sa.Time):
+        return pa.time64("us")
+    if isinstance(t, sa.Interval):
+        return pa.duration("us")
+    if isinstance(t, sa.LargeBinary | sa.BINARY | sa.VARBINARY):
+        return pa.binary()
+    if isinstance(t, sa.String | sa.Uuid):
+        return pa.string()
+    raise TypeError(f"no Arrow type for SQLAlchemy type {sa_type!r}")
+
+
+def exported_columns(table: sa.Table, *, with_raw: bool) -> list[sa.Column[Any]]:
+    """The columns of ``table`` that go to the lake (``raw`` only with ``with_raw``)."""
+    return [c for c in table.columns if with_raw or c.name != RAW_COLUMN]
+
+
+def arrow_schema(table: sa.Table, *, with_raw: bool = False) -> pa.Schema:
+    """The Arrow schema of ``table`` in the lake: column order and nullability as in the database."""
+    return pa.schema(
+        [
+            pa.field(c.name, arrow_type(c.type, list_of=c.info.get("list_of")), nullable=bool(c.nullable))
+            for c in exported_columns(table, with_raw=with_raw)
+        ]
+    )
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # a driver that hands JSON back undecoded
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _converter(column: sa.Column[Any]) -> Callable[[Any], Any] | None:
+    """How to turn a database value of ``column`` into what ``pa.array`` takes (None: as it is)."""
+    t = _base_type(column.type)
+    if not isinstance(t, sa.JSON):
+        return None
+    element = column.info.get("list_of")
+    if element is None:
+        return _json_text
+    if isinstance(_base_type(element), sa.JSON):  # a list of objects: each object as JSON text
+
+        def objects(value: Any) -> Any:
+            value = json.loads(value) if isinstance(value, str) else value
+            return None if value is None else [_json_text(v) for v in value]
+
+        return objects
+    return lambda value: json.loads(value) if isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading: database -> Arrow record batches
+
+
+def select_tables(metadata: sa.MetaData, names: Sequence[str] | None) -> list[sa.Table]:
+    """The tables to export: the named ones, or every table not starting with ``_``."""
+    if not names:
+        return [t for t in metadata.sorted_tables if not t.name.startswith("_")]
+    unknown = [n for n in names if n not in metadata.tables]
+    if unknown:
+        known = ", ".join(sorted(t for t in metadata.tables if not t.startswith("_")))
+        raise UsageError(f"unknown table {', '.join(unknown)}; tables: {known}")
+    return [metadata.tables[n] for n in dict.fromkeys(names)]
+
+
+def iter_batches(
+    conn: sa.Connection, table: sa.Table, *, with_raw: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """Stream ``table`` as record batches of at most ``batch_rows`` rows, in primary key order
+    (server-side cursor where the driver has one)."""
+    columns = exported_columns(table, with_raw=with_raw)
+    schema = arrow_schema(table, with_raw=with_raw)
+    converters = [_converter(c) for c in columns]
+    query = sa.select(*columns).order_by(*table.primary_key.columns)
+    result = conn.execution_options(yield_per=batch_rows).execute(query)
+    for rows in result.partitions():
+        values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+        arrays = [
+            pa.array(col if conv is None else [conv(v) for v in col], type=f.type)
+            for col, conv, f in zip(values, converters, schema, strict=True)
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing: record batches -> one file of the chosen format
+
+
+def file_name(fmt: str, compression: str) -> str:
+    """``part-00000.parquet``, ``part-00000.csv``, ``part-00000.jsonl.zst``, ..."""
+    suffix = "" if fmt == "parquet" or compression == "none" else ".zst"
+    return f"part-00000.{fmt}{suffix}"
+
+
+def _text_column(array: pa.Array[Any]) -> pa.Array[Any]:
+    """CSV has no lists: a list column is written as its JSON text."""
+    return pa.array([_json_text(v) for v in array.to_pylist()], type=pa.string())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)  # durations
+
+
+def write_file(
+    sink: pa.NativeFile,
+    schema: pa.Schema,
+    batches: Iterator[pa.RecordBatch],
+    *,
+    fmt: str,
+    compression: str,
+    on_batch: Callable[[int], None] = lambda rows: None,
+) -> int:
+    """Write ``batches`` to ``sink`` (one row group per batch for Parquet); return the row count."""
+    rows = 0
+    if fmt == "parquet":
+        with pq.ParquetWriter(sink, schema, compression=cast(Any, compression)) as writer:
+            for batch in batches:
+                writer.write_batch(batch, row_group_size=max(batch.num_rows, 1))
+                rows += batch.num_rows
+                on_batch(rows)
+        return rows
+    stream = pa.CompressedOutputStream(sink, "zstd") if compression == "zstd" else sink
+    try:
+        if fmt == "csv":
+            list_fields = [i for i, f in enumerate(schema) if pa.types.is_list(f.type)]
+            csv_schema = schema
+            for i in list_fields:
+                csv_schema = csv_schema.set(i, schema.field(i).with_type(pa.string()))
+            with pa_csv.CSVWriter(cast(Any, stream), csv_schema) as csv_writer:
+                for batch in batches:
+                    for i in list_fields:
+                        batch = batch.set_column(i, csv_schema.field(i), _text_column(batch.column(i)))
+                    csv_writer.write_batch(batch)
+                    rows += batch.num_rows
+                    on_batch(rows)
+        else:
+            for batch in batches:
+                lines = (
+                    json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+                    for row in batch.to_pylist()
+                )
+                stream.write("".join(line + "\n" for line in lines).encode("utf-8"))
+                rows += batch.num_rows
+                on_batch(rows)
+    finally:
+        if stream is not sink:
+            stream.close()
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# The lake: where files go, and the atomic swap of a partition
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake root: ``fs`` and ``root`` (a path in ``fs``), ``uri`` as the user wrote it."""
+
+    fs: pafs.FileSystem
+    root: str
+    uri: str
+    is_s3: bool
+
+    def table_uri(self, table: str) -> str:
+        return f"{self.uri.rstrip('/')}/{table}"
+
+
+def s3_filesystem() -> pafs.S3FileSystem:
+    """An S3 filesystem from the usual AWS variables; ``AWS_ENDPOINT_URL(_S3)`` for S3-compatible stores."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    kwargs: dict[str, Any] = {}
+    if endpoint:
+        parsed = urlparse(endpoint)
+        kwargs["endpoint_override"] = parsed.netloc or parsed.path
+        kwargs["scheme"] = parsed.scheme or "https"
+    if region:
+        kwargs["region"] = region
+    return pafs.S3FileSystem(**kwargs)
+
+
+def open_lake(to: str, *, create: bool = True, filesystem: pafs.FileSystem | None = None) -> Lake:
+    """Parse ``--to`` (a directory, ``file://`` or ``s3://bucket/prefix``) and check it can be written."""
+    parsed = urlparse(to)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise UsageError(f"--to {to!r}: an S3 URL needs a bucket (s3://bucket/prefix)")
+        root = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+        fs = filesystem or s3_filesystem()
+        if create:
+            try:
+                bucket = fs.get_file_info(parsed.netloc)
+            except OSError as exc:
+                raise SpotifyCatalogError(f"cannot reach s3://{parsed.netloc}: {_first_line(exc)}") from None
+            if bucket.type != pafs.FileType.Directory:
+                raise UsageError(f"--to {to}: bucket {parsed.netloc!r} does not exist")
+        return Lake(fs=fs, root=root, uri=f"s3://{root}", is_s3=True)
+    if parsed.scheme not in ("", "file") or (parsed.scheme == "" and "://" in to):
+        raise UsageError(f"--to {to!r}: give a directory or an s3://bucket/prefix URL")
+    path = Path(parsed.path if parsed.scheme == "file" else to).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--to {path}: not a directory")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpotifyCatalogError(f"cannot create {path}: {exc.strerror or exc}") from None
+    return Lake(fs=filesystem or pafs.LocalFileSystem(), root=str(path), uri=str(path), is_s3=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _db_error(exc: sa.exc.SQLAlchemyError) -> str:
+    """The driver's own message, one line (never the URL with its password)."""
+    return _first_line(getattr(exc, "orig", None) or exc)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    errno = ctypes.get_errno()
+    log.debug("renameat2 exchange unsupported (%s); falling back to two renames", os.strerror(errno))
+    return False
+
+
+def _publish_local(staged: Path, final: Path) -> None:
+    """Put the staged partition directory in place of ``final``; the old one is removed after."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if not final.exists():
+        staged.rename(final)
+        return
+    if not _exchange(staged, final):  # two renames: for an instant the partition is absent
+        old = staged.with_name(staged.name + ".old")
+        final.rename(old)
+        staged.rename(final)
+        staged = old
+    shutil.rmtree(staged)
+
+
+def _publish_s3(fs: pafs.FileSystem, staged: str, final: str) -> None:
+    """Copy every staged object over its final key (each copy is atomic), then delete stale keys."""
+    new = fs.get_file_info(pafs.FileSelector(staged))
+    names = {info.base_name for info in new if info.type == pafs.FileType.File}
+    for name in sorted(names):
+        fs.copy_file(f"{staged}/{name}", f"{final}/{name}")
+    for info in fs.get_file_info(pafs.FileSelector(final, allow_not_found=True)):
+        if info.type == pafs.FileType.File and info.base_name not in names:
+            fs.delete_file(info.path)
+
+
+# --------------------------------------------------------------------------------------------------
+# The export
+
+
+@dataclass
+class ExportedTable:
+    """One table written: where, how many rows."""
+
+    table: str
+    rows: int
+    uri: str
+
+
+@dataclass
+class _Staged:
+    table: str
+    rows: int
+    staged_dir: str
+    final_dir: str
+    name: str
+
+
+def partition_dir(root: str, table: str, snapshot_date: date) -> str:
+    return f"{root}/{table}/{PARTITION}={snapshot_date.isoformat()}"
+
+
+def check_options(fmt: str, compression: str) -> None:
+    """Reject combinations that cannot be written."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if compression not in COMPRESSIONS:
+        raise UsageError(f"unknown compression {compression!r}; choose {', '.join(COMPRESSIONS)}")
+    if fmt != "parquet" and compression == "snappy":
+        raise UsageError(f"{fmt} files take --compression zstd or none (snappy is for Parquet)")
+
+
+def export(
+    engine: sa.Engine,
+    metadata: sa.MetaData,
+    lake: Lake,
+    snapshot_date: date,
+    *,
+    tables: Sequence[str] | None = None,
+    fmt: str = "parquet",
+    compression: str = "zstd",
+    with_raw: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> list[ExportedTable]:
+    """Export ``tables`` (default: all but bookkeeping) of the database to ``lake`` as the partition
+    ``dt=snapshot_date``. All tables are staged first and swapped in only when all are complete; on any
+    error the staging area is removed and the lake is as it was."""
+    check_options(fmt, compression)
+    chosen = select_tables(metadata, tables)
+    _check_database(engine, chosen)
+    staging_root = f"{lake.root}/{STAGING}/{snapshot_date.isoformat()}-{uuid.uuid4().hex[:12]}"
+    name = file_name(fmt, compression)
+    report = progress or (lambda table, rows: None)
+    staged: list[_Staged] = []
+    try:
+        with engine.connect() as conn:
+            for table in chosen:
+                staged_dir = f"{staging_root}/{table.name}/{PARTITION}={snapshot_date.isoformat()}"
+                if not lake.is_s3:
+                    Path(staged_dir).mkdir(parents=True)
+                log.info("exporting %s to %s", table.name, staged_dir)
+                with lake.fs.open_output_stream(f"{staged_dir}/{name}", compression=None) as sink:
+                    rows = write_file(
+                        sink,
+                        arrow_schema(table, with_raw=with_raw),
+                        iter_batches(conn, table, with_raw=with_raw, batch_rows=batch_rows),
+                        fmt=fmt,
+                        compression=compression,
+                        on_batch=lambda n, t=table.name: report(t, n),  # type: ignore[misc]
+                    )
+                report(table.name, rows)
+                final_dir = partition_dir(lake.root, table.name, snapshot_date)
+                staged.append(_Staged(table.name, rows, staged_dir, final_dir, name))
+        for item in staged:
+            if lake.is_s3:
+                _publish_s3(lake.fs, item.staged_dir, item.final_dir)
+            else:
+                _publish_local(Path(item.staged_dir), Path(item.final_dir))
+            log.info("published %s (%d rows)", item.final_dir, item.rows)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StorageError(f"reading the database failed: {_db_error(exc)}") from None
+    except OSError as exc:
+        raise SpotifyCatalogError(f"writing to {lake.uri} failed: {_first_line(exc)}") from None
+    finally:
+        _remove_staging(lake, staging_root)
+    return [
+        ExportedTable(
+            s.table,
+            s.rows,
+            f"{partition_dir(lake.uri.rstrip('/'), s.table, snapshot_date)}/{s.name}",
+        )
+        for s in staged
+    ]
+
+
+def _check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
+    try:
+        present = set(sa.inspect(engine).get_table_names())
+    except sa.exc.SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StorageError(f"cannot open the database {where}: {_db_error(exc)}") from None
+    missing = [t.name for t in tables if t.name not in present]
+    if missing:
+        where = engine.url.render_as_string(hide_password=True)
+        raise UsageError(f"the database {where} has no table {', '.join(missing)} (crawl into it first)")
+
+
+def _remove_staging(lake: Lake, staging_root: str) -> None:
+    """Best effort: a failed removal leaves only hidden ``_staging`` objects behind."""
+    try:
+        if lake.is_s3:
+            lake.fs.delete_dir(staging_root)
+        else:
+            shutil.rmtree(staging_root, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                Path(staging_root).parent.rmdir()  # _staging itself, when no other export runs
+    except OSError as exc:
+        log.warning("could not remove the staging area %s: %s", staging_root, _first_line(exc))
+
+
+# --------------------------------------------------------------------------------------------------
+# DDL (pure)
+
+_HIVE_TYPES: dict[str, str] = {
+    "bool": "boolean",
+    "int16": "smallint",
+    "int32": "int",
+    "int64": "bigint",
+    "float": "float",
+    "double": "double",
+    "string": "string",
+    "date32[day]": "date",
+    "binary": "binary",
+}
+
+
+def hive_type(t: pa.DataType) -> str:
+    """Athena/Spark (Hive DDL) type of an Arrow type."""
+    if pa.types.is_list(t):
+        return f"array<{hive_type(t.value_type)}>"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_time(t) or pa.types.is_duration(t):
+        return "bigint"
+    return _HIVE_TYPES[str(t)]
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ddl(
+    metadata: sa.MetaData,
+    location: str,
+    dialect: str,
+    *,
+    tables: Sequence[str] | None = None,
+    with_raw: bool = False,
+) -> str:
+    """``CREATE`` statements (one per table, named as the table) that read the Parquet lake at
+    ``location``: Athena ``CREATE EXTERNAL TABLE`` with partition projection on ``dt``, Spark SQL
+    ``CREATE TABLE ... USING parquet`` (+ ``MSCK REPAIR TABLE``), DuckDB ``CREATE VIEW``."""
+    if dialect not in DDL_DIALECTS:
+        raise UsageError(f"unknown DDL dialect {dialect!r}; choose {', '.join(DDL_DIALECTS)}")
+    root = location.rstrip("/")
+    if dialect == "athena" and not root.startswith("s3://"):
+        raise UsageError("Athena reads from S3: give --to s3://bucket/prefix")
+    statements = []
+    for table in select_tables(metadata, tables):
+        schema = arrow_schema(table, with_raw=with_raw)
+        where = f"{root}/{table.name}"
+        if dialect == "duckdb":
+            glob = _sql_string(f"{where}/*/*.parquet")
+            statements.append(
+                f'CREATE OR REPLACE VIEW "{table.name}" AS SELECT * FROM read_parquet({glob}, '  # noqa: S608
+                f"hive_partitioning = true, hive_types = {{'{PARTITION}': VARCHAR}});"
+            )
+            continue
+        cols = ",\n".join(f"  `{f.name}` {hive_type(f.type)}" for f in schema)
+        if dialect == "spark":
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS `{table.name}` (\n{cols},\n  `{PARTITION}` string\n)\n"
+                f"USING parquet\nPARTITIONED BY ({PARTITION})\nLOCATION {_sql_string(where + '/')};\n"
+                f"MSCK REPAIR TABLE `{table.name}`;"
+            )
+        else:
+            props = {
+                "projection.enabled": "true",
+                f"projection.{PARTITION}.type": "date",
+                f"projection.{PARTITION}.format": "yyyy-MM-dd",
+                f"projection.{PARTITION}.range": "2000-01-01,NOW",
+                f"projection.{PARTITION}.interval": "1",
+                f"projection.{PARTITION}.interval.unit": "DAYS",
+                "storage.location.template": f"{where}/{PARTITION}=${{{PARTITION}}}/",
+            }
+            tblprops = ",\n".join(f"  {_sql_string(k)} = {_sql_string(v)}" for k, v in props.items())
+            statements.append(
+                f"CREATE EXTERNAL TABLE IF NOT EXISTS `{table.name}` (\n{cols}\n)\n"
+                f"PARTITIONED BY (`{PARTITION}` string)\nSTORED AS PARQUET\n"
+                f"LOCATION {_sql_string(where + '/')}\nTBLPROPERTIES (\n{tblprops}\n);"
+            )
+    return "\n\n".join(statements) + "\n"

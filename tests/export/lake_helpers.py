@@ -1,0 +1,136 @@
+"""Helpers of the lake tests: a small metadata with every column kind, rows generated from any
+schema, and the rows as the database and the lake give them back."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from spotify_catalog import export as lake_export
+
+
+def small_metadata() -> sa.MetaData:
+    """Every column kind the exporter handles, two exported tables and a bookkeeping one."""
+    meta = sa.MetaData()
+    sa.Table(
+        "items",
+        meta,
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("name", sa.Text),
+        sa.Column("count", sa.Integer),
+        sa.Column("small", sa.SmallInteger),
+        sa.Column("big", sa.BigInteger),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("score", sa.Float),
+        sa.Column("day", sa.Date),
+        sa.Column("seen_at", sa.DateTime(timezone=True)),
+        sa.Column("markets", sa.JSON, info={"list_of": sa.String(2)}),
+        sa.Column("numbers", sa.JSON, info={"list_of": sa.Integer()}),
+        sa.Column("extra", sa.JSON),
+        sa.Column("raw", sa.JSON),
+        sa.Column("kind", sa.String(10), nullable=False),
+    )
+    sa.Table(
+        "links",
+        meta,
+        sa.Column("item_id", sa.String(40), primary_key=True),
+        sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("target", sa.String(40), nullable=False),
+    )
+    sa.Table("_runs", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("note", sa.Text))
+    return meta
+
+
+_WORDS = ["Sigur Rós", "Beyoncé", "AC/DC", "O'Brien", 'say "hi"', "a,b", "line\nbreak", "東京", ""]
+
+
+def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str) -> Any:
+    t = column.type
+    decorated = isinstance(t, sa.types.TypeDecorator)
+    base = lake_export._base_type(t)
+    if column.primary_key:
+        if isinstance(base, sa.Integer):
+            return i % 7 if len(column.table.primary_key.columns) > 1 else i + 1
+        return f"id{i // 7 if len(column.table.primary_key.columns) > 1 else i:06d}"
+    if column.nullable and rng.random() < 0.2:
+        return None
+    if isinstance(base, sa.JSON):
+        element = column.info.get("list_of")
+        if element is None:
+            return {"n": i, "name": rng.choice(_WORDS), "tags": [rng.choice(_WORDS)], "ok": True}
+        if isinstance(lake_export._base_type(element), sa.Integer):
+            return [rng.randint(-1000, 1000) for _ in range(rng.randint(0, 4))]
+        return [rng.choice(["US", "SE", "JP", "DE"]) for _ in range(rng.randint(0, 4))]
+    if isinstance(base, sa.Boolean):
+        return rng.random() < 0.5
+    if isinstance(base, sa.BigInteger):
+        return rng.randint(-(2**62), 2**62)
+    if isinstance(base, sa.SmallInteger):
+        return rng.randint(-32000, 32000)
+    if isinstance(base, sa.Integer):
+        return rng.randint(-(2**31), 2**31 - 1)
+    if isinstance(base, sa.Float):
+        return round(rng.uniform(-1000, 1000), 3)
+    if isinstance(base, sa.DateTime):
+        moment = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randint(0, 10**8))
+        if decorated or dialect == "postgresql":
+            return moment
+        return moment.replace(tzinfo=None)  # naive UTC where the backend has no time zones
+    if isinstance(base, sa.Date):
+        return date(2000, 1, 1) + timedelta(days=rng.randint(0, 9000))
+    if isinstance(base, sa.String):
+        limit = base.length or 40
+        return rng.choice(_WORDS)[:limit] if limit > 10 else "x" * rng.randint(1, min(limit, 4))
+    raise TypeError(f"no sample for {t!r}")
+
+
+def sample_rows(table: sa.Table, n: int, *, dialect: str = "sqlite", seed: int = 1) -> list[dict[str, Any]]:
+    """``n`` rows for any table: unique keys, about one null in five, unicode, lists, nested JSON."""
+    rng = random.Random(f"{table.name}-{seed}")
+    return [{c.name: _value(c, i, rng, dialect) for c in table.columns} for i in range(n)]
+
+
+def fill(engine: sa.Engine, metadata: sa.MetaData, n: int, *, seed: int = 1) -> None:
+    """Create the tables of ``metadata`` (dropping old ones) and put ``n`` rows in each."""
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            if n:
+                conn.execute(table.insert(), sample_rows(table, n, dialect=engine.dialect.name, seed=seed))
+
+
+def database_rows(engine: sa.Engine, table: sa.Table, *, with_raw: bool = False) -> list[dict[str, Any]]:
+    """The rows as the database gives them back, normalised as the lake holds them (aware UTC
+    timestamps, JSON objects as text parsed back)."""
+    columns = lake_export.exported_columns(table, with_raw=with_raw)
+    query = sa.select(*columns).order_by(*table.primary_key.columns)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, datetime):
+                row[key] = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return rows
+
+
+def lake_rows(arrow_table: pa.Table, table: sa.Table) -> list[dict[str, Any]]:
+    """Rows read back from the lake, JSON text columns parsed, sorted by primary key, without dt."""
+    json_columns = {
+        c.name
+        for c in table.columns
+        if isinstance(lake_export._base_type(c.type), sa.JSON) and "list_of" not in c.info
+    }
+    rows = arrow_table.to_pylist()
+    for row in rows:
+        row.pop("dt", None)
+        for key in json_columns & row.keys():
+            if row[key] is not None:
+                row[key] = json.loads(row[key])
+    keys = [c.name for c in table.primary_key.columns]
+    return sorted(rows, key=lambda r: tuple(r[k] for k in keys))
