@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,29 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'catalog.db'}"
     fixture = "postgres_url" if request.param == "postgresql" else "mysql_url"
     return str(request.getfixturevalue(fixture))
+
+
+# --------------------------------------------------------------------------- emulator
+@pytest.fixture
+def make_emulator() -> Iterator[Any]:
+    """Factory: ``make_emulator(**config_overrides)`` starts an emulator (development profile,
+    200 artists unless overridden) on a free port in a thread; every one is stopped at test end."""
+    from contextlib import ExitStack
+
+    from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
+
+    with ExitStack() as stack:
+
+        def start(**overrides: Any) -> Any:
+            clock = overrides.pop("clock", None)
+            settings: dict[str, Any] = {"artists": 200, **overrides}
+            kwargs = {"clock": clock} if clock is not None else {}
+            return stack.enter_context(serve_in_thread(EmulatorConfig(**settings), **kwargs))
+
+        yield start
+
+
+@pytest.fixture
+def emulator(make_emulator: Any) -> Any:
+    """A running emulator: development profile, seed 42, 200 artists."""
+    return make_emulator()

@@ -1,0 +1,143 @@
+"""``spotify-catalog emulator``: serve the Spotify Web API emulator in the foreground.
+
+Prints exactly one line to stdout when ready (the base URL), then logs requests to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+import click
+
+from spotify_catalog.errors import UsageError
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0: a free port.")
+@click.option(
+    "--profile",
+    default="development",
+    show_default=True,
+    type=click.Choice(["development", "extended"]),
+    help="Development Mode (2026) or Extended Quota.",
+)
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the generated catalog.")
+@click.option(
+    "--artists",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(3, 36**3),
+    help="Number of artists in the catalog.",
+)
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Added to every response.",
+)
+@click.option(
+    "--rate-limit",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Requests per rolling 30 s (0: off).",
+)
+@click.option(
+    "--quota",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Requests per rolling 24 h (0: off).",
+)
+@click.option(
+    "--token-ttl",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Access token lifetime, seconds.",
+)
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of Web API requests answered with a fault.",
+)
+@click.option(
+    "--fault-kinds",
+    default="500,502,503,drop",
+    show_default=True,
+    help="Comma list of: 500, 502, 503, drop, truncated, html, content_type.",
+)
+@click.option(
+    "--retry-after",
+    default="normal",
+    show_default=True,
+    type=click.Choice(["normal", "zero", "omit"]),
+    help="Retry-After of the 30-s limiter's 429.",
+)
+@click.option("--client-id", default="emulator-client-id", show_default=True, help="Accepted client id.")
+@click.option("--client-secret", default="emulator-client-secret", help="Accepted client secret.")
+def emulator(
+    host: str,
+    port: int,
+    profile: str,
+    seed: int,
+    artists: int,
+    latency_ms: float,
+    rate_limit: int,
+    quota: int,
+    token_ttl: int,
+    fault_rate: float,
+    fault_kinds: str,
+    retry_after: str,
+    client_id: str,
+    client_secret: str,
+) -> None:
+    """Serve a local Spotify Web API emulator (token endpoint and /v1) until interrupted."""
+    from spotify_catalog.emulator import EmulatorConfig, EmulatorState, create_app
+    from spotify_catalog.emulator.server import base_url, bind, make_server
+
+    try:
+        config = EmulatorConfig(
+            profile=profile,  # type: ignore[arg-type]
+            seed=seed,
+            artists=artists,
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            quota=quota,
+            token_ttl=token_ttl,
+            fault_rate=fault_rate,
+            client_id=client_id,
+            client_secret=client_secret,
+            retry_after=retry_after,  # type: ignore[arg-type]
+            fault_kinds=tuple(k.strip() for k in fault_kinds.split(",") if k.strip()),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        sock = bind(host, port)
+    except (OSError, socket.gaierror) as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    url = base_url(sock)
+    request_log = logging.getLogger("spotify_catalog.emulator")
+    if request_log.getEffectiveLevel() > logging.INFO:
+        request_log.setLevel(logging.INFO)
+    server = make_server(create_app(state=EmulatorState(config)))
+    original_startup = server.startup
+
+    async def startup(sockets: list[socket.socket] | None = None) -> None:
+        await original_startup(sockets)
+        if not server.should_exit:
+            click.echo(url)
+            sys.stdout.flush()
+
+    server.startup = startup  # type: ignore[method-assign]
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,755 @@
+"""The Starlette application: token endpoint, Web API routes, ``/_emulator/*`` control routes.
+
+Every Web API request goes through :func:`_web_api`: latency, authentication, quota, rate limit,
+faults, profile restrictions, the handler, then ETag/304 and counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spotify_catalog.emulator import faults, render
+from spotify_catalog.emulator.catalog import (
+    ALBUM_GROUPS,
+    Album,
+    Artist,
+    Audiobook,
+    Chapter,
+    Episode,
+    Playlist,
+    Show,
+    Track,
+)
+from spotify_catalog.emulator.config import BODY_FAULTS, EmulatorConfig
+from spotify_catalog.emulator.ids import is_base62_id
+from spotify_catalog.emulator.search import TYPES
+from spotify_catalog.emulator.state import EmulatorState
+from spotify_catalog.emulator.words import MARKETS
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json; charset=utf-8"
+CATALOG_CACHE = "public, max-age=7200"
+SHOW_CACHE = "public, max-age=60"
+PLAYLIST_CACHE = "public, max-age=0"
+PRIVATE_CACHE = "private, max-age=0"
+NO_CACHE = "no-cache, no-store, must-revalidate"
+UNAUTHORIZED_MESSAGE = "Missing/invalid/expired access token"
+_MARKET = re.compile(r"^[A-Z]{2}$")
+JSON = dict[str, Any]
+
+
+class ApiFail(Exception):
+    """An error answer of the Web API: ``{"error": {"status": ..., "message": ...}}``."""
+
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.reason = reason
+
+
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def error_response(fail: ApiFail) -> Response:
+    error: JSON = {"status": fail.status, "message": fail.message}
+    if fail.reason:
+        error["reason"] = fail.reason
+    headers = {"content-type": JSON_TYPE, **fail.headers}
+    if fail.status not in (401, 429):
+        headers.setdefault("cache-control", PRIVATE_CACHE)
+    return Response(_encode({"error": error}), status_code=fail.status, headers=headers)
+
+
+def etag_of(body: bytes) -> str:
+    digest = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    return '"MC-' + base64.b64encode(f'"{digest}"'.encode()).decode() + '"'
+
+
+@dataclass
+class Ctx:
+    """What a Web API handler sees."""
+
+    state: EmulatorState
+    params: QueryParams
+    path: dict[str, str]
+    base: str
+    dev: bool
+
+    @property
+    def cat(self) -> Any:
+        return self.state.catalog
+
+    def market(self) -> str | None:
+        value = self.params.get("market")
+        if value is None or value == "from_token":  # a Client Credentials token has no country
+            return None
+        if not _MARKET.match(value):
+            raise ApiFail(400, "Invalid market code")
+        return value
+
+    def limit(self, default: int, maximum: int) -> int:
+        raw = self.params.get("limit")
+        if raw is None:
+            return default
+        if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+            raise ApiFail(400, "Invalid limit")
+        return int(raw)
+
+    def offset(self, maximum: int | None = None) -> int:
+        raw = self.params.get("offset", "0")
+        if not raw.isdigit() or (maximum is not None and int(raw) > maximum):
+            raise ApiFail(400, "Invalid offset")
+        return int(raw)
+
+    def other_params(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in self.params.multi_items() if k not in ("offset", "limit")]
+
+    def entity(self, kind: type[Any], entity_id: str | None = None) -> Any:
+        entity_id = self.path["id"] if entity_id is None else entity_id
+        if not is_base62_id(entity_id):
+            raise ApiFail(400, "Invalid base62 id")
+        found = self.state.catalog.lookup(entity_id)
+        if not isinstance(found, kind):
+            raise ApiFail(404, "Resource not found")
+        return found
+
+    def ids(self, maximum: int) -> list[str]:
+        raw = self.params.get("ids")
+        if not raw:
+            raise ApiFail(400, "Missing parameter ids")
+        ids = raw.split(",")
+        if len(ids) > maximum:
+            raise ApiFail(400, "Too many ids requested")
+        if not all(is_base62_id(i) for i in ids):
+            raise ApiFail(400, "Invalid base62 id")
+        return ids
+
+    def batch(self, kind: type[Any], maximum: int) -> list[Any]:
+        return [x if isinstance(x := self.state.catalog.lookup(i), kind) else None for i in self.ids(maximum)]
+
+
+# ----------------------------------------------------------------------------- handlers
+def h_search(ctx: Ctx) -> JSON:
+    q = ctx.params.get("q")
+    if not q or not q.strip():
+        raise ApiFail(400, "No search query")
+    raw_types = ctx.params.get("type")
+    if not raw_types:
+        raise ApiFail(400, "Missing parameter type")
+    types = list(dict.fromkeys(t.strip() for t in raw_types.split(",")))
+    for t in types:
+        if t not in TYPES:
+            raise ApiFail(400, f"Bad search type field {t}")
+    limit = ctx.limit(*((5, 10) if ctx.dev else (20, 50)))
+    offset = ctx.offset(1000)
+    if offset + limit > 1000:
+        raise ApiFail(400, "Invalid offset")
+    market = ctx.market()
+    extra = [(k, ctx.params[k]) for k in ("market", "include_external") if k in ctx.params]
+    cat, base, dev = ctx.state.catalog, ctx.base, ctx.dev
+    out: JSON = {}
+    for t in types:
+        results = ctx.state.searcher.search(q, t, market)
+        page: tuple[Any, ...] = results[offset : offset + limit]
+        items: list[Any]
+        if t == "artist":
+            items = [render.artist(x, base, dev) for x in page]
+        elif t == "album":
+            items = [render.simple_album(cat, x, base, dev) for x in page]
+        elif t == "track":
+            items = [render.track(cat, x, base, dev, market) for x in page]
+        elif t == "playlist":
+            items = [render.simple_playlist(x, base, dev) for x in page]
+        elif t == "show":
+            items = [render.simple_show(x, base, dev) for x in page]
+        elif t == "episode":
+            items = [render.simple_episode(cat, x, base) for x in page]
+        else:
+            items = [render.simple_audiobook(x, base, dev) for x in page]
+        params = [("query", q), ("type", t), *extra]
+        out[f"{t}s"] = render.paging(items, base, "/v1/search", params, offset, limit, len(results), 1000)
+    return out
+
+
+def h_artist(ctx: Ctx) -> JSON:
+    return render.artist(ctx.entity(Artist), ctx.base, ctx.dev)
+
+
+def h_artists(ctx: Ctx) -> JSON:
+    return {"artists": [render.artist(a, ctx.base, ctx.dev) if a else None for a in ctx.batch(Artist, 50)]}
+
+
+def h_artist_albums(ctx: Ctx) -> JSON:
+    artist: Artist = ctx.entity(Artist)
+    raw = ctx.params.get("include_groups")
+    groups = ALBUM_GROUPS if raw is None else tuple(g.strip() for g in raw.split(",") if g.strip())
+    if not groups or any(g not in ALBUM_GROUPS for g in groups):
+        raise ApiFail(400, "Invalid include_groups parameter")
+    limit = ctx.limit(*((5, 10) if ctx.dev else (20, 50)))
+    offset = ctx.offset()
+    market = ctx.market()
+    albums = ctx.state.catalog.artist_albums(artist.index, groups, market)
+    items = [
+        render.simple_album(ctx.state.catalog, al, ctx.base, ctx.dev, group)
+        for al, group in albums[offset : offset + limit]
+    ]
+    return render.paging(
+        items, ctx.base, f"/v1/artists/{artist.id}/albums", ctx.other_params(), offset, limit, len(albums)
+    )
+
+
+def h_top_tracks(ctx: Ctx) -> JSON:
+    artist: Artist = ctx.entity(Artist)
+    cat = ctx.state.catalog
+    albums = sorted(cat.discography(artist.index), key=lambda al: -al.popularity)[:10]
+    tracks = sorted(
+        (t for al in albums for t in cat.tracks_of(al.artist, al.number)), key=lambda t: (-t.popularity, t.id)
+    )[:10]
+    return {"tracks": [render.track(cat, t, ctx.base, ctx.dev, ctx.market()) for t in tracks]}
+
+
+def h_album(ctx: Ctx) -> JSON:
+    return render.album(ctx.state.catalog, ctx.entity(Album), ctx.base, ctx.dev, ctx.market())
+
+
+def h_albums(ctx: Ctx) -> JSON:
+    market = ctx.market()
+    return {
+        "albums": [
+            render.album(ctx.state.catalog, a, ctx.base, ctx.dev, market) if a else None
+            for a in ctx.batch(Album, 20)
+        ]
+    }
+
+
+def h_album_tracks(ctx: Ctx) -> JSON:
+    album: Album = ctx.entity(Album)
+    limit, offset, market = ctx.limit(20, 50), ctx.offset(), ctx.market()
+    cat = ctx.state.catalog
+    tracks = cat.tracks_of(album.artist, album.number)
+    items = [render.simple_track(cat, t, ctx.base, ctx.dev, market) for t in tracks[offset : offset + limit]]
+    return render.paging(
+        items, ctx.base, f"/v1/albums/{album.id}/tracks", ctx.other_params(), offset, limit, len(tracks)
+    )
+
+
+def h_track(ctx: Ctx) -> JSON:
+    return render.track(ctx.state.catalog, ctx.entity(Track), ctx.base, ctx.dev, ctx.market())
+
+
+def h_tracks(ctx: Ctx) -> JSON:
+    market = ctx.market()
+    return {
+        "tracks": [
+            render.track(ctx.state.catalog, t, ctx.base, ctx.dev, market) if t else None
+            for t in ctx.batch(Track, 50)
+        ]
+    }
+
+
+def _in_market(markets: tuple[str, ...], market: str | None) -> bool:
+    return market is not None and market in markets
+
+
+def _show(ctx: Ctx, entity: Show | None = None) -> Show:
+    show = entity or ctx.entity(Show)
+    if not _in_market(show.markets, ctx.market()):
+        raise ApiFail(404, "non existing id")
+    return show
+
+
+def h_show(ctx: Ctx) -> JSON:
+    show = _show(ctx)
+    return render.show(ctx.state.catalog, show, ctx.base, ctx.dev, ctx.market() or "")
+
+
+def h_shows(ctx: Ctx) -> JSON:
+    market = ctx.market()
+    return {
+        "shows": [
+            render.simple_show(s, ctx.base, ctx.dev) if s and _in_market(s.markets, market) else None
+            for s in ctx.batch(Show, 50)
+        ]
+    }
+
+
+def h_show_episodes(ctx: Ctx) -> JSON:
+    show = _show(ctx)
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    cat = ctx.state.catalog
+    episodes = cat.episodes_of(show.index)
+    items = [render.simple_episode(cat, e, ctx.base) for e in episodes[offset : offset + limit]]
+    return render.paging(
+        items, ctx.base, f"/v1/shows/{show.id}/episodes", ctx.other_params(), offset, limit, len(episodes)
+    )
+
+
+def h_episode(ctx: Ctx) -> JSON:
+    episode: Episode = ctx.entity(Episode)
+    cat = ctx.state.catalog
+    _show(ctx, cat.shows[episode.show])
+    return render.episode(cat, episode, ctx.base, ctx.dev)
+
+
+def h_episodes(ctx: Ctx) -> JSON:
+    cat, market = ctx.state.catalog, ctx.market()
+    return {
+        "episodes": [
+            render.episode(cat, e, ctx.base, ctx.dev)
+            if e and _in_market(cat.shows[e.show].markets, market)
+            else None
+            for e in ctx.batch(Episode, 50)
+        ]
+    }
+
+
+def _audiobook(ctx: Ctx, entity: Audiobook | None = None) -> Audiobook:
+    book = entity or ctx.entity(Audiobook)
+    if not _in_market(book.markets, ctx.market()):
+        raise ApiFail(404, "non existing id")
+    return book
+
+
+def h_audiobook(ctx: Ctx) -> JSON:
+    book = _audiobook(ctx)
+    return render.audiobook(ctx.state.catalog, book, ctx.base, ctx.dev, ctx.market() or "")
+
+
+def h_audiobooks(ctx: Ctx) -> JSON:
+    market = ctx.market()
+    return {
+        "audiobooks": [
+            render.simple_audiobook(b, ctx.base, ctx.dev) if b and _in_market(b.markets, market) else None
+            for b in ctx.batch(Audiobook, 50)
+        ]
+    }
+
+
+def h_audiobook_chapters(ctx: Ctx) -> JSON:
+    book = _audiobook(ctx)
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    cat = ctx.state.catalog
+    chapters = cat.chapters_of(book.index)
+    items = [render.simple_chapter(cat, c, ctx.base, ctx.dev) for c in chapters[offset : offset + limit]]
+    return render.paging(
+        items,
+        ctx.base,
+        f"/v1/audiobooks/{book.id}/chapters",
+        ctx.other_params(),
+        offset,
+        limit,
+        len(chapters),
+    )
+
+
+def h_chapter(ctx: Ctx) -> JSON:
+    chapter: Chapter = ctx.entity(Chapter)
+    cat = ctx.state.catalog
+    _audiobook(ctx, cat.audiobooks[chapter.audiobook])
+    return render.chapter(cat, chapter, ctx.base, ctx.dev)
+
+
+def h_chapters(ctx: Ctx) -> JSON:
+    cat, market = ctx.state.catalog, ctx.market()
+    return {
+        "chapters": [
+            render.chapter(cat, c, ctx.base, ctx.dev)
+            if c and _in_market(cat.audiobooks[c.audiobook].markets, market)
+            else None
+            for c in ctx.batch(Chapter, 50)
+        ]
+    }
+
+
+def h_playlist(ctx: Ctx) -> JSON:
+    return render.playlist(ctx.state.catalog, ctx.entity(Playlist), ctx.base, ctx.dev, ctx.market())
+
+
+def h_playlist_items(ctx: Ctx) -> JSON:
+    playlist: Playlist = ctx.entity(Playlist)
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    tail = ctx.path["tail"]
+    return render.playlist_items(
+        ctx.state.catalog,
+        playlist,
+        ctx.base,
+        ctx.market(),
+        offset,
+        limit,
+        f"/v1/playlists/{playlist.id}/{tail}",
+        ctx.other_params(),
+    )
+
+
+@lru_cache(maxsize=8)
+def _new_releases(state: EmulatorState) -> list[Album]:
+    cat = state.catalog
+    albums = [
+        al
+        for a in cat.by_popularity()[:300]
+        for al in cat.discography(a)
+        if al.album_type != "compilation" and al.release_date_precision == "day"
+    ]
+    return sorted(albums, key=lambda al: (al.release_date, al.id), reverse=True)[:100]
+
+
+def h_new_releases(ctx: Ctx) -> JSON:
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    albums = _new_releases(ctx.state)
+    items = [
+        render.simple_album(ctx.state.catalog, al, ctx.base, ctx.dev)
+        for al in albums[offset : offset + limit]
+    ]
+    return {
+        "albums": render.paging(
+            items, ctx.base, "/v1/browse/new-releases", ctx.other_params(), offset, limit, len(albums)
+        )
+    }
+
+
+def h_markets(ctx: Ctx) -> JSON:
+    return {"markets": list(MARKETS)}
+
+
+def h_forbidden(ctx: Ctx) -> JSON:
+    raise ApiFail(403, "Forbidden")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A Web API route: handler, Cache-Control, ETag support, allowed in Development Mode."""
+
+    template: str
+    handler: Callable[[Ctx], JSON]
+    cache: str = CATALOG_CACHE
+    etag: bool = False
+    development: bool = True
+
+
+SPECS = (
+    Spec("/v1/search", h_search),
+    Spec("/v1/artists", h_artists, development=False),
+    Spec("/v1/artists/{id}", h_artist),
+    Spec("/v1/artists/{id}/albums", h_artist_albums),
+    Spec("/v1/artists/{id}/top-tracks", h_top_tracks, development=False),
+    Spec("/v1/albums", h_albums, development=False),
+    Spec("/v1/albums/{id}", h_album),
+    Spec("/v1/albums/{id}/tracks", h_album_tracks),
+    Spec("/v1/tracks", h_tracks, development=False),
+    Spec("/v1/tracks/{id}", h_track),
+    Spec("/v1/shows", h_shows, SHOW_CACHE, development=False),
+    Spec("/v1/shows/{id}", h_show, SHOW_CACHE, etag=True),
+    Spec("/v1/shows/{id}/episodes", h_show_episodes, SHOW_CACHE, etag=True),
+    Spec("/v1/episodes", h_episodes, SHOW_CACHE, development=False),
+    Spec("/v1/episodes/{id}", h_episode, SHOW_CACHE, etag=True),
+    Spec("/v1/audiobooks", h_audiobooks, development=False),
+    Spec("/v1/audiobooks/{id}", h_audiobook),
+    Spec("/v1/audiobooks/{id}/chapters", h_audiobook_chapters),
+    Spec("/v1/chapters", h_chapters, development=False),
+    Spec("/v1/chapters/{id}", h_chapter),
+    Spec("/v1/playlists/{id}", h_playlist, PLAYLIST_CACHE, etag=True),
+    Spec("/v1/playlists/{id}/tracks", h_playlist_items, PLAYLIST_CACHE, etag=True, development=False),
+    Spec("/v1/playlists/{id}/items", h_playlist_items, PLAYLIST_CACHE, etag=True, development=False),
+    Spec("/v1/browse/new-releases", h_new_releases, PRIVATE_CACHE, development=False),
+    Spec("/v1/markets", h_markets, PRIVATE_CACHE, development=False),
+    Spec("/v1/browse/categories", h_forbidden, development=False),
+    Spec("/v1/users/{id}", h_forbidden, development=False),
+    Spec("/v1/recommendations", h_forbidden, development=False),
+    Spec("/v1/artists/{id}/related-artists", h_forbidden, development=False),
+    Spec("/v1/audio-features", h_forbidden, development=False),
+    Spec("/v1/audio-features/{id}", h_forbidden, development=False),
+)
+
+
+# ----------------------------------------------------------------------------- plumbing
+def _state(request: Request) -> EmulatorState:
+    state: EmulatorState = request.app.state.emulator
+    return state
+
+
+async def _delay(state: EmulatorState) -> None:
+    if state.config.latency_ms > 0:
+        await asyncio.sleep(state.config.latency_ms / 1000)
+
+
+def _log(request: Request, status: str, started: float) -> None:
+    if log.isEnabledFor(logging.INFO):
+        query = f"?{request.url.query}" if request.url.query else ""
+        log.info(
+            "%s %s%s %s %.1f ms",
+            request.method,
+            request.url.path,
+            query,
+            status,
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+def _challenge(error: str, description: str) -> str:
+    return f'Bearer realm="spotify", error="{error}", error_description="{description}"'
+
+
+def _authenticate(state: EmulatorState, request: Request) -> None:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise ApiFail(
+            401,
+            UNAUTHORIZED_MESSAGE,
+            {"www-authenticate": _challenge("missing_token", "No token provided")},
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiFail(400, "Only valid bearer authentication supported")
+    status = state.token_status(token.strip())
+    if status != "valid":
+        description = "The access token expired" if status == "expired" else "Invalid access token"
+        raise ApiFail(
+            401,
+            UNAUTHORIZED_MESSAGE,
+            {"www-authenticate": _challenge("invalid_token", description)},
+        )
+
+
+def _limit(state: EmulatorState) -> None:
+    refusal = state.admit()
+    if refusal is None:
+        return
+    if refusal.quota:
+        raise ApiFail(429, "Too many requests", {"retry-after": str(refusal.retry_after)}, "QUOTA_EXCEEDED")
+    mode = state.config.retry_after
+    headers = {} if mode == "omit" else {"retry-after": "0" if mode == "zero" else str(refusal.retry_after)}
+    raise ApiFail(429, "API rate limit exceeded", headers)
+
+
+def _web_api(spec: Spec) -> Callable[[Request], Any]:
+    route = f"GET {spec.template}"
+
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        state = _state(request)
+        await _delay(state)
+        response = _answer(spec, state, request)
+        status = "drop" if isinstance(response, faults.DroppedResponse) else str(response.status_code)
+        state.record(route, status)
+        _log(request, status, started)
+        return response
+
+    return endpoint
+
+
+def _answer(spec: Spec, state: EmulatorState, request: Request) -> Response:
+    fault: str | None = None
+    try:
+        _authenticate(state, request)
+        _limit(state)
+        fault = state.fault()
+        if fault in faults.STATUS_BODIES:
+            raise ApiFail(*faults.STATUS_BODIES[fault])
+        if fault == "drop":
+            return faults.DroppedResponse()
+        dev = state.config.profile == "development"
+        if dev and not spec.development:
+            raise ApiFail(403, "Forbidden")
+        path = {**request.path_params, "tail": request.url.path.rsplit("/", 1)[-1]}
+        ctx = Ctx(state, request.query_params, path, str(request.base_url).rstrip("/"), dev)
+        body = _encode(spec.handler(ctx))
+    except ApiFail as fail:
+        response = error_response(fail)
+        if fault in BODY_FAULTS:
+            return faults.mangle(
+                fault, bytes(response.body), response.status_code, {"content-type": JSON_TYPE}
+            )
+        return response
+    headers = {"content-type": JSON_TYPE, "cache-control": spec.cache}
+    if spec.etag:
+        tag = etag_of(body)
+        headers["etag"] = tag
+        if tag in request.headers.get("if-none-match", ""):
+            return Response(b"", status_code=304, headers={"cache-control": spec.cache, "etag": tag})
+    if fault in BODY_FAULTS:
+        return faults.mangle(fault, body, 200, headers)
+    return Response(body, status_code=200, headers=headers)
+
+
+# ----------------------------------------------------------------------------- token endpoint
+def _token_error(error: str, description: str | None = None) -> Response:
+    body = {"error": error} if description is None else {"error": error, "error_description": description}
+    return Response(
+        _encode(body),
+        status_code=400,
+        headers={"content-type": "application/json", "cache-control": NO_CACHE},
+    )
+
+
+def _token_answer(state: EmulatorState, request: Request, raw: bytes) -> Response:
+    form: dict[str, str] = {}
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    grant = form.get("grant_type")
+    if not grant:
+        return _token_error("unsupported_grant_type", "grant_type parameter is missing")
+    if grant not in ("client_credentials", "authorization_code", "refresh_token"):
+        return _token_error(
+            "unsupported_grant_type",
+            "grant_type must be client_credentials, authorization_code or refresh_token",
+        )
+    client_id, secret = form.get("client_id"), form.get("client_secret")
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, encoded = header.partition(" ")
+        try:
+            client_id, sep, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            sep = ""
+        if scheme.lower() != "basic" or not sep:
+            return _token_error("invalid_client", "Invalid client")
+    if not client_id:
+        return _token_error("invalid_client")
+    config = state.config
+    if client_id != config.client_id:
+        return _token_error("invalid_client", "Invalid client")
+    if secret != config.client_secret:
+        return _token_error("invalid_client", "Invalid client secret")
+    if grant == "authorization_code":
+        return _token_error("invalid_grant", "Invalid authorization code")
+    if grant == "refresh_token":
+        return _token_error("invalid_grant", "Invalid refresh token")
+    body = {"access_token": state.issue_token(), "token_type": "Bearer", "expires_in": config.token_ttl}
+    return Response(
+        _encode(body),
+        status_code=200,
+        headers={"content-type": "application/json", "cache-control": NO_CACHE},
+    )
+
+
+async def token_endpoint(request: Request) -> Response:
+    started = time.perf_counter()
+    state = _state(request)
+    await _delay(state)
+    response = _token_answer(state, request, await request.body())
+    state.record("POST /api/token", str(response.status_code))
+    _log(request, str(response.status_code), started)
+    return response
+
+
+async def not_found(request: Request) -> Response:
+    started = time.perf_counter()
+    state = _state(request)
+    response = error_response(ApiFail(404, "Service not found"))
+    state.record(f"{request.method} (unknown)", "404")
+    _log(request, "404", started)
+    return response
+
+
+# ----------------------------------------------------------------------------- control
+def _control_json(body: Any, status: int = 200) -> Response:
+    return Response(
+        _encode(body), status_code=status, headers={"content-type": JSON_TYPE, "cache-control": "no-store"}
+    )
+
+
+async def control_stats(request: Request) -> Response:
+    return _control_json(_state(request).stats())
+
+
+async def control_reset(request: Request) -> Response:
+    _state(request).reset()
+    return _control_json({"reset": True})
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        return None
+
+
+async def control_advance(request: Request) -> Response:
+    body = await _json_body(request)
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        return _control_json({"error": 'expected {"seconds": <number >= 0>}'}, 400)
+    state = _state(request)
+    state.clock.advance(float(seconds))
+    return _control_json({"offset": state.clock.offset})
+
+
+def public_config(config: EmulatorConfig) -> JSON:
+    """The configuration as JSON, without the client secret."""
+    return {
+        "profile": config.profile,
+        "seed": config.seed,
+        "artists": config.artists,
+        "latency_ms": config.latency_ms,
+        "rate_limit": config.rate_limit,
+        "quota": config.quota,
+        "token_ttl": config.token_ttl,
+        "fault_rate": config.fault_rate,
+        "client_id": config.client_id,
+        "fault_kinds": list(config.fault_kinds),
+        "retry_after": config.retry_after,
+    }
+
+
+async def control_config(request: Request) -> Response:
+    state = _state(request)
+    if request.method == "GET":
+        return _control_json(public_config(state.config))
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return _control_json({"error": "expected a JSON object"}, 400)
+    try:
+        config = state.configure(**body)
+    except (ValueError, TypeError) as exc:
+        return _control_json({"error": str(exc)}, 400)
+    return _control_json(public_config(config))
+
+
+def create_app(
+    config: EmulatorConfig | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    state: EmulatorState | None = None,
+) -> Starlette:
+    """The emulator as an ASGI app; ``app.state.emulator`` is its :class:`EmulatorState`."""
+    state = state or EmulatorState(config or EmulatorConfig(), clock)
+    routes = [Route("/api/token", token_endpoint, methods=["POST"])]
+    routes += [Route(spec.template, _web_api(spec), methods=["GET"]) for spec in SPECS]
+    routes += [
+        Route("/_emulator/stats", control_stats, methods=["GET"]),
+        Route("/_emulator/reset", control_reset, methods=["POST"]),
+        Route("/_emulator/advance", control_advance, methods=["POST"]),
+        Route("/_emulator/config", control_config, methods=["GET", "POST"]),
+        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = state
+    return app
+
+
+__all__ = ["ApiFail", "create_app", "etag_of", "public_config"]

@@ -1,0 +1,68 @@
+"""Fault kinds the emulator inflicts at ``fault_rate``; each turns a request into a bad answer.
+
+``500``/``502``/``503``: an error status with Spotify's error body. ``drop``: the response starts
+(status 200 and a ``Content-Length``) and the connection closes before the body is complete.
+``truncated``: 200 with the first half of the real JSON body (its own, consistent Content-Length).
+``html``: 200 with an HTML error page. ``content_type``: the real body labelled ``text/html``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+STATUS_BODIES = {
+    "500": (500, "Server error"),
+    "502": (502, "Bad gateway."),
+    "503": (503, "Service unavailable"),
+}
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Spotify - Error</title></head>"
+    b"<body><h1>Oops! Something went wrong.</h1></body></html>"
+)
+
+
+class DroppedResponse(Response):
+    """Sends the start of a response, then lets the server close the connection mid-body."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json; charset=utf-8"),
+                    (b"content-length", b"4096"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"error": {"sta', "more_body": True})
+        # returning without the rest makes the server close the transport
+
+
+class _QuietDrops(logging.Filter):
+    """Hides the server's complaint about the responses dropped on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+def quiet_server_logs() -> None:
+    """Install the filter on uvicorn's error logger (once)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in logger.filters):
+        logger.addFilter(_QuietDrops())
+
+
+def mangle(kind: str, body: bytes, status: int, headers: dict[str, str]) -> Response:
+    """A body-bearing fault applied to the response the request would have had."""
+    if kind == "truncated":
+        return Response(body[: max(1, len(body) // 2)], status_code=200, headers=headers)
+    if kind == "html":
+        return Response(HTML_PAGE, status_code=200, headers={"content-type": "text/html; charset=utf-8"})
+    return Response(body, status_code=status, headers={**headers, "content-type": "text/html; charset=utf-8"})

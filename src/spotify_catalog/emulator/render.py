@@ -1,0 +1,363 @@
+"""Catalog entities as Web API JSON, per profile (pure functions).
+
+``dev=True`` renders the Development-Mode shapes of 2026: the fields Spotify removed in February
+2026 are absent (artist ``followers``/``popularity``; album ``album_group``, ``available_markets``,
+``label``, ``popularity``; track ``available_markets``, ``linked_from``, ``popularity``; show and
+audiobook ``available_markets``/``publisher``; chapter ``available_markets``; playlist contents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from spotify_catalog.emulator.catalog import (
+    Album,
+    Artist,
+    Audiobook,
+    Catalog,
+    Chapter,
+    Episode,
+    Playlist,
+    Show,
+    Track,
+)
+
+JSON = dict[str, Any]
+Params = Sequence[tuple[str, str]]
+API = "/v1"
+
+
+def query_string(params: Params) -> str:
+    return urlencode(list(params), quote_via=quote, safe=",:")
+
+
+def paging(
+    items: list[Any],
+    base: str,
+    path: str,
+    params: Params,
+    offset: int,
+    limit: int,
+    total: int,
+    max_end: int | None = None,
+) -> JSON:
+    """A paging object; ``href``/``next``/``previous`` keep the request's other query parameters."""
+
+    def link(at: int) -> str:
+        return f"{base}{path}?{query_string([('offset', str(at)), ('limit', str(limit)), *params])}"
+
+    has_next = offset + limit < total and (max_end is None or offset + 2 * limit <= max_end)
+    return {
+        "href": link(offset),
+        "items": items,
+        "limit": limit,
+        "next": link(offset + limit) if has_next else None,
+        "offset": offset,
+        "previous": link(max(0, offset - limit)) if offset > 0 else None,
+        "total": total,
+    }
+
+
+def _images(key: str | None, sizes: Sequence[int], prefix: str) -> list[JSON]:
+    if key is None:
+        return []
+    return [
+        {"url": f"https://i.scdn.co/image/{prefix}{key}{size:04d}", "height": size, "width": size}
+        for size in sizes
+    ]
+
+
+def _links(base: str, kind: str, entity_id: str) -> JSON:
+    return {
+        "external_urls": {"spotify": f"https://open.spotify.com/{kind}/{entity_id}"},
+        "href": f"{base}{API}/{kind}s/{entity_id}",
+        "id": entity_id,
+    }
+
+
+def simple_artist(artist: Artist, base: str) -> JSON:
+    return {
+        **_links(base, "artist", artist.id),
+        "name": artist.name,
+        "type": "artist",
+        "uri": f"spotify:artist:{artist.id}",
+    }
+
+
+def artist(artist: Artist, base: str, dev: bool) -> JSON:
+    out: JSON = {**_links(base, "artist", artist.id)}
+    if not dev:
+        out["followers"] = {"href": None, "total": artist.followers}
+    out["genres"] = [] if dev else list(artist.genres)
+    out["images"] = _images(artist.image_key, (640, 320, 160), "ab6761610000")
+    out["name"] = artist.name
+    if not dev:
+        out["popularity"] = artist.popularity
+    out["type"] = "artist"
+    out["uri"] = f"spotify:artist:{artist.id}"
+    return out
+
+
+def simple_album(cat: Catalog, album: Album, base: str, dev: bool, group: str | None = None) -> JSON:
+    out: JSON = {"album_type": album.album_type, "total_tracks": album.total_tracks}
+    if not dev:
+        out["available_markets"] = list(album.markets)
+    out.update(_links(base, "album", album.id))
+    out["images"] = _images(album.image_key, (640, 300, 64), "ab67616d0000")
+    out["name"] = album.name
+    out["release_date"] = album.release_date
+    out["release_date_precision"] = album.release_date_precision
+    out["type"] = "album"
+    out["uri"] = f"spotify:album:{album.id}"
+    out["artists"] = [simple_artist(cat.artist(album.artist), base)]
+    if group is not None and not dev:
+        out["album_group"] = group
+    return out
+
+
+def album(cat: Catalog, album_: Album, base: str, dev: bool, market: str | None) -> JSON:
+    out = simple_album(cat, album_, base, dev)
+    tracks = cat.tracks_of(album_.artist, album_.number)
+    params = [("market", market)] if market else []
+    page = [simple_track(cat, t, base, dev, market) for t in tracks[:50]]
+    out["tracks"] = paging(page, base, f"{API}/albums/{album_.id}/tracks", params, 0, 50, len(tracks))
+    year = album_.release_date[:4]
+    out["copyrights"] = [
+        {"text": f"© {year} {album_.label}", "type": "C"},
+        {"text": f"℗ {year} {album_.label}", "type": "P"},
+    ]
+    out["external_ids"] = {"upc": album_.upc}
+    out["genres"] = []
+    if not dev:
+        out["label"] = album_.label
+        out["popularity"] = album_.popularity
+    return out
+
+
+def simple_track(cat: Catalog, track_: Track, base: str, dev: bool, market: str | None) -> JSON:
+    album_ = cat.album_of(track_)
+    out: JSON = {"artists": [simple_artist(cat.artist(a), base) for a in track_.artists]}
+    if not dev:
+        out["available_markets"] = list(album_.markets)
+    out["disc_number"] = track_.disc_number
+    out["duration_ms"] = track_.duration_ms
+    out["explicit"] = track_.explicit
+    out.update(_links(base, "track", track_.id))
+    if market:
+        playable = market in album_.markets
+        out["is_playable"] = playable
+        if not playable:
+            out["restrictions"] = {"reason": "market"}
+    out["name"] = track_.name
+    out["preview_url"] = None
+    out["track_number"] = track_.track_number
+    out["type"] = "track"
+    out["uri"] = f"spotify:track:{track_.id}"
+    out["is_local"] = False
+    return out
+
+
+def track(cat: Catalog, track_: Track, base: str, dev: bool, market: str | None) -> JSON:
+    out: JSON = {"album": simple_album(cat, cat.album_of(track_), base, dev)}
+    out.update(simple_track(cat, track_, base, dev, market))
+    out["external_ids"] = {"isrc": track_.isrc}
+    if not dev:
+        out["popularity"] = track_.popularity
+    return out
+
+
+def simple_show(show: Show, base: str, dev: bool) -> JSON:
+    out: JSON = {}
+    if not dev:
+        out["available_markets"] = list(show.markets)
+    out["copyrights"] = []
+    out["description"] = show.description
+    out["html_description"] = f"<p>{show.description}</p>"
+    out["explicit"] = show.explicit
+    out.update(_links(base, "show", show.id))
+    out["images"] = _images(show.image_key, (640, 300, 64), "ab6765630000")
+    out["is_externally_hosted"] = False
+    out["languages"] = list(show.languages)
+    out["media_type"] = "audio"
+    out["name"] = show.name
+    if not dev:
+        out["publisher"] = show.publisher
+    out["type"] = "show"
+    out["uri"] = f"spotify:show:{show.id}"
+    out["total_episodes"] = show.total_episodes
+    return out
+
+
+def show(cat: Catalog, show_: Show, base: str, dev: bool, market: str) -> JSON:
+    out = simple_show(show_, base, dev)
+    episodes = cat.episodes_of(show_.index)
+    items = [simple_episode(cat, e, base) for e in episodes[:50]]
+    out["episodes"] = paging(
+        items, base, f"{API}/shows/{show_.id}/episodes", [("market", market)], 0, 50, len(episodes)
+    )
+    return out
+
+
+def simple_episode(cat: Catalog, episode_: Episode, base: str) -> JSON:
+    show_ = cat.shows[episode_.show]
+    out: JSON = {
+        "audio_preview_url": None,
+        "description": episode_.description,
+        "html_description": f"<p>{episode_.description}</p>",
+        "duration_ms": episode_.duration_ms,
+        "explicit": episode_.explicit,
+    }
+    out.update(_links(base, "episode", episode_.id))
+    out["images"] = _images(show_.image_key, (640, 300, 64), "ab6765630000")
+    out["is_externally_hosted"] = False
+    out["is_playable"] = True
+    out["language"] = episode_.language
+    out["languages"] = [episode_.language]
+    out["name"] = episode_.name
+    out["release_date"] = episode_.release_date
+    out["release_date_precision"] = episode_.release_date_precision
+    out["type"] = "episode"
+    out["uri"] = f"spotify:episode:{episode_.id}"
+    return out
+
+
+def episode(cat: Catalog, episode_: Episode, base: str, dev: bool) -> JSON:
+    out = simple_episode(cat, episode_, base)
+    out["show"] = simple_show(cat.shows[episode_.show], base, dev)
+    return out
+
+
+def simple_audiobook(book: Audiobook, base: str, dev: bool) -> JSON:
+    out: JSON = {"authors": [{"name": a} for a in book.authors]}
+    if not dev:
+        out["available_markets"] = list(book.markets)
+    out["copyrights"] = []
+    out["description"] = book.description
+    out["html_description"] = f"<p>{book.description}</p>"
+    out["edition"] = book.edition
+    out["explicit"] = book.explicit
+    out.update(_links(base, "audiobook", book.id))
+    out["images"] = _images(book.image_key, (640, 300, 64), "ab6766630000")
+    out["languages"] = list(book.languages)
+    out["media_type"] = "audio"
+    out["name"] = book.name
+    out["narrators"] = [{"name": n} for n in book.narrators]
+    if not dev:
+        out["publisher"] = book.publisher
+    out["type"] = "audiobook"
+    out["uri"] = f"spotify:audiobook:{book.id}"
+    out["total_chapters"] = book.total_chapters
+    return out
+
+
+def audiobook(cat: Catalog, book: Audiobook, base: str, dev: bool, market: str) -> JSON:
+    out = simple_audiobook(book, base, dev)
+    chapters = cat.chapters_of(book.index)
+    items = [simple_chapter(cat, c, base, dev) for c in chapters[:50]]
+    out["chapters"] = paging(
+        items, base, f"{API}/audiobooks/{book.id}/chapters", [("market", market)], 0, 50, len(chapters)
+    )
+    return out
+
+
+def simple_chapter(cat: Catalog, chapter_: Chapter, base: str, dev: bool) -> JSON:
+    book = cat.audiobooks[chapter_.audiobook]
+    out: JSON = {"audio_preview_url": None}
+    if not dev:
+        out["available_markets"] = list(book.markets)
+    out["chapter_number"] = chapter_.number
+    out["description"] = chapter_.description
+    out["html_description"] = f"<p>{chapter_.description}</p>"
+    out["duration_ms"] = chapter_.duration_ms
+    out["explicit"] = book.explicit
+    out.update(_links(base, "chapter", chapter_.id))
+    out["images"] = _images(book.image_key, (640, 300, 64), "ab6766630000")
+    out["is_playable"] = True
+    out["languages"] = list(book.languages)
+    out["name"] = chapter_.name
+    out["release_date"] = chapter_.release_date
+    out["release_date_precision"] = "day"
+    out["type"] = "episode"  # Spotify types chapters as "episode"
+    out["uri"] = f"spotify:episode:{chapter_.id}"
+    return out
+
+
+def chapter(cat: Catalog, chapter_: Chapter, base: str, dev: bool) -> JSON:
+    out = simple_chapter(cat, chapter_, base, dev)
+    out["audiobook"] = simple_audiobook(cat.audiobooks[chapter_.audiobook], base, dev)
+    return out
+
+
+def _owner(playlist_: Playlist, base: str) -> JSON:
+    return {
+        "external_urls": {"spotify": f"https://open.spotify.com/user/{playlist_.owner_id}"},
+        "href": f"{base}{API}/users/{playlist_.owner_id}",
+        "id": playlist_.owner_id,
+        "type": "user",
+        "uri": f"spotify:user:{playlist_.owner_id}",
+        "display_name": playlist_.owner_name,
+    }
+
+
+def simple_playlist(playlist_: Playlist, base: str, dev: bool) -> JSON:
+    ref = {"href": f"{base}{API}/playlists/{playlist_.id}/tracks", "total": playlist_.total_items}
+    out: JSON = {"collaborative": False, "description": playlist_.description}
+    out.update(_links(base, "playlist", playlist_.id))
+    out["images"] = _images(playlist_.image_key, (640,), "ab67706c0000")
+    out["name"] = playlist_.name
+    out["owner"] = _owner(playlist_, base)
+    out["primary_color"] = None
+    out["public"] = True
+    out["snapshot_id"] = playlist_.snapshot_id
+    if dev:
+        out["items"] = {"href": f"{base}{API}/playlists/{playlist_.id}/items", "total": playlist_.total_items}
+    out["tracks"] = ref
+    out["type"] = "playlist"
+    out["uri"] = f"spotify:playlist:{playlist_.id}"
+    return out
+
+
+def playlist_items(
+    cat: Catalog,
+    playlist_: Playlist,
+    base: str,
+    market: str | None,
+    offset: int,
+    limit: int,
+    path: str,
+    params: Params,
+) -> JSON:
+    tracks = cat.playlist_items(playlist_.index)
+    items = []
+    for n, t in enumerate(tracks[offset : offset + limit], start=offset):
+        rendered = track(cat, t, base, False, market)
+        items.append(
+            {
+                "added_at": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}T12:00:00Z",
+                "added_by": {k: v for k, v in _owner(playlist_, base).items() if k != "display_name"},
+                "is_local": False,
+                "primary_color": None,
+                "item": rendered,
+                "track": rendered,
+                "video_thumbnail": {"url": None},
+            }
+        )
+    return paging(items, base, path, params, offset, limit, len(tracks))
+
+
+def playlist(cat: Catalog, playlist_: Playlist, base: str, dev: bool, market: str | None) -> JSON:
+    """Development Mode: metadata only (no contents for a token without a user)."""
+    out = simple_playlist(playlist_, base, dev)
+    out["followers"] = {"href": None, "total": playlist_.followers}
+    if not dev:
+        params = [("market", market)] if market else []
+        page = playlist_items(
+            cat, playlist_, base, market, 0, 100, f"{API}/playlists/{playlist_.id}/tracks", params
+        )
+        out["tracks"] = page
+        out["items"] = page
+    else:
+        del out["items"], out["tracks"]
+    return out

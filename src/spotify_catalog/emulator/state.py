@@ -1,0 +1,149 @@
+"""The emulator's mutable state: clock, issued tokens, rate window, quota, counters, fault dice.
+
+Rules (documented in docs/emulator.md): the rate limit and the quota count Web API requests that
+carry a valid token; requests answered 429 do not count (neither window grows while a client is
+refused); token requests and ``/_emulator/*`` never count. ``reset()`` clears counters, windows and
+quota, and keeps issued tokens valid.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from spotify_catalog.emulator.catalog import Catalog
+from spotify_catalog.emulator.config import EmulatorConfig
+from spotify_catalog.emulator.search import Searcher
+
+RATE_WINDOW = 30.0
+QUOTA_WINDOW = 86_400.0
+
+
+class EmulatorClock:
+    """Wall clock plus an offset that :meth:`advance` moves (tests never wait)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._clock() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self.offset += seconds
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A 429: which limiter, and the Retry-After in seconds."""
+
+    quota: bool
+    retry_after: int
+
+
+class EmulatorState:
+    """Everything one emulator instance remembers; thread-safe."""
+
+    def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.catalog = Catalog(config.seed, config.artists)
+        self.searcher = Searcher(self.catalog)
+        self.clock = EmulatorClock(clock)
+        self.faults = random.Random(config.seed)
+        self._lock = threading.Lock()
+        self._tokens: dict[str, float] = {}
+        self._rate: deque[float] = deque()
+        self._quota: deque[float] = deque()
+        self._by_route: Counter[str] = Counter()
+        self._by_status: Counter[str] = Counter()
+        self._requests = 0
+
+    # ---------------------------------------------------------------- tokens
+    def issue_token(self) -> str:
+        token = "BQ" + secrets.token_urlsafe(48)
+        with self._lock:
+            self._tokens[token] = self.clock() + self.config.token_ttl
+        return token
+
+    def token_status(self, token: str) -> str:
+        """``valid``, ``expired`` or ``invalid``."""
+        expires = self._tokens.get(token)
+        if expires is None:
+            return "invalid"
+        return "valid" if self.clock() < expires else "expired"
+
+    # ---------------------------------------------------------------- limits
+    def admit(self) -> Refusal | None:
+        """Count one Web API request, or say why it is refused (refusals are not counted)."""
+        config = self.config
+        with self._lock:
+            now = self.clock()
+            if config.quota:
+                while self._quota and self._quota[0] <= now - QUOTA_WINDOW:
+                    self._quota.popleft()
+                if len(self._quota) >= config.quota:
+                    wait = self._quota[len(self._quota) - config.quota] + QUOTA_WINDOW - now
+                    return Refusal(True, max(1, math.ceil(wait)))
+            if config.rate_limit:
+                while self._rate and self._rate[0] <= now - RATE_WINDOW:
+                    self._rate.popleft()
+                if len(self._rate) >= config.rate_limit:
+                    wait = self._rate[len(self._rate) - config.rate_limit] + RATE_WINDOW - now
+                    return Refusal(False, max(1, math.ceil(wait)))
+            if config.quota:
+                self._quota.append(now)
+            if config.rate_limit:
+                self._rate.append(now)
+        return None
+
+    def fault(self) -> str | None:
+        """The fault kind to inflict on this request, if the dice say so."""
+        config = self.config
+        if config.fault_rate <= 0:
+            return None
+        with self._lock:
+            if self.faults.random() >= config.fault_rate:
+                return None
+            return self.faults.choice(config.fault_kinds)
+
+    # ---------------------------------------------------------------- stats
+    def record(self, route: str, status: str) -> None:
+        with self._lock:
+            self._requests += 1
+            self._by_route[route] += 1
+            self._by_status[status] += 1
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "by_route": dict(sorted(self._by_route.items())),
+                "by_status": dict(sorted(self._by_status.items())),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests = 0
+            self._by_route.clear()
+            self._by_status.clear()
+            self._rate.clear()
+            self._quota.clear()
+
+    def configure(self, **changes: Any) -> EmulatorConfig:
+        """Change run-time settings (``ValueError`` if invalid); returns the new configuration."""
+        with self._lock:
+            self.config = self.config.replace(**changes)
+            if self.config.rate_limit == 0:
+                self._rate.clear()
+            if self.config.quota == 0:
+                self._quota.clear()
+            return self.config
