@@ -28,16 +28,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlparse
 
+import boto3
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+from botocore.exceptions import BotoCoreError, ClientError
 
 from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -256,20 +262,26 @@ def write_file(
 
 @dataclass(frozen=True)
 class Lake:
-    """A lake root: ``fs`` and ``root`` (a path in ``fs``), ``uri`` as the user wrote it."""
+    """A lake root: ``fs`` and ``root`` (a path in ``fs``: ``bucket/prefix`` on S3), ``uri`` to show;
+    ``s3`` is a boto3 client for what pyarrow's filesystem lacks (multipart copies, marker-free deletes)."""
 
     fs: pafs.FileSystem
     root: str
     uri: str
-    is_s3: bool
+    s3: S3Client | None = None
 
-    def table_uri(self, table: str) -> str:
-        return f"{self.uri.rstrip('/')}/{table}"
+    @property
+    def is_s3(self) -> bool:
+        return self.s3 is not None
+
+
+def _s3_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 def s3_filesystem() -> pafs.S3FileSystem:
     """An S3 filesystem from the usual AWS variables; ``AWS_ENDPOINT_URL(_S3)`` for S3-compatible stores."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = _s3_endpoint()
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     kwargs: dict[str, Any] = {}
     if endpoint:
@@ -296,7 +308,8 @@ def open_lake(to: str, *, create: bool = True, filesystem: pafs.FileSystem | Non
                 raise SpotifyCatalogError(f"cannot reach s3://{parsed.netloc}: {_first_line(exc)}") from None
             if bucket.type != pafs.FileType.Directory:
                 raise UsageError(f"--to {to}: bucket {parsed.netloc!r} does not exist")
-        return Lake(fs=fs, root=root, uri=f"s3://{root}", is_s3=True)
+        client = boto3.client("s3", endpoint_url=_s3_endpoint())
+        return Lake(fs=fs, root=root, uri=f"s3://{root}", s3=client)
     if parsed.scheme not in ("", "file") or (parsed.scheme == "" and "://" in to):
         raise UsageError(f"--to {to!r}: give a directory or an s3://bucket/prefix URL")
     path = Path(parsed.path if parsed.scheme == "file" else to).expanduser().resolve()
@@ -307,7 +320,7 @@ def open_lake(to: str, *, create: bool = True, filesystem: pafs.FileSystem | Non
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SpotifyCatalogError(f"cannot create {path}: {exc.strerror or exc}") from None
-    return Lake(fs=filesystem or pafs.LocalFileSystem(), root=str(path), uri=str(path), is_s3=False)
+    return Lake(fs=filesystem or pafs.LocalFileSystem(), root=str(path), uri=str(path))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -354,15 +367,28 @@ def _publish_local(staged: Path, final: Path) -> None:
     shutil.rmtree(staged)
 
 
-def _publish_s3(fs: pafs.FileSystem, staged: str, final: str) -> None:
-    """Copy every staged object over its final key (each copy is atomic), then delete stale keys."""
-    new = fs.get_file_info(pafs.FileSelector(staged))
-    names = {info.base_name for info in new if info.type == pafs.FileType.File}
-    for name in sorted(names):
-        fs.copy_file(f"{staged}/{name}", f"{final}/{name}")
-    for info in fs.get_file_info(pafs.FileSelector(final, allow_not_found=True)):
-        if info.type == pafs.FileType.File and info.base_name not in names:
-            fs.delete_file(info.path)
+def _s3_keys(client: S3Client, prefix_path: str) -> list[str]:
+    """Keys below ``bucket/prefix/``."""
+    bucket, prefix = prefix_path.split("/", 1)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def _s3_delete(client: S3Client, bucket: str, keys: Sequence[str]) -> None:
+    for start in range(0, len(keys), 1000):
+        chunk: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start : start + 1000]]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+
+
+def _publish_s3(client: S3Client, staged: str, final: str) -> None:
+    """Copy every staged object over its final key (each copy is atomic, multipart above 5 GB), then
+    delete the keys of the partition that the new export did not write."""
+    bucket, final_prefix = final.split("/", 1)
+    names = {key.rsplit("/", 1)[1]: key for key in _s3_keys(client, staged)}
+    for name, key in sorted(names.items()):
+        client.copy({"Bucket": bucket, "Key": key}, bucket, f"{final_prefix}/{name}")
+    stale = [k for k in _s3_keys(client, final) if k.rsplit("/", 1)[1] not in names]
+    _s3_delete(client, bucket, stale)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -444,14 +470,14 @@ def export(
                 final_dir = partition_dir(lake.root, table.name, snapshot_date)
                 staged.append(_Staged(table.name, rows, staged_dir, final_dir, name))
         for item in staged:
-            if lake.is_s3:
-                _publish_s3(lake.fs, item.staged_dir, item.final_dir)
+            if lake.s3 is not None:
+                _publish_s3(lake.s3, item.staged_dir, item.final_dir)
             else:
                 _publish_local(Path(item.staged_dir), Path(item.final_dir))
             log.info("published %s (%d rows)", item.final_dir, item.rows)
     except sa.exc.SQLAlchemyError as exc:
         raise StorageError(f"reading the database failed: {_db_error(exc)}") from None
-    except OSError as exc:
+    except (OSError, BotoCoreError, ClientError) as exc:
         raise SpotifyCatalogError(f"writing to {lake.uri} failed: {_first_line(exc)}") from None
     finally:
         _remove_staging(lake, staging_root)
@@ -480,13 +506,13 @@ def _check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
 def _remove_staging(lake: Lake, staging_root: str) -> None:
     """Best effort: a failed removal leaves only hidden ``_staging`` objects behind."""
     try:
-        if lake.is_s3:
-            lake.fs.delete_dir(staging_root)
+        if lake.s3 is not None:
+            _s3_delete(lake.s3, staging_root.split("/", 1)[0], _s3_keys(lake.s3, staging_root))
         else:
             shutil.rmtree(staging_root, ignore_errors=True)
             with contextlib.suppress(OSError):
                 Path(staging_root).parent.rmdir()  # _staging itself, when no other export runs
-    except OSError as exc:
+    except (OSError, BotoCoreError, ClientError) as exc:
         log.warning("could not remove the staging area %s: %s", staging_root, _first_line(exc))
 
 

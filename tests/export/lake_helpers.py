@@ -54,9 +54,13 @@ def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str) -> 
     decorated = isinstance(t, sa.types.TypeDecorator)
     base = lake_export._base_type(t)
     if column.primary_key:
+        keys = [c.name for c in column.table.primary_key.columns]
+        n = (i // 7 if keys.index(column.name) == 0 else i % 7) if len(keys) > 1 else i
         if isinstance(base, sa.Integer):
-            return i % 7 if len(column.table.primary_key.columns) > 1 else i + 1
-        return f"id{i // 7 if len(column.table.primary_key.columns) > 1 else i:06d}"
+            return n + 1
+        if isinstance(base, sa.Date):
+            return date(2026, 1, 1) + timedelta(days=n)
+        return f"id{n:06d}"
     if column.nullable and rng.random() < 0.2:
         return None
     if isinstance(base, sa.JSON):

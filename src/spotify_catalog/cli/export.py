@@ -1,0 +1,134 @@
+"""``spotify-catalog export``: the database to a Parquet/CSV/JSONL lake, or the DDL that reads it."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from spotify_catalog import export as lake_export
+from spotify_catalog.errors import UsageError
+
+DEFAULT_DB = "sqlite:///spotify-catalog.db"
+
+
+def _engine(url: str) -> sa.Engine:
+    """An engine for ``--db``; a SQLite file must already exist (never create an empty one)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise UsageError(f"--db {url!r} is not a database URL (e.g. sqlite:///spotify-catalog.db)") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not Path(database).is_file():
+            raise UsageError(f"no database at {database or url!r}: run 'spotify-catalog crawl' first")
+    try:
+        return sa.create_engine(parsed)
+    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        where = parsed.render_as_string(hide_password=True)
+        raise UsageError(f"--db {where}: {exc}") from None
+
+
+def _snapshot_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date:
+    if value is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
+
+
+def _tables(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter("name at least one table")
+    return names
+
+
+@click.command("export")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, metavar="URL", help="Database URL.")
+@click.option("--to", "to", required=True, metavar="PATH_OR_URL", help="A directory or s3://bucket/prefix.")
+@click.option(
+    "--format", "fmt", type=click.Choice(lake_export.FORMATS), default="parquet", show_default=True
+)
+@click.option("--tables", callback=_tables, metavar="T1,T2", help="Tables to export [all but _bookkeeping].")
+@click.option(
+    "--snapshot-date", callback=_snapshot_date, metavar="YYYY-MM-DD", help="Partition date [today, UTC]."
+)
+@click.option(
+    "--compression",
+    type=click.Choice(lake_export.COMPRESSIONS),
+    default=None,
+    help="Parquet: zstd (default), snappy, none. CSV/JSONL: none (default) or zstd.",
+)
+@click.option("--with-raw", is_flag=True, help="Also export the raw JSON column.")
+@click.option(
+    "--print-ddl",
+    type=click.Choice(lake_export.DDL_DIALECTS),
+    help="Print the CREATE statements for that engine instead of exporting.",
+)
+@click.option("--batch-rows", type=click.IntRange(min=1), default=lake_export.DEFAULT_BATCH_ROWS, hidden=True)
+@click.pass_context
+def export(
+    ctx: click.Context,
+    db_url: str,
+    to: str,
+    fmt: str,
+    tables: list[str] | None,
+    snapshot_date: date,
+    compression: str | None,
+    with_raw: bool,
+    print_ddl: str | None,
+    batch_rows: int,
+) -> None:
+    """Export the catalog to TO/<table>/dt=YYYY-MM-DD/part-00000.<format> (local or S3).
+
+    Exporting the same date again replaces that partition atomically; other dates stay. Credentials
+    and endpoint for S3 come from the usual AWS_* variables (AWS_ENDPOINT_URL for S3-compatible stores).
+    """
+    from spotify_catalog.storage.schema import metadata
+
+    if print_ddl:
+        if fmt != "parquet":
+            raise UsageError("--print-ddl describes the Parquet layout; drop --format")
+        # any URL as given (Spark may want s3a://); a local directory as an absolute path
+        location = to if "://" in to else str(Path(to).expanduser().resolve())
+        click.echo(lake_export.ddl(metadata, location, print_ddl, tables=tables, with_raw=with_raw), nl=False)
+        return
+    compression = compression or ("zstd" if fmt == "parquet" else "none")
+    lake_export.check_options(fmt, compression)
+    lake_export.select_tables(metadata, tables)  # unknown names: exit 2 before touching anything
+    engine = _engine(db_url)
+    quiet = bool(getattr(ctx.find_root().obj, "quiet", False))
+    live = sys.stderr.isatty() and not quiet
+
+    def progress(table: str, rows: int) -> None:
+        if live:
+            click.echo(f"\r{table}: {rows:,} rows", err=True, nl=False)
+
+    try:
+        lake = lake_export.open_lake(to)
+        done = lake_export.export(
+            engine,
+            metadata,
+            lake,
+            snapshot_date,
+            tables=tables,
+            fmt=fmt,
+            compression=compression,
+            with_raw=with_raw,
+            batch_rows=batch_rows,
+            progress=progress,
+        )
+    finally:
+        engine.dispose()
+        if live:
+            click.echo("\r", err=True, nl=False)
+    if not quiet:
+        for item in done:
+            click.echo(f"{item.table}: {item.rows:,} rows -> {item.uri}", err=True)
