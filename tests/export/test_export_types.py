@@ -1,0 +1,143 @@
+"""Pure parts of the exporter: the type mapping, table selection, file names, the DDL types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from spotify_catalog import export as lake_export
+from spotify_catalog.errors import UsageError
+
+
+class Utc(sa.TypeDecorator[datetime]):
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+
+@pytest.mark.parametrize(
+    ("sa_type", "info", "arrow"),
+    [
+        (sa.Integer(), {}, pa.int32()),
+        (sa.SmallInteger(), {}, pa.int16()),
+        (sa.BigInteger(), {}, pa.int64()),
+        (sa.Boolean(), {}, pa.bool_()),
+        (sa.Float(), {}, pa.float64()),
+        (sa.Float(precision=10), {}, pa.float32()),
+        (sa.Numeric(12, 3), {}, pa.decimal128(12, 3)),
+        (sa.Numeric(), {}, pa.float64()),
+        (sa.String(2), {}, pa.string()),
+        (sa.Text(), {}, pa.string()),
+        (sa.Enum("a", "b"), {}, pa.string()),
+        (sa.Uuid(), {}, pa.string()),
+        (sa.Date(), {}, pa.date32()),
+        (sa.DateTime(), {}, pa.timestamp("us", tz="UTC")),
+        (Utc(), {}, pa.timestamp("us", tz="UTC")),
+        (sa.Time(), {}, pa.time64("us")),
+        (sa.LargeBinary(), {}, pa.binary()),
+        (sa.JSON(), {}, pa.string()),
+        (sa.JSON(), {"list_of": sa.String(2)}, pa.list_(pa.string())),
+        (sa.JSON(), {"list_of": sa.Integer()}, pa.list_(pa.int32())),
+        (sa.JSON(), {"list_of": sa.JSON()}, pa.list_(pa.string())),
+    ],
+)
+def test_arrow_type(sa_type: sa.types.TypeEngine[Any], info: dict[str, Any], arrow: pa.DataType) -> None:
+    assert lake_export.arrow_type(sa_type, list_of=info.get("list_of")) == arrow
+
+
+def test_an_unknown_type_is_an_error_not_a_guess() -> None:
+    with pytest.raises(TypeError, match="no Arrow type"):
+        lake_export.arrow_type(sa.ARRAY(sa.Integer))
+
+
+def test_schema_keeps_order_and_nullability_and_drops_raw() -> None:
+    table = sa.Table(
+        "t",
+        sa.MetaData(),
+        sa.Column("id", sa.String(5), primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("raw", sa.JSON),
+        sa.Column("price", sa.Numeric(6, 2)),
+    )
+    assert lake_export.arrow_schema(table) == pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("n", pa.int32(), nullable=False),
+            pa.field("price", pa.decimal128(6, 2)),
+        ]
+    )
+    assert lake_export.arrow_schema(table, with_raw=True).names == ["id", "n", "raw", "price"]
+
+
+def test_batches_from_a_database_with_lists_of_objects_and_decimals(tmp_path: Path) -> None:
+    meta = sa.MetaData()
+    table = sa.Table(
+        "t",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("images", sa.JSON, info={"list_of": sa.JSON()}),
+        sa.Column("price", sa.Numeric(6, 2, asdecimal=True)),
+    )
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db'}")
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO t VALUES (2, '[{\"url\": \"b\", \"h\": 1}]', '3.50')"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1, NULL, NULL)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (3, '[]', '0.01')"))
+    with engine.connect() as conn:
+        batches = list(lake_export.iter_batches(conn, table, batch_rows=2))
+    engine.dispose()
+    assert [b.num_rows for b in batches] == [2, 1]
+    got = pa.Table.from_batches(batches).to_pylist()
+    assert got == [
+        {"id": 1, "images": None, "price": None},
+        {"id": 2, "images": ['{"h":1,"url":"b"}'], "price": Decimal("3.50")},
+        {"id": 3, "images": [], "price": Decimal("0.01")},
+    ]
+
+
+def test_table_selection() -> None:
+    meta = sa.MetaData()
+    for name in ("b", "a", "_runs"):
+        sa.Table(name, meta, sa.Column("id", sa.Integer, primary_key=True))
+    assert [t.name for t in lake_export.select_tables(meta, None)] == ["a", "b"]
+    assert [t.name for t in lake_export.select_tables(meta, ["b", "_runs", "b"])] == ["b", "_runs"]
+    with pytest.raises(UsageError, match="unknown table x, y; tables: a, b"):
+        lake_export.select_tables(meta, ["a", "x", "y"])
+
+
+def test_file_names_and_hive_types() -> None:
+    assert lake_export.file_name("parquet", "zstd") == "part-00000.parquet"
+    assert lake_export.file_name("csv", "none") == "part-00000.csv"
+    assert lake_export.file_name("jsonl", "zstd") == "part-00000.jsonl.zst"
+    assert lake_export.hive_type(pa.list_(pa.int64())) == "array<bigint>"
+    assert lake_export.hive_type(pa.timestamp("us", tz="UTC")) == "timestamp"
+    assert lake_export.hive_type(pa.decimal128(6, 2)) == "decimal(6,2)"
+    assert lake_export.hive_type(pa.date32()) == "date"
+
+
+def test_duckdb_ddl_quotes_the_location() -> None:
+    meta = sa.MetaData()
+    sa.Table("t", meta, sa.Column("id", sa.Integer, primary_key=True))
+    assert lake_export.ddl(meta, "/data/o'brien/", "duckdb") == (
+        "CREATE OR REPLACE VIEW \"t\" AS SELECT * FROM read_parquet('/data/o''brien/t/*/*.parquet', "
+        "hive_partitioning = true, hive_types = {'dt': VARCHAR});\n"
+    )
+    with pytest.raises(UsageError, match="unknown DDL dialect"):
+        lake_export.ddl(meta, "/x", "hive")
+
+
+def test_directories_are_swapped_in_one_step(tmp_path: Path) -> None:
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "f").write_text("new")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "f").write_text("old")
+    if not lake_export._exchange(tmp_path / "new", tmp_path / "old"):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) here")
+    assert (tmp_path / "old" / "f").read_text() == "new"
+    assert (tmp_path / "new" / "f").read_text() == "old"
