@@ -340,10 +340,12 @@ def h_audiobook(ctx: Ctx) -> JSON:
 
 
 def h_audiobooks(ctx: Ctx) -> JSON:
-    market = ctx.market()
+    cat, market = ctx.state.catalog, ctx.market()
     return {
         "audiobooks": [
-            render.simple_audiobook(b, ctx.base, ctx.dev) if b and _in_market(b.markets, market) else None
+            render.audiobook(cat, b, ctx.base, ctx.dev, market or "")
+            if b and _in_market(b.markets, market)
+            else None
             for b in ctx.batch(Audiobook, 50)
         ]
     }
