@@ -17,10 +17,13 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from spotify_catalog.errors import StorageError, UsageError
 from spotify_catalog.storage import schema
+from spotify_catalog.transform import Rows
 
 log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
+
+__all__ = ["Rows", "create_engine", "migrate", "open_database", "upsert", "write_rows"]
 
 
 def redact(url: str) -> str:
@@ -179,6 +182,19 @@ def _do_nothing(conn: sa.Connection, table: sa.Table, stmt: Any) -> Any:
     if conn.dialect.name in ("mysql", "mariadb"):
         return stmt.on_duplicate_key_update({keys[0]: table.c[keys[0]]})
     return stmt.on_conflict_do_nothing(index_elements=keys)
+
+
+def write_rows(conn: sa.Connection, rows: Rows) -> int:
+    """Write what :mod:`spotify_catalog.transform` gathered (call inside a transaction); row count."""
+    written = 0
+    for name, table_rows in rows.upserts.items():
+        written += upsert(conn, schema.metadata.tables[name], table_rows)
+    for name, parents in rows.children.items():
+        table = schema.metadata.tables[name]
+        parent_column = table.primary_key.columns.values()[0].name
+        children = [row for parent_rows in parents.values() for row in parent_rows]
+        written += replace_children(conn, table, parent_column, parents, children)
+    return written
 
 
 def table_contents(

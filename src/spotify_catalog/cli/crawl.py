@@ -1,0 +1,312 @@
+"""``crawl`` and ``demo``: artists in, a complete catalog out (see docs/crawl.md).
+
+Progress goes to stderr (rich), the summary to stdout. A stop (quota, ``--max-requests``,
+``--max-wait``) exits 75 and says when to continue; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from spotify_catalog import crawl as crawl_lib
+from spotify_catalog.cli import Globals
+from spotify_catalog.client import SpotifyClient
+from spotify_catalog.errors import Stopped, UsageError
+from spotify_catalog.settings import Settings
+from spotify_catalog.storage import db, schema
+
+DEFAULT_DB = "sqlite:///spotify-catalog.db"
+DEMO_DB = "sqlite:///spotify-demo.db"
+DEPTHS = [d.label for d in crawl_lib.Depth]
+
+
+def _globals() -> Globals:
+    return click.get_current_context().find_object(Globals) or Globals()
+
+
+@contextmanager
+def _progress_display(quiet: bool) -> Iterator[Callable[[crawl_lib.Progress], None] | None]:
+    if quiet:
+        yield None
+        return
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("starting", total=None, info="")
+
+        def update(p: crawl_lib.Progress) -> None:
+            left = "" if p.requests_left is None else f", {p.requests_left} left"
+            info = f"artists {p.artists} albums {p.albums} tracks {p.tracks} | requests {p.requests}{left}"
+            if p.failed:
+                info += f" | {p.failed} failed"
+            bar.update(task, description=p.phase, completed=p.done, total=max(p.total, p.done), info=info)
+
+        yield update
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as run, for ``_runs`` (the database password hidden)."""
+    parts = [ctx.command_path]
+    for name, value in ctx.params.items():
+        if value is None or value is False or value == ():
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name == "db":
+            value = db.redact(str(value))
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            parts.extend([flag] if item is True else [flag, str(item)])
+    return shlex.join(parts)
+
+
+def _summary(engine: sa.Engine, result: crawl_lib.CrawlResult | None, seconds: float) -> Table:
+    table = Table(title="spotify-catalog: rows per table", title_justify="left")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    with engine.connect() as conn:
+        for t in schema.CATALOG_TABLES:
+            count = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            table.add_row(t.name, str(count))
+    if result is not None:
+        table.add_section()
+        table.add_row("requests made", str(result.requests))
+        table.add_row("rows written", str(result.rows_written))
+        table.add_row("API mode", result.api_mode or "unknown")
+    table.add_row("time", f"{seconds:.1f} s")
+    return table
+
+
+def run_crawl(
+    ctx: click.Context,
+    *,
+    db_url: str,
+    settings: Settings,
+    options: crawl_lib.CrawlOptions,
+    max_requests: int | None,
+    quiet: bool,
+) -> crawl_lib.CrawlResult:
+    """Open the database, crawl with a progress display, print the summary; exit 75/130 on a stop."""
+    started = time.monotonic()
+    engine = db.open_database(db_url)
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        with SpotifyClient(settings, request_budget=max_requests) as client:
+            try:
+                with _progress_display(quiet) as progress:
+                    crawler = crawl_lib.Crawler(
+                        engine, client, options, on_progress=progress, command=_command_line(ctx)
+                    )
+                    result = crawler.run()
+            except Stopped as exc:
+                if not quiet:
+                    out.print(_summary(engine, None, time.monotonic() - started))
+                err.print(f"{exc}", markup=False, highlight=False)
+                ctx.exit(exc.exit_code)
+        for name in result.unresolved:
+            err.print(f"warning: no artist found for {name!r}", markup=False, highlight=False)
+        for artist_id in result.not_found:
+            err.print(f"warning: artist {artist_id} not found", markup=False, highlight=False)
+        if not quiet:
+            out.print(_summary(engine, result, time.monotonic() - started))
+        if result.status != "done":
+            err.print(f"incomplete: {result.failed} task(s) kept failing; run the same command again")
+            ctx.exit(1)
+        return result
+    finally:
+        engine.dispose()
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise click.BadParameter("must not be negative", ctx, param)
+    return value
+
+
+@click.command()
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, metavar="URL", help="Database URL.")
+@click.option("--artist", "artists", multiple=True, metavar="NAME_OR_ID", help="An artist (repeatable).")
+@click.option(
+    "--artists-file",
+    type=click.Path(dir_okay=False),
+    help="One name/id/URI/URL per line, or a CSV with an artist/name/id/uri column.",
+)
+@click.option("--depth", type=click.Choice(DEPTHS), default="tracks", show_default=True)
+@click.option(
+    "--include-groups",
+    default=",".join(crawl_lib.DEFAULT_GROUPS),
+    show_default=True,
+    help="Album groups of each discography.",
+)
+@click.option("--market", metavar="XX", help="ISO 3166-1 country code.")
+@click.option("--max-requests", type=int, callback=_positive, metavar="N", help="Spend at most N requests.")
+@click.option(
+    "--max-wait", type=click.FloatRange(min=0), metavar="SECONDS", help="Longest wait to sleep through."
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Concurrent requests."
+)
+@click.option("--refresh-after", default="7d", show_default=True, help="Refetch what is older (7d, 12h, 0).")
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "development", "extended"]),
+    help="The app's API mode [env SPOTIFY_CATALOG_MODE; auto: detect, remembered in the database].",
+)
+@click.option("--quiet", is_flag=True, help="No progress display and no summary.")
+@click.pass_context
+def crawl(
+    ctx: click.Context,
+    db_url: str,
+    artists: tuple[str, ...],
+    artists_file: str | None,
+    depth: str,
+    include_groups: str,
+    market: str | None,
+    max_requests: int | None,
+    max_wait: float | None,
+    workers: int,
+    refresh_after: str,
+    mode: str | None,
+    quiet: bool,
+) -> None:
+    """Collect artists, their albums and tracks into a database, with the fewest requests.
+
+    Stops cleanly (exit 75) when the quota or --max-requests runs out; run the same command again to
+    continue where it stopped.
+    """
+    inputs = _inputs(artists, artists_file)
+    options = crawl_lib.CrawlOptions(
+        artists=tuple(inputs),
+        depth=crawl_lib.Depth.parse(depth),
+        include_groups=tuple(g.strip() for g in include_groups.split(",") if g.strip()),
+        market=_market(market),
+        refresh_after=crawl_lib.parse_duration(refresh_after),
+        workers=workers,
+    )
+    g = _globals()
+    settings = Settings.load(
+        {"api_url": g.api_url, "token_url": g.token_url, "max_wait": max_wait, "mode": mode},
+        config_path=g.config,
+    )
+    settings.credentials()  # missing credentials: exit 2 before touching the database
+    run_crawl(
+        ctx,
+        db_url=db_url,
+        settings=settings,
+        options=options,
+        max_requests=max_requests,
+        quiet=quiet or g.quiet,
+    )
+
+
+def _market(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 2 or not value.isalpha() or not value.isascii():
+        raise UsageError(f"--market must be a 2-letter country code such as US, not {value!r}")
+    return value.upper()
+
+
+def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[crawl_lib.ArtistInput]:
+    inputs: list[crawl_lib.ArtistInput] = []
+    bad: list[str] = []
+    for value in artists:
+        try:
+            inputs.append(crawl_lib.parse_artist(value))
+        except UsageError as exc:
+            bad.append(f"--artist {value!r}: {exc}")
+    if bad:
+        raise UsageError("; ".join(bad))
+    if artists_file is not None:
+        inputs.extend(crawl_lib.read_artists_file(artists_file))
+    if not inputs:
+        raise UsageError("no artists given: use --artist NAME_OR_ID or --artists-file FILE")
+    return inputs
+
+
+# ------------------------------------------------------------------------------------------ demo
+
+DEMO_SIZE = 20
+
+
+def demo_artists(catalog: Any) -> list[crawl_lib.ArtistInput]:
+    """The demo's fixed list: BTS and the catalog's most popular artists, most by name, a few by id."""
+    from spotify_catalog.emulator import BTS_ID
+
+    chosen = [BTS_ID]
+    for index in catalog.by_popularity():
+        artist = catalog.artist(index)
+        if artist.id not in chosen:
+            chosen.append(artist.id)
+        if len(chosen) == DEMO_SIZE:
+            break
+    inputs = []
+    for position, artist_id in enumerate(chosen):
+        if position % 4 == 3:
+            inputs.append(crawl_lib.ArtistInput(artist_id, True))
+        else:
+            inputs.append(crawl_lib.ArtistInput(catalog.artist_by_id(artist_id).name, False))
+    return inputs
+
+
+@click.command()
+@click.option("--db", "db_url", default=DEMO_DB, show_default=True, metavar="URL", help="Database URL.")
+@click.option(
+    "--profile",
+    type=click.Choice(["development", "extended"]),
+    default="development",
+    show_default=True,
+    help="The emulated app's API mode.",
+)
+@click.option("--depth", type=click.Choice(DEPTHS), default="tracks", show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress display and no summary.")
+@click.pass_context
+def demo(ctx: click.Context, db_url: str, profile: str, depth: str, workers: int, quiet: bool) -> None:
+    """Crawl ~20 artists (BTS among them) from the built-in emulator into spotify-demo.db.
+
+    Needs no Spotify account: the emulator runs in this process. Run it twice: the second run makes
+    no requests, everything is fresh.
+    """
+    from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
+
+    config = EmulatorConfig(profile=profile)  # type: ignore[arg-type]
+    with serve_in_thread(config) as emu:
+        settings = Settings.load(
+            {
+                "client_id": config.client_id,
+                "client_secret": config.client_secret,
+                "api_url": emu.url + "/v1",
+                "token_url": emu.url + "/api/token",
+            },
+            environ={},
+            dotenv_path=Path("/nonexistent/.env"),
+        )
+        options = crawl_lib.CrawlOptions(
+            artists=tuple(demo_artists(emu.catalog)), depth=crawl_lib.Depth.parse(depth), workers=workers
+        )
+        quiet = quiet or _globals().quiet
+        if not quiet:
+            click.echo(
+                f"Emulator ({profile} profile) at {emu.url}; "
+                f"crawling {DEMO_SIZE} artists into {db.redact(db_url)}",
+                err=True,
+            )
+        run_crawl(ctx, db_url=db_url, settings=settings, options=options, max_requests=None, quiet=quiet)
