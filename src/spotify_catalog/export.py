@@ -53,7 +53,8 @@ DDL_DIALECTS = ("athena", "spark", "duckdb")
 RAW_COLUMN = "raw"
 PARTITION = "dt"
 STAGING = "_staging"
-DEFAULT_BATCH_ROWS = 50_000
+DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
+DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches gathered until then)
 
 Format = Literal["parquet", "csv", "jsonl"]
 Progress = Callable[[str, int], None]
@@ -216,16 +217,26 @@ def write_file(
     *,
     fmt: str,
     compression: str,
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     on_batch: Callable[[int], None] = lambda rows: None,
 ) -> int:
-    """Write ``batches`` to ``sink`` (one row group per batch for Parquet); return the row count."""
+    """Write ``batches`` to ``sink``; return the row count. Parquet row groups gather batches until they
+    hold at least ``row_group_rows`` rows."""
     rows = 0
     if fmt == "parquet":
         with pq.ParquetWriter(sink, schema, compression=cast(Any, compression)) as writer:
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
             for batch in batches:
-                writer.write_batch(batch, row_group_size=max(batch.num_rows, 1))
+                pending.append(batch)
+                pending_rows += batch.num_rows
                 rows += batch.num_rows
+                if pending_rows >= row_group_rows:
+                    writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=pending_rows)
+                    pending, pending_rows = [], 0
                 on_batch(rows)
+            if pending_rows:
+                writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=pending_rows)
         return rows
     stream = pa.CompressedOutputStream(sink, "zstd") if compression == "zstd" else sink
     try:
@@ -438,6 +449,7 @@ def export(
     compression: str = "zstd",
     with_raw: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     progress: Progress | None = None,
 ) -> list[ExportedTable]:
     """Export ``tables`` (default: all but bookkeeping) of the database to ``lake`` as the partition
@@ -464,6 +476,7 @@ def export(
                         iter_batches(conn, table, with_raw=with_raw, batch_rows=batch_rows),
                         fmt=fmt,
                         compression=compression,
+                        row_group_rows=row_group_rows,
                         on_batch=lambda n, t=table.name: report(t, n),  # type: ignore[misc]
                     )
                 report(table.name, rows)
