@@ -463,7 +463,7 @@ def export(
     report = progress or (lambda table, rows: None)
     staged: list[_Staged] = []
     try:
-        with engine.connect() as conn:
+        with _snapshot_connection(engine) as conn:
             for table in chosen:
                 staged_dir = f"{staging_root}/{table.name}/{PARTITION}={snapshot_date.isoformat()}"
                 if not lake.is_s3:
@@ -502,6 +502,15 @@ def export(
         )
         for s in staged
     ]
+
+
+def _snapshot_connection(engine: sa.Engine) -> sa.Connection:
+    """A connection whose one transaction reads every table as of the same moment where the database
+    offers it (PostgreSQL, MySQL/MariaDB: REPEATABLE READ; SQLite reads as it goes)."""
+    conn = engine.connect()
+    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn
 
 
 def _check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:

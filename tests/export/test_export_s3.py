@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import boto3
 import pyarrow as pa
@@ -13,6 +14,7 @@ from lake_helpers import database_rows, fill, lake_rows, small_metadata
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.errors import UsageError
+from spotify_catalog.storage.schema import metadata
 
 DAY = date(2026, 11, 25)
 PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
@@ -106,3 +108,26 @@ def test_a_stale_file_in_the_partition_is_removed(s3_bucket: str, sqlite_engine:
 def test_a_missing_bucket_is_a_usage_error(s3_bucket: str) -> None:
     with pytest.raises(UsageError, match="bucket 'no-such-bucket' does not exist"):
         lake_export.open_lake("s3://no-such-bucket/x")
+
+
+def test_the_command_writes_to_s3_from_the_aws_variables(s3_bucket: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from spotify_catalog.cli import main
+
+    db = tmp_path / "catalog.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    fill(engine, metadata, 9)  # the real schema, which the command exports
+    engine.dispose()
+    result = CliRunner().invoke(
+        main, ["export", "--db", f"sqlite:///{db}", "--to", f"s3://{s3_bucket}/lake", "--tables", "tracks"]
+    )
+    assert result.exit_code == 0, result.stderr
+    today = datetime.now(UTC).date().isoformat()
+    assert f"tracks: 9 rows -> s3://{s3_bucket}/lake/tracks/dt={today}/part-00000.parquet" in result.stderr
+    assert keys(s3_bucket) == [f"lake/tracks/dt={today}/part-00000.parquet"]
+    assert "testing-secret" not in result.stderr + result.stdout
+
+    result = CliRunner().invoke(main, ["export", "--db", f"sqlite:///{db}", "--to", "s3://missing-bucket/x"])
+    assert result.exit_code == 2
+    assert result.stderr == "Error: --to s3://missing-bucket/x: bucket 'missing-bucket' does not exist\n"
