@@ -286,8 +286,12 @@ def iter_pages(client: SpotifyClient, first_page: JSON, *, cap: int | None = Non
         link = page.get("next")
         if not link:
             return
+        url = httpx.URL(str(link))
+        if url.path.endswith("/search") and "q" not in url.params and "query" in url.params:
+            # search links echo the query as ``query=``; send it back as the documented ``q``
+            url = url.copy_set_param("q", url.params["query"]).copy_remove_param("query")
+            link = str(url)
         if cap is not None:
-            url = httpx.URL(str(link))
             try:
                 offset = int(url.params.get("offset", "0"))
                 limit = int(url.params.get("limit", str(page.get("limit") or 20)))
@@ -297,7 +301,17 @@ def iter_pages(client: SpotifyClient, first_page: JSON, *, cap: int | None = Non
             if limit == 0:
                 return
             link = str(url.copy_set_param("limit", limit))
-        page = client.get(str(link))
+        page = _paging_object(client.get(str(link)))
+
+
+def _paging_object(data: JSON) -> JSON:
+    """The paging object of a response: search wraps it (``{"tracks": {...}}``), other endpoints do not."""
+    if "items" in data:
+        return data
+    pages = [value for value in data.values() if isinstance(value, dict) and "items" in value]
+    if len(pages) != 1:
+        raise InvalidResponseError("a next link answered without one paging object")
+    return pages[0]
 
 
 def _page_params(market: str | None, limit: int | None, offset: int) -> dict[str, ParamValue]:

@@ -9,10 +9,13 @@ from typing import Any as FakeTime
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from spotify_catalog import endpoints as ep
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.errors import AuthenticationError, InvalidResponseError
-from spotify_catalog.settings import Settings
+from spotify_catalog.errors import AuthenticationError, InvalidResponseError, UnauthorizedError
+from spotify_catalog.settings import ApiMode, Settings
 
 TOKEN = "BQ-mock-token-abcdef"
 SECRET = "mock-secret-value"
@@ -144,3 +147,110 @@ def test_next_links_are_sent_to_the_configured_api(fake_time: FakeTime) -> None:
         "http://spotify.test/v1/albums/y/tracks?offset=50",
         "http://spotify.test/v1/search?q=a+b&type=artist%2Ctrack&limit=3",
     ]
+
+
+# ----------------------------------------------------------------------------- paging properties
+
+
+class PagedApi:
+    """A Spotify-like paged listing and search whose ``next`` links ignore the offset cap, as the real
+    API's may; any request past ``cap`` fails the test."""
+
+    def __init__(self, totals: dict[str, int], cap: int) -> None:
+        self.totals = totals
+        self.cap = cap
+        self.requests: list[tuple[int, int]] = []
+
+    def _page(self, kind: str, offset: int, limit: int, path: str, extra: str) -> dict[str, object]:
+        total = self.totals[kind]
+        items = [{"id": f"{kind}-{i}"} for i in range(offset, min(offset + limit, total))]
+        more = offset + limit < total
+        link = f"https://api.spotify.com/v1{path}?offset={offset + limit}&limit={limit}{extra}"
+        return {
+            "items": items,
+            "limit": limit,
+            "offset": offset,
+            "total": total,
+            "next": link if more else None,
+        }
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "accounts.test":
+            return _token_ok()
+        params = request.url.params
+        offset, limit = int(params.get("offset", "0")), int(params.get("limit", "20"))
+        self.requests.append((offset, limit))
+        assert offset + limit <= self.cap, f"asked past the cap: offset {offset} limit {limit}"
+        if request.url.path == "/v1/search":
+            query = params["q"]
+            body = {
+                f"{kind}s": self._page(kind, offset, limit, "/search", f"&query={query}&type={kind}")
+                for kind in params["type"].split(",")
+            }
+            return httpx.Response(200, json=body)
+        return httpx.Response(200, json=self._page("thing", offset, limit, "/things", ""))
+
+
+def _paged_client(api: PagedApi) -> SpotifyClient:
+    client = SpotifyClient(_settings(), transport=httpx.MockTransport(api.handler), sleep=lambda s: None)
+    client.mode = ApiMode.EXTENDED
+    return client
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    total=st.integers(0, 1300),
+    limit=st.integers(1, 50),
+    start=st.integers(0, 1000),
+    cap=st.sampled_from([None, 1000]),
+)
+def test_iter_pages_yields_every_item_once_and_never_asks_past_the_cap(
+    total: int, limit: int, start: int, cap: int | None
+) -> None:
+    api = PagedApi({"thing": total}, cap or 10**9)
+    start = min(start, (cap or 10**9) - 1)
+    with _paged_client(api) as client:
+        first = client.get("/things", {"offset": start, "limit": ep.capped_limit(start, limit, cap or 10**9)})
+        ids = [item["id"] for item in ep.iter_pages(client, first, cap=cap)]
+    end = min(total, cap or total)
+    assert ids == [f"thing-{i}" for i in range(start, end)] if start < end else ids == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    totals=st.dictionaries(st.sampled_from(ep.SEARCH_TYPES), st.integers(0, 1200), min_size=1, max_size=3),
+    page_size=st.integers(5, 50),
+    offset=st.integers(0, 999),
+)
+def test_iter_search_yields_every_result_once_up_to_the_cap(
+    totals: dict[str, int], page_size: int, offset: int
+) -> None:
+    api = PagedApi(totals, ep.SEARCH_OFFSET_CAP)
+    with _paged_client(api) as client:
+        got: dict[str, list[str]] = {kind: [] for kind in totals}
+        for kind, item in ep.iter_search(client, "q", list(totals), page_size=page_size, offset=offset):
+            got[kind].append(item["id"])
+    for kind, total in totals.items():
+        assert got[kind] == [f"{kind}-{i}" for i in range(offset, min(total, ep.SEARCH_OFFSET_CAP))]
+    # shared requests: as many as the longest type needs, not one per type and page
+    longest = max(min(total, ep.SEARCH_OFFSET_CAP) - offset for total in totals.values())
+    assert len(api.requests) <= max(1, -(-longest // page_size) + 1)
+
+
+def test_a_401_after_renewal_is_an_error(fake_time: FakeTime) -> None:
+    tokens = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "accounts.test":
+            tokens.append(1)
+            return _token_ok()
+        return httpx.Response(401, json={"error": {"status": 401, "message": "Invalid access token"}})
+
+    with (
+        _client(handler, fake_time) as client,
+        pytest.raises(UnauthorizedError, match="Invalid access token"),
+    ):
+        client.get("/artists/x")
+    assert len(tokens) == 2  # renewed exactly once
+    assert client.requests_made == 2
+    assert sum(fake_time.sleeps) == 0  # a renewal is retried at once

@@ -138,13 +138,17 @@ def _print_table(groups: dict[str, tuple[list[JSON], int | None]]) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     for kind, (items, total) in groups.items():
+        if not items:
+            console.print(f"no {kind}s found")
+            continue
         shown = f"{len(items)} of {total}" if total is not None else str(len(items))
         table = Table(title=f"{kind}s ({shown})", title_justify="left")
-        headers = ["name", "id", *(name for name, _ in COLUMNS[kind])]
+        rows = [_row(kind, item) for item in items]
+        # columns Development Mode strips (popularity, followers, ...) are left out when all empty
+        headers = ["name", "id", *(n for n, _ in COLUMNS[kind] if any(row[n] for row in rows))]
         for header in headers:
             table.add_column(header.replace("_", " "), overflow="fold", no_wrap=header == "id")
-        for item in items:
-            row = _row(kind, item)
+        for row in rows:
             table.add_row(*(row[h] for h in headers))
         console.print(table)
 
