@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import functools
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 import boto3
@@ -56,7 +57,6 @@ STAGING = "_staging"
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
 DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches gathered until then)
 
-Format = Literal["parquet", "csv", "jsonl"]
 Progress = Callable[[str, int], None]
 """``progress(table, rows_written_so_far)``: called after every batch (and once at the end of a table)."""
 
@@ -477,7 +477,7 @@ def export(
                         fmt=fmt,
                         compression=compression,
                         row_group_rows=row_group_rows,
-                        on_batch=lambda n, t=table.name: report(t, n),  # type: ignore[misc]
+                        on_batch=functools.partial(report, table.name),
                     )
                 report(table.name, rows)
                 final_dir = partition_dir(lake.root, table.name, snapshot_date)
