@@ -154,7 +154,7 @@ class Ctx:
 
 # ----------------------------------------------------------------------------- handlers
 def h_search(ctx: Ctx) -> JSON:
-    q = ctx.params.get("q")
+    q = ctx.params.get("q") or ctx.params.get("query")  # paging links say query=, as Spotify's do
     if not q or not q.strip():
         raise ApiFail(400, "No search query")
     raw_types = ctx.params.get("type")
