@@ -57,6 +57,9 @@ class RetryPolicy:
     max_wait: float = 60.0
     backoff_initial: float = 0.5
     backoff_max: float = 20.0
+    rate_limit_backoff_initial: float = 2.0
+    """Backoff of a 429 without a usable ``Retry-After`` (the limiter's window is 30 s)."""
+    rate_limit_backoff_max: float = 30.0
     invalid_attempts: int = 3
     """Attempts for responses that are not what they claim (bad JSON, HTML with 200, ...)."""
 
@@ -98,7 +101,10 @@ def call_with_retries(
             return 0.0
         if exc.kind == "rate_limit" and exc.retry_after:
             return exc.retry_after
-        ceiling = min(policy.backoff_max, policy.backoff_initial * 2 ** (state.attempt_number - 1))
+        initial, maximum = policy.backoff_initial, policy.backoff_max
+        if exc.kind == "rate_limit":  # Retry-After 0 or missing
+            initial, maximum = policy.rate_limit_backoff_initial, policy.rate_limit_backoff_max
+        ceiling = min(maximum, initial * 2 ** (state.attempt_number - 1))
         return jitter.uniform(ceiling / 2, ceiling)  # "equal jitter": never 0, never above the ceiling
 
     def stop(state: tenacity.RetryCallState) -> bool:

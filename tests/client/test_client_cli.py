@@ -1,0 +1,254 @@
+"""``search``, ``get`` and ``auth check`` against the emulator: output, exit codes, no secrets shown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from spotify_catalog.cli import main
+
+BTS = "3Nrfpe0tUJi4K4DXYWgMUX"
+SECRET = "Sup3r-S3cret-Value-4711"
+TOKEN_PATTERN = re.compile(r"BQ[A-Za-z0-9_-]{20,}")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No Spotify settings from the real environment or a .env; SPOTIFY_* set per test."""
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "SPOTIFY_CLIENT_ID",
+        "SPOTIFY_CLIENT_SECRET",
+        "SPOTIFY_API_URL",
+        "SPOTIFY_TOKEN_URL",
+        "SPOTIFY_CATALOG_CONFIG",
+        "SPOTIFY_CATALOG_MODE",
+        "SPOTIFY_CATALOG_MAX_WAIT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def _point_at(env: pytest.MonkeyPatch, emu: Any, secret: str = "emulator-client-secret") -> None:
+    env.setenv("SPOTIFY_CLIENT_ID", "emulator-client-id")
+    env.setenv("SPOTIFY_CLIENT_SECRET", secret)
+    env.setenv("SPOTIFY_API_URL", emu.url + "/v1")
+    env.setenv("SPOTIFY_TOKEN_URL", emu.url + "/api/token")
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _one_line_error(result: Result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_lesson_search_json(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator)
+    result = run("search", "BTS", "--type", "artist", "--limit", "3", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    page = json.loads(result.stdout)["artists"]
+    assert [a["name"] for a in page["items"]] == ["BTS", "BTS World", "BTSC"]
+    assert page["items"][0]["id"] == BTS
+
+
+def test_lesson_search_table(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator)
+    result = run("search", "BTS", "--type", "artist", "--limit", "3")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("artists (3 of 3)")
+    assert any("name" in line and "id" in line for line in lines[:4])
+    rows = [line for line in lines if BTS in line or "BTS World" in line or "BTSC" in line]
+    assert len(rows) == 3
+    assert "BTS World" in rows[1]
+    assert "popularity" not in result.stdout  # stripped in development mode: no empty column
+
+
+def test_search_formats_and_all_pages(env: pytest.MonkeyPatch, make_emulator: Any) -> None:
+    emu = make_emulator(profile="extended")
+    _point_at(env, emu)
+    jsonl = run("search", "love", "--type", "album,track", "--all", "--format", "jsonl", "--market", "us")
+    assert jsonl.exit_code == 0, jsonl.stderr
+    items = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    full = run(
+        "search", "love", "--type", "album,track", "--limit", "1", "--format", "json", "--market", "US"
+    )
+    totals = {k: v["total"] for k, v in json.loads(full.stdout).items()}
+    assert sum(1 for i in items if i["type"] == "album") == min(totals["albums"], 1000)
+    assert sum(1 for i in items if i["type"] == "track") == min(totals["tracks"], 1000)
+    table = run("search", "love", "--type", "track", "--limit", "5", "--format", "csv", "--offset", "2")
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert len(rows) == 5
+    assert set(rows[0]) >= {"type", "name", "id", "artists", "album", "duration"}
+    assert rows[0]["id"] == items[2]["id"] if items[0]["type"] == "track" else True
+
+
+def test_get_accepts_ids_uris_and_urls(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator)
+    for ref in (BTS, f"spotify:artist:{BTS}", f"https://open.spotify.com/artist/{BTS}?si=x"):
+        result = run("get", "artist", ref)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["name"] == "BTS"
+    several = run("get", "artist", BTS, "0000000000000000000000")
+    assert several.exit_code == 0, several.stderr
+    found = json.loads(several.stdout)
+    assert found[0]["id"] == BTS
+    assert found[1] is None
+
+
+def test_get_show_needs_a_market(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator)
+    show = emulator.catalog.shows[0]
+    result = run("get", "show", show.id)
+    assert result.exit_code == 1
+    assert "--market" in _one_line_error(result)
+    ok = run("get", "show", show.id, "--market", show.markets[0])
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["name"] == show.name
+
+
+@pytest.mark.parametrize(("profile", "mode"), [("development", "development"), ("extended", "extended")])
+def test_auth_check_reports_the_mode(
+    env: pytest.MonkeyPatch, make_emulator: Any, profile: str, mode: str
+) -> None:
+    emu = make_emulator(profile=profile)
+    _point_at(env, emu)
+    result = run("auth", "check")
+    assert result.exit_code == 0, result.stderr
+    assert "credentials: ok" in result.stdout
+    assert f"api mode: {mode} (detected)" in result.stdout
+    web_api = sum(n for route, n in emu.stats()["by_route"].items() if route.startswith("GET"))
+    assert web_api == 1  # one cheap request to detect the mode
+    env.setenv("SPOTIFY_CATALOG_MODE", "development")
+    assert "api mode: development (from the settings)" in run("auth", "check").stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "BTS", "--limit", "0"],
+        ["search", "BTS", "--limit", "51"],
+        ["search", "BTS", "--offset", "1000"],
+        ["search", "BTS", "--type", "band"],
+        ["search", "   "],
+        ["search", "BTS", "--market", "USA"],
+        ["search", "BTS", "--format", "xml"],
+        ["get", "band", BTS],
+        ["get", "artist", "not-an-id"],
+        ["get", "track", f"spotify:artist:{BTS}"],
+        ["--config", "missing.toml", "search", "BTS"],
+    ],
+)
+def test_usage_errors_exit_2(env: pytest.MonkeyPatch, emulator: Any, args: list[str]) -> None:
+    _point_at(env, emulator)
+    result = run(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert emulator.stats()["requests"] == 0  # refused before any request
+
+
+def test_missing_credentials_exit_2_naming_the_variables(env: pytest.MonkeyPatch) -> None:
+    result = run("search", "BTS")
+    assert result.exit_code == 2
+    line = _one_line_error(result)
+    assert "SPOTIFY_CLIENT_ID" in line
+    assert "SPOTIFY_CLIENT_SECRET" in line
+
+
+def test_bad_secret_exit_1(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator, secret="wrong-secret-123")
+    result = run("auth", "check")
+    assert result.exit_code == 1
+    assert "Invalid client secret" in _one_line_error(result)
+    assert "wrong-secret-123" not in result.stderr + result.stdout
+
+
+def test_not_found_exit_1(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator)
+    result = run("get", "artist", "0000000000000000000000")
+    assert result.exit_code == 1
+    assert "404" in _one_line_error(result)
+
+
+def test_server_errors_after_retries_exit_1(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator)
+    env.setenv("SPOTIFY_CATALOG_MAX_ATTEMPTS", "2")
+    emulator.configure(fault_rate=1.0, fault_kinds=["503"])
+    result = run("search", "BTS")
+    assert result.exit_code == 1
+    assert "503" in _one_line_error(result)
+    assert "retrying in" in result.stderr  # the retry was logged at the default level
+
+
+def test_network_down_exit_1(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator)
+    env.setenv("SPOTIFY_CATALOG_MAX_ATTEMPTS", "1")
+    env.setenv("SPOTIFY_TOKEN_URL", "http://127.0.0.1:9/api/token")
+    result = run("search", "BTS")
+    assert result.exit_code == 1
+    assert "ConnectError" in _one_line_error(result)
+
+
+def test_quota_exit_75_says_when(env: pytest.MonkeyPatch, make_emulator: Any) -> None:
+    emu = make_emulator(quota=1)
+    _point_at(env, emu)
+    assert run("search", "BTS").exit_code == 0
+    result = run("search", "BTS")
+    assert result.exit_code == 75
+    line = _one_line_error(result)
+    assert "quota exceeded" in line
+    assert re.search(r"retry after \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", line)
+
+
+def test_too_long_wait_exit_75(env: pytest.MonkeyPatch, make_emulator: Any) -> None:
+    emu = make_emulator(rate_limit=1)
+    _point_at(env, emu)
+    env.setenv("SPOTIFY_CATALOG_MAX_WAIT", "5")
+    assert run("search", "BTS").exit_code == 0
+    result = run("search", "BTS")
+    assert result.exit_code == 75
+    assert "over the maximum of 5 s" in _one_line_error(result)
+
+
+@pytest.mark.parametrize("verbosity", ["-v", "-vv", "-vvv"])
+def test_no_secret_or_token_in_any_output(
+    env: pytest.MonkeyPatch, make_emulator: Any, verbosity: str
+) -> None:
+    emu = make_emulator(client_secret=SECRET, token_ttl=3600)
+    _point_at(env, emu, secret=SECRET)
+    outputs = []
+    for args in (
+        ["search", "BTS", "--format", "json"],
+        ["search", "BTS", "--type", "artist,album", "--all", "--format", "jsonl"],
+        ["get", "artist", BTS, "0000000000000000000000"],
+        ["auth", "check"],
+    ):
+        result = run(verbosity, *args)
+        assert result.exit_code == 0, result.stderr
+        outputs.append(result.stdout + result.stderr)
+    emu.advance(4000)  # expired token: the 401 and the renewal are logged too
+    emu.configure(fault_rate=0.5, fault_kinds=["503", "html"])
+    outputs.append(run(verbosity, "get", "artist", BTS).stderr)
+    _point_at(env, emu, secret=SECRET + "-wrong")
+    outputs.append(run(verbosity, "auth", "check").stderr)
+    text = "\n".join(outputs)
+    assert "INFO" in text  # the logs were on
+    if verbosity != "-v":
+        assert "DEBUG" in text
+    assert SECRET not in text
+    assert not TOKEN_PATTERN.search(text)
+    assert "Bearer " not in text
+    assert "Basic " not in text
