@@ -410,9 +410,7 @@ class Crawler:
         r = schema.artist_resolutions
         found: dict[str, str | None] = {}
         for chunk in _chunks(list(names)):
-            found.update(
-                conn.execute(sa.select(r.c.input, r.c.artist_id).where(r.c.input.in_(chunk))).tuples().all()
-            )
+            found.update(conn.execute(sa.select(r.c.input, r.c.artist_id).where(r.c.input.in_(chunk))).all())
         return found
 
     def _crawl_albums(self, artist_ids: Sequence[str]) -> list[str]:

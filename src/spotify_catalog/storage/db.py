@@ -200,7 +200,9 @@ def write_rows(conn: sa.Connection, rows: Rows) -> int:
 def table_contents(
     conn: sa.Connection, table: sa.Table, exclude: Sequence[str] = ("fetched_at",)
 ) -> list[tuple[Any, ...]]:
-    """Every row of ``table`` (without the ``exclude`` columns), sorted by primary key: for comparisons."""
+    """Every row of ``table`` (without the ``exclude`` columns), sorted by primary key in Python (the
+    same order on every backend, whatever its collation): for comparisons."""
     columns = [c for c in table.c if c.name not in exclude]
-    keys = list(table.primary_key.columns)
-    return [tuple(r) for r in conn.execute(sa.select(*columns).order_by(*keys))]
+    keys = [i for i, c in enumerate(columns) if c.primary_key]
+    rows = [tuple(r) for r in conn.execute(sa.select(*columns))]
+    return sorted(rows, key=lambda r: tuple(r[i] for i in keys))

@@ -127,9 +127,7 @@ def task_states(conn: sa.Connection, kind: str, keys: Iterable[str]) -> dict[str
     result: dict[str, str] = {}
     for chunk in _chunks(sorted(set(keys))):
         result.update(
-            conn.execute(sa.select(t.c.key, t.c.state).where(t.c.kind == kind, t.c.key.in_(chunk)))
-            .tuples()
-            .all()
+            conn.execute(sa.select(t.c.key, t.c.state).where(t.c.kind == kind, t.c.key.in_(chunk))).all()
         )
     return result
 

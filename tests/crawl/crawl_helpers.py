@@ -1,0 +1,165 @@
+"""Helpers of the crawler tests: a client for an emulator, a crawl in one call, table contents,
+and the minimum request count computed from the emulator's catalog truth."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, CrawlResult, Depth
+from spotify_catalog.settings import Settings
+from spotify_catalog.storage import db, schema
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+GROUPS = ("album", "single", "compilation", "appears_on")
+
+# From the seed-42, 200-artist catalog: small discographies, one album of 51 tracks (米津玄師),
+# one artist with 16 albums (イタロ: two pages in development mode), a name given in other case.
+NAMES = ("이래새", "CLARA TAKÁCS", "米津玄師")
+IDS = ("4pxhfGSxZNvVrD4C0SQlQ7", "45C1dYAhAiS451clbstS81")
+ARTISTS = tuple(ArtistInput(n, False) for n in NAMES) + tuple(ArtistInput(i, True) for i in IDS)
+
+
+def emulator_settings(emu: Any, mode: str | None = None) -> Settings:
+    return Settings.load(
+        {
+            "client_id": "emulator-client-id",
+            "client_secret": "emulator-client-secret",
+            "api_url": emu.url + "/v1",
+            "token_url": emu.url + "/api/token",
+            "mode": mode,
+        },
+        environ={},
+        dotenv_path=Path("/nonexistent/.env"),
+    )
+
+
+def web_requests(emu: Any) -> int:
+    """Web API requests the emulator answered (token requests left out)."""
+    stats = emu.stats()
+    return int(stats["requests"]) - int(stats["by_route"].get("POST /api/token", 0))
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def crawl(
+    emu: Any,
+    engine: sa.Engine,
+    artists: Sequence[ArtistInput] = ARTISTS,
+    *,
+    mode: str | None = None,
+    depth: Depth = Depth.TRACKS,
+    workers: int = 1,
+    budget: int | None = None,
+    now: datetime = T0,
+    groups: tuple[str, ...] = GROUPS,
+) -> CrawlResult:
+    options = CrawlOptions(artists=tuple(artists), depth=depth, workers=workers, include_groups=groups)
+    with SpotifyClient(emulator_settings(emu, mode), request_budget=budget) as client:
+        return Crawler(engine, client, options, now=lambda: now, command="test").run()
+
+
+def contents(engine: sa.Engine, emulator_url: str | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every catalog table's rows, without the times of fetching; the emulator's own address (in
+    ``href`` links) replaced by ``EMULATOR``, so that crawls of different emulators compare."""
+    with engine.connect() as conn:
+        tables = {
+            t.name: db.table_contents(conn, t, exclude=("fetched_at", "resolved_at"))
+            for t in schema.CATALOG_TABLES
+        }
+    if emulator_url is None:
+        return tables
+    return {name: [_replace(row, emulator_url) for row in rows] for name, rows in tables.items()}
+
+
+def _replace(value: Any, url: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(url, "EMULATOR")
+    if isinstance(value, tuple):
+        return tuple(_replace(v, url) for v in value)
+    if isinstance(value, list):
+        return [_replace(v, url) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace(v, url) for k, v in value.items()}
+    return value
+
+
+def minimum_requests(
+    catalog: Any,
+    names: dict[str, str],
+    ids: Sequence[str],
+    *,
+    mode: str,
+    depth: Depth,
+    groups: tuple[str, ...] = GROUPS,
+) -> int:
+    """docs/crawl.md's formula, from the catalog's truth. ``names`` maps each name to the artist the
+    search is expected to choose."""
+    dev = mode == "development"
+    crawl_artists = list(dict.fromkeys([*names.values(), *ids]))
+    fetch_ids = [i for i in dict.fromkeys(ids) if i not in names.values()]
+    total = len(names) + (len(fetch_ids) if dev else math.ceil(len(fetch_ids) / 50))
+    if depth < Depth.ALBUMS:
+        return total
+    page = 10 if dev else 50
+    albums: list[str] = []
+    for artist_id in crawl_artists:
+        listed = catalog.artist_album_ids(artist_id, groups)
+        total += max(1, math.ceil(len(listed) / page))
+        albums.extend(listed)
+    unique_albums = list(dict.fromkeys(albums))
+    if depth < Depth.TRACKS:
+        return total
+    total += len(unique_albums) if dev else math.ceil(len(unique_albums) / 20)
+    total += sum(math.ceil(max(0, catalog.album(a).total_tracks - 50) / 50) for a in unique_albums)
+    if depth < Depth.TRACK_DETAILS:
+        return total
+    tracks = {t for a in unique_albums for t in catalog.album_track_ids(a)}
+    return total + (len(tracks) if dev else math.ceil(len(tracks) / 50))
+
+
+def expected_names(catalog: Any) -> dict[str, str]:
+    """The artist each of :data:`NAMES` must resolve to (its one exact match in the catalog)."""
+    from spotify_catalog.transform import normalize_name
+
+    found = {}
+    for name in NAMES:
+        matches = [
+            i
+            for i, n in zip(catalog.artist_ids(), catalog.artist_names(), strict=True)
+            if normalize_name(n) == normalize_name(name)
+        ]
+        assert len(matches) == 1, (name, matches)
+        found[name] = matches[0]
+    return found
+
+
+def new_engine(path: Path) -> sa.Engine:
+    return db.open_database(f"sqlite:///{path}")
+
+
+def differences(got: dict[str, list[Any]], want: dict[str, list[Any]], limit: int = 3) -> list[str]:
+    """Readable differences between two :func:`contents` (empty: identical)."""
+    out = []
+    for table in sorted(set(got) | set(want)):
+        a, b = got.get(table, []), want.get(table, [])
+        if a == b:
+            continue
+        sa_, sb = {repr(r) for r in a}, {repr(r) for r in b}
+        out.append(f"{table}: {len(a)} rows vs {len(b)} expected")
+        out.extend(f"  extra   {r[:300]}" for r in sorted(sa_ - sb)[:limit])
+        out.extend(f"  missing {r[:300]}" for r in sorted(sb - sa_)[:limit])
+    return out

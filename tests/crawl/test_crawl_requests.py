@@ -1,0 +1,104 @@
+"""The crawl's request count equals docs/crawl.md's minimum, in both modes and at every depth;
+a rerun makes none; stale data is fetched again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from crawl_helpers import (
+    ARTISTS,
+    IDS,
+    NAMES,
+    T0,
+    crawl,
+    expected_names,
+    minimum_requests,
+    new_engine,
+    web_requests,
+)
+
+from spotify_catalog.crawl import ArtistInput, Depth
+from spotify_catalog.storage import schema
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+@pytest.mark.parametrize("depth", list(Depth), ids=lambda d: d.label)
+def test_request_count_is_the_minimum(make_emulator: Any, tmp_path: Path, profile: str, depth: Depth) -> None:
+    emu = make_emulator(profile=profile)
+    engine = new_engine(tmp_path / "c.db")
+    names = expected_names(emu.catalog)
+    result = crawl(emu, engine, mode=profile, depth=depth, workers=4)
+    expected = minimum_requests(emu.catalog, names, IDS, mode=profile, depth=depth)
+    assert result.status == "done"
+    assert web_requests(emu) == result.requests == expected
+    with engine.connect() as conn:
+        chosen = dict(
+            conn.execute(
+                sa.select(schema.artist_resolutions.c.input, schema.artist_resolutions.c.artist_id)
+            ).all()
+        )
+        assert chosen == names
+        n_tracks = conn.execute(sa.select(sa.func.count()).select_from(schema.tracks)).scalar_one()
+        n_full = conn.execute(
+            sa.select(sa.func.count()).select_from(schema.tracks).where(schema.tracks.c.detail == "full")
+        ).scalar_one()
+    if depth >= Depth.TRACKS:
+        albums = {a for artist in [*names.values(), *IDS] for a in emu.catalog.artist_album_ids(artist)}
+        assert n_tracks == sum(emu.catalog.album(a).total_tracks for a in albums)
+    assert n_full == (n_tracks if depth == Depth.TRACK_DETAILS else 0)
+
+    before = web_requests(emu)
+    again = crawl(emu, engine, mode=profile, depth=depth, workers=4, now=T0 + timedelta(days=6))
+    assert again.requests == 0
+    assert web_requests(emu) == before
+    engine.dispose()
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_auto_mode_costs_one_probe_in_development_and_is_remembered(
+    make_emulator: Any, tmp_path: Path, profile: str
+) -> None:
+    emu = make_emulator(profile=profile)
+    engine = new_engine(tmp_path / "c.db")
+    names = expected_names(emu.catalog)
+    result = crawl(emu, engine, mode=None, depth=Depth.TRACKS, workers=4)
+    probe = 1 if profile == "development" else 0
+    assert result.api_mode == profile
+    assert (
+        result.requests == minimum_requests(emu.catalog, names, IDS, mode=profile, depth=Depth.TRACKS) + probe
+    )
+    # a new crawl into the same database knows the mode: no probe
+    other = emu.catalog.artist_ids()[150:152]
+    start = web_requests(emu)
+    second = crawl(emu, engine, [ArtistInput(i, True) for i in other], mode=None, depth=Depth.TRACKS)
+    assert second.requests == web_requests(emu) - start
+    assert second.requests == minimum_requests(emu.catalog, {}, other, mode=profile, depth=Depth.TRACKS)
+    engine.dispose()
+
+
+def test_stale_data_is_fetched_again(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="extended")
+    engine = new_engine(tmp_path / "c.db")
+    first = crawl(emu, engine, mode="extended", depth=Depth.TRACKS)
+    assert first.requests > 0
+    assert crawl(emu, engine, mode="extended", depth=Depth.TRACKS, now=T0 + timedelta(days=6)).requests == 0
+    later = crawl(emu, engine, mode="extended", depth=Depth.TRACKS, now=T0 + timedelta(days=8))
+    assert later.requests == first.requests
+    engine.dispose()
+
+
+def test_overlapping_inputs_are_fetched_once(make_emulator: Any, tmp_path: Path) -> None:
+    """An id that a name already resolved to costs nothing; an artist already crawled neither."""
+    emu = make_emulator(profile="development")
+    engine = new_engine(tmp_path / "c.db")
+    names = expected_names(emu.catalog)
+    duplicate = [*ARTISTS, ArtistInput(names[NAMES[0]], True), ArtistInput(NAMES[1], False)]
+    result = crawl(emu, engine, duplicate, mode="development", depth=Depth.ALBUMS)
+    assert result.requests == minimum_requests(
+        emu.catalog, names, IDS, mode="development", depth=Depth.ALBUMS
+    )
+    engine.dispose()

@@ -1,0 +1,119 @@
+"""Stopping and resuming: a request budget, the quota, Ctrl-C; the same data in the end, whatever the
+number of workers or the database backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from crawl_helpers import contents, crawl, differences, emulator_settings, new_engine, web_requests
+
+from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
+from spotify_catalog.errors import Interrupted, Stopped
+from spotify_catalog.storage import db, schema
+
+
+def _runs(engine: sa.Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(schema.runs).order_by(schema.runs.c.id)).mappings()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Uninterrupted crawls (depth track-details) per profile: their table contents."""
+    from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
+
+    found = {}
+    for profile in ("development", "extended"):
+        with serve_in_thread(EmulatorConfig(profile=profile, artists=200)) as emu:
+            engine = new_engine(tmp_path_factory.mktemp("ref") / f"{profile}.db")
+            crawl(emu, engine, mode=profile, depth=Depth.TRACK_DETAILS, workers=4)
+            found[profile] = contents(engine, emu.url)
+            engine.dispose()
+    return found
+
+
+@pytest.mark.parametrize(("profile", "budget"), [("development", 97), ("extended", 4)])
+def test_budget_stops_and_resumes_to_the_same_data(
+    make_emulator: Any, tmp_path: Path, reference: dict[str, Any], profile: str, budget: int
+) -> None:
+    emu = make_emulator(profile=profile)
+    engine = new_engine(tmp_path / "c.db")
+    messages: list[str] = []
+    while True:
+        start = web_requests(emu)
+        try:
+            crawl(emu, engine, mode=profile, depth=Depth.TRACK_DETAILS, budget=budget, workers=3)
+        except Stopped as exc:
+            messages.append(str(exc))
+            assert web_requests(emu) - start <= budget
+            continue
+        break
+    stops = len(messages)
+    assert stops >= 3
+    assert all("budget" in m and "run the same command again" in m for m in messages)
+    runs = _runs(engine)
+    assert [r["status"] for r in runs] == ["stopped"] * stops + ["done"]
+    assert all(r["requests"] <= budget for r in runs)
+    assert sum(r["requests"] for r in runs) == web_requests(emu)
+    diff = differences(contents(engine, emu.url), reference[profile])
+    assert not diff, "\n".join(diff)
+    engine.dispose()
+
+
+def test_ctrl_c_is_recorded_and_the_rerun_completes(
+    make_emulator: Any, tmp_path: Path, reference: dict[str, Any]
+) -> None:
+    emu = make_emulator(profile="development")
+    engine = new_engine(tmp_path / "c.db")
+    calls = 0
+
+    def interrupt_at_the_40th(_progress: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 40:
+            raise KeyboardInterrupt
+
+    options = CrawlOptions(
+        artists=tuple(__import__("crawl_helpers").ARTISTS), depth=Depth.TRACK_DETAILS, workers=2
+    )
+    with SpotifyClient(emulator_settings(emu, "development")) as client:
+        crawler = Crawler(engine, client, options, on_progress=interrupt_at_the_40th, command="test")
+        with pytest.raises(Interrupted) as info:
+            crawler.run()
+    assert info.value.exit_code == 130
+    assert _runs(engine)[-1]["status"] == "interrupted"
+    crawl(emu, engine, mode="development", depth=Depth.TRACK_DETAILS)
+    assert contents(engine, emu.url) == reference["development"]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_worker_count_does_not_change_the_data(
+    make_emulator: Any, tmp_path: Path, reference: dict[str, Any], profile: str
+) -> None:
+    emu = make_emulator(profile=profile)
+    engine = new_engine(tmp_path / "c.db")
+    crawl(emu, engine, mode=profile, depth=Depth.TRACK_DETAILS, workers=8)
+    diff = differences(contents(engine, emu.url), reference[profile])
+    assert not diff, "\n".join(diff)
+    one = new_engine(tmp_path / "one.db")
+    crawl(emu, one, mode=profile, depth=Depth.TRACK_DETAILS, workers=1)
+    assert contents(one, emu.url) == reference[profile]
+    engine.dispose()
+    one.dispose()
+
+
+def test_backends_hold_the_same_data(make_emulator: Any, db_url: str, reference: dict[str, Any]) -> None:
+    emu = make_emulator(profile="extended")
+    engine = db.open_database(db_url)
+    result = crawl(emu, engine, mode="extended", depth=Depth.TRACK_DETAILS, workers=4)
+    assert result.status == "done"
+    got = contents(engine, emu.url)
+    assert got == reference["extended"]
+    assert len(got["tracks"]) > 250
+    assert crawl(emu, engine, mode="extended", depth=Depth.TRACK_DETAILS).requests == 0
+    engine.dispose()
