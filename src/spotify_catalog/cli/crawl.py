@@ -62,13 +62,14 @@ def _progress_display(quiet: bool) -> Iterator[Callable[[crawl_lib.Progress], No
 
 
 def _command_line(ctx: click.Context) -> str:
-    """The command as run, for ``_runs`` (the database password hidden)."""
-    parts = [ctx.command_path]
-    for name, value in ctx.params.items():
-        if value is None or value is False or value == ():
+    """The command as run, for ``_runs`` (options at their values; the database password hidden)."""
+    parts = ["spotify-catalog", ctx.info_name or "crawl"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value is None or value is False or value == () or not param.opts:
             continue
-        flag = "--" + name.replace("_", "-")
-        if name == "db":
+        flag = param.opts[0]
+        if param.name == "db_url":
             value = db.redact(str(value))
         values = value if isinstance(value, tuple) else (value,)
         for item in values:
