@@ -173,8 +173,12 @@ class SpotifyClient:
 
         def attempt() -> dict[str, Any]:
             nonlocal renewed
-            token = self.tokens.token()
-            self._count_request()
+            self._count_request()  # raises Stopped before anything is sent past the budget
+            try:
+                token = self.tokens.token()
+            except BaseException:
+                self._uncount_request()  # nothing was sent to the Web API
+                raise
             self.pacer.acquire()
             request.headers["Authorization"] = f"Bearer {token}"
             log.debug("GET %s", shown)
@@ -206,6 +210,10 @@ class SpotifyClient:
             if self.request_budget is not None and self._requests_made >= self.request_budget:
                 raise Stopped(f"request budget of {self.request_budget} Web API requests used up")
             self._requests_made += 1
+
+    def _uncount_request(self) -> None:
+        with self._lock:
+            self._requests_made -= 1
 
 
 def _encode_params(params: Mapping[str, ParamValue]) -> dict[str, str]:

@@ -160,7 +160,7 @@ def _retryable(state: tenacity.RetryCallState) -> Retryable:
 
 
 def safe_url(url: str | httpx.URL) -> str:
-    """The URL without user info (and without a query on the token endpoint): safe for errors and logs."""
+    """The URL without user info or fragment: safe for errors and logs (tokens travel in headers)."""
     parts = urlsplit(str(url))
     host = parts.hostname or ""
     if parts.port:
@@ -245,10 +245,15 @@ def check_response(
     if status == 429:
         if reason == QUOTA_REASON:
             wait = retry_after if retry_after is not None else DEFAULT_QUOTA_WAIT
-            raise QuotaExceededError(
+            quota = QuotaExceededError(
                 f"Spotify quota exceeded ({message})", retry_at=now() + timedelta(seconds=wait), url=url
             )
+            log.warning("%s %s: quota exceeded, not waiting %.0f s", method, url, wait)
+            raise quota
         if retry_after is not None and retry_after > policy.max_wait:
+            log.warning(
+                "%s %s: 429 with Retry-After %.0f s, over max_wait: not waiting", method, url, retry_after
+            )
             raise WaitTooLongError(
                 f"Spotify asked to wait {retry_after:.0f} s, over the maximum of {policy.max_wait:.0f} s",
                 retry_at=now() + timedelta(seconds=retry_after),
@@ -284,4 +289,5 @@ class Pacer:
             delay = slot - now
             self.waited += delay
         if delay > 0:
+            log.debug("pacer: waiting %.2f s (rate %.2f/s)", delay, 1 / self.interval)
             self._sleep(delay)
