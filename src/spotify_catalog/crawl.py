@@ -21,6 +21,7 @@ import csv
 import enum
 import io
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 DEFAULT_GROUPS: tuple[str, ...] = ("album", "single", "compilation", "appears_on")
 DEFAULT_REFRESH = timedelta(days=7)
 MAX_NAME = 200
+MAX_DURATION = 100 * 365 * 86400
 ALBUM_TRACKS_PAGE = 50
 SEARCH_LIMIT = 10
 MODE_STATE_KEY = "api_mode"
@@ -173,8 +175,8 @@ def parse_duration(text: str) -> timedelta:
         seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
     except ValueError:
         raise UsageError(f"not a duration: {text!r} (e.g. 7d, 12h, 30m, 3600)") from None
-    if seconds < 0:
-        raise UsageError(f"duration must not be negative: {text!r}")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_DURATION:
+        raise UsageError(f"not a usable duration: {text!r} (0 to 100 years)")
     return timedelta(seconds=seconds)
 
 
