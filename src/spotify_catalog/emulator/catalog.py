@@ -269,15 +269,22 @@ class Catalog:
                 )
             return "".join(rng.choice(words.HANGUL_SYLLABLES) for _ in range(rng.randint(2, 4)))
         if script == "japanese":
-            if rng.random() < 0.5:
+            if rng.random() < 0.25:
                 return rng.choice(words.KANJI_FAMILY) + rng.choice(words.KANJI_GIVEN)
             return "".join(rng.choice(words.KANA_SYLLABLES) for _ in range(rng.randint(3, 5)))
         r = rng.random()
-        if r < 0.5:
-            return f"{rng.choice(words.LATIN_FIRST)} {rng.choice(words.LATIN_LAST)}"
-        if r < 0.8:
-            return f"The {rng.choice(words.BAND_ADJ)} {rng.choice(words.BAND_NOUN)}"
-        return f"{rng.choice(words.BAND_ADJ)} {rng.choice(words.BAND_NOUN)}"
+        first, last = rng.choice(words.LATIN_FIRST), rng.choice(words.LATIN_LAST)
+        adjective, noun = rng.choice(words.BAND_ADJ), rng.choice(words.BAND_NOUN)
+        if r < 0.35:
+            return f"{first} {last}"
+        if r < 0.45:
+            return f"{first} {last} & The {noun}"
+        if r < 0.65:
+            return f"The {adjective} {noun}"
+        if r < 0.75:
+            return f"{adjective} {noun}"
+        invented = "".join(rng.choice(words.LATIN_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+        return invented if r < 0.9 else f"{invented} {noun}"
 
     def artist(self, index: int) -> Artist:
         return self._artists[index]

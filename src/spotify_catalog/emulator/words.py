@@ -124,6 +124,10 @@ BAND_NOUN = (
     "Strangers",
     "Echoes",
 )
+LATIN_SYLLABLES = (
+    "ka", "lo", "ra", "vé", "mi", "na", "so", "ri", "ta", "el", "zu", "mo", "lu", "ne", "ká", "dri", "fa",
+    "jo", "xi", "ön", "sa", "be", "ko", "li", "ma", "no", "pe", "qui", "ro", "vi",
+)
 HANGUL_SYLLABLES = (
     "민",
     "지",
