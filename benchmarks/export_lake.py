@@ -6,7 +6,7 @@ and is exported to a fresh local lake as Parquet (zstd) in a child process, so t
 the peak does not grow with the number of rows.
 
     python -m benchmarks export_lake                   # all three sizes
-    python -m benchmarks.export_lake [--sizes 10000,100000] [--batch-rows 5000]
+    python -m benchmarks.export_lake [--sizes 10000,100000] [--batch-rows 5000] [--with-raw]
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from spotify_catalog.export import DEFAULT_ROW_GROUP_ROWS
 MARKETS = ["US", "GB", "SE", "DE", "FR", "JP", "BR", "MX", "CA", "AU"]
 
 
-def build(path: Path, n: int) -> float:
-    """A SQLite database with the real schema and ``n`` tracks; returns seconds taken."""
+def build(path: Path, n: int, *, with_raw: bool = False) -> float:
+    """A SQLite database with the real schema and ``n`` tracks (``raw`` about 1.5 kB of JSON each with
+    ``with_raw``); returns seconds taken."""
     import sqlalchemy as sa
 
     from spotify_catalog.storage.schema import metadata, tracks
@@ -63,6 +64,10 @@ def build(path: Path, n: int) -> float:
             "detail": "full",
             "fetched_at": fetched,
         }
+        if with_raw:
+            values["raw"] = json.dumps({k: v for k, v in values.items() if k != "available_markets"} | {
+                "available_markets": MARKETS * 15, "external_ids": {"isrc": values["isrc"]},
+            })  # fmt: skip
         return tuple(values.get(c) for c in columns)
 
     con = sqlite3.connect(path)
@@ -77,7 +82,7 @@ def build(path: Path, n: int) -> float:
     return time.perf_counter() - started
 
 
-def child(db: str, lake: str, batch_rows: int) -> None:
+def child(db: str, lake: str, batch_rows: int, with_raw: bool) -> None:
     """Runs in its own process: one export of ``tracks``, figures as JSON on stdout."""
     import pyarrow as pa
     import sqlalchemy as sa
@@ -94,6 +99,7 @@ def child(db: str, lake: str, batch_rows: int) -> None:
         lake_export.open_lake(lake),
         date(2026, 11, 25),
         tables=["tracks"],
+        with_raw=with_raw,
         batch_rows=batch_rows,
     )
     seconds = time.perf_counter() - started
@@ -112,23 +118,25 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks export_lake")
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--batch-rows", type=int, default=5_000)  # the exporter's default
+    parser.add_argument("--with-raw", action="store_true", help="fill and export the raw JSON column")
     parser.add_argument("--child", nargs=2, metavar=("DB", "LAKE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child[0], args.child[1], args.batch_rows)
+        child(args.child[0], args.child[1], args.batch_rows, args.with_raw)
         return 0
     print(
         f"tracks -> Parquet (zstd), fetched {args.batch_rows:,} rows at a time, row groups of "
-        f"{DEFAULT_ROW_GROUP_ROWS:,} rows, one process per size"
+        f"{DEFAULT_ROW_GROUP_ROWS:,} rows, one process per size{', with raw' if args.with_raw else ''}"
     )
     print(f"{'rows':>10} {'build s':>8} {'export s':>9} {'rows/s':>9} {'RSS start':>10} "
           f"{'peak RSS':>9} {'arrow peak':>11} {'file':>8}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-lake-") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             db = Path(tmp) / f"tracks-{n}.db"
-            built = build(db, n)
+            built = build(db, n, with_raw=args.with_raw)
+            raw = ["--with-raw"] if args.with_raw else []
             proc = subprocess.run(
-                [sys.executable, "-m", "benchmarks.export_lake", "--batch-rows", str(args.batch_rows),
+                [sys.executable, "-m", "benchmarks.export_lake", "--batch-rows", str(args.batch_rows), *raw,
                  "--child", str(db), str(Path(tmp) / f"lake-{n}")],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip

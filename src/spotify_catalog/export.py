@@ -56,6 +56,7 @@ PARTITION = "dt"
 STAGING = "_staging"
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
 DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches gathered until then)
+ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
 
 Progress = Callable[[str, int], None]
 """``progress(table, rows_written_so_far)``: called after every batch (and once at the end of a table)."""
@@ -153,6 +154,13 @@ def _converter(column: sa.Column[Any]) -> Callable[[Any], Any] | None:
 # Reading: database -> Arrow record batches
 
 
+def _selected(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """JSON objects (``raw``) are read as the text the database holds: no parsing and re-serialising."""
+    if isinstance(_base_type(column.type), sa.JSON) and "list_of" not in column.info:
+        return sa.cast(column, sa.Text).label(column.name)
+    return column
+
+
 def select_tables(metadata: sa.MetaData, names: Sequence[str] | None) -> list[sa.Table]:
     """The tables to export: the named ones, or every table not starting with ``_``."""
     if not names:
@@ -172,7 +180,7 @@ def iter_batches(
     columns = exported_columns(table, with_raw=with_raw)
     schema = arrow_schema(table, with_raw=with_raw)
     converters = [_converter(c) for c in columns]
-    query = sa.select(*columns).order_by(*table.primary_key.columns)
+    query = sa.select(*(_selected(c) for c in columns)).order_by(*table.primary_key.columns)
     result = conn.execution_options(yield_per=batch_rows).execute(query)
     for rows in result.partitions():
         values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
@@ -221,19 +229,20 @@ def write_file(
     on_batch: Callable[[int], None] = lambda rows: None,
 ) -> int:
     """Write ``batches`` to ``sink``; return the row count. Parquet row groups gather batches until they
-    hold at least ``row_group_rows`` rows."""
+    hold at least ``row_group_rows`` rows or :data:`ROW_GROUP_BYTES` of data."""
     rows = 0
     if fmt == "parquet":
         with pq.ParquetWriter(sink, schema, compression=cast(Any, compression)) as writer:
             pending: list[pa.RecordBatch] = []
-            pending_rows = 0
+            pending_rows = pending_bytes = 0
             for batch in batches:
                 pending.append(batch)
                 pending_rows += batch.num_rows
+                pending_bytes += batch.nbytes
                 rows += batch.num_rows
-                if pending_rows >= row_group_rows:
+                if pending_rows >= row_group_rows or pending_bytes >= ROW_GROUP_BYTES:
                     writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=pending_rows)
-                    pending, pending_rows = [], 0
+                    pending, pending_rows, pending_bytes = [], 0, 0
                 on_batch(rows)
             if pending_rows:
                 writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=pending_rows)
