@@ -14,7 +14,7 @@ import threading
 import httpx
 
 from spotify_catalog.errors import AuthenticationError, InvalidResponseError
-from spotify_catalog.settings import Secret
+from spotify_catalog.settings import Secret, register_secret
 from spotify_catalog.transport import (
     Clock,
     Retryable,
@@ -109,6 +109,7 @@ class TokenManager:
         token, expires_in = call_with_retries(
             attempt, policy=self._policy, clock=self._clock, sleep=self._sleep, what=what
         )
+        register_secret(token)
         self._token = token
         self._renew_at = self._clock() + expires_in - min(RENEW_MARGIN, expires_in / 2)
         self.tokens_fetched += 1

@@ -538,6 +538,27 @@ def get_playlist_items(
     return client.get(path, _page_params(market, limit, offset))
 
 
+# ----------------------------------------------------------------------------- extended mode only
+
+
+def get_new_releases(client: SpotifyClient, *, limit: int | None = None, offset: int = 0) -> JSON:
+    """``GET /browse/new-releases``: one page of ``{"albums": {...}}`` (403 in development mode)."""
+    return client.get("/browse/new-releases", _page_params(None, limit, offset))
+
+
+def iter_new_releases(client: SpotifyClient) -> Iterator[JSON]:
+    """Every new release, 50 per request (extended mode)."""
+    yield from iter_pages(client, _paging_object(get_new_releases(client, limit=MAX_LIMIT)))
+
+
+def get_markets(client: SpotifyClient) -> list[str]:
+    """``GET /markets``: the country codes Spotify is available in (403 in development mode)."""
+    markets = client.get("/markets").get("markets")
+    if not isinstance(markets, list):
+        raise InvalidResponseError("/markets answered without a list of markets")
+    return [str(market) for market in markets]
+
+
 GETTERS: Final[dict[str, Callable[[SpotifyClient, str, str | None], JSON]]] = {
     "artist": lambda client, item_id, market: get_artist(client, item_id),
     "album": lambda client, item_id, market: get_album(client, item_id, market=market),

@@ -14,8 +14,10 @@ The client secret is held in a :class:`Secret`, whose ``repr`` and ``str`` are r
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import os
+import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -37,6 +39,39 @@ class ApiMode(enum.StrEnum):
     EXTENDED = "extended"
 
 
+REDACTED = "**********"
+_known_secrets: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret (client secret, access token) so :func:`redact` hides it from log lines."""
+    if len(value) >= 6:
+        with _known_lock:
+            _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``**********``."""
+    with _known_lock:
+        secrets = sorted(_known_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter: a safety net that hides registered secrets in any log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
 class Secret:
     """A string that never shows itself in ``repr``, ``str`` or f-strings; ``reveal()`` returns it."""
 
@@ -44,16 +79,17 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)
 
     def reveal(self) -> str:
         """The secret itself, for the one place that must send it."""
         return self._value
 
     def __repr__(self) -> str:
-        return "Secret('**********')"
+        return f"Secret('{REDACTED}')"
 
     def __str__(self) -> str:
-        return "**********"
+        return REDACTED
 
     def __format__(self, format_spec: str) -> str:
         return str(self)

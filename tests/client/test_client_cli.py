@@ -56,7 +56,10 @@ def _one_line_error(result: Result) -> str:
 
 def test_lesson_search_json(env: pytest.MonkeyPatch, emulator: Any) -> None:
     _point_at(env, emulator)
-    result = run("search", "BTS", "--type", "artist", "--limit", "3", "--format", "json")
+    env.setenv("SPOTIFY_API_URL", "http://127.0.0.1:9/v1")  # the flags win over the environment
+    env.setenv("SPOTIFY_TOKEN_URL", "http://127.0.0.1:9/api/token")
+    flags = ["--api-url", emulator.url + "/v1", "--token-url", emulator.url + "/api/token"]
+    result = run(*flags, "search", "BTS", "--type", "artist", "--limit", "3", "--format", "json")
     assert result.exit_code == 0, result.stderr
     page = json.loads(result.stdout)["artists"]
     assert [a["name"] for a in page["items"]] == ["BTS", "BTS World", "BTSC"]
@@ -191,6 +194,10 @@ def test_server_errors_after_retries_exit_1(env: pytest.MonkeyPatch, emulator: A
     assert result.exit_code == 1
     assert "503" in _one_line_error(result)
     assert "retrying in" in result.stderr  # the retry was logged at the default level
+    quiet = run("--quiet", "search", "BTS")
+    assert quiet.exit_code == 1
+    assert "retrying in" not in quiet.stderr
+    assert "503" in _one_line_error(quiet)
 
 
 def test_network_down_exit_1(env: pytest.MonkeyPatch, emulator: Any) -> None:

@@ -22,7 +22,7 @@ from spotify_catalog.errors import (
     TransportError,
     WaitTooLongError,
 )
-from spotify_catalog.settings import ApiMode
+from spotify_catalog.settings import ApiMode, redact
 
 BTS = "3Nrfpe0tUJi4K4DXYWgMUX"
 Connect = Callable[..., SpotifyClient]
@@ -46,6 +46,10 @@ def test_one_token_serves_many_calls(emulator: Any, connect: Connect) -> None:
     assert _token_requests(emulator) == 1
     assert client.tokens_fetched == 1
     assert client.requests_made == 12 == _api_requests(emulator)
+    token = client.tokens.token()
+    assert token not in repr(client)
+    assert token not in repr(client.tokens)
+    assert redact(f"Bearer {token}") == "Bearer **********"  # registered for the log filter
 
 
 def test_threads_share_one_token_fetch(emulator: Any, connect: Connect) -> None:
@@ -323,6 +327,8 @@ def test_given_extended_mode_on_a_development_app_raises(emulator: Any, connect:
     client = connect(emulator, mode="extended")
     with pytest.raises(ForbiddenError, match="403"):
         ep.get_artists(client, _artist_ids(emulator, 2))
+    with pytest.raises(ForbiddenError, match="Forbidden"):
+        ep.get_markets(client)
 
 
 # ----------------------------------------------------------------------------- paging
@@ -407,5 +413,9 @@ def test_album_tracks_and_other_catalog_endpoints(make_emulator: Any, connect: C
     playlist = emu.catalog.playlists[0]
     assert ep.get_playlist(client, playlist.id)["id"] == playlist.id
     assert len(ep.get_playlist_items(client, playlist.id, limit=5)["items"]) == min(5, playlist.total_items)
+    releases = list(ep.iter_new_releases(client))
+    assert releases
+    assert len({album["id"] for album in releases}) == len(releases)
+    assert "US" in ep.get_markets(client)
     assert client.requests_made == _api_requests(emu)
     assert emu.stats()["by_status"]["200"] == client.requests_made + 1  # + the token: nothing refused

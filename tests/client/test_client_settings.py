@@ -107,3 +107,18 @@ def test_secret_is_redacted_everywhere(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.load({"client_secret": secret_text, "timeout": "x"}, environ={})
     assert secret_text not in str(info.value)
+
+
+def test_redacting_filter_hides_registered_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from spotify_catalog.cli import configure_logging
+    from spotify_catalog.settings import redact
+
+    secret = Secret("another-s3cret-value")
+    assert redact("x another-s3cret-value y") == "x ********** y"
+    configure_logging(2, False)
+    logging.getLogger("spotify_catalog.test").warning("careless %s line", secret.reveal())
+    err = capsys.readouterr().err
+    assert "careless ********** line" in err
+    assert secret.reveal() not in err

@@ -88,8 +88,11 @@ def configure_logging(verbose: int, quiet: bool) -> None:
         level = logging.INFO
     else:
         level = logging.WARNING
+    from spotify_catalog.settings import RedactingFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # safety net: the client secret and tokens never reach stderr
     root = logging.getLogger("spotify_catalog")
     root.handlers[:] = [handler]
     root.setLevel(level)
