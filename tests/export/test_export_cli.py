@@ -154,3 +154,14 @@ def test_an_unreachable_server_hides_the_password(tmp_path: Path) -> None:
     assert code == 1
     assert err.startswith("Error: cannot open the database postgresql+psycopg://user:***@127.0.0.1:9/db")
     assert "s3cr3t-pw" not in err + out
+
+
+def test_quiet_prints_nothing_and_jsonl_is_written(catalog: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["-q", "export", "--db", catalog, "--to", str(tmp_path / "lake"), "--tables", "artists",
+         "--format", "jsonl", "--snapshot-date", "2026-01-02"],
+    )  # fmt: skip
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    lines = (tmp_path / "lake" / "artists" / "dt=2026-01-02" / "part-00000.jsonl").read_text().splitlines()
+    assert len(lines) == 23
