@@ -254,3 +254,45 @@ def test_a_401_after_renewal_is_an_error(fake_time: FakeTime) -> None:
     assert len(tokens) == 2  # renewed exactly once
     assert client.requests_made == 2
     assert sum(fake_time.sleeps) == 0  # a renewal is retried at once
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    kind=st.sampled_from(sorted(ep.BATCH_MAX)),
+    count=st.integers(0, 130),
+    mode=st.sampled_from([ApiMode.EXTENDED, ApiMode.DEVELOPMENT, None]),
+)
+def test_plural_getters_ask_for_every_id_exactly_once(kind: str, count: int, mode: ApiMode | None) -> None:
+    ids = [f"{i:022d}" for i in range(count)]
+    batches: list[list[str]] = []
+    singles: list[str] = []
+    extended = mode is not ApiMode.DEVELOPMENT  # the app behind the mock
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "accounts.test":
+            return _token_ok()
+        if request.url.path == f"/v1/{kind}s":
+            if not extended:
+                return httpx.Response(403, json={"error": {"status": 403, "message": "Forbidden"}})
+            chunk = request.url.params["ids"].split(",")
+            batches.append(chunk)
+            return httpx.Response(200, json={f"{kind}s": [{"id": i} for i in chunk]})
+        singles.append(request.url.path.rsplit("/", 1)[1])
+        return httpx.Response(200, json={"id": singles[-1]})
+
+    if mode is None:
+        extended = count % 2 == 0  # auto mode meets either kind of app
+    client = SpotifyClient(_settings(), transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    client.mode = mode
+    with client:
+        results = getattr(ep, f"get_{kind}s")(client, ids)
+    assert [r["id"] for r in results] == ids
+    asked = [i for chunk in batches for i in chunk] + singles
+    assert sorted(asked) == ids  # every id exactly once
+    assert all(len(chunk) <= ep.BATCH_MAX[kind] for chunk in batches)
+    if extended and count:
+        assert len(batches) == -(-count // ep.BATCH_MAX[kind])
+        assert client.mode is ApiMode.EXTENDED
+    if not extended:
+        assert batches == []
+        assert client.requests_made == count + (1 if mode is None and count else 0)
