@@ -181,13 +181,34 @@ def add_track(
 def add_artist_albums_page(
     rows: Rows, artist_id: str, page: JSON, fetched_at: datetime, default_group: str | None = None
 ) -> None:
-    """One page of ``/artists/{id}/albums``: simplified albums and the artist's discography links."""
+    """One page of ``/artists/{id}/albums``: simplified albums and the artist's discography links.
+
+    Development Mode strips ``album_group``: then it is ``default_group`` (the one group asked for),
+    else ``appears_on`` when the artist is not among the album's artists, else the ``album_type``.
+    """
     for album in page.get("items") or []:
         if not album or not album.get("id"):
             continue
         add_album(rows, album, SIMPLIFIED, fetched_at)
-        group = album.get("album_group") or default_group or album.get("album_type")
-        rows.add("artist_albums", {"artist_id": artist_id, "album_id": album["id"], "album_group": group})
+        rows.add(
+            "artist_albums",
+            {
+                "artist_id": artist_id,
+                "album_id": album["id"],
+                "album_group": album_group(artist_id, album, default_group),
+            },
+        )
+
+
+def album_group(artist_id: str, album: JSON, default_group: str | None = None) -> str | None:
+    """The group of an album in an artist's discography (see :func:`add_artist_albums_page`)."""
+    if album.get("album_group"):
+        return str(album["album_group"])
+    if default_group:
+        return default_group
+    if artist_id not in {a.get("id") for a in album.get("artists") or [] if a}:
+        return "appears_on"
+    return str(album["album_type"]) if album.get("album_type") else None
 
 
 def add_album_tracks_page(rows: Rows, album_id: str, page: JSON, fetched_at: datetime) -> None:

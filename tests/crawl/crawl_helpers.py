@@ -3,7 +3,9 @@ and the minimum request count computed from the emulator's catalog truth."""
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,11 +22,49 @@ from spotify_catalog.storage import db, schema
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 GROUPS = ("album", "single", "compilation", "appears_on")
 
-# From the seed-42, 200-artist catalog: small discographies, one album of 51 tracks (米津玄師),
-# one artist with 16 albums (イタロ: two pages in development mode), a name given in other case.
-NAMES = ("이래새", "CLARA TAKÁCS", "米津玄師")
-IDS = ("4pxhfGSxZNvVrD4C0SQlQ7", "45C1dYAhAiS451clbstS81")
-ARTISTS = tuple(ArtistInput(n, False) for n in NAMES) + tuple(ArtistInput(i, True) for i in IDS)
+
+@dataclass(frozen=True)
+class Pick:
+    """Artists to crawl, chosen from the catalog's truth: ``names`` maps each name as given to the
+    artist the search must choose; ``ids`` are given as ids."""
+
+    names: dict[str, str]
+    ids: tuple[str, ...]
+
+    @property
+    def inputs(self) -> tuple[ArtistInput, ...]:
+        return tuple(ArtistInput(n, False) for n in self.names) + tuple(
+            ArtistInput(i, True) for i in self.ids
+        )
+
+    def args(self) -> list[str]:
+        return [arg for a in self.inputs for arg in ("--artist", a.value)]
+
+
+@functools.lru_cache
+def pick(seed: int = 42, artists: int = 200) -> Pick:
+    """Small discographies (so tests are quick) that still cover: a name given in other case, an
+    album of more than 50 tracks, an artist with more than 10 albums (two pages in development
+    mode), ids and names."""
+    from spotify_catalog.emulator import Catalog
+    from spotify_catalog.transform import normalize_name
+
+    catalog = Catalog(seed=seed, artists=artists)
+    counts = Counter(normalize_name(n) for n in catalog.artist_names())
+    rows = []
+    for artist_id, name in zip(catalog.artist_ids(), catalog.artist_names(), strict=True):
+        albums = catalog.artist_album_ids(artist_id)
+        sizes = [catalog.album(a).total_tracks for a in albums]
+        rows.append((sum(sizes), len(albums), max(sizes, default=0), artist_id, name))
+    rows.sort()
+    unique = [r for r in rows if counts[normalize_name(r[4])] == 1]
+    cased = next(r for r in unique if r[4].upper() != r[4])
+    big_album = next(r for r in unique if r[2] > 50)
+    many_albums = next(r for r in rows if r[1] > 10)
+    small = [r for r in unique if r not in (cased, big_album, many_albums)]
+    names = {cased[4].upper(): cased[3], small[0][4]: small[0][3], big_album[4]: big_album[3]}
+    ids = (small[1][3], many_albums[3])
+    return Pick(names, ids)
 
 
 def emulator_settings(emu: Any, mode: str | None = None) -> Settings:
@@ -58,7 +98,7 @@ class Clock:
 def crawl(
     emu: Any,
     engine: sa.Engine,
-    artists: Sequence[ArtistInput] = ARTISTS,
+    artists: Sequence[ArtistInput] | None = None,
     *,
     mode: str | None = None,
     depth: Depth = Depth.TRACKS,
@@ -67,7 +107,9 @@ def crawl(
     now: datetime = T0,
     groups: tuple[str, ...] = GROUPS,
 ) -> CrawlResult:
-    options = CrawlOptions(artists=tuple(artists), depth=depth, workers=workers, include_groups=groups)
+    options = CrawlOptions(
+        artists=tuple(artists or pick().inputs), depth=depth, workers=workers, include_groups=groups
+    )
     with SpotifyClient(emulator_settings(emu, mode), request_budget=budget) as client:
         return Crawler(engine, client, options, now=lambda: now, command="test").run()
 
@@ -129,22 +171,6 @@ def minimum_requests(
         return total
     tracks = {t for a in unique_albums for t in catalog.album_track_ids(a)}
     return total + (len(tracks) if dev else math.ceil(len(tracks) / 50))
-
-
-def expected_names(catalog: Any) -> dict[str, str]:
-    """The artist each of :data:`NAMES` must resolve to (its one exact match in the catalog)."""
-    from spotify_catalog.transform import normalize_name
-
-    found = {}
-    for name in NAMES:
-        matches = [
-            i
-            for i, n in zip(catalog.artist_ids(), catalog.artist_names(), strict=True)
-            if normalize_name(n) == normalize_name(name)
-        ]
-        assert len(matches) == 1, (name, matches)
-        found[name] = matches[0]
-    return found
 
 
 def new_engine(path: Path) -> sa.Engine:

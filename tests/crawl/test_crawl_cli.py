@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from crawl_helpers import IDS, NAMES, web_requests
+from crawl_helpers import pick, web_requests
 
 from spotify_catalog.cli import main
 from spotify_catalog.storage import db, schema
@@ -32,7 +32,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _artist_args() -> list[str]:
-    return [arg for value in (*NAMES, *IDS) for arg in ("--artist", value)]
+    return pick().args()
 
 
 def test_bad_lines_are_refused_before_any_request(emulator: Any, tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_missing_credentials_exit_2(emulator: Any) -> None:
 
 def test_csv_file_crawl_prints_a_summary_and_records_the_run(emulator: Any, tmp_path: Path) -> None:
     listing = tmp_path / "artists.csv"
-    rows = "\n".join(f'"{v}",x' for v in (*NAMES, *IDS))
+    rows = "\n".join(f'"{a.value}",x' for a in pick().inputs)
     listing.write_text(f"artist,comment\n{rows}\n", encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'c.db'}"
     result = run(emulator, "crawl", "--db", url, "--artists-file", str(listing), "--mode", "development")
@@ -108,7 +108,7 @@ def test_csv_file_crawl_prints_a_summary_and_records_the_run(emulator: Any, tmp_
     assert run_row["requests"] == web_requests(emulator) > 0
     assert run_row["command"].startswith("spotify-catalog crawl --db sqlite:///")
     assert "--artists-file" in run_row["command"]
-    assert n_res == len(NAMES)
+    assert n_res == len(pick().names)
     assert SECRET.encode() not in (tmp_path / "c.db").read_bytes()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from crawl_helpers import ARTISTS, contents, crawl, differences, new_engine, web_requests
+from crawl_helpers import contents, crawl, differences, new_engine, pick, web_requests
 
 from spotify_catalog.crawl import Depth
 from spotify_catalog.storage import schema
@@ -44,7 +44,7 @@ def test_kill_9_at_several_points_then_rerun(make_emulator: Any, tmp_path: Path)
     total = web_requests(emu)
     assert total > 300
 
-    args = [arg for artist in ARTISTS for arg in ("--artist", artist.value)]
+    args = pick().args()
     env = {
         **os.environ,
         "SPOTIFY_CLIENT_ID": "emulator-client-id",

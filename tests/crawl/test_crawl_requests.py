@@ -9,17 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from crawl_helpers import (
-    ARTISTS,
-    IDS,
-    NAMES,
-    T0,
-    crawl,
-    expected_names,
-    minimum_requests,
-    new_engine,
-    web_requests,
-)
+from crawl_helpers import T0, crawl, minimum_requests, new_engine, pick, web_requests
 
 from spotify_catalog.crawl import ArtistInput, Depth
 from spotify_catalog.storage import schema
@@ -30,9 +20,9 @@ from spotify_catalog.storage import schema
 def test_request_count_is_the_minimum(make_emulator: Any, tmp_path: Path, profile: str, depth: Depth) -> None:
     emu = make_emulator(profile=profile)
     engine = new_engine(tmp_path / "c.db")
-    names = expected_names(emu.catalog)
+    names, ids = pick().names, pick().ids
     result = crawl(emu, engine, mode=profile, depth=depth, workers=4)
-    expected = minimum_requests(emu.catalog, names, IDS, mode=profile, depth=depth)
+    expected = minimum_requests(emu.catalog, names, ids, mode=profile, depth=depth)
     assert result.status == "done"
     assert web_requests(emu) == result.requests == expected
     with engine.connect() as conn:
@@ -47,7 +37,7 @@ def test_request_count_is_the_minimum(make_emulator: Any, tmp_path: Path, profil
             sa.select(sa.func.count()).select_from(schema.tracks).where(schema.tracks.c.detail == "full")
         ).scalar_one()
     if depth >= Depth.TRACKS:
-        albums = {a for artist in [*names.values(), *IDS] for a in emu.catalog.artist_album_ids(artist)}
+        albums = {a for artist in [*names.values(), *ids] for a in emu.catalog.artist_album_ids(artist)}
         assert n_tracks == sum(emu.catalog.album(a).total_tracks for a in albums)
     assert n_full == (n_tracks if depth == Depth.TRACK_DETAILS else 0)
 
@@ -64,12 +54,12 @@ def test_auto_mode_costs_one_probe_in_development_and_is_remembered(
 ) -> None:
     emu = make_emulator(profile=profile)
     engine = new_engine(tmp_path / "c.db")
-    names = expected_names(emu.catalog)
+    names, ids = pick().names, pick().ids
     result = crawl(emu, engine, mode=None, depth=Depth.TRACKS, workers=4)
     probe = 1 if profile == "development" else 0
     assert result.api_mode == profile
     assert (
-        result.requests == minimum_requests(emu.catalog, names, IDS, mode=profile, depth=Depth.TRACKS) + probe
+        result.requests == minimum_requests(emu.catalog, names, ids, mode=profile, depth=Depth.TRACKS) + probe
     )
     # a new crawl into the same database knows the mode: no probe
     other = emu.catalog.artist_ids()[150:152]
@@ -91,14 +81,44 @@ def test_stale_data_is_fetched_again(make_emulator: Any, tmp_path: Path) -> None
     engine.dispose()
 
 
+@pytest.mark.parametrize("profile", ["development", "extended"])
+@pytest.mark.parametrize("groups", [("single", "appears_on"), ("appears_on",), ("album", "compilation")])
+def test_include_groups_select_the_albums(
+    make_emulator: Any, tmp_path: Path, profile: str, groups: tuple[str, ...]
+) -> None:
+    """Development Mode strips ``album_group``; the albums crawled are still those of the groups."""
+    emu = make_emulator(profile=profile)
+    engine = new_engine(tmp_path / "c.db")
+    names, ids = pick().names, pick().ids
+    result = crawl(emu, engine, mode=profile, depth=Depth.TRACKS, groups=groups, workers=2)
+    assert result.requests == minimum_requests(
+        emu.catalog, names, ids, mode=profile, depth=Depth.TRACKS, groups=groups
+    )
+    with engine.connect() as conn:
+        full = set(
+            conn.execute(sa.select(schema.albums.c.id).where(schema.albums.c.detail == "full")).scalars()
+        )
+        linked = conn.execute(sa.select(schema.artist_albums)).mappings().all()
+    wanted = {a for artist in [*names.values(), *ids] for a in emu.catalog.artist_album_ids(artist, groups)}
+    assert full == wanted
+    truth = {
+        (artist, album.id): group
+        for artist in [*names.values(), *ids]
+        for album, group in emu.catalog.artist_albums(emu.catalog.artist_by_id(artist).index, groups)
+    }
+    assert {(r["artist_id"], r["album_id"]): r["album_group"] for r in linked} == truth
+    engine.dispose()
+
+
 def test_overlapping_inputs_are_fetched_once(make_emulator: Any, tmp_path: Path) -> None:
     """An id that a name already resolved to costs nothing; an artist already crawled neither."""
     emu = make_emulator(profile="development")
     engine = new_engine(tmp_path / "c.db")
-    names = expected_names(emu.catalog)
-    duplicate = [*ARTISTS, ArtistInput(names[NAMES[0]], True), ArtistInput(NAMES[1], False)]
+    names, ids = pick().names, pick().ids
+    first, second = list(names)[:2]
+    duplicate = [*pick().inputs, ArtistInput(names[first], True), ArtistInput(second, False)]
     result = crawl(emu, engine, duplicate, mode="development", depth=Depth.ALBUMS)
     assert result.requests == minimum_requests(
-        emu.catalog, names, IDS, mode="development", depth=Depth.ALBUMS
+        emu.catalog, names, ids, mode="development", depth=Depth.ALBUMS
     )
     engine.dispose()

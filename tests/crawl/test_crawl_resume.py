@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from crawl_helpers import contents, crawl, differences, emulator_settings, new_engine, web_requests
+from crawl_helpers import contents, crawl, differences, emulator_settings, new_engine, pick, web_requests
 
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
@@ -77,9 +77,7 @@ def test_ctrl_c_is_recorded_and_the_rerun_completes(
         if calls == 40:
             raise KeyboardInterrupt
 
-    options = CrawlOptions(
-        artists=tuple(__import__("crawl_helpers").ARTISTS), depth=Depth.TRACK_DETAILS, workers=2
-    )
+    options = CrawlOptions(artists=pick().inputs, depth=Depth.TRACK_DETAILS, workers=2)
     with SpotifyClient(emulator_settings(emu, "development")) as client:
         crawler = Crawler(engine, client, options, on_progress=interrupt_at_the_40th, command="test")
         with pytest.raises(Interrupted) as info:
