@@ -514,10 +514,13 @@ def export(
 
 
 def _snapshot_connection(engine: sa.Engine) -> sa.Connection:
-    """A connection whose one transaction reads every table as of the same moment where the database
-    offers it (PostgreSQL, MySQL/MariaDB: REPEATABLE READ; SQLite reads as it goes)."""
+    """A connection whose one transaction reads every table as of the same moment: REPEATABLE READ on
+    PostgreSQL and MySQL/MariaDB, an explicit ``BEGIN`` on SQLite (a snapshot in WAL mode; in
+    rollback-journal mode writers wait until the export is done)."""
     conn = engine.connect()
-    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+    if engine.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN")
+    elif engine.dialect.name in ("postgresql", "mysql", "mariadb"):
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
     return conn
 

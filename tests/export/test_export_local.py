@@ -226,3 +226,29 @@ def test_bad_destinations_and_databases(sqlite_engine: sa.Engine, tmp_path: Path
     with pytest.raises(UsageError, match="snappy is for Parquet"):
         lake_export.export(sqlite_engine, meta, lake, DAY, fmt="csv", compression="snappy")
     assert list((tmp_path / "lake").iterdir()) == []
+
+
+def test_all_tables_are_read_as_one_snapshot(db_url: str, tmp_path: Path) -> None:
+    """Rows a crawl commits while the export runs are in none of the exported tables."""
+    from spotify_catalog.storage.db import create_engine  # WAL mode on SQLite, as the crawler uses it
+
+    meta = small_metadata()
+    engine = create_engine(db_url)
+    writer = create_engine(db_url)
+    try:
+        fill(engine, meta, 10)
+        links = meta.tables["links"]
+
+        def crawl_meanwhile(table: str, rows: int) -> None:
+            if (table, rows) == ("items", 4):  # after the first batch of the first table
+                with writer.begin() as conn:
+                    conn.execute(links.insert(), [{"item_id": "new", "position": 0, "target": "x"}])
+
+        lake = lake_export.open_lake(str(tmp_path / "lake"))
+        done = lake_export.export(engine, meta, lake, DAY, batch_rows=4, progress=crawl_meanwhile)
+        assert [(d.table, d.rows) for d in done] == [("items", 10), ("links", 10)]
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(links)).scalar() == 11
+    finally:
+        engine.dispose()
+        writer.dispose()
