@@ -35,14 +35,17 @@ import sqlalchemy as sa
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import (
+    AuthenticationError,
     BadRequestError,
     ForbiddenError,
     Interrupted,
+    InvalidResponseError,
     MustWaitError,
     NotFoundError,
     SpotifyError,
     Stopped,
     StorageError,
+    UnauthorizedError,
     UsageError,
 )
 from spotify_catalog.settings import ApiMode
@@ -328,6 +331,15 @@ class Crawler:
         except sa.exc.SQLAlchemyError as exc:
             self._finish("failed", f"database error: {db._short(exc)}")
             raise StorageError(f"database error: {db._short(exc)}") from None
+        except SpotifyError as exc:
+            self._finish("failed", str(exc))
+            if isinstance(exc, ForbiddenError) and self.client.mode is ApiMode.EXTENDED:
+                raise ForbiddenError(
+                    exc.status,
+                    f"{exc.message}: is the app in Development Mode? (try --mode development)",
+                    url=exc.url,
+                ) from None
+            raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         return result
@@ -379,9 +391,9 @@ class Crawler:
             self.progress.albums = len(album_ids)
             self._phase("albums", [("album", album_ids)])
             self._drain(pool, ["album", "album_tracks"])
+            self.progress.tracks = len(self._crawl_tracks(album_ids))
         if opts.depth >= Depth.TRACK_DETAILS:
             track_ids = self._crawl_tracks(album_ids)
-            self.progress.tracks = len(track_ids)
             self._phase("tracks", [("track", track_ids)])
             self._drain(pool, ["track"])
 
@@ -497,7 +509,7 @@ class Crawler:
                         held = unit
                         break
                     exclusive = True
-                in_flight[pool.submit(unit.fetch)] = unit
+                in_flight[pool.submit(_fetch_checked, unit)] = unit
             if not in_flight:
                 break
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -506,8 +518,14 @@ class Crawler:
                 exclusive = False
                 try:
                     result = future.result()
-                except (MustWaitError, Stopped) as exc:
-                    stop = stop or exc
+                except (
+                    MustWaitError,
+                    Stopped,
+                    ForbiddenError,
+                    AuthenticationError,
+                    UnauthorizedError,
+                ) as exc:
+                    stop = stop or exc  # nothing more can be done in this run
                     continue
                 except SpotifyError as exc:
                     self._failed(unit, exc)
@@ -548,7 +566,7 @@ class Crawler:
     def _failed(self, unit: _Unit, exc: SpotifyError) -> None:
         when = self.now()
         with self.engine.begin() as conn:
-            if isinstance(exc, NotFoundError | BadRequestError | ForbiddenError):
+            if isinstance(exc, NotFoundError | BadRequestError):
                 log.warning("%s %s: %s", unit.kind, ",".join(unit.keys), exc)
                 state.finish_tasks(
                     conn,
@@ -610,6 +628,46 @@ class Crawler:
                 mode_sensitive=False,
             )
         raise ValueError(f"unknown task kind {kind!r}")
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+ENTITY_TYPES = frozenset({"artist", "album", "track"})
+
+
+def _fetch_checked(unit: _Unit) -> Any:
+    """The unit's response, refused (:class:`InvalidResponseError`, retried later) if it is not whole."""
+    result = unit.fetch()
+    problem = response_problem(unit.kind, result)
+    if problem is not None:
+        raise InvalidResponseError(f"{unit.kind} {','.join(unit.keys)}: incomplete response: {problem}")
+    return result
+
+
+def response_problem(kind: str, result: Any) -> str | None:
+    """What makes a response unfit to store, or ``None``: an artist, album or track without its
+    ``id``, a page without ``items`` or ``total``, a batch item that is not an object. Extra fields
+    are fine."""
+    if kind in ("artist", "album", "track"):
+        if not isinstance(result, list) or not all(item is None or isinstance(item, dict) for item in result):
+            return "expected a list of objects"
+    elif not isinstance(result, dict):
+        return "expected a JSON object"
+    elif kind == "search" and not isinstance(result.get("artists"), dict):
+        return "no artists page"
+    return _shape_problem(result)
+
+
+def _shape_problem(data: Any) -> str | None:
+    if isinstance(data, list):
+        return next((p for p in map(_shape_problem, data) if p), None)
+    if not isinstance(data, dict):
+        return None
+    if data.get("type") in ENTITY_TYPES and not (isinstance(data.get("id"), str) and data["id"]):
+        return f"{data['type']} without an id"
+    if "items" in data and not (isinstance(data["items"], list) and isinstance(data.get("total"), int)):
+        return "page without items or total"
+    return next((p for p in map(_shape_problem, data.values()) if p), None)
 
 
 # ------------------------------------------------------------------------------------------ handlers

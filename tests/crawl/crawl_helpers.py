@@ -106,11 +106,13 @@ def crawl(
     budget: int | None = None,
     now: datetime = T0,
     groups: tuple[str, ...] = GROUPS,
+    sleep: Any = None,
 ) -> CrawlResult:
     options = CrawlOptions(
         artists=tuple(artists or pick().inputs), depth=depth, workers=workers, include_groups=groups
     )
-    with SpotifyClient(emulator_settings(emu, mode), request_budget=budget) as client:
+    extra = {"sleep": sleep} if sleep is not None else {}
+    with SpotifyClient(emulator_settings(emu, mode), request_budget=budget, **extra) as client:
         return Crawler(engine, client, options, now=lambda: now, command="test").run()
 
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from crawl_helpers import contents, crawl, differences, emulator_settings, new_engine, pick, web_requests
 
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
-from spotify_catalog.errors import Interrupted, Stopped
+from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, Depth
+from spotify_catalog.errors import ForbiddenError, Interrupted, Stopped
 from spotify_catalog.storage import db, schema
 
 
@@ -114,4 +114,58 @@ def test_backends_hold_the_same_data(make_emulator: Any, db_url: str, reference:
     assert got == reference["extended"]
     assert len(got["tracks"]) > 250
     assert crawl(emu, engine, mode="extended", depth=Depth.TRACK_DETAILS).requests == 0
+    engine.dispose()
+
+
+def test_server_faults_are_retried_to_the_same_data(
+    make_emulator: Any, tmp_path: Path, reference: dict[str, Any]
+) -> None:
+    emu = make_emulator(profile="development", fault_rate=0.2)
+    engine = new_engine(tmp_path / "c.db")
+    result = crawl(
+        emu, engine, mode="development", depth=Depth.TRACK_DETAILS, workers=4, sleep=lambda s: None
+    )
+    assert result.status == "done"
+    faults = sum(n for status, n in emu.stats()["by_status"].items() if status != "200")
+    assert faults > 20
+    diff = differences(contents(engine, emu.url), reference["development"])
+    assert not diff, "\n".join(diff)
+    engine.dispose()
+
+
+def test_a_batch_refused_in_extended_mode_fails_the_run_with_a_hint(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    emu = make_emulator(profile="development")
+    engine = new_engine(tmp_path / "c.db")
+    with pytest.raises(ForbiddenError, match=r"try --mode development"):
+        crawl(emu, engine, [ArtistInput(pick().ids[0], True)], mode="extended")
+    run = _runs(engine)[-1]
+    assert run["status"] == "failed"
+    assert "403" in run["reason"]
+    with engine.connect() as conn:
+        states = conn.execute(sa.select(schema.tasks.c.state)).scalars().all()
+    assert states == ["pending"]  # not given up: the right mode will fetch it
+    engine.dispose()
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_unknown_ids_are_reported_and_not_asked_again(
+    make_emulator: Any, tmp_path: Path, profile: str
+) -> None:
+    emu = make_emulator(profile=profile)
+    engine = new_engine(tmp_path / "c.db")
+    unknown = "0000000000000000000000"
+    artists = [ArtistInput(unknown, True), ArtistInput(pick().ids[0], True)]
+    result = crawl(emu, engine, artists, mode=profile, depth=Depth.ALBUMS)
+    assert result.not_found == [unknown]
+    assert result.status == "done"
+    assert crawl(emu, engine, artists, mode=profile, depth=Depth.ALBUMS).requests == 0
+    with engine.connect() as conn:
+        ids = (
+            conn.execute(sa.select(schema.artists.c.id).where(schema.artists.c.detail == "full"))
+            .scalars()
+            .all()
+        )
+    assert ids == [pick().ids[0]]
     engine.dispose()
