@@ -34,7 +34,10 @@ def test_a_crawled_catalog_round_trips(emulator: Any, db_url: str, tmp_path: Pat
     )
     engine = db.open_database(db_url)
     try:
-        options = CrawlOptions(artists=(ArtistInput("米津玄師", False),), depth=Depth.TRACKS)
+        catalog = emulator.catalog
+        albums = {a: len(catalog.artist_album_ids(a, ("album",))) for a in catalog.artist_ids()}
+        artist = next(a for a, n in albums.items() if 2 <= n <= 4)  # a small discography: a fast crawl
+        options = CrawlOptions(artists=(ArtistInput(artist, True),), depth=Depth.TRACKS)
         with SpotifyClient(settings) as client:
             Crawler(engine, client, options, now=lambda: datetime(2026, 11, 25, 10, tzinfo=UTC)).run()
         lake = lake_export.open_lake(str(tmp_path / "lake"))
@@ -44,7 +47,8 @@ def test_a_crawled_catalog_round_trips(emulator: Any, db_url: str, tmp_path: Pat
             count = sa.select(sa.func.count())
             counts = {t.name: conn.execute(count.select_from(t)).scalar() for t in schema.CATALOG_TABLES}
         assert done == counts
-        assert counts["tracks"] > 50  # the artist's 51-track album among them
+        assert counts["artists"] >= 1
+        assert counts["tracks"] > 0
 
         for table in schema.CATALOG_TABLES:
             got = ds.dataset(tmp_path / "lake" / table.name, format="parquet", partitioning=PARTITIONING)
