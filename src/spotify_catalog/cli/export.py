@@ -53,9 +53,7 @@ def _tables(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 @click.command("export")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, metavar="URL", help="Database URL.")
 @click.option("--to", "to", required=True, metavar="PATH_OR_URL", help="A directory or s3://bucket/prefix.")
-@click.option(
-    "--format", "fmt", type=click.Choice(lake_export.FORMATS), default="parquet", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(lake_export.FORMATS), default="parquet", show_default=True)
 @click.option("--tables", callback=_tables, metavar="T1,T2", help="Tables to export [all but _bookkeeping].")
 @click.option(
     "--snapshot-date", callback=_snapshot_date, metavar="YYYY-MM-DD", help="Partition date [today, UTC]."
