@@ -32,15 +32,21 @@ TODAY = (2026, 11, 25)
 AlbumType = Literal["album", "single", "compilation"]
 
 
+@lru_cache(maxsize=65536)
 def normalize(text: str) -> str:
     """Case-folded text without diacritics, for matching."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=65536)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple("".join(ch if ch.isalnum() else " " for ch in normalize(text)).split())
+
+
 def tokens(text: str) -> list[str]:
     """Normalized words of a name."""
-    return [t for t in "".join(ch if ch.isalnum() else " " for ch in normalize(text)).split() if t]
+    return list(_words(text))
 
 
 def _rng(seed: int, *parts: int) -> random.Random:
