@@ -538,6 +538,13 @@ def get_playlist_items(
     return client.get(path, _page_params(market, limit, offset))
 
 
+def iter_playlist_items(
+    client: SpotifyClient, playlist_id: str, *, market: str | None = None
+) -> Iterator[JSON]:
+    """Every item of a playlist, 50 per request (extended mode; ``null`` items are kept)."""
+    yield from iter_pages(client, get_playlist_items(client, playlist_id, market=market, limit=MAX_LIMIT))
+
+
 # ----------------------------------------------------------------------------- extended mode only
 
 

@@ -413,6 +413,7 @@ def test_album_tracks_and_other_catalog_endpoints(make_emulator: Any, connect: C
     playlist = emu.catalog.playlists[0]
     assert ep.get_playlist(client, playlist.id)["id"] == playlist.id
     assert len(ep.get_playlist_items(client, playlist.id, limit=5)["items"]) == min(5, playlist.total_items)
+    assert len(list(ep.iter_playlist_items(client, playlist.id))) == playlist.total_items
     releases = list(ep.iter_new_releases(client))
     assert releases
     assert len({album["id"] for album in releases}) == len(releases)

@@ -185,7 +185,11 @@ def _dump(data: Any) -> None:
     help="Results per type and page (1-50; at most 10 in development mode).",
 )
 @click.option(
-    "--offset", type=click.IntRange(0, endpoints.SEARCH_OFFSET_CAP - 1), default=0, show_default=True
+    "--offset",
+    type=click.IntRange(0, endpoints.SEARCH_OFFSET_CAP - 1),
+    default=0,
+    show_default=True,
+    help="Index of the first result (offset + limit stays within Spotify's 1000).",
 )
 @market_option
 @click.option("--include-external", type=click.Choice(["audio"]), help="Include externally hosted audio.")
@@ -261,7 +265,8 @@ NEEDS_MARKET = ("show", "episode", "audiobook", "chapter")
 @click.argument("ids", metavar="ID...", nargs=-1, required=True)
 @market_option
 def get(item_type: str, ids: tuple[str, ...], market: str | None) -> None:
-    """Print catalog objects as JSON. IDs may be ids, spotify: URIs or open.spotify.com URLs.
+    """Print catalog objects as JSON. TYPE: artist, album, track, show, episode, audiobook, chapter or
+    playlist. IDs may be ids, spotify: URIs or open.spotify.com URLs.
 
     One ID prints the object, several print a list (null for unknown ids).
     """
