@@ -95,7 +95,9 @@ def test_search_formats_and_all_pages(env: pytest.MonkeyPatch, make_emulator: An
     rows = list(csv.DictReader(io.StringIO(table.stdout)))
     assert len(rows) == 5
     assert set(rows[0]) >= {"type", "name", "id", "artists", "album", "duration"}
-    assert rows[0]["id"] == items[2]["id"] if items[0]["type"] == "track" else True
+    tracks = [item for item in items if item["type"] == "track"]
+    assert [row["id"] for row in rows] == [track["id"] for track in tracks[2:7]]
+    assert rows[0]["name"] == tracks[2]["name"]
 
 
 def test_get_accepts_ids_uris_and_urls(env: pytest.MonkeyPatch, emulator: Any) -> None:
