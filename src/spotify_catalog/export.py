@@ -466,7 +466,7 @@ def export(
     error the staging area is removed and the lake is as it was."""
     check_options(fmt, compression)
     chosen = select_tables(metadata, tables)
-    _check_database(engine, chosen)
+    check_database(engine, chosen)
     staging_root = f"{lake.root}/{STAGING}/{snapshot_date.isoformat()}-{uuid.uuid4().hex[:12]}"
     name = file_name(fmt, compression)
     report = progress or (lambda table, rows: None)
@@ -525,16 +525,23 @@ def _snapshot_connection(engine: sa.Engine) -> sa.Connection:
     return conn
 
 
-def _check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
+def check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
+    """The tables exist, and not all of them are empty: an export of an empty database would replace a
+    good snapshot with empty files (a wrong ``--db`` is the likelier story)."""
+    where = engine.url.render_as_string(hide_password=True)
     try:
         present = set(sa.inspect(engine).get_table_names())
+        missing = [t.name for t in tables if t.name not in present]
+        if missing:
+            raise UsageError(f"the database {where} has no table {', '.join(missing)} (crawl into it first)")
+        with engine.connect() as conn:
+            any_row = (sa.select(sa.literal(1)).select_from(t).limit(1) for t in tables)
+            empty = all(conn.execute(query).first() is None for query in any_row)
     except sa.exc.SQLAlchemyError as exc:
-        where = engine.url.render_as_string(hide_password=True)
         raise StorageError(f"cannot open the database {where}: {_db_error(exc)}") from None
-    missing = [t.name for t in tables if t.name not in present]
-    if missing:
-        where = engine.url.render_as_string(hide_password=True)
-        raise UsageError(f"the database {where} has no table {', '.join(missing)} (crawl into it first)")
+    if empty:
+        what = ", ".join(t.name for t in tables) if len(tables) <= 3 else f"the {len(tables)} tables"
+        raise UsageError(f"nothing to export: {what} in {where} hold no rows (crawl into it first)")
 
 
 def _remove_staging(lake: Lake, staging_root: str) -> None:

@@ -144,6 +144,13 @@ def test_missing_or_empty_database(tmp_path: Path) -> None:
     assert code == 2
     assert "has no table " in err
     assert "tracks (crawl into it first)" in err
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    metadata.create_all(engine)  # the schema, no rows: exporting would blank out today's partitions
+    engine.dispose()
+    code, _, err = run("--db", f"sqlite:///{tmp_path / 'empty.db'}", "--to", str(tmp_path / "lake"))
+    assert code == 2
+    assert err.startswith(f"Error: nothing to export: the {len(EXPORTED)} tables in sqlite:///")
+    assert not (tmp_path / "lake").exists()
     code, _, err = run("--db", "not a url", "--to", str(tmp_path / "lake"))
     assert (code, "is not a database URL" in err) == (2, True)
 

@@ -199,12 +199,22 @@ def test_the_printed_duckdb_ddl_counts_the_lake(sqlite_engine: sa.Engine, tmp_pa
 
 def test_an_empty_table_is_a_valid_empty_file(sqlite_engine: sa.Engine, tmp_path: Path) -> None:
     meta = small_metadata()
-    fill(sqlite_engine, meta, 0)
-    done = lake_export.export(sqlite_engine, meta, lake_export.open_lake(str(tmp_path)), DAY)
-    assert [d.rows for d in done] == [0, 0]
-    got = read_partitioned(tmp_path, "items")
+    fill(sqlite_engine, meta, 3)
+    lake = lake_export.open_lake(str(tmp_path / "lake"))
+    lake_export.export(sqlite_engine, meta, lake, DAY)
+    with sqlite_engine.begin() as conn:
+        conn.execute(meta.tables["items"].delete())
+    done = lake_export.export(sqlite_engine, meta, lake, DAY)
+    assert [(d.table, d.rows) for d in done] == [("items", 0), ("links", 3)]
+    got = read_partitioned(tmp_path / "lake", "items")
     assert got.num_rows == 0
     assert got.schema.field("count").type == pa.int32()
+
+    with sqlite_engine.begin() as conn:  # a database with no rows at all replaces nothing
+        conn.execute(meta.tables["links"].delete())
+    with pytest.raises(UsageError, match=r"nothing to export: items, links in sqlite:///\S+ hold no rows"):
+        lake_export.export(sqlite_engine, meta, lake, DAY)
+    assert read_partitioned(tmp_path / "lake", "links").num_rows == 3
 
 
 def test_bad_destinations_and_databases(sqlite_engine: sa.Engine, tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def export(
         return
     compression = compression or ("zstd" if fmt == "parquet" else "none")
     lake_export.check_options(fmt, compression)
-    lake_export.select_tables(metadata, tables)  # unknown names: exit 2 before touching anything
+    chosen = lake_export.select_tables(metadata, tables)  # unknown names: exit 2 before touching anything
     engine = _engine(db_url)
     quiet = bool(getattr(ctx.find_root().obj, "quiet", False))
     live = sys.stderr.isatty() and not quiet
@@ -110,6 +110,7 @@ def export(
             click.echo(f"\r{table}: {rows:,} rows", err=True, nl=False)
 
     try:
+        lake_export.check_database(engine, chosen)  # before --to is created
         lake = lake_export.open_lake(to)
         done = lake_export.export(
             engine,
