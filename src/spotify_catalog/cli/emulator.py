@@ -71,7 +71,7 @@ from spotify_catalog.errors import UsageError
     "--fault-kinds",
     default="500,502,503,drop",
     show_default=True,
-    help="Comma list of: 500, 502, 503, drop, truncated, html, content_type.",
+    help="Comma list of: 500, 502, 503, drop, truncated, html, content_type, missing_field, extra_field.",
 )
 @click.option(
     "--retry-after",

@@ -10,7 +10,7 @@ Profile = Literal["development", "extended"]
 RetryAfterMode = Literal["normal", "zero", "omit"]
 PROFILES = ("development", "extended")
 STATUS_FAULTS = ("500", "502", "503")
-BODY_FAULTS = ("truncated", "html", "content_type")
+BODY_FAULTS = ("truncated", "html", "content_type", "missing_field", "extra_field")
 FAULT_KINDS = (*STATUS_FAULTS, "drop", *BODY_FAULTS)
 DEFAULT_FAULTS = (*STATUS_FAULTS, "drop")
 # settings that may change while the emulator runs (seed and artists shape the catalog: fixed)

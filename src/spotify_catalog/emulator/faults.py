@@ -4,11 +4,16 @@
 (status 200 and a ``Content-Length``) and the connection closes before the body is complete.
 ``truncated``: 200 with the first half of the real JSON body (its own, consistent Content-Length).
 ``html``: 200 with an HTML error page. ``content_type``: the real body labelled ``text/html``.
+``missing_field``: the real JSON with the ``id`` of its first object that has one removed (a top-level
+object, the first item of a list or page). ``extra_field``: the real JSON with an unknown field added to
+the top-level object and to every object that has an ``id``. Error answers keep their body for these two.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -59,8 +64,46 @@ def quiet_server_logs() -> None:
         logger.addFilter(_QuietDrops())
 
 
+EXTRA_FIELD = "x_emulator_extra"
+
+
+def _drop_first_id(data: Any) -> bool:
+    """Remove the ``id`` of the first object (depth first) that has one; whether one was found."""
+    if isinstance(data, dict):
+        if "id" in data:
+            del data["id"]
+            return True
+        return any(_drop_first_id(value) for value in data.values())
+    if isinstance(data, list):
+        return any(_drop_first_id(item) for item in data)
+    return False
+
+
+def _add_extra(data: Any, top: bool = True) -> None:
+    if isinstance(data, dict):
+        if top or "id" in data:
+            data[EXTRA_FIELD] = {"note": "a field this client does not know", "values": [1, "two"]}
+        for value in list(data.values()):
+            _add_extra(value, top=False)
+    elif isinstance(data, list):
+        for item in data:
+            _add_extra(item, top=False)
+
+
+def _edit_json(kind: str, body: bytes) -> bytes:
+    data = json.loads(body)
+    if kind == "missing_field":
+        _drop_first_id(data)
+    else:
+        _add_extra(data)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def mangle(kind: str, body: bytes, status: int, headers: dict[str, str]) -> Response:
     """A body-bearing fault applied to the response the request would have had."""
+    if kind in ("missing_field", "extra_field"):
+        edited = _edit_json(kind, body) if status == 200 else body
+        return Response(edited, status_code=status, headers=headers)
     if kind == "truncated":
         return Response(body[: max(1, len(body) // 2)], status_code=200, headers=headers)
     if kind == "html":
