@@ -299,10 +299,13 @@ def _s3_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+def _s3_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
 def s3_filesystem() -> pafs.S3FileSystem:
     """An S3 filesystem from the usual AWS variables; ``AWS_ENDPOINT_URL(_S3)`` for S3-compatible stores."""
-    endpoint = _s3_endpoint()
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    endpoint, region = _s3_endpoint(), _s3_region()
     kwargs: dict[str, Any] = {}
     if endpoint:
         parsed = urlparse(endpoint)
@@ -328,7 +331,7 @@ def open_lake(to: str, *, create: bool = True, filesystem: pafs.FileSystem | Non
                 raise SpotifyCatalogError(f"cannot reach s3://{parsed.netloc}: {_first_line(exc)}") from None
             if bucket.type != pafs.FileType.Directory:
                 raise UsageError(f"--to {to}: bucket {parsed.netloc!r} does not exist")
-        client = boto3.client("s3", endpoint_url=_s3_endpoint())
+        client = boto3.client("s3", endpoint_url=_s3_endpoint(), region_name=_s3_region())
         return Lake(fs=fs, root=root, uri=f"s3://{root}", s3=client)
     if parsed.scheme not in ("", "file") or (parsed.scheme == "" and "://" in to):
         raise UsageError(f"--to {to!r}: give a directory or an s3://bucket/prefix URL")
