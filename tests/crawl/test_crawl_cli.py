@@ -169,3 +169,19 @@ def test_demo_crawls_the_fixed_list_with_bts(tmp_path: Path) -> None:
     assert BTS_ID in artists
     assert len(artists) == 20
     assert albums > 20
+
+
+def test_a_wait_longer_than_max_wait_exits_75(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development", rate_limit=5)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["crawl", "--db", url, "--mode", "development", "--max-wait", "1", *_artist_args()]
+    result = run(emu, *args)
+    assert result.exit_code == 75, result.output
+    assert "continue after" in result.output
+    engine = db.create_engine(url)
+    with engine.connect() as conn:
+        stopped = conn.execute(sa.select(schema.runs)).mappings().one()
+    engine.dispose()
+    assert stopped["status"] == "stopped"
+    assert stopped["retry_at"] is not None
+    assert web_requests(emu) == 6  # five answered, the sixth refused by the 30-second limiter

@@ -81,3 +81,33 @@ def test_kill_9_at_several_points_then_rerun(make_emulator: Any, tmp_path: Path)
         assert not diff, "\n".join(diff)
         engine.dispose()
     reference_db.dispose()
+
+
+def test_ctrl_c_exits_130_and_records_the_run(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development", latency_ms=2)
+    env = {
+        **os.environ,
+        "SPOTIFY_CLIENT_ID": "emulator-client-id",
+        "SPOTIFY_CLIENT_SECRET": "emulator-client-secret",
+    }
+    command = [
+        sys.executable, "-m", "spotify_catalog", "--api-url", emu.url + "/v1", "--token-url",
+        emu.url + "/api/token", "crawl", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--mode", "development",
+        "--depth", "track-details", *pick().args(),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while web_requests(emu) < 20 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted" in err.lower()
+    engine = new_engine(tmp_path / "c.db")
+    with engine.connect() as conn:
+        status = conn.execute(sa.select(schema.runs.c.status)).scalars().all()
+    engine.dispose()
+    assert status == ["interrupted"]
