@@ -77,6 +77,7 @@ def test_lesson_search_table(env: pytest.MonkeyPatch, emulator: Any) -> None:
     assert len(rows) == 3
     assert "BTS World" in rows[1]
     assert "popularity" not in result.stdout  # stripped in development mode: no empty column
+    assert f"https://open.spotify.com/artist/{BTS}" in rows[0]
 
 
 def test_search_formats_and_all_pages(env: pytest.MonkeyPatch, make_emulator: Any) -> None:

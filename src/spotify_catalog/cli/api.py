@@ -87,6 +87,7 @@ COLUMNS: dict[str, list[Column]] = {
         ("genres", lambda o: o.get("genres")),
         ("popularity", lambda o: o.get("popularity")),
         ("followers", lambda o: (o.get("followers") or {}).get("total")),
+        ("url", lambda o: (o.get("external_urls") or {}).get("spotify")),
     ],
     "album": [
         ("artists", lambda o: _names(o.get("artists"))),
