@@ -132,7 +132,10 @@ def parse_artists_text(text: str, source: str = "artists file") -> list[ArtistIn
     if header is not None:
         columns = [c for c in CSV_COLUMNS if c in header]
         for number, line in content[1:]:
-            fields = next(csv.reader(io.StringIO(line)))
+            if len(header) == 1 and not line.lstrip().startswith('"'):
+                fields = [line]  # one column: the whole line, commas and all
+            else:
+                fields = next(csv.reader(io.StringIO(line)))
             record = dict(zip(header, fields, strict=False))
             cell = next((record[c] for c in columns if (record.get(c) or "").strip()), "")
             try:
@@ -153,8 +156,8 @@ def parse_artists_text(text: str, source: str = "artists file") -> list[ArtistIn
 
 
 def _csv_header(line: str) -> list[str] | None:
-    if "," not in line:
-        return None
+    """The column names if ``line`` is a CSV header naming an artist column (a one-column header
+    such as ``artist`` counts too)."""
     fields = [f.strip().lower() for f in next(csv.reader(io.StringIO(line)))]
     return fields if any(f in CSV_COLUMNS for f in fields) else None
 

@@ -76,6 +76,14 @@ def test_csv_with_header_uses_the_id_column_first() -> None:
     assert parse_artists_text(text) == [ArtistInput(BTS, True), ArtistInput("Earth, Wind & Fire", False)]
 
 
+def test_one_column_csv_keeps_commas_in_names() -> None:
+    text = 'Artist\nEarth, Wind & Fire\n"Crosby, Stills & Nash"\n'
+    assert parse_artists_text(text) == [
+        ArtistInput("Earth, Wind & Fire", False),
+        ArtistInput("Crosby, Stills & Nash", False),
+    ]
+
+
 def test_csv_bad_rows_are_numbered_as_file_lines() -> None:
     text = "# exported\nartist,note\nBTS,ok\n,empty\n"
     with pytest.raises(UsageError, match="line 4: empty artist"):
@@ -91,7 +99,7 @@ def test_no_artists_is_refused(text: str) -> None:
 def test_read_artists_file_with_bom(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     path.write_bytes("\ufeffartist\r\nBTS\r\n".encode())
-    assert read_artists_file(path) == [ArtistInput("artist", False), ArtistInput("BTS", False)]
+    assert read_artists_file(path) == [ArtistInput("BTS", False)]  # a one-column CSV
     path.write_bytes(b"\xff\xfe bad")
     with pytest.raises(UsageError, match="cannot read"):
         read_artists_file(path)
