@@ -25,11 +25,9 @@ def _engine(url: str) -> sa.Engine:
         database = parsed.database or ""
         if database in ("", ":memory:") or not Path(database).is_file():
             raise UsageError(f"no database at {database or url!r}: run 'spotify-catalog crawl' first")
-    try:
-        return sa.create_engine(parsed)
-    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
-        where = parsed.render_as_string(hide_password=True)
-        raise UsageError(f"--db {where}: {exc}") from None
+    from spotify_catalog.storage import db
+
+    return db.create_engine(url)  # the crawler's settings: utf8mb4 on MySQL, WAL and a busy timeout on SQLite
 
 
 def _snapshot_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date:
