@@ -60,6 +60,7 @@ class TokenManager:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
+        self._recent: dict[str, float] = {}  # the last few tokens -> when each was due for renewal
         self.tokens_fetched = 0
         """Token requests that succeeded."""
 
@@ -82,6 +83,13 @@ class TokenManager:
         with self._lock:
             if self._token == token:
                 self._token = None
+
+    def outlived(self, token: str) -> bool:
+        """Whether ``token`` is due for renewal by this manager's clock: a 401 for it then says
+        nothing about the credentials (it expired while a request waited), so renewing again is right."""
+        with self._lock:
+            renew_at = self._recent.get(token)
+        return renew_at is not None and self._clock() >= renew_at
 
     def _fetch(self) -> None:
         url = safe_url(self._url)
@@ -112,6 +120,7 @@ class TokenManager:
         register_secret(token)
         self._token = token
         self._renew_at = self._clock() + expires_in - min(RENEW_MARGIN, expires_in / 2)
+        self._recent = {**dict(list(self._recent.items())[-3:]), token: self._renew_at}
         self.tokens_fetched += 1
         log.info("access token obtained, expires in %.0f s", expires_in)
 

@@ -1,9 +1,9 @@
 """SpotifyClient: the one Web API request path, the API mode, and request counters.
 
 ``client.get(path, params)`` sends ``GET`` to the Web API with a valid token, paced and retried as
-:mod:`spotify_catalog.transport` decides, renews the token once on a 401 and replays the request,
-and returns the JSON object. One client serves many threads (one ``httpx.Client`` connection pool,
-locks around the token, the counters and the mode).
+:mod:`spotify_catalog.transport` decides, renews the token on a 401 and replays the request (once,
+unless the renewed token outlived its time too), and returns the JSON object. One client serves
+many threads (one ``httpx.Client`` connection pool, locks around the token, the counters and the mode).
 """
 
 from __future__ import annotations
@@ -195,8 +195,8 @@ class SpotifyClient:
                     response, url=shown, method="GET", policy=self._policy, now=self._wall_clock
                 )
             except UnauthorizedError as exc:
-                if renewed:
-                    raise
+                if renewed and not self.tokens.outlived(token):
+                    raise  # a fresh token refused too: not a matter of expiry
                 renewed = True
                 self.tokens.invalidate(token)
                 raise Retryable("renew", f"401 {exc.message}: renewing the access token", exc) from None
