@@ -84,6 +84,17 @@ def test_bad_options_exit_2(emulator: Any, args: list[str], message: str) -> Non
     assert emulator.stats()["requests"] == 0
 
 
+def test_database_errors_hide_the_password(emulator: Any) -> None:
+    result = run(
+        emulator, "crawl", "--artist", "BTS", "--db", "postgresql+psycopg://user:s3cr3tpw@127.0.0.1:1/x"
+    )
+    assert result.exit_code == 1
+    assert "cannot set up the database" in result.output
+    assert "s3cr3tpw" not in result.output
+    assert "Traceback" not in result.output
+    assert emulator.stats()["requests"] == 0
+
+
 def test_missing_credentials_exit_2(emulator: Any) -> None:
     result = run(emulator, "crawl", "--artist", "BTS", env={"SPOTIFY_CLIENT_SECRET": ""})
     assert result.exit_code == 2

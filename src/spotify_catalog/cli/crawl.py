@@ -286,7 +286,12 @@ def demo(ctx: click.Context, db_url: str, profile: str, depth: str, workers: int
     Needs no Spotify account: the emulator runs in this process. Run it twice: the second run makes
     no requests, everything is fresh.
     """
-    from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
+    try:
+        from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"demo needs the emulator's dependency {exc.name!r}: pip install 'spotify-catalog[emulator]'"
+        ) from None
 
     config = EmulatorConfig(profile=profile)  # type: ignore[arg-type]
     with serve_in_thread(config) as emu:

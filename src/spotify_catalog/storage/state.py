@@ -91,11 +91,12 @@ def finish_tasks(
     if not keys:
         return
     t = schema.tasks
+    values = {"state": state, "error": error, "run_id": run_id, "updated_at": now, "done_at": now}
     for chunk in _chunks(keys):
+        updated = conn.execute(t.update().where(t.c.kind == kind, t.c.key.in_(chunk)).values(**values))
+        if updated.rowcount == len(chunk):  # matched rows (MySQL too: SQLAlchemy sets FOUND_ROWS)
+            continue
         present = set(conn.execute(sa.select(t.c.key).where(t.c.kind == kind, t.c.key.in_(chunk))).scalars())
-        values = {"state": state, "error": error, "run_id": run_id, "updated_at": now, "done_at": now}
-        if present:
-            conn.execute(t.update().where(t.c.kind == kind, t.c.key.in_(sorted(present))).values(**values))
         missing = [k for k in chunk if k not in present]
         if missing:
             conn.execute(
