@@ -1,0 +1,99 @@
+"""``kill -9`` of the crawl command at ten random moments (seeded), each followed by a rerun of the
+same command: the final database equals an uninterrupted crawl's, holds no duplicate row, and all
+runs together sent at most the minimum number of requests plus, per kill, the requests that were in
+flight (one per worker)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from resilience_helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    artist_inputs,
+    cli_args,
+    contents,
+    crawl,
+    differences,
+    duplicate_keys,
+    new_engine,
+    web_requests,
+)
+
+from spotify_catalog.storage import schema
+
+pytestmark = pytest.mark.slow
+
+WORKERS = 4
+KILLS = 10
+SEED = 20261125
+
+
+def _command(emu: Any, db_url: str, args: list[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "spotify_catalog", "--api-url", emu.url + "/v1", "--token-url",
+        emu.url + "/api/token", "crawl", "--db", db_url, "--mode", "development", "--depth", "tracks",
+        "--workers", str(WORKERS), "--quiet", *args,
+    ]  # fmt: skip
+
+
+def test_kill_9_at_ten_random_moments(make_emulator: Any, tmp_path: Path) -> None:
+    inputs = artist_inputs(40, names=10, max_albums=8)
+    emu = make_emulator(profile="development", artists=2000, latency_ms=3)
+    reference = new_engine(tmp_path / "reference.db")
+    assert crawl(emu, reference, inputs, mode="development", workers=WORKERS).status == "done"
+    minimum = web_requests(emu)
+    assert minimum > 200
+    want = contents(reference, emu.url)
+    emu.reset()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_")}
+    env.update({"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET})
+    db_path = tmp_path / "killed.db"
+    command = _command(emu, f"sqlite:///{db_path}", cli_args(inputs))
+    moments = sorted(random.Random(SEED).sample(range(5, minimum - 5), KILLS))
+    killed_at = []
+    for moment in moments:
+        if web_requests(emu) >= moment:  # the previous run overshot this moment: kill soon after start
+            moment = web_requests(emu) + 1
+        proc = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 60
+        while web_requests(emu) < moment and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert proc.poll() is None, proc.communicate()[1].decode()  # still crawling when killed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL
+        assert proc.stderr is not None
+        proc.stderr.close()
+        killed_at.append(web_requests(emu))
+
+    final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=120, check=False)
+    assert final.returncode == 0, final.stderr.decode()
+    total = web_requests(emu)
+    assert killed_at == sorted(killed_at)
+    print(f"minimum {minimum}, total {total}, kills at {killed_at}")
+    assert total <= minimum + KILLS * WORKERS, (total, minimum, killed_at)
+
+    engine = new_engine(db_path)
+    diff = differences(contents(engine, emu.url), want)
+    assert not diff, "\n".join(diff)
+    assert not duplicate_keys(engine)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.select(schema.runs.c.status).order_by(schema.runs.c.id)).scalars().all()
+        states = set(conn.execute(sa.select(schema.tasks.c.state)).scalars())
+    assert runs == ["running"] * KILLS + ["done"]  # a killed run could not record its end
+    assert states == {"done"}
+    engine.dispose()
+    reference.dispose()
