@@ -33,7 +33,7 @@ def _fresh_database(server_url: str, isolation: str) -> Iterator[str]:
     import sqlalchemy as sa
 
     name = f"sc_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level=isolation)
+    admin = sa.create_engine(server_url, isolation_level=isolation, pool_pre_ping=True)  # survives restarts
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE {name}"))
