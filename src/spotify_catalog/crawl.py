@@ -7,8 +7,8 @@ done), so a rerun continues where a stopped or killed run left off:
 1. resolve: names -> one search each (the artist in the result is complete); ids -> ``/artists?ids=``
    in chunks of 50 (extended) or ``/artists/{id}`` (development);
 2. (depth albums+) each artist's discography pages, as large as the mode allows;
-3. (depth tracks+) full albums (chunks of 20 / one each), each with its first 50 tracks, then
-   ``/albums/{id}/tracks`` pages for the rest;
+3. (depth tracks+) full albums (chunks of 20 / one each), each with its first 50 tracks, and in the
+   same unit of work the ``/albums/{id}/tracks`` pages of the rest, so an album is written whole;
 4. (depth track-details) full tracks (chunks of 50 / one each).
 
 A task finished within ``refresh_after`` is not done again. The minimum request count this reaches
@@ -22,6 +22,7 @@ import enum
 import io
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -45,7 +46,6 @@ from spotify_catalog.errors import (
     SpotifyError,
     Stopped,
     StorageError,
-    UnauthorizedError,
     UsageError,
 )
 from spotify_catalog.settings import ApiMode
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 DEFAULT_GROUPS: tuple[str, ...] = ("album", "single", "compilation", "appears_on")
 DEFAULT_REFRESH = timedelta(days=7)
 MAX_NAME = 200
+MAX_REPORTED = 5  # bad lines of an artists file named in the error
 MAX_DURATION = 100 * 365 * 86400
 ALBUM_TRACKS_PAGE = 50
 SEARCH_LIMIT = 10
@@ -98,35 +99,58 @@ class ArtistInput:
 CSV_COLUMNS = ("artist", "artist_id", "spotify_id", "id", "uri", "url", "spotify_url", "name", "artist_name")
 
 
+# a link (scheme://, www., or host.tld/path): never an artist name
+_LINK = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/)", re.IGNORECASE)
+# a bare token of letters and digits of both cases, as long as an id give or take: a mistyped id
+_ID_LIKE = re.compile(r"(?=.*[0-9])(?=.*[a-z])(?=.*[A-Z])[0-9A-Za-z]{15,30}")
+SHOWN = 60
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, cut to :data:`SHOWN` characters."""
+    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
+
+
 def parse_artist(text: str) -> ArtistInput:
-    """An id (bare, ``spotify:artist:ID`` or ``open.spotify.com/artist/ID``) or a name."""
+    """An id (bare, ``spotify:artist:ID`` or ``open.spotify.com/artist/ID``) or a name. Links to
+    other sites and bare tokens that look like an id of the wrong length are refused."""
     value = " ".join(text.split())
     if not value:
         raise UsageError("empty artist")
     if any(ord(ch) < 32 for ch in text.strip("\r\n")):
-        raise UsageError(f"control characters in {text!r}")
-    looks_like_link = value.lower().startswith(("spotify:", "http://", "https://", "open.spotify.com"))
+        raise UsageError(f"control characters in {_shown(text)}")
+    looks_like_link = value.lower().startswith(("spotify:", "open.spotify.com")) or bool(_LINK.match(value))
     try:
         return ArtistInput(endpoints.parse_id(value, "artist"), True)
     except UsageError as exc:
         if looks_like_link:
-            raise UsageError(
-                f"not a Spotify artist id, URI or URL: {value!r}" if "is a" not in str(exc) else str(exc)
-            ) from None
+            if "is a" in str(exc):  # a valid URI or URL of another kind: short
+                raise UsageError(str(exc)) from None
+            raise UsageError(f"not a Spotify artist id, URI or URL: {_shown(value)}") from None
+    if _ID_LIKE.fullmatch(value):
+        raise UsageError(f"{_shown(value)} looks like a Spotify id but has {len(value)} characters, not 22")
     if len(value) > MAX_NAME:
         raise UsageError(f"artist name longer than {MAX_NAME} characters")
     return ArtistInput(value, False)
 
 
-def parse_artists_text(text: str, source: str = "artists file") -> list[ArtistInput]:
+def parse_artists_text(
+    text: str, source: str = "artists file", *, csv_file: bool = False
+) -> list[ArtistInput]:
     """The artists of a file's text: one per line, or a CSV whose header names a column such as
-    ``artist``, ``name``, ``id``, ``spotify_id`` or ``uri``. Blank lines and ``#`` comments are
-    skipped. Every bad line is reported at once (:class:`UsageError`); so is a file with none."""
+    ``artist``, ``name``, ``id``, ``spotify_id`` or ``uri`` (``csv_file``: it must). Blank lines and
+    ``#`` comments are skipped. Bad lines are reported at once, the first few by number
+    (:class:`UsageError`); so is a file with none."""
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)]
     content = [(n, line) for n, line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not content:
         raise UsageError(f"{source}: no artists in it")
     header = _csv_header(content[0][1])
+    if csv_file and header is None:
+        raise UsageError(
+            f"{source}: the CSV header {_shown(content[0][1])} has no artist column "
+            f"(one of {', '.join(CSV_COLUMNS)})"
+        )
     inputs: list[ArtistInput] = []
     bad: list[str] = []
     if header is not None:
@@ -151,7 +175,8 @@ def parse_artists_text(text: str, source: str = "artists file") -> list[ArtistIn
             except UsageError as exc:
                 bad.append(f"line {number}: {exc}")
     if bad:
-        raise UsageError(f"{source}: {len(bad)} bad line(s): " + "; ".join(bad))
+        more = f"; and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
+        raise UsageError(f"{source}: {len(bad)} bad line(s): " + "; ".join(bad[:MAX_REPORTED]) + more)
     return inputs
 
 
@@ -168,9 +193,14 @@ def read_artists_file(path: str | Path) -> list[ArtistInput]:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise UsageError(f"artists file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read artists file {path}: {exc}") from None
-    return parse_artists_text(text, source=str(path))
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"cannot read artists file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read artists file {path}: {exc.strerror or exc}") from None
+    return parse_artists_text(text, source=str(path), csv_file=Path(path).suffix.lower() == ".csv")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -521,19 +551,14 @@ class Crawler:
                 exclusive = False
                 try:
                     result = future.result()
-                except (
-                    MustWaitError,
-                    Stopped,
-                    ForbiddenError,
-                    AuthenticationError,
-                    UnauthorizedError,
-                ) as exc:
+                except STOPS as exc:
                     stop = stop or exc  # nothing more can be done in this run
                     continue
                 except SpotifyError as exc:
                     self._failed(unit, exc)
                     continue
                 self._write(unit, result)
+                stop = stop or getattr(result, "stop", None)
         if stop is not None:
             raise stop
 
@@ -600,9 +625,11 @@ class Crawler:
         if kind == "artist":
             return _Unit(kind, keys, lambda: endpoints.get_artists(client, keys), _handle_artists, True)
         if kind == "album":
-            return _Unit(
-                kind, keys, lambda: endpoints.get_albums(client, keys, market=market), _handle_albums, True
-            )
+
+            def fetch_albums() -> _Albums:
+                return _fetch_albums(client, keys, market)
+
+            return _Unit(kind, keys, fetch_albums, _handle_albums, True)
         if kind == "track":
             return _Unit(
                 kind, keys, lambda: endpoints.get_tracks(client, keys, market=market), _handle_tracks, True
@@ -633,6 +660,46 @@ class Crawler:
         raise ValueError(f"unknown task kind {kind!r}")
 
 
+# ------------------------------------------------------------------------------------------ albums
+
+STOPS: tuple[type[SpotifyError | Stopped], ...] = (
+    MustWaitError,
+    Stopped,
+    ForbiddenError,
+    AuthenticationError,
+)
+"""Errors after which nothing more can be done in this run (a 401 even after renewing the token is
+retried later, like a 5xx: a token can expire while in use)."""
+
+
+@dataclass
+class _Albums:
+    """Full albums (``None`` for unknown ids) and the further track pages fetched for them (key
+    ``album_id|offset``); ``stop``: why the pages are not all there."""
+
+    items: list[Any]
+    pages: dict[str, Any] = field(default_factory=dict)
+    stop: BaseException | None = None
+
+
+def _fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) -> _Albums:
+    """Albums, then the rest of their tracks, so an album is written whole in one transaction. A stop
+    or a failure half-way keeps what came (the missing pages become tasks of their own)."""
+    result = _Albums(list(endpoints.get_albums(client, keys, market=market)))
+    try:
+        for album in result.items:
+            for key in _more_track_pages(album) if album else []:
+                album_id, offset = _split(key)
+                result.pages[key] = endpoints.get_album_tracks(
+                    client, album_id, market=market, limit=ALBUM_TRACKS_PAGE, offset=int(offset)
+                )
+    except STOPS as exc:
+        result.stop = exc
+    except SpotifyError as exc:
+        log.warning("tracks of albums %s: %s (queued for later)", ",".join(keys), exc)
+    return result
+
+
 # ------------------------------------------------------------------------------------------ checks
 
 ENTITY_TYPES = frozenset({"artist", "album", "track"})
@@ -651,6 +718,8 @@ def response_problem(kind: str, result: Any) -> str | None:
     """What makes a response unfit to store, or ``None``: an artist, album or track without its
     ``id``, a page without ``items`` or ``total``, a batch item that is not an object. Extra fields
     are fine."""
+    if isinstance(result, _Albums):
+        return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
     if kind in ("artist", "album", "track"):
         if not isinstance(result, list) or not all(item is None or isinstance(item, dict) for item in result):
             return "expected a list of objects"
@@ -693,8 +762,6 @@ def _entities(add: Callable[..., None]) -> Callable[[list[str], Any, Rows, datet
             else:
                 add(rows, item, transform.FULL, when)
                 outcome.done.append(key)
-                if add is transform.add_album:
-                    outcome.follow_up.append(("album_tracks", _more_track_pages(item)))
         return outcome
 
     return handle
@@ -730,7 +797,26 @@ def _handle_album_tracks(keys: list[str], page: Any, rows: Rows, when: datetime)
 
 
 _handle_artists = _entities(transform.add_artist)
-_handle_albums = _entities(transform.add_album)
+_handle_album_items = _entities(transform.add_album)
+
+
+def _handle_albums(keys: list[str], result: _Albums, rows: Rows, when: datetime) -> _Outcome:
+    """Full albums with every page of their tracks fetched in the same unit; pages a stop left out
+    stay queued as ``album_tracks`` tasks."""
+    outcome = _handle_album_items(keys, result.items, rows, when)
+    for album in result.items:
+        if album is None:
+            continue
+        for key in _more_track_pages(album):
+            page = result.pages.get(key)
+            if page is None:
+                outcome.follow_up.append(("album_tracks", [key]))
+            else:
+                transform.add_album_tracks_page(rows, album["id"], page, when)
+                outcome.also_done.append(("album_tracks", [key]))
+    return outcome
+
+
 _handle_tracks = _entities(transform.add_track)
 
 
