@@ -526,39 +526,44 @@ class Crawler:
         return endpoints.BATCH_MAX[kind]
 
     def _execute(self, pool: ThreadPoolExecutor, units: Iterator[_Unit]) -> None:
-        """Fetch units on the pool, write each response in the coordinating thread."""
+        """Fetch units on the pool (at most ``workers`` at a time), write each response in the
+        coordinating thread."""
         in_flight: dict[Future[Any], _Unit] = {}
         stop: BaseException | None = None
         held: _Unit | None = None
         exclusive = False
-        while True:
+
+        def submit() -> None:
+            nonlocal held, exclusive
             while stop is None and not exclusive and len(in_flight) < self.options.workers:
                 unit = held or next(units, None)
                 held = None
                 if unit is None:
-                    break
+                    return
                 if unit.mode_sensitive and self.client.mode is None:
                     if in_flight:  # learn the API mode from this request alone
                         held = unit
-                        break
+                        return
                     exclusive = True
                 in_flight[pool.submit(_fetch_checked, unit)] = unit
-            if not in_flight:
-                break
+
+        submit()
+        while in_flight:
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            done: list[tuple[_Unit, Any]] = []
             for future in finished:
                 unit = in_flight.pop(future)
                 exclusive = False
                 try:
-                    result = future.result()
+                    done.append((unit, future.result()))
                 except STOPS as exc:
                     stop = stop or exc  # nothing more can be done in this run
-                    continue
                 except SpotifyError as exc:
                     self._failed(unit, exc)
-                    continue
+            stop = stop or next((r.stop for _, r in done if getattr(r, "stop", None)), None)
+            for unit, result in done:
                 self._write(unit, result)
-                stop = stop or getattr(result, "stop", None)
+            submit()  # after the writes: a kill loses at most the requests in flight
         if stop is not None:
             raise stop
 
