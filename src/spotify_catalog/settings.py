@@ -205,6 +205,8 @@ def _read_config(path: Path) -> dict[str, Any]:
             document = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"settings file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read settings file {path}: not UTF-8 text (TOML is UTF-8)") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read settings file {path}: {exc}") from None
     table = document.get(CONFIG_TABLE, {})
@@ -241,7 +243,7 @@ def _convert(name: str, value: Any) -> Any:
             if real < 0 or not math.isfinite(real) or (name == "timeout" and real == 0):
                 raise ValueError("must be a positive number")
             return real
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: a TOML list or table where a number belongs
         shown = "**********" if name == "client_secret" else repr(value)
         raise ConfigError(f"bad value for {name} ({ENV_NAMES[name]}): {shown}: {exc}") from None
     raise ConfigError(f"unknown setting: {name}")

@@ -383,3 +383,75 @@ def test_search_refuses_an_empty_query(emu: Any, query: str) -> None:
     before = _requests(emu)
     assert_refused(invoke(emu, "search", query), "query")
     assert _requests(emu) == before
+
+
+# ------------------------------------------------------------------------------ settings
+
+NUMERIC = {
+    "max_wait": "SPOTIFY_CATALOG_MAX_WAIT",
+    "rate": "SPOTIFY_CATALOG_RATE",
+    "max_attempts": "SPOTIFY_CATALOG_MAX_ATTEMPTS",
+    "max_total_wait": "SPOTIFY_CATALOG_MAX_TOTAL_WAIT",
+    "timeout": "SPOTIFY_CATALOG_TIMEOUT",
+    "max_connections": "SPOTIFY_CATALOG_MAX_CONNECTIONS",
+}
+toml_values = st.one_of(
+    st.sampled_from(['"fast"', "-1", "-0.5", '"nan"', '"inf"', "[1]", "{ a = 1 }", '""', '"1e400"']),
+    st.integers(max_value=-1).map(str),
+)
+
+
+def _is_toml(data: bytes) -> bool:
+    import tomllib
+
+    try:
+        tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return True
+
+
+@EXAMPLES
+@given(
+    content=st.one_of(
+        st.binary(max_size=200).filter(lambda b: not _is_toml(b)),
+        st.tuples(st.sampled_from(sorted(NUMERIC)), toml_values).map(
+            lambda kv: f"[spotify]\n{kv[0]} = {kv[1]}\n".encode()
+        ),
+        st.sampled_from(
+            [
+                b"[spotify]\nmode = 'fast'\n",
+                b"[spotify]\nmode = 7\n",
+                b"[spotify]\nclient_password = 'x'\n",
+                b"spotify = 3\n",
+            ]
+        ),
+    )
+)
+def test_bad_settings_files_are_refused(emu: Any, tmp_path: Path, content: bytes) -> None:
+    before = _requests(emu)
+    with tempfile.TemporaryDirectory(dir=tmp_path) as where:
+        config = Path(where) / "settings.toml"
+        config.write_bytes(content)
+        result = invoke(emu, "--config", str(config), "search", "BTS")
+        assert_refused(result, "settings file", "bad value", "settings.toml", "unknown key", "must be")
+    assert _requests(emu) == before
+
+
+@EXAMPLES
+@given(
+    setting=st.sampled_from(sorted(NUMERIC)),
+    value=st.one_of(
+        not_float, st.floats(max_value=-0.001).map(repr), st.sampled_from(["nan", "inf", "-inf", "0x1"])
+    ),
+)
+def test_bad_environment_values_are_refused(emu: Any, setting: str, value: str) -> None:
+    variable = NUMERIC[setting]
+    if not value.strip() or "\x00" in value:
+        return  # an empty variable means "not set"; NUL cannot be in the environment
+    before = _requests(emu)
+    base = ["--api-url", emu.url + "/v1", "--token-url", emu.url + "/api/token"]
+    env = {"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET, variable: value}
+    result = CliRunner().invoke(main, [*base, "search", "BTS"], env=env)
+    assert_refused(result, variable)
+    assert _requests(emu) == before
