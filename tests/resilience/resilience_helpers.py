@@ -27,10 +27,16 @@ TIME_COLUMNS = ("fetched_at", "resolved_at")
 
 @functools.lru_cache
 def artist_inputs(
-    count: int, *, seed: int = 42, artists: int = 2000, max_albums: int = 6, names: int = 20
+    count: int,
+    *,
+    seed: int = 42,
+    artists: int = 2000,
+    max_albums: int = 6,
+    names: int = 20,
+    max_tracks: int | None = None,
 ) -> tuple[ArtistInput, ...]:
     """``count`` artists of a catalog with small discographies (quick crawls): ``names`` of them given
-    by a name that is unique in the catalog, the rest by id."""
+    by a name that is unique in the catalog, the rest by id; ``max_tracks``: no album longer."""
     from spotify_catalog.emulator import Catalog
     from spotify_catalog.transform import normalize_name
 
@@ -38,7 +44,10 @@ def artist_inputs(
     counts = Counter(normalize_name(n) for n in catalog.artist_names())
     chosen: list[ArtistInput] = []
     for artist_id, name in zip(catalog.artist_ids(), catalog.artist_names(), strict=True):
-        if len(catalog.artist_album_ids(artist_id)) > max_albums:
+        albums = catalog.artist_album_ids(artist_id)
+        if len(albums) > max_albums:
+            continue
+        if max_tracks is not None and any(catalog.album(a).total_tracks > max_tracks for a in albums):
             continue
         by_name = sum(not a.is_id for a in chosen) < names and counts[normalize_name(name)] == 1
         chosen.append(ArtistInput(name, False) if by_name else ArtistInput(artist_id, True))
