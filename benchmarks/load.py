@@ -183,7 +183,16 @@ def main(argv: list[str]) -> None:
         for workers in (int(w) for w in args.workers.split(",")):
             reset(url, rate_limit=0)
             requests, seconds = collector(url, names, workers, Path(tmp))
-            rows.append(Row("collector", workers, len(names), requests, seconds, workers / latency))
+            rows.append(
+                Row(
+                    "collector",
+                    workers,
+                    len(names),
+                    requests,
+                    seconds,
+                    workers / latency if latency else None,
+                )
+            )
             print(f"collector, {workers} workers: {requests} requests in {seconds:.1f} s", file=sys.stderr)
         if args.rate_limit:
             reset(url, rate_limit=args.rate_limit)
@@ -197,10 +206,11 @@ def main(argv: list[str]) -> None:
         subset = names[: args.lesson_artists]
         reset(url, rate_limit=0)
         requests, seconds = collector(url, subset, 1, Path(tmp))
-        rows.append(Row("collector", 1, len(subset), requests, seconds, 1 / latency, "same artists as below"))
+        bound = 1 / latency if latency else None
+        rows.append(Row("collector", 1, len(subset), requests, seconds, bound, "same artists as below"))
         reset(url, rate_limit=0)
         requests, seconds = lesson(url, subset)
-        rows.append(Row("lesson's way", 1, len(subset), requests, seconds, 1 / latency, "single-item calls"))
+        rows.append(Row("lesson's way", 1, len(subset), requests, seconds, bound, "single-item calls"))
     print(f"emulator: extended profile, latency {args.latency_ms:g} ms; depth track-details; Python "
           f"{sys.version.split()[0]}\n")  # fmt: skip
     print(table(rows, args.latency_ms))
