@@ -10,11 +10,8 @@ from typing import Any
 
 import pytest
 
+from emulated import emulator_settings
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.settings import Settings
-
-EMULATOR_ID = "emulator-client-id"
-EMULATOR_SECRET = "emulator-client-secret"
 
 
 @dataclass
@@ -49,21 +46,6 @@ def _restore_package_logger() -> Iterator[None]:
     saved = (logger.handlers[:], logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
-
-
-def emulator_settings(emu: Any, **extra: Any) -> Settings:
-    """Settings for the emulator's default credentials, no environment, no .env."""
-    return Settings.load(
-        {
-            "client_id": EMULATOR_ID,
-            "client_secret": EMULATOR_SECRET,
-            "api_url": emu.url + "/v1",
-            "token_url": emu.url + "/api/token",
-            **extra,
-        },
-        environ={},
-        dotenv_path="/nonexistent/.env",
-    )
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from emulated import emulator_settings
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, CrawlResult, Depth
-from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import db
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 GROUPS = ("album", "single", "compilation", "appears_on")
@@ -67,26 +67,6 @@ def pick(seed: int = 42, artists: int = 200) -> Pick:
     return Pick(names, ids)
 
 
-def emulator_settings(emu: Any, mode: str | None = None) -> Settings:
-    return Settings.load(
-        {
-            "client_id": "emulator-client-id",
-            "client_secret": "emulator-client-secret",
-            "api_url": emu.url + "/v1",
-            "token_url": emu.url + "/api/token",
-            "mode": mode,
-        },
-        environ={},
-        dotenv_path=Path("/nonexistent/.env"),
-    )
-
-
-def web_requests(emu: Any) -> int:
-    """Web API requests the emulator answered (token requests left out)."""
-    stats = emu.stats()
-    return int(stats["requests"]) - int(stats["by_route"].get("POST /api/token", 0))
-
-
 @dataclass
 class Clock:
     now: datetime = T0
@@ -114,31 +94,6 @@ def crawl(
     extra = {"sleep": sleep} if sleep is not None else {}
     with SpotifyClient(emulator_settings(emu, mode), request_budget=budget, **extra) as client:
         return Crawler(engine, client, options, now=lambda: now, command="test").run()
-
-
-def contents(engine: sa.Engine, emulator_url: str | None = None) -> dict[str, list[tuple[Any, ...]]]:
-    """Every catalog table's rows, without the times of fetching; the emulator's own address (in
-    ``href`` links) replaced by ``EMULATOR``, so that crawls of different emulators compare."""
-    with engine.connect() as conn:
-        tables = {
-            t.name: db.table_contents(conn, t, exclude=("fetched_at", "resolved_at"))
-            for t in schema.CATALOG_TABLES
-        }
-    if emulator_url is None:
-        return tables
-    return {name: [_replace(row, emulator_url) for row in rows] for name, rows in tables.items()}
-
-
-def _replace(value: Any, url: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(url, "EMULATOR")
-    if isinstance(value, tuple):
-        return tuple(_replace(v, url) for v in value)
-    if isinstance(value, list):
-        return [_replace(v, url) for v in value]
-    if isinstance(value, dict):
-        return {k: _replace(v, url) for k, v in value.items()}
-    return value
 
 
 def minimum_requests(
@@ -177,17 +132,3 @@ def minimum_requests(
 
 def new_engine(path: Path) -> sa.Engine:
     return db.open_database(f"sqlite:///{path}")
-
-
-def differences(got: dict[str, list[Any]], want: dict[str, list[Any]], limit: int = 3) -> list[str]:
-    """Readable differences between two :func:`contents` (empty: identical)."""
-    out = []
-    for table in sorted(set(got) | set(want)):
-        a, b = got.get(table, []), want.get(table, [])
-        if a == b:
-            continue
-        sa_, sb = {repr(r) for r in a}, {repr(r) for r in b}
-        out.append(f"{table}: {len(a)} rows vs {len(b)} expected")
-        out.extend(f"  extra   {r[:300]}" for r in sorted(sa_ - sb)[:limit])
-        out.extend(f"  missing {r[:300]}" for r in sorted(sb - sa_)[:limit])
-    return out

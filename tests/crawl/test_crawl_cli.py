@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from crawl_helpers import pick, web_requests
+from crawl_helpers import pick
 
+from emulated import web_requests
 from spotify_catalog.cli import main
 from spotify_catalog.storage import db, schema
 

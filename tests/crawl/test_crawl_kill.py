@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from crawl_helpers import contents, crawl, differences, new_engine, pick, web_requests
+from crawl_helpers import crawl, new_engine, pick
 
+from emulated import contents, differences, web_requests
 from spotify_catalog.crawl import Depth
 from spotify_catalog.storage import schema
 

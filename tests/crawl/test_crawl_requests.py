@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from crawl_helpers import T0, crawl, minimum_requests, new_engine, pick, web_requests
+from crawl_helpers import T0, crawl, minimum_requests, new_engine, pick
 
+from emulated import web_requests
 from spotify_catalog.crawl import ArtistInput, Depth
 from spotify_catalog.storage import schema
 

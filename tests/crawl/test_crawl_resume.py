@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from crawl_helpers import contents, crawl, differences, emulator_settings, new_engine, pick, web_requests
+from crawl_helpers import crawl, new_engine, pick
 
+from emulated import contents, differences, emulator_settings, web_requests
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, Depth
 from spotify_catalog.errors import ForbiddenError, Interrupted, Stopped

@@ -13,16 +13,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from emulated import emulator_settings
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, CrawlResult, Depth
-from spotify_catalog.settings import Settings
 from spotify_catalog.storage import db, schema
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-CLIENT_ID = "emulator-client-id"
-CLIENT_SECRET = "emulator-client-secret"
-# what differs between two equal crawls: when rows were fetched (not what was fetched)
-TIME_COLUMNS = ("fetched_at", "resolved_at")
 
 
 @functools.lru_cache
@@ -60,20 +56,6 @@ def cli_args(inputs: Sequence[ArtistInput]) -> list[str]:
     return [arg for a in inputs for arg in ("--artist", a.value)]
 
 
-def emulator_settings(emu: Any, **overrides: Any) -> Settings:
-    return Settings.load(
-        {
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "api_url": emu.url + "/v1",
-            "token_url": emu.url + "/api/token",
-            **overrides,
-        },
-        environ={},
-        dotenv_path=Path("/nonexistent/.env"),
-    )
-
-
 def crawl(
     emu: Any,
     engine: sa.Engine,
@@ -100,41 +82,6 @@ def crawl(
         return Crawler(engine, client, options, now=lambda: T0, command="test").run()
 
 
-def contents(engine: sa.Engine, emulator_url: str, *, exclude: Sequence[str] = ()) -> dict[str, list[Any]]:
-    """Every catalog table, rows sorted by key, without the fetch times (and ``exclude``); the
-    emulator's address replaced by ``EMULATOR`` so that crawls of two emulators compare."""
-    with engine.connect() as conn:
-        tables = {
-            t.name: db.table_contents(conn, t, exclude=(*TIME_COLUMNS, *exclude))
-            for t in schema.CATALOG_TABLES
-        }
-    return {name: [_replace(row, emulator_url) for row in rows] for name, rows in tables.items()}
-
-
-def _replace(value: Any, url: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(url, "EMULATOR")
-    if isinstance(value, tuple | list):
-        return type(value)(_replace(v, url) for v in value)
-    if isinstance(value, dict):
-        return {k: _replace(v, url) for k, v in value.items()}
-    return value
-
-
-def differences(got: dict[str, list[Any]], want: dict[str, list[Any]], limit: int = 3) -> list[str]:
-    """Readable differences between two :func:`contents` (empty: identical)."""
-    out = []
-    for table in sorted(set(got) | set(want)):
-        a, b = got.get(table, []), want.get(table, [])
-        if a == b:
-            continue
-        sa_, sb = {repr(r) for r in a}, {repr(r) for r in b}
-        out.append(f"{table}: {len(a)} rows vs {len(b)} expected")
-        out.extend(f"  extra   {r[:300]}" for r in sorted(sa_ - sb)[:limit])
-        out.extend(f"  missing {r[:300]}" for r in sorted(sb - sa_)[:limit])
-    return out
-
-
 def duplicate_keys(engine: sa.Engine) -> list[str]:
     """Tables holding two rows with the same primary key (a schema without keys would allow it)."""
     found = []
@@ -148,12 +95,6 @@ def duplicate_keys(engine: sa.Engine) -> list[str]:
             if total != distinct:
                 found.append(f"{table.name}: {total} rows, {distinct} keys")
     return found
-
-
-def web_requests(emu: Any) -> int:
-    """Web API requests the emulator answered (token requests left out)."""
-    stats = emu.stats()
-    return int(stats["requests"]) - int(stats["by_route"].get("POST /api/token", 0))
 
 
 @dataclass

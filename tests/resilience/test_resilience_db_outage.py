@@ -19,18 +19,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from resilience_helpers import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    artist_inputs,
-    cli_args,
-    contents,
-    crawl,
-    differences,
-    new_engine,
-    web_requests,
-)
+from resilience_helpers import artist_inputs, cli_args, crawl, new_engine
 
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, web_requests
 from spotify_catalog.storage import schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -13,18 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from resilience_helpers import (
-    artist_inputs,
-    contents,
-    crawl,
-    differences,
-    duplicate_keys,
-    emulator_settings,
-    new_engine,
-    row_counts,
-    web_requests,
-)
+from resilience_helpers import artist_inputs, crawl, duplicate_keys, new_engine, row_counts
 
+from emulated import contents, differences, emulator_settings, web_requests
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Depth
 from spotify_catalog.errors import UnauthorizedError

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from resilience_helpers import CLIENT_ID, CLIENT_SECRET
 
+from emulated import CLIENT_ID, CLIENT_SECRET
 from spotify_catalog.cli import main
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
 

@@ -17,19 +17,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from resilience_helpers import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    artist_inputs,
-    cli_args,
-    contents,
-    crawl,
-    differences,
-    duplicate_keys,
-    new_engine,
-    web_requests,
-)
+from resilience_helpers import artist_inputs, cli_args, crawl, duplicate_keys, new_engine
 
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, web_requests
 from spotify_catalog.storage import schema
 
 pytestmark = pytest.mark.slow

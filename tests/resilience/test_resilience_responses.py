@@ -11,18 +11,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from resilience_helpers import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    artist_inputs,
-    contents,
-    crawl,
-    differences,
-    emulator_settings,
-    new_engine,
-    web_requests,
-)
+from resilience_helpers import artist_inputs, crawl, new_engine
 
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, emulator_settings, web_requests
 from spotify_catalog import endpoints
 from spotify_catalog.cli import main
 from spotify_catalog.client import SpotifyClient

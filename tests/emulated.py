@@ -1,0 +1,78 @@
+"""Helpers shared by the test folders that crawl the emulator: settings for its default credentials,
+its Web API request count, and database contents to compare row by row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from spotify_catalog.settings import Settings
+from spotify_catalog.storage import db, schema
+
+CLIENT_ID = "emulator-client-id"
+CLIENT_SECRET = "emulator-client-secret"
+# what differs between two equal crawls: when rows were fetched (not what was fetched)
+TIME_COLUMNS = ("fetched_at", "resolved_at")
+
+
+def emulator_settings(emu: Any, mode: str | None = None, **overrides: Any) -> Settings:
+    """Settings for the emulator's default credentials; no environment, no .env."""
+    return Settings.load(
+        {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "api_url": emu.url + "/v1",
+            "token_url": emu.url + "/api/token",
+            "mode": mode,
+            **overrides,
+        },
+        environ={},
+        dotenv_path=Path("/nonexistent/.env"),
+    )
+
+
+def web_requests(emu: Any) -> int:
+    """Web API requests the emulator answered (token requests left out)."""
+    stats = emu.stats()
+    return int(stats["requests"]) - int(stats["by_route"].get("POST /api/token", 0))
+
+
+def contents(
+    engine: sa.Engine, emulator_url: str | None = None, *, exclude: tuple[str, ...] = ()
+) -> dict[str, list[Any]]:
+    """Every catalog table's rows, sorted, without the fetch times (and ``exclude``); the emulator's
+    own address (in ``href`` links) replaced by ``EMULATOR`` so that crawls of two emulators compare."""
+    with engine.connect() as conn:
+        tables = {
+            t.name: db.table_contents(conn, t, exclude=(*TIME_COLUMNS, *exclude))
+            for t in schema.CATALOG_TABLES
+        }
+    if emulator_url is None:
+        return tables
+    return {name: [_replace(row, emulator_url) for row in rows] for name, rows in tables.items()}
+
+
+def _replace(value: Any, url: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(url, "EMULATOR")
+    if isinstance(value, tuple | list):
+        return type(value)(_replace(v, url) for v in value)
+    if isinstance(value, dict):
+        return {k: _replace(v, url) for k, v in value.items()}
+    return value
+
+
+def differences(got: dict[str, list[Any]], want: dict[str, list[Any]], limit: int = 3) -> list[str]:
+    """Readable differences between two :func:`contents` (empty: identical)."""
+    out = []
+    for table in sorted(set(got) | set(want)):
+        a, b = got.get(table, []), want.get(table, [])
+        if a == b:
+            continue
+        sa_, sb = {repr(r) for r in a}, {repr(r) for r in b}
+        out.append(f"{table}: {len(a)} rows vs {len(b)} expected")
+        out.extend(f"  extra   {r[:300]}" for r in sorted(sa_ - sb)[:limit])
+        out.extend(f"  missing {r[:300]}" for r in sorted(sb - sa_)[:limit])
+    return out
