@@ -55,7 +55,7 @@ class SpotifyClient:
         settings: Settings,
         transport: httpx.BaseTransport | None = None,
         clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
         request_budget: int | None = None,
         *,
         wall_clock: WallClock = _utcnow,
@@ -65,7 +65,10 @@ class SpotifyClient:
         self.settings = settings
         self.request_budget = request_budget
         self.on_response = on_response
+        self._cancelled = threading.Event()
         self._clock = clock
+        if sleep is None:  # real waits, cut short by cancel()
+            sleep = self._wait_unless_cancelled
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._policy = RetryPolicy(
@@ -114,6 +117,15 @@ class SpotifyClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+
+    def cancel(self) -> None:
+        """Refuse every request from now on, in-flight retries included (they raise ``Stopped`` at
+        their next attempt, and the default sleep ends at once). For ending a run whose worker
+        threads are still waiting on this client; a cancelled client is not used again."""
+        self._cancelled.set()
+
+    def _wait_unless_cancelled(self, seconds: float) -> None:
+        self._cancelled.wait(seconds)
 
     @property
     def mode(self) -> ApiMode | None:
@@ -206,6 +218,8 @@ class SpotifyClient:
         )
 
     def _count_request(self) -> None:
+        if self._cancelled.is_set():
+            raise Stopped("the client was cancelled")
         with self._lock:
             if self.request_budget is not None and self._requests_made >= self.request_budget:
                 raise Stopped(f"request budget of {self.request_budget} Web API requests used up")

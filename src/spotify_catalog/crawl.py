@@ -350,9 +350,19 @@ class Crawler:
             self.client.mode = ApiMode(self._saved_mode)
         pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
         try:
-            result = self._phases(pool, started)
+            result = self._run(pool, started)
+        except BaseException:
+            # workers may still be retrying: end them and wait, so nothing runs or logs after the run
+            self.client.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return result
+
+    def _run(self, pool: ThreadPoolExecutor, started: float) -> CrawlResult:
+        try:
+            return self._phases(pool, started)
         except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
             self._finish("interrupted", "interrupted (Ctrl-C)")
             raise Interrupted("interrupted; run the same command again to continue") from None
         except MustWaitError as exc:
@@ -373,9 +383,6 @@ class Crawler:
                     url=exc.url,
                 ) from None
             raise
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        return result
 
     def _requests(self) -> int:
         return self.client.requests_made - self._requests_at_start

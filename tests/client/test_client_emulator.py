@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any as FakeTime
 
 import pytest
 
+from emulated import emulator_settings
 from spotify_catalog import endpoints as ep
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import (
@@ -420,3 +422,36 @@ def test_album_tracks_and_other_catalog_endpoints(make_emulator: Any, connect: C
     assert "US" in ep.get_markets(client)
     assert client.requests_made == _api_requests(emu)
     assert emu.stats()["by_status"]["200"] == client.requests_made + 1  # + the token: nothing refused
+
+
+# ----------------------------------------------------------------------------- cancel
+
+
+def test_cancel_ends_retries_at_once_and_refuses_new_requests(make_emulator: Any) -> None:
+    """A crawl that fails cancels its client: a worker in the middle of its backoff stops at once
+    instead of retrying for minutes, and nothing more is sent."""
+    emu = make_emulator(fault_rate=1.0, fault_kinds=("503",))
+    client = SpotifyClient(emulator_settings(emu, max_attempts=6, max_total_wait=600))  # real sleep
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.get(f"/artists/{BTS}")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while _api_requests(emu) < 1 and time.monotonic() < deadline:  # the first attempt got its 503
+        time.sleep(0.005)
+    client.cancel()
+    worker.join(timeout=5)
+    assert not worker.is_alive(), "the retry loop went on after cancel()"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], Stopped), outcome
+    assert _api_requests(emu) == 1
+    with pytest.raises(Stopped):
+        client.get(f"/artists/{BTS}")
+    assert _api_requests(emu) == 1
+    client.close()
