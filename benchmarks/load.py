@@ -29,8 +29,9 @@ from typing import Any
 import httpx
 
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, Depth
+from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.emulator import Catalog
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import db
 from spotify_catalog.transform import normalize_name

@@ -17,18 +17,13 @@ is written down in docs/crawl.md.
 
 from __future__ import annotations
 
-import csv
 import enum
-import io
 import logging
-import math
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +43,7 @@ from spotify_catalog.errors import (
     StorageError,
     UsageError,
 )
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import ApiMode
 from spotify_catalog.storage import db, schema, state
 from spotify_catalog.transform import Rows
@@ -56,9 +52,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GROUPS: tuple[str, ...] = ("album", "single", "compilation", "appears_on")
 DEFAULT_REFRESH = timedelta(days=7)
-MAX_NAME = 200
-MAX_REPORTED = 5  # bad lines of an artists file named in the error
-MAX_DURATION = 100 * 365 * 86400
 ALBUM_TRACKS_PAGE = 50
 SEARCH_LIMIT = 10
 MODE_STATE_KEY = "api_mode"
@@ -83,137 +76,6 @@ class Depth(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower().replace("_", "-")
-
-
-# ------------------------------------------------------------------------------------------ inputs
-
-
-@dataclass(frozen=True)
-class ArtistInput:
-    """One artist the user asked for: a Spotify id, or a name to search."""
-
-    value: str
-    is_id: bool
-
-
-CSV_COLUMNS = ("artist", "artist_id", "spotify_id", "id", "uri", "url", "spotify_url", "name", "artist_name")
-
-
-# a link (scheme://, www., or host.tld/path): never an artist name
-_LINK = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/)", re.IGNORECASE)
-# a bare token of letters and digits of both cases, as long as an id give or take: a mistyped id
-_ID_LIKE = re.compile(r"(?=.*[0-9])(?=.*[a-z])(?=.*[A-Z])[0-9A-Za-z]{15,30}")
-SHOWN = 60
-
-
-def _shown(text: str) -> str:
-    """``text`` quoted for a message, cut to :data:`SHOWN` characters."""
-    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
-
-
-def parse_artist(text: str) -> ArtistInput:
-    """An id (bare, ``spotify:artist:ID`` or ``open.spotify.com/artist/ID``) or a name. Links to
-    other sites and bare tokens that look like an id of the wrong length are refused."""
-    value = " ".join(text.split())
-    if not value:
-        raise UsageError("empty artist")
-    if any(ord(ch) < 32 for ch in text.strip("\r\n")):
-        raise UsageError(f"control characters in {_shown(text)}")
-    looks_like_link = value.lower().startswith(("spotify:", "open.spotify.com")) or bool(_LINK.match(value))
-    try:
-        return ArtistInput(endpoints.parse_id(value, "artist"), True)
-    except UsageError as exc:
-        if looks_like_link:
-            if "is a" in str(exc):  # a valid URI or URL of another kind: short
-                raise UsageError(str(exc)) from None
-            raise UsageError(f"not a Spotify artist id, URI or URL: {_shown(value)}") from None
-    if _ID_LIKE.fullmatch(value):
-        raise UsageError(f"{_shown(value)} looks like a Spotify id but has {len(value)} characters, not 22")
-    if len(value) > MAX_NAME:
-        raise UsageError(f"artist name longer than {MAX_NAME} characters")
-    return ArtistInput(value, False)
-
-
-def parse_artists_text(
-    text: str, source: str = "artists file", *, csv_file: bool = False
-) -> list[ArtistInput]:
-    """The artists of a file's text: one per line, or a CSV whose header names a column such as
-    ``artist``, ``name``, ``id``, ``spotify_id`` or ``uri`` (``csv_file``: it must). Blank lines and
-    ``#`` comments are skipped. Bad lines are reported at once, the first few by number
-    (:class:`UsageError`); so is a file with none."""
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)]
-    content = [(n, line) for n, line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not content:
-        raise UsageError(f"{source}: no artists in it")
-    header = _csv_header(content[0][1])
-    if csv_file and header is None:
-        raise UsageError(
-            f"{source}: the CSV header {_shown(content[0][1])} has no artist column "
-            f"(one of {', '.join(CSV_COLUMNS)})"
-        )
-    inputs: list[ArtistInput] = []
-    bad: list[str] = []
-    if header is not None:
-        columns = [c for c in CSV_COLUMNS if c in header]
-        for number, line in content[1:]:
-            if len(header) == 1 and not line.lstrip().startswith('"'):
-                fields = [line]  # one column: the whole line, commas and all
-            else:
-                fields = next(csv.reader(io.StringIO(line)))
-            record = dict(zip(header, fields, strict=False))
-            cell = next((record[c] for c in columns if (record.get(c) or "").strip()), "")
-            try:
-                inputs.append(parse_artist(cell))
-            except UsageError as exc:
-                bad.append(f"line {number}: {exc}")
-        if not inputs and not bad:
-            raise UsageError(f"{source}: no artists in it (only a CSV header)")
-    else:
-        for number, line in content:
-            try:
-                inputs.append(parse_artist(line))
-            except UsageError as exc:
-                bad.append(f"line {number}: {exc}")
-    if bad:
-        more = f"; and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
-        raise UsageError(f"{source}: {len(bad)} bad line(s): " + "; ".join(bad[:MAX_REPORTED]) + more)
-    return inputs
-
-
-def _csv_header(line: str) -> list[str] | None:
-    """The column names if ``line`` is a CSV header naming an artist column (a one-column header
-    such as ``artist`` counts too)."""
-    fields = [f.strip().lower() for f in next(csv.reader(io.StringIO(line)))]
-    return fields if any(f in CSV_COLUMNS for f in fields) else None
-
-
-def read_artists_file(path: str | Path) -> list[ArtistInput]:
-    """:func:`parse_artists_text` of a file (UTF-8, a BOM allowed)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UsageError(f"artists file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"cannot read artists file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-            f"offset {exc.start}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read artists file {path}: {exc.strerror or exc}") from None
-    return parse_artists_text(text, source=str(path), csv_file=Path(path).suffix.lower() == ".csv")
-
-
-def parse_duration(text: str) -> timedelta:
-    """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` or a number of seconds."""
-    value = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    try:
-        seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
-    except ValueError:
-        raise UsageError(f"not a duration: {text!r} (e.g. 7d, 12h, 30m, 3600)") from None
-    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_DURATION:
-        raise UsageError(f"not a usable duration: {text!r} (0 to 100 years)")
-    return timedelta(seconds=seconds)
 
 
 # ------------------------------------------------------------------------------------------ crawl
@@ -345,7 +207,7 @@ class Crawler:
                 state.reset_attempts(conn)
                 self._saved_mode = state.get_state(conn, MODE_STATE_KEY)
         except sa.exc.SQLAlchemyError as exc:
-            raise StorageError(f"database error: {db._short(exc)}") from None
+            raise StorageError(f"database error: {db.describe_error(exc)}") from None
         if self.client.mode is None and self._saved_mode:
             self.client.mode = ApiMode(self._saved_mode)
         pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
@@ -372,8 +234,8 @@ class Crawler:
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc}; run the same command again to continue") from None
         except sa.exc.SQLAlchemyError as exc:
-            self._finish("failed", f"database error: {db._short(exc)}")
-            raise StorageError(f"database error: {db._short(exc)}") from None
+            self._finish("failed", f"database error: {db.describe_error(exc)}")
+            raise StorageError(f"database error: {db.describe_error(exc)}") from None
         except SpotifyError as exc:
             self._finish("failed", str(exc))
             if isinstance(exc, ForbiddenError) and self.client.mode is ApiMode.EXTENDED:
@@ -399,7 +261,7 @@ class Crawler:
         try:
             state.finish_run(self.engine, self._run_id, end, now=self.now())
         except sa.exc.SQLAlchemyError as exc:  # the database went away: the run stays "running"
-            log.error("could not record the end of run %d: %s", self._run_id, db._short(exc))
+            log.error("could not record the end of run %d: %s", self._run_id, db.describe_error(exc))
 
     def _phases(self, pool: ThreadPoolExecutor, started: float) -> CrawlResult:
         opts = self.options
@@ -425,15 +287,14 @@ class Crawler:
         if opts.depth >= Depth.ALBUMS:
             self._phase("artist albums", [("artist_albums", [f"{a}|{self._groups}|0" for a in artist_ids])])
             self._drain(pool, ["artist_albums"])
-        album_ids: list[str] = []
         if opts.depth >= Depth.TRACKS:
             album_ids = self._crawl_albums(artist_ids)
             self.progress.albums = len(album_ids)
             self._phase("albums", [("album", album_ids)])
             self._drain(pool, ["album", "album_tracks"])
-            self.progress.tracks = len(self._crawl_tracks(album_ids))
-        if opts.depth >= Depth.TRACK_DETAILS:
             track_ids = self._crawl_tracks(album_ids)
+            self.progress.tracks = len(track_ids)
+        if opts.depth >= Depth.TRACK_DETAILS:
             self._phase("tracks", [("track", track_ids)])
             self._drain(pool, ["track"])
 

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from crawl_helpers import T0, crawl, minimum_requests, new_engine, pick
 
 from emulated import web_requests
-from spotify_catalog.crawl import ArtistInput, Depth
+from spotify_catalog.crawl import Depth
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import schema
 
 

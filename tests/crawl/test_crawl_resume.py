@@ -12,8 +12,9 @@ from crawl_helpers import crawl, new_engine, pick
 
 from emulated import contents, differences, emulator_settings, web_requests
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, Depth
+from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.errors import ForbiddenError, Interrupted, Stopped
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import db, schema
 
 

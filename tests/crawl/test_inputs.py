@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from spotify_catalog.crawl import (
+from spotify_catalog.crawl import Depth
+from spotify_catalog.errors import UsageError
+from spotify_catalog.inputs import (
     ArtistInput,
-    Depth,
     parse_artist,
     parse_artists_text,
     parse_duration,
     read_artists_file,
 )
-from spotify_catalog.errors import UsageError
 
 BTS = "3Nrfpe0tUJi4K4DXYWgMUX"
 

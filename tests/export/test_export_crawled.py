@@ -14,7 +14,8 @@ from lake_helpers import database_rows, lake_rows
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, Depth
+from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import db, schema
 

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from emulated import emulator_settings
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import ArtistInput, Crawler, CrawlOptions, CrawlResult, Depth
+from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import db, schema
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

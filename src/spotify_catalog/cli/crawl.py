@@ -23,6 +23,7 @@ from spotify_catalog import crawl as crawl_lib
 from spotify_catalog.cli import Globals
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
+from spotify_catalog.inputs import ArtistInput, parse_artist, parse_duration, read_artists_file
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import db, schema
 
@@ -198,7 +199,7 @@ def crawl(
         depth=crawl_lib.Depth.parse(depth),
         include_groups=tuple(g.strip() for g in include_groups.split(",") if g.strip()),
         market=_market(market),
-        refresh_after=crawl_lib.parse_duration(refresh_after),
+        refresh_after=parse_duration(refresh_after),
         workers=workers,
     )
     g = _globals()
@@ -225,18 +226,18 @@ def _market(value: str | None) -> str | None:
     return value.upper()
 
 
-def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[crawl_lib.ArtistInput]:
-    inputs: list[crawl_lib.ArtistInput] = []
+def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[ArtistInput]:
+    inputs: list[ArtistInput] = []
     bad: list[str] = []
     for value in artists:
         try:
-            inputs.append(crawl_lib.parse_artist(value))
+            inputs.append(parse_artist(value))
         except UsageError as exc:
             bad.append(f"--artist {value!r}: {exc}")
     if bad:
         raise UsageError("; ".join(bad))
     if artists_file is not None:
-        inputs.extend(crawl_lib.read_artists_file(artists_file))
+        inputs.extend(read_artists_file(artists_file))
     if not inputs:
         raise UsageError("no artists given: use --artist NAME_OR_ID or --artists-file FILE")
     return inputs
@@ -247,7 +248,7 @@ def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[crawl_li
 DEMO_SIZE = 20
 
 
-def demo_artists(catalog: Any) -> list[crawl_lib.ArtistInput]:
+def demo_artists(catalog: Any) -> list[ArtistInput]:
     """The demo's fixed list: BTS and the catalog's most popular artists, most by name, a few by id."""
     from spotify_catalog.emulator import BTS_ID
 
@@ -261,9 +262,9 @@ def demo_artists(catalog: Any) -> list[crawl_lib.ArtistInput]:
     inputs = []
     for position, artist_id in enumerate(chosen):
         if position % 4 == 3:
-            inputs.append(crawl_lib.ArtistInput(artist_id, True))
+            inputs.append(ArtistInput(artist_id, True))
         else:
-            inputs.append(crawl_lib.ArtistInput(catalog.artist_by_id(artist_id).name, False))
+            inputs.append(ArtistInput(catalog.artist_by_id(artist_id).name, False))
     return inputs
 
 

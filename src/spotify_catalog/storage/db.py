@@ -83,7 +83,7 @@ def migrate(engine: sa.Engine) -> None:
                 )
             # versions below SCHEMA_VERSION would be migrated here, one step at a time
     except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"cannot set up the database {engine.url!r}: {_short(exc)}") from None
+        raise StorageError(f"cannot set up the database {engine.url!r}: {describe_error(exc)}") from None
 
 
 def open_database(url: str) -> sa.Engine:
@@ -93,7 +93,8 @@ def open_database(url: str) -> sa.Engine:
     return engine
 
 
-def _short(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """The first line of a database error, for a one-line message."""
     text = str(getattr(exc, "orig", None) or exc)
     return text.splitlines()[0] if text else type(exc).__name__
 
