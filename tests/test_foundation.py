@@ -45,3 +45,20 @@ def test_project_errors_become_one_line_and_their_exit_code() -> None:
             assert "Traceback" not in result.output
     finally:
         main.commands.pop("_boom")
+
+
+def test_usage_errors_are_one_line_naming_the_help_to_read() -> None:
+    runner = CliRunner()
+    for args, text, where in [
+        (["--bogus"], "No such option '--bogus'", "spotify-catalog --help"),
+        (["nosuch"], "No such command 'nosuch'", "spotify-catalog --help"),
+        (["search"], "Missing argument 'QUERY'", "spotify-catalog search --help"),
+        (["crawl", "--workers", "x"], "'x' is not a valid integer", "spotify-catalog crawl --help"),
+    ]:
+        result = runner.invoke(main, args, prog_name="spotify-catalog")
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert lines[0].startswith("Error: ")
+        assert text in lines[0]
+        assert f"(see '{where}')" in lines[0]

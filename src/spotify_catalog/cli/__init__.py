@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -67,15 +67,32 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
         except SpotifyCatalogError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+
+
+def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:
+    """Click's usage errors as one line, like every other error, saying where to look."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):  # no arguments at all: the help
+        raise exc
+    where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+    click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+    ctx.exit(exc.exit_code)
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
