@@ -16,9 +16,6 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
-
 
 def _server_url(variable: str) -> str:
     url = os.environ.get(variable)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -40,7 +40,6 @@ __all__ = ["ApiMode", "SpotifyClient"]
 log = logging.getLogger(__name__)
 
 ParamValue = str | int | float | bool | Iterable[str] | None
-ResponseHook = Callable[[httpx.Response], None]
 
 
 def _utcnow() -> datetime:
@@ -59,12 +58,10 @@ class SpotifyClient:
         request_budget: int | None = None,
         *,
         wall_clock: WallClock = _utcnow,
-        on_response: ResponseHook | None = None,
     ) -> None:
         client_id, client_secret = settings.credentials()
         self.settings = settings
         self.request_budget = request_budget
-        self.on_response = on_response
         self._cancelled = threading.Event()
         self._clock = clock
         if sleep is None:  # real waits, cut short by cancel()
@@ -200,8 +197,6 @@ class SpotifyClient:
                 raise network_failure(exc, what, shown) from None
             finally:
                 del request.headers["Authorization"]
-            if self.on_response is not None:
-                self.on_response(response)
             try:
                 return check_response(
                     response, url=shown, method="GET", policy=self._policy, now=self._wall_clock

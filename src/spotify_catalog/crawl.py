@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +54,7 @@ DEFAULT_REFRESH = timedelta(days=7)
 ALBUM_TRACKS_PAGE = 50
 SEARCH_LIMIT = 10
 MODE_STATE_KEY = "api_mode"
+ENTITY_TYPES = frozenset({"artist", "album", "track"})  # the kinds with batch endpoints
 
 
 class Depth(enum.IntEnum):
@@ -129,7 +129,6 @@ class CrawlResult:
     status: str
     requests: int
     rows_written: int
-    seconds: float
     failed: int = 0
     not_found: list[str] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
@@ -175,7 +174,6 @@ class Crawler:
         now: Callable[[], datetime] = _utcnow,
         on_progress: Callable[[Progress], None] | None = None,
         command: str = "",
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -183,13 +181,10 @@ class Crawler:
         self.now = now
         self.on_progress = on_progress
         self.command = command
-        self.monotonic = monotonic
         self.progress = Progress()
         self.rows_written = 0
-        self.failures = 0
         self._saved_mode: str | None = None
         self._groups = ",".join(options.include_groups)
-        self._fresh_since = now()
         self._run_id = 0
         self._requests_at_start = 0
 
@@ -198,7 +193,6 @@ class Crawler:
     def run(self) -> CrawlResult:
         """Crawl; raises ``Stopped`` (budget, quota, long wait), ``Interrupted`` (Ctrl-C),
         ``StorageError``. Every ending is recorded in ``_runs``."""
-        started = self.monotonic()
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         try:
@@ -212,7 +206,7 @@ class Crawler:
             self.client.mode = ApiMode(self._saved_mode)
         pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
         try:
-            result = self._run(pool, started)
+            result = self._run(pool)
         except BaseException:
             # workers may still be retrying: end them and wait, so nothing runs or logs after the run
             self.client.cancel()
@@ -221,9 +215,9 @@ class Crawler:
         pool.shutdown(wait=True)
         return result
 
-    def _run(self, pool: ThreadPoolExecutor, started: float) -> CrawlResult:
+    def _run(self, pool: ThreadPoolExecutor) -> CrawlResult:
         try:
-            return self._phases(pool, started)
+            return self._phases(pool)
         except KeyboardInterrupt:
             self._finish("interrupted", "interrupted (Ctrl-C)")
             raise Interrupted("interrupted; run the same command again to continue") from None
@@ -263,7 +257,7 @@ class Crawler:
         except sa.exc.SQLAlchemyError as exc:  # the database went away: the run stays "running"
             log.error("could not record the end of run %d: %s", self._run_id, db.describe_error(exc))
 
-    def _phases(self, pool: ThreadPoolExecutor, started: float) -> CrawlResult:
+    def _phases(self, pool: ThreadPoolExecutor) -> CrawlResult:
         opts = self.options
         names = list(dict.fromkeys(a.value for a in opts.artists if not a.is_id))
         ids = list(dict.fromkeys(a.value for a in opts.artists if a.is_id))
@@ -314,7 +308,6 @@ class Crawler:
             status=status,
             requests=self._requests(),
             rows_written=self.rows_written,
-            seconds=self.monotonic() - started,
             failed=int(failed),
             not_found=not_found,
             unresolved=unresolved,
@@ -324,7 +317,7 @@ class Crawler:
     def _resolutions(self, conn: sa.Connection, names: Sequence[str]) -> dict[str, str | None]:
         r = schema.artist_resolutions
         found: dict[str, str | None] = {}
-        for chunk in _chunks(list(names)):
+        for chunk in endpoints.chunked(names, 500):
             found.update(conn.execute(sa.select(r.c.input, r.c.artist_id).where(r.c.input.in_(chunk))).all())
         return found
 
@@ -332,7 +325,7 @@ class Crawler:
         aa = schema.artist_albums
         albums: set[str] = set()
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(artist_ids)):
+            for chunk in endpoints.chunked(artist_ids, 500):
                 query = sa.select(aa.c.album_id).where(
                     aa.c.artist_id.in_(chunk), aa.c.album_group.in_(self.options.include_groups)
                 )
@@ -343,7 +336,7 @@ class Crawler:
         t = schema.tracks
         found: set[str] = set()
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(album_ids)):
+            for chunk in endpoints.chunked(album_ids, 500):
                 found.update(conn.execute(sa.select(t.c.id).where(t.c.album_id.in_(chunk))).scalars())
         return sorted(found)
 
@@ -360,7 +353,6 @@ class Crawler:
         self.progress.requests = self._requests()
         budget = self.client.request_budget
         self.progress.requests_left = None if budget is None else max(0, budget - self.client.requests_made)
-        self.progress.failed = self.failures
         if self.on_progress is not None:
             self.on_progress(self.progress)
 
@@ -389,7 +381,7 @@ class Crawler:
                 yield self._unit(kind, chunk)
 
     def _batch_size(self, kind: str) -> int:
-        if kind not in ("artist", "album", "track") or self.client.mode is ApiMode.DEVELOPMENT:
+        if kind not in ENTITY_TYPES or self.client.mode is ApiMode.DEVELOPMENT:
             return 1
         return endpoints.BATCH_MAX[kind]
 
@@ -481,7 +473,7 @@ class Crawler:
             else:
                 log.warning("%s %s failed, will retry: %s", unit.kind, ",".join(unit.keys), exc)
                 state.retry_later(conn, unit.kind, unit.keys, error=str(exc), now=when)
-                self.failures += 1
+                self.progress.failed += 1
         self._report()
 
     def _unit(self, kind: str, keys: list[str]) -> _Unit:
@@ -575,7 +567,6 @@ def _fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) ->
 
 # ------------------------------------------------------------------------------------------ checks
 
-ENTITY_TYPES = frozenset({"artist", "album", "track"})
 
 
 def _fetch_checked(unit: _Unit) -> Any:
@@ -593,7 +584,7 @@ def response_problem(kind: str, result: Any) -> str | None:
     are fine."""
     if isinstance(result, _Albums):
         return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
-    if kind in ("artist", "album", "track"):
+    if kind in ENTITY_TYPES:
         if not isinstance(result, list) or not all(item is None or isinstance(item, dict) for item in result):
             return "expected a list of objects"
     elif not isinstance(result, dict):
@@ -691,8 +682,3 @@ def _handle_albums(keys: list[str], result: _Albums, rows: Rows, when: datetime)
 
 
 _handle_tracks = _entities(transform.add_track)
-
-
-def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

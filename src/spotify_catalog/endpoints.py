@@ -111,14 +111,14 @@ def capped_limit(offset: int, limit: int, cap: int) -> int:
     return max(0, min(limit, cap - offset))
 
 
-def mode_limit(mode: ApiMode | None, dev_max: int = DEV_LIMIT) -> int:
+def mode_limit(mode: ApiMode | None) -> int:
     """The largest limit to try in a mode (unknown mode: try the extended one)."""
-    return dev_max if mode is ApiMode.DEVELOPMENT else MAX_LIMIT
+    return DEV_LIMIT if mode is ApiMode.DEVELOPMENT else MAX_LIMIT
 
 
-def _check_limit(limit: int | None, maximum: int = MAX_LIMIT) -> None:
-    if limit is not None and not 1 <= limit <= maximum:
-        raise UsageError(f"limit must be between 1 and {maximum}, not {limit}")
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise UsageError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
 
 
 def _check_offset(offset: int) -> None:
@@ -129,29 +129,29 @@ def _check_offset(offset: int) -> None:
 # ----------------------------------------------------------------------------- requests
 
 
-def _get_limited(client: SpotifyClient, path: str, params: dict[str, ParamValue], dev_max: int) -> JSON:
+def _get_limited(client: SpotifyClient, path: str, params: dict[str, ParamValue]) -> JSON:
     """GET an endpoint whose ``limit`` maximum depends on the API mode; detects the mode on the way."""
     limit = params.get("limit")
     wanted = limit if isinstance(limit, int) else None
-    if wanted is not None and wanted > dev_max and client.mode is ApiMode.DEVELOPMENT:
-        log.debug("limit %d clamped to %d (development mode)", wanted, dev_max)
-        params["limit"] = dev_max
+    if wanted is not None and wanted > DEV_LIMIT and client.mode is ApiMode.DEVELOPMENT:
+        log.debug("limit %d clamped to %d (development mode)", wanted, DEV_LIMIT)
+        params["limit"] = DEV_LIMIT
         wanted = None
     try:
         result = client.get(path, params)
     except BadRequestError as exc:
         if (
             wanted is None
-            or wanted <= dev_max
+            or wanted <= DEV_LIMIT
             or "limit" not in exc.message.lower()
             or client.mode is not None
         ):
             raise
         log.info("%s refused limit %d: the app is in development mode", path, wanted)
         client.mode = ApiMode.DEVELOPMENT
-        params["limit"] = dev_max
+        params["limit"] = DEV_LIMIT
         return client.get(path, params)
-    if wanted is not None and wanted > dev_max and client.mode is None:
+    if wanted is not None and wanted > DEV_LIMIT and client.mode is None:
         client.mode = ApiMode.EXTENDED
     return result
 
@@ -224,7 +224,7 @@ def search(
         "offset": offset,
         "include_external": include_external,
     }
-    return _get_limited(client, "/search", params, DEV_LIMIT)
+    return _get_limited(client, "/search", params)
 
 
 def iter_search(
@@ -350,7 +350,7 @@ def get_artist_albums(
             if group not in INCLUDE_GROUPS:
                 raise UsageError(f"unknown album group {group!r} (choose from {', '.join(INCLUDE_GROUPS)})")
         params["include_groups"] = groups
-    return _get_limited(client, f"/artists/{parse_id(artist_id, 'artist')}/albums", params, DEV_LIMIT)
+    return _get_limited(client, f"/artists/{parse_id(artist_id, 'artist')}/albums", params)
 
 
 def iter_artist_albums(

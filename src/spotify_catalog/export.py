@@ -477,7 +477,7 @@ def export(
     try:
         with _snapshot_connection(engine) as conn:
             for table in chosen:
-                staged_dir = f"{staging_root}/{table.name}/{PARTITION}={snapshot_date.isoformat()}"
+                staged_dir = partition_dir(staging_root, table.name, snapshot_date)
                 if not lake.is_s3:
                     Path(staged_dir).mkdir(parents=True)
                 log.info("exporting %s to %s", table.name, staged_dir)

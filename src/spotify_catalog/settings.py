@@ -20,7 +20,7 @@ import os
 import threading
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -183,10 +183,6 @@ class Settings:
             elif dotenv.get(variable):
                 raw[name] = dotenv[variable]
         return cls(**{name: _convert(name, value) for name, value in raw.items()})
-
-    def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with some settings changed (values converted like :meth:`load` does)."""
-        return replace(self, **{k: _convert(k, v) for k, v in changes.items()})
 
     def credentials(self) -> tuple[str, Secret]:
         """Client id and secret, or :class:`ConfigError` naming the environment variables."""

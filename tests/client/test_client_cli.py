@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from emulated import web_requests
 from spotify_catalog.cli import main
+from spotify_catalog.settings import CONFIG_ENV, ENV_NAMES
 
 BTS = "3Nrfpe0tUJi4K4DXYWgMUX"
 SECRET = "Sup3r-S3cret-Value-4711"
@@ -23,15 +25,7 @@ TOKEN_PATTERN = re.compile(r"BQ[A-Za-z0-9_-]{20,}")
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """No Spotify settings from the real environment or a .env; SPOTIFY_* set per test."""
     monkeypatch.chdir(tmp_path)
-    for name in (
-        "SPOTIFY_CLIENT_ID",
-        "SPOTIFY_CLIENT_SECRET",
-        "SPOTIFY_API_URL",
-        "SPOTIFY_TOKEN_URL",
-        "SPOTIFY_CATALOG_CONFIG",
-        "SPOTIFY_CATALOG_MODE",
-        "SPOTIFY_CATALOG_MAX_WAIT",
-    ):
+    for name in (*ENV_NAMES.values(), CONFIG_ENV):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -135,8 +129,7 @@ def test_auth_check_reports_the_mode(
     assert result.exit_code == 0, result.stderr
     assert "credentials: ok" in result.stdout
     assert f"api mode: {mode} (detected)" in result.stdout
-    web_api = sum(n for route, n in emu.stats()["by_route"].items() if route.startswith("GET"))
-    assert web_api == 1  # one cheap request to detect the mode
+    assert web_requests(emu) == 1  # one cheap request to detect the mode
     env.setenv("SPOTIFY_CATALOG_MODE", "development")
     assert "api mode: development (from the settings)" in run("auth", "check").stdout
 

@@ -11,7 +11,7 @@ from typing import Any as FakeTime
 
 import pytest
 
-from emulated import emulator_settings
+from emulated import emulator_settings, web_requests
 from spotify_catalog import endpoints as ep
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import (
@@ -34,10 +34,6 @@ def _token_requests(emu: Any) -> int:
     return int(emu.stats()["by_route"].get("POST /api/token", 0))
 
 
-def _api_requests(emu: Any) -> int:
-    return sum(n for route, n in emu.stats()["by_route"].items() if route.startswith("GET /v1"))
-
-
 # ----------------------------------------------------------------------------- tokens
 
 
@@ -47,7 +43,7 @@ def test_one_token_serves_many_calls(emulator: Any, connect: Connect) -> None:
         assert ep.get_artist(client, BTS)["name"] == "BTS"
     assert _token_requests(emulator) == 1
     assert client.tokens_fetched == 1
-    assert client.requests_made == 12 == _api_requests(emulator)
+    assert client.requests_made == 12 == web_requests(emulator)
     token = client.tokens.token()
     assert token not in repr(client)
     assert token not in repr(client.tokens)
@@ -74,7 +70,7 @@ def test_threads_share_one_token_fetch(emulator: Any, connect: Connect) -> None:
         thread.join()
     assert errors == []
     assert _token_requests(emulator) == 1
-    assert client.requests_made == 40 == _api_requests(emulator)
+    assert client.requests_made == 40 == web_requests(emulator)
 
 
 def test_token_renewed_shortly_before_expiry(
@@ -264,7 +260,7 @@ def test_request_budget_stops_before_sending(emulator: Any, connect: Connect) ->
     client.get(f"/artists/{BTS}")
     with pytest.raises(Stopped, match="budget"):
         client.get(f"/artists/{BTS}")
-    assert _api_requests(emulator) == 2
+    assert web_requests(emulator) == 2
 
 
 # ----------------------------------------------------------------------------- API modes
@@ -420,7 +416,7 @@ def test_album_tracks_and_other_catalog_endpoints(make_emulator: Any, connect: C
     assert releases
     assert len({album["id"] for album in releases}) == len(releases)
     assert "US" in ep.get_markets(client)
-    assert client.requests_made == _api_requests(emu)
+    assert client.requests_made == web_requests(emu)
     assert emu.stats()["by_status"]["200"] == client.requests_made + 1  # + the token: nothing refused
 
 
@@ -443,15 +439,15 @@ def test_cancel_ends_retries_at_once_and_refuses_new_requests(make_emulator: Any
     worker = threading.Thread(target=call)
     worker.start()
     deadline = time.monotonic() + 10
-    while _api_requests(emu) < 1 and time.monotonic() < deadline:  # the first attempt got its 503
+    while web_requests(emu) < 1 and time.monotonic() < deadline:  # the first attempt got its 503
         time.sleep(0.005)
     client.cancel()
     worker.join(timeout=5)
     assert not worker.is_alive(), "the retry loop went on after cancel()"
     assert len(outcome) == 1
     assert isinstance(outcome[0], Stopped), outcome
-    assert _api_requests(emu) == 1
+    assert web_requests(emu) == 1
     with pytest.raises(Stopped):
         client.get(f"/artists/{BTS}")
-    assert _api_requests(emu) == 1
+    assert web_requests(emu) == 1
     client.close()

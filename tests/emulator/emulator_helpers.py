@@ -6,7 +6,9 @@ from typing import Any
 
 import httpx
 
-CLIENT = ("emulator-client-id", "emulator-client-secret")
+from emulated import CLIENT_ID, CLIENT_SECRET
+
+CLIENT = (CLIENT_ID, CLIENT_SECRET)
 
 
 def token(emu: Any) -> str:

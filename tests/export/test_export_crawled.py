@@ -12,27 +12,18 @@ import pyarrow.dataset as ds
 import sqlalchemy as sa
 from lake_helpers import database_rows, lake_rows
 
+from emulated import emulator_settings
 from spotify_catalog import export as lake_export
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.settings import Settings
 from spotify_catalog.storage import db, schema
 
 PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
 
 
 def test_a_crawled_catalog_round_trips(emulator: Any, db_url: str, tmp_path: Path) -> None:
-    settings = Settings.load(
-        {
-            "client_id": "emulator-client-id",
-            "client_secret": "emulator-client-secret",
-            "api_url": emulator.url + "/v1",
-            "token_url": emulator.url + "/api/token",
-        },
-        environ={},
-        dotenv_path=Path("/nonexistent/.env"),
-    )
+    settings = emulator_settings(emulator)
     engine = db.open_database(db_url)
     try:
         catalog = emulator.catalog

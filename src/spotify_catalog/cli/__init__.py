@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -84,6 +85,19 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+
+
+def _market_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z]{2}", value):
+        raise click.BadParameter("a market is a 2-letter country code such as US", ctx, param)
+    return value.upper()
+
+
+market_option = click.option(
+    "--market", metavar="XX", callback=_market_code, help="ISO 3166-1 country code (shows/episodes need one)."
+)
 
 
 def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:

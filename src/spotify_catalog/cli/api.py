@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import click
 
 from spotify_catalog import endpoints
-from spotify_catalog.cli import Globals
+from spotify_catalog.cli import Globals, market_option
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import BadRequestError, ForbiddenError, NotFoundError
 from spotify_catalog.settings import ApiMode, Settings
@@ -37,17 +36,6 @@ def _client() -> SpotifyClient:
     return SpotifyClient(_settings())
 
 
-def _market(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not re.fullmatch(r"[A-Za-z]{2}", value):
-        raise click.BadParameter("a market is a 2-letter country code such as US", ctx, param)
-    return value.upper()
-
-
-market_option = click.option(
-    "--market", metavar="XX", callback=_market, help="ISO 3166-1 country code (shows/episodes need one)."
-)
 
 
 # ----------------------------------------------------------------------------- columns per type

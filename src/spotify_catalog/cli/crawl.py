@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
-from spotify_catalog.cli import Globals
+from spotify_catalog.cli import Globals, market_option
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
 from spotify_catalog.inputs import ArtistInput, parse_artist, parse_duration, read_artists_file
@@ -136,12 +136,6 @@ def run_crawl(
         engine.dispose()
 
 
-def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    if value is not None and value < 0:
-        raise click.BadParameter("must not be negative", ctx, param)
-    return value
-
-
 @click.command()
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, metavar="URL", help="Database URL.")
 @click.option("--artist", "artists", multiple=True, metavar="NAME_OR_ID", help="An artist (repeatable).")
@@ -157,8 +151,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     show_default=True,
     help="Album groups of each discography.",
 )
-@click.option("--market", metavar="XX", help="ISO 3166-1 country code.")
-@click.option("--max-requests", type=int, callback=_positive, metavar="N", help="Spend at most N requests.")
+@market_option
+@click.option("--max-requests", type=click.IntRange(min=0), metavar="N", help="Spend at most N requests.")
 @click.option(
     "--max-wait", type=click.FloatRange(min=0), metavar="SECONDS", help="Longest wait to sleep through."
 )
@@ -198,7 +192,7 @@ def crawl(
         artists=tuple(inputs),
         depth=crawl_lib.Depth.parse(depth),
         include_groups=tuple(g.strip() for g in include_groups.split(",") if g.strip()),
-        market=_market(market),
+        market=market,
         refresh_after=parse_duration(refresh_after),
         workers=workers,
     )
@@ -216,14 +210,6 @@ def crawl(
         max_requests=max_requests,
         quiet=quiet or g.quiet,
     )
-
-
-def _market(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if len(value) != 2 or not value.isalpha() or not value.isascii():
-        raise UsageError(f"--market must be a 2-letter country code such as US, not {value!r}")
-    return value.upper()
 
 
 def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[ArtistInput]:

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from spotify_catalog.emulator.catalog import MAX_ARTISTS
 from spotify_catalog.errors import UsageError
 
 
@@ -29,7 +30,7 @@ from spotify_catalog.errors import UsageError
     "--artists",
     default=2000,
     show_default=True,
-    type=click.IntRange(3, 36**3),
+    type=click.IntRange(3, MAX_ARTISTS),
     help="Number of artists in the catalog.",
 )
 @click.option(

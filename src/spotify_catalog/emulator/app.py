@@ -16,7 +16,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -98,10 +97,6 @@ class Ctx:
     path: dict[str, str]
     base: str
     dev: bool
-
-    @property
-    def cat(self) -> Any:
-        return self.state.catalog
 
     def market(self) -> str | None:
         value = self.params.get("market")
@@ -407,21 +402,9 @@ def h_playlist_items(ctx: Ctx) -> JSON:
     )
 
 
-@lru_cache(maxsize=8)
-def _new_releases(state: EmulatorState) -> list[Album]:
-    cat = state.catalog
-    albums = [
-        al
-        for a in cat.by_popularity()[:300]
-        for al in cat.discography(a)
-        if al.album_type != "compilation" and al.release_date_precision == "day"
-    ]
-    return sorted(albums, key=lambda al: (al.release_date, al.id), reverse=True)[:100]
-
-
 def h_new_releases(ctx: Ctx) -> JSON:
     limit, offset = ctx.limit(20, 50), ctx.offset()
-    albums = _new_releases(ctx.state)
+    albums = ctx.state.catalog.new_releases
     items = [
         render.simple_album(ctx.state.catalog, al, ctx.base, ctx.dev)
         for al in albums[offset : offset + limit]

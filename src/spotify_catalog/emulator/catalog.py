@@ -16,9 +16,9 @@ import bisect
 import hashlib
 import random
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from spotify_catalog.emulator import words
@@ -643,10 +643,16 @@ class Catalog:
         entity = self.lookup(track_id)
         return entity if isinstance(entity, Track) else None
 
-    def iter_albums(self) -> Iterator[Album]:
-        """Every album of the catalog (generates every discography: slow for big catalogs)."""
-        for a in range(self.size):
-            yield from self.discography(a)
+    @cached_property
+    def new_releases(self) -> list[Album]:
+        """What ``/browse/new-releases`` lists: the latest day-dated albums of the popular artists."""
+        albums = [
+            al
+            for a in self.by_popularity()[:300]
+            for al in self.discography(a)
+            if al.album_type != "compilation" and al.release_date_precision == "day"
+        ]
+        return sorted(albums, key=lambda al: (al.release_date, al.id), reverse=True)[:100]
 
 
 def _ordinal(year: int, month: int, day: int) -> int:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from spotify_catalog.emulator.catalog import MAX_ARTISTS
+
 Profile = Literal["development", "extended"]
 RetryAfterMode = Literal["normal", "zero", "omit"]
 PROFILES = ("development", "extended")
@@ -67,8 +69,8 @@ def validate(config: EmulatorConfig) -> list[str]:
     problems = []
     if config.profile not in PROFILES:
         problems.append(f"profile must be one of {', '.join(PROFILES)}")
-    if not isinstance(config.artists, int) or not 3 <= config.artists <= 36**3:
-        problems.append("artists must be between 3 and 46656")
+    if not isinstance(config.artists, int) or not 3 <= config.artists <= MAX_ARTISTS:
+        problems.append(f"artists must be between 3 and {MAX_ARTISTS}")
     for name in ("rate_limit", "quota", "token_ttl"):
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -8,6 +8,7 @@ Artist search uses the catalog's word index and is exact. Album and track search
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ class Query:
     text: str = ""
     filters: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def words(self) -> list[str]:
         return tokens(self.text)
 
@@ -192,10 +193,12 @@ class Searcher:
         album_query = Query("", {k: v for k, v in f.items() if k in ("album", "year", "genre")})
         if "isrc" in f:
             t = cat.track_by_isrc(f["isrc"])
-            candidates: Iterable[Track] = [t] if t is not None else []
+            candidates: Iterable[Track] = []
+            if t is not None and self._album_ok(cat.album_of(t), album_query):
+                candidates = [t]
         else:
             candidates = self._scan_tracks(query, album_query)
-        found = [t for t in candidates if self._track_ok(t, query, album_query)]
+        found = [t for t in candidates if self._track_ok(t, query)]  # albums checked above
         exact = normalize(query.text or f.get("track", ""))
         found.sort(
             key=lambda t: (normalize(t.name) != exact, -t.popularity, t.artist, t.album_number, t.number)
@@ -213,11 +216,9 @@ class Searcher:
             if scanned >= SCAN_TRACKS:
                 return
 
-    def _track_ok(self, t: Track, query: Query, album_query: Query) -> bool:
+    def _track_ok(self, t: Track, query: Query) -> bool:
         cat = self.catalog
         f = query.filters
-        if not self._album_ok(cat.album_of(t), album_query):
-            return False
         if "track" in f and not _word_match(tokens(f["track"]), tokens(t.name), normalize(t.name)):
             return False
         if "artist" in f:
