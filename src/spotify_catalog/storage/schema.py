@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: _runs.updated_at/pid/host, _tasks.lease_until/leased_by
 
 ID = 40  # Spotify ids are 22 base-62 characters; some room for other id shapes
 metadata = sa.MetaData()
@@ -190,6 +190,8 @@ tasks = _table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("done_at", UtcDateTime),
+    sa.Column("lease_until", UtcDateTime),  # a crawl process holds the task until then (shared queues)
+    sa.Column("leased_by", sa.String(64)),  # which process: "host:pid:run_id"
     sa.Index("ix__tasks_kind_state", "kind", "state"),
 )
 
@@ -205,6 +207,9 @@ runs = _table(
     sa.Column("requests", sa.Integer, nullable=False, default=0),
     sa.Column("rows_written", sa.Integer, nullable=False, default=0),
     sa.Column("command", sa.Text),
+    sa.Column("updated_at", UtcDateTime),  # last activity: requests is kept current while running
+    sa.Column("pid", sa.Integer),
+    sa.Column("host", sa.String(255)),
 )
 
 CATALOG_TABLES: tuple[sa.Table, ...] = tuple(t for t in metadata.sorted_tables if not t.name.startswith("_"))
