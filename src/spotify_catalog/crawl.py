@@ -5,7 +5,7 @@ drains them, one request per unit of work and one transaction per response (rows
 done), so a rerun continues where a stopped or killed run left off:
 
 1. resolve: names -> one search each (the artist in the result is complete); ids -> ``/artists?ids=``
-   in chunks of 50 (extended) or ``/artists/{id}`` (development);
+   in chunks of 50 (extended) or ``/artists/{id}`` (development, or the mode not known yet);
 2. (depth albums+) each artist's discography pages, as large as the mode allows;
 3. (depth tracks+) full albums (chunks of 20 / one each), each with its first 50 tracks, and in the
    same unit of work the ``/albums/{id}/tracks`` pages of the rest, so an album is written whole;
@@ -13,11 +13,18 @@ done), so a rerun continues where a stopped or killed run left off:
 
 A task finished within ``refresh_after`` is not done again. The minimum request count this reaches
 is written down in docs/crawl.md.
+
+The API mode, when not given, is read from the first full artist (album, track) object a response
+carries: Development Mode leaves out ``popularity`` and ``followers``. So learning it costs no request
+of its own. A given mode (``--mode``) that the answers contradict stops the run (:class:`WrongModeError`).
+The mode is saved in ``_state`` in a transaction of its own the moment it is known; when it changes,
+tasks that failed under the old one are pending again.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -41,6 +48,7 @@ from spotify_catalog.errors import (
     Stopped,
     StorageError,
     UsageError,
+    WrongModeError,
 )
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import ApiMode
@@ -54,6 +62,8 @@ DEFAULT_REFRESH = timedelta(days=7)
 ALBUM_TRACKS_PAGE = 50
 SEARCH_LIMIT = 10
 MODE_STATE_KEY = "api_mode"
+OPTIONS_STATE_KEY = "crawl_options"  # what the last crawl was asked for, for ``status``
+NOT_FOUND = "not found"
 ENTITY_TYPES = frozenset({"artist", "album", "track"})  # the kinds with batch endpoints
 
 
@@ -92,6 +102,10 @@ class CrawlOptions:
     refresh_after: timedelta = DEFAULT_REFRESH
     workers: int = 1
     max_attempts: int = 3
+    daily_budget: int | None = None
+    """At most this many requests in a rolling 24 h, counted from ``_runs`` (``None``: no limit)."""
+    force: bool = False
+    """Run even before the ``retry_at`` Spotify gave the last run."""
 
     def __post_init__(self) -> None:
         if not self.artists:
@@ -104,20 +118,33 @@ class CrawlOptions:
                 raise UsageError(f"unknown album group {group!r} (choose from {choices})")
         if not self.include_groups:
             raise UsageError("--include-groups names no group")
+        if self.daily_budget is not None and self.daily_budget < 1:
+            raise UsageError("--daily-budget must be at least 1")
+
+    def to_json(self) -> str:
+        """What ``status`` needs to estimate the rest of this crawl."""
+        return json.dumps(
+            {
+                "depth": self.depth.label,
+                "include_groups": list(self.include_groups),
+                "market": self.market,
+                "artists": [{"value": a.value, "is_id": a.is_id} for a in self.artists],
+            }
+        )
 
 
 @dataclass
 class Progress:
-    """Where a crawl is, for a progress display."""
+    """Where a crawl is, for a progress display. ``event``: ``start`` (of a phase), ``update``,
+    ``end`` (of a phase), ``finished``."""
 
     phase: str = "starting"
+    event: str = "start"
     done: int = 0
     total: int = 0
-    artists: int = 0
-    albums: int = 0
-    tracks: int = 0
     requests: int = 0
     requests_left: int | None = None
+    rows_written: int = 0
     failed: int = 0
 
 
@@ -152,6 +179,7 @@ class _Outcome:
     not_found: list[str] = field(default_factory=list)
     also_done: list[tuple[str, list[str]]] = field(default_factory=list)
     follow_up: list[tuple[str, list[str]]] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
 
 
 def _utcnow() -> datetime:
@@ -183,27 +211,34 @@ class Crawler:
         self.command = command
         self.progress = Progress()
         self.rows_written = 0
+        self.run_id: int | None = None
+        """The ``_runs`` id of this run once it started (``None`` if it stopped before starting)."""
         self._saved_mode: str | None = None
+        self._given_mode: ApiMode | None = None
+        self._mode_confirmed = False
         self._groups = ",".join(options.include_groups)
-        self._run_id = 0
         self._requests_at_start = 0
+        self._daily_limit: int | None = None  # the client's request count at which the daily budget is spent
+        self._unresolved: list[str] = []
+        self._not_found: list[str] = []
+
+    @property
+    def _run_id(self) -> int:
+        return self.run_id or 0
 
     # -------------------------------------------------------------------------------- the run
 
     def run(self) -> CrawlResult:
         """Crawl; raises ``Stopped`` (budget, quota, long wait), ``Interrupted`` (Ctrl-C),
-        ``StorageError``. Every ending is recorded in ``_runs``."""
+        ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
+        refused at once (before Spotify's ``retry_at``, the daily budget spent) is not."""
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
+        self._given_mode = self.client.mode
         try:
-            self._run_id = state.start_run(self.engine, command=self.command, now=self.now())
-            with self.engine.begin() as conn:
-                state.reset_attempts(conn)
-                self._saved_mode = state.get_state(conn, MODE_STATE_KEY)
+            self._start()
         except sa.exc.SQLAlchemyError as exc:
             raise StorageError(f"database error: {db.describe_error(exc)}") from None
-        if self.client.mode is None and self._saved_mode:
-            self.client.mode = ApiMode(self._saved_mode)
         pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
         try:
             result = self._run(pool)
@@ -215,6 +250,44 @@ class Crawler:
         pool.shutdown(wait=True)
         return result
 
+    def _start(self) -> None:
+        """Checks before any request, then the run's row and what the crawl was asked for."""
+        now, opts = self.now(), self.options
+        with self.engine.begin() as conn:
+            for run_id in state.abandon_dead_runs(conn, now=now):
+                log.warning("run %d ended without recording it (killed?): marked abandoned", run_id)
+            wait_until = None if opts.force else state.retry_at(conn, now)
+            if wait_until is not None:
+                raise Stopped(
+                    "Spotify asked the last run to wait (quota or a long Retry-After); nothing was sent "
+                    "(--force to try now)",
+                    retry_at=wait_until,
+                )
+            if opts.daily_budget is not None:
+                used = state.requests_since(conn, now - state.WINDOW)
+                left = opts.daily_budget - used
+                if left <= 0:
+                    raise Stopped(
+                        f"{state.BUDGET_REASON} of {opts.daily_budget} requests used up ({used} in the last "
+                        "24 h); nothing was sent",
+                        retry_at=state.budget_frees_at(conn, now, opts.daily_budget),
+                    )
+                self._daily_limit = self.client.requests_made + left
+                budget = self.client.request_budget
+                if budget is None or budget > self._daily_limit:
+                    self.client.request_budget = self._daily_limit
+            self._saved_mode = state.get_state(conn, MODE_STATE_KEY)
+            if self._given_mode is None:
+                known = self._saved_mode or _stored_mode(conn)
+                if known:
+                    self.client.mode = ApiMode(known)
+            elif self._saved_mode and self._saved_mode != str(self._given_mode):
+                # what the other mode refused is asked again; a wrong --mode is caught by the answers
+                state.reopen_failed(conn, keep_error=NOT_FOUND)
+            state.reset_attempts(conn)
+            state.set_state(conn, OPTIONS_STATE_KEY, opts.to_json())
+        self.run_id = state.start_run(self.engine, command=self.command, now=now)
+
     def _run(self, pool: ThreadPoolExecutor) -> CrawlResult:
         try:
             return self._phases(pool)
@@ -225,23 +298,36 @@ class Crawler:
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc.message}", retry_at=exc.retry_at) from None
         except Stopped as exc:
+            if self._daily_limit is not None and self.client.requests_made >= self._daily_limit:
+                reason = f"{state.BUDGET_REASON} of {self.options.daily_budget} requests used up"
+                frees = self._budget_frees_at()
+                self._finish("stopped", reason, retry_at=frees)
+                raise Stopped(f"stopped: {reason}", retry_at=frees) from None
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc}; run the same command again to continue") from None
+        except WrongModeError as exc:
+            self._finish("failed", str(exc))
+            raise
         except sa.exc.SQLAlchemyError as exc:
             self._finish("failed", f"database error: {db.describe_error(exc)}")
             raise StorageError(f"database error: {db.describe_error(exc)}") from None
         except SpotifyError as exc:
             self._finish("failed", str(exc))
-            if isinstance(exc, ForbiddenError) and self.client.mode is ApiMode.EXTENDED:
-                raise ForbiddenError(
-                    exc.status,
-                    f"{exc.message}: is the app in Development Mode? (try --mode development)",
-                    url=exc.url,
-                ) from None
             raise
+
+    def _budget_frees_at(self) -> datetime | None:
+        assert self.options.daily_budget is not None
+        now = self.now()
+        with self.engine.begin() as conn:
+            self._touch(conn, now)
+            return state.budget_frees_at(conn, now, self.options.daily_budget)
 
     def _requests(self) -> int:
         return self.client.requests_made - self._requests_at_start
+
+    def _touch(self, conn: sa.Connection, now: datetime) -> None:
+        requests, rows = self._requests(), self.rows_written
+        state.touch_run(conn, self._run_id, requests=requests, rows_written=rows, now=now)
 
     def _finish(self, status: str, reason: str | None, retry_at: datetime | None = None) -> None:
         end = state.RunEnd(
@@ -254,8 +340,58 @@ class Crawler:
         )
         try:
             state.finish_run(self.engine, self._run_id, end, now=self.now())
-        except sa.exc.SQLAlchemyError as exc:  # the database went away: the run stays "running"
+        except sa.exc.SQLAlchemyError as exc:  # the database went away: the next run marks it abandoned
             log.error("could not record the end of run %d: %s", self._run_id, db.describe_error(exc))
+
+    # -------------------------------------------------------------------------------- the mode
+
+    def _observe(self, unit: _Unit, result: Any) -> None:
+        """Learn or check the API mode from a response (see the module docstring)."""
+        seen = observed_mode(unit.kind, result)
+        if seen is None:
+            return
+        current = self.client.mode
+        if current is not None and current is not seen:
+            if self._given_mode is not None:
+                raise WrongModeError(str(self._given_mode), str(seen))
+            log.warning("the API answers as an app in %s mode now (it was %s)", seen, current)
+        if current is not seen:
+            self.client.mode = seen
+        self._mode_confirmed = True
+
+    def _refused_by_mode(self, unit: _Unit, exc: SpotifyError) -> bool:
+        """Whether ``exc`` says the app is in Development Mode while the client thinks extended: a batch
+        endpoint answered 403, or a discography page refused a limit above 10. A given mode stops the
+        run; a learnt one is corrected and the unit is tried again."""
+        if self.client.mode is not ApiMode.EXTENDED:
+            return False
+        batch_refused = isinstance(exc, ForbiddenError) and unit.kind in ENTITY_TYPES
+        limit_refused = isinstance(exc, BadRequestError) and unit.kind == "artist_albums"
+        limit_refused = limit_refused and "limit" in exc.message.lower()
+        if not (batch_refused or limit_refused):
+            return False
+        if self._given_mode is not None:
+            raise WrongModeError(str(self._given_mode), str(ApiMode.DEVELOPMENT))
+        log.warning("the API answers as an app in development mode now (it was extended)")
+        self.client.mode = ApiMode.DEVELOPMENT
+        self._mode_confirmed = True
+        return True
+
+    def _save_mode(self) -> None:
+        """Save a learnt or confirmed mode at once, in a transaction of its own; when it changed, tasks
+        that failed under the old mode are pending again."""
+        mode = self.client.mode
+        if mode is None or str(mode) == self._saved_mode:
+            return
+        if self._given_mode is not None and not self._mode_confirmed:
+            return  # a given mode is saved only once an answer agreed with it
+        with self.engine.begin() as conn:
+            state.set_state(conn, MODE_STATE_KEY, str(mode))
+            if self._saved_mode is not None:
+                reopened = state.reopen_failed(conn, keep_error=NOT_FOUND)
+                if reopened:
+                    log.info("API mode now %s: %d failed task(s) pending again", mode, reopened)
+        self._saved_mode = str(mode)
 
     def _phases(self, pool: ThreadPoolExecutor) -> CrawlResult:
         opts = self.options
@@ -269,25 +405,20 @@ class Crawler:
         with self.engine.connect() as conn:
             resolved = self._resolutions(conn, names)
             artist_states = state.task_states(conn, "artist", ids)
-        unresolved = [n for n in names if resolved.get(n) is None]
-        not_found = [i for i in ids if artist_states.get(i) == state.FAILED]
         artist_ids = list(
             dict.fromkeys(
                 [a for a in resolved.values() if a] + [i for i in ids if artist_states.get(i) == "done"]
             )
         )
-        self.progress.artists = len(artist_ids)
 
         if opts.depth >= Depth.ALBUMS:
             self._phase("artist albums", [("artist_albums", [f"{a}|{self._groups}|0" for a in artist_ids])])
             self._drain(pool, ["artist_albums"])
         if opts.depth >= Depth.TRACKS:
             album_ids = self._crawl_albums(artist_ids)
-            self.progress.albums = len(album_ids)
             self._phase("albums", [("album", album_ids)])
             self._drain(pool, ["album", "album_tracks"])
             track_ids = self._crawl_tracks(album_ids)
-            self.progress.tracks = len(track_ids)
         if opts.depth >= Depth.TRACK_DETAILS:
             self._phase("tracks", [("track", track_ids)])
             self._drain(pool, ["track"])
@@ -300,17 +431,19 @@ class Crawler:
             ).scalar_one()
         status = "done" if not failed else "incomplete"
         reason = None if not failed else f"{failed} task(s) failed {opts.max_attempts} times"
+        self._mode_confirmed = True  # no answer contradicted it
+        self._save_mode()
         self._finish(status, reason)
         self.progress.phase = "finished"
-        self._report()
+        self._report("finished")
         return CrawlResult(
             run_id=self._run_id,
             status=status,
             requests=self._requests(),
             rows_written=self.rows_written,
             failed=int(failed),
-            not_found=not_found,
-            unresolved=unresolved,
+            not_found=self._not_found,
+            unresolved=self._unresolved,
             api_mode=str(self.client.mode) if self.client.mode else None,
         )
 
@@ -347,10 +480,12 @@ class Crawler:
         self.progress.phase = name
         self.progress.done = 0
         self.progress.total = sum(len(keys) for _, keys in seeds)
-        self._report()
+        self._report("start")
 
-    def _report(self) -> None:
+    def _report(self, event: str = "update") -> None:
+        self.progress.event = event
         self.progress.requests = self._requests()
+        self.progress.rows_written = self.rows_written
         budget = self.client.request_budget
         self.progress.requests_left = None if budget is None else max(0, budget - self.client.requests_made)
         if self.on_progress is not None:
@@ -368,6 +503,7 @@ class Crawler:
                 ]
             pending = [(kind, keys) for kind, keys in pending if keys]
             if not pending:
+                self._report("end")
                 return
             self._execute(pool, self._units(pending))
 
@@ -381,8 +517,8 @@ class Crawler:
                 yield self._unit(kind, chunk)
 
     def _batch_size(self, kind: str) -> int:
-        if kind not in ENTITY_TYPES or self.client.mode is ApiMode.DEVELOPMENT:
-            return 1
+        if kind not in ENTITY_TYPES or self.client.mode is not ApiMode.EXTENDED:
+            return 1  # the mode unknown: one item, whose answer tells the mode
         return endpoints.BATCH_MAX[kind]
 
     def _execute(self, pool: ThreadPoolExecutor, units: Iterator[_Unit]) -> None:
@@ -415,13 +551,20 @@ class Crawler:
                 unit = in_flight.pop(future)
                 exclusive = False
                 try:
-                    done.append((unit, future.result()))
-                except STOPS as exc:
-                    stop = stop or exc  # nothing more can be done in this run
+                    result = future.result()
                 except SpotifyError as exc:
-                    self._failed(unit, exc)
+                    stop = stop or self._failed(unit, exc)
+                except Stopped as exc:
+                    stop = stop or exc  # nothing more can be done in this run
+                else:
+                    done.append((unit, result))
+                    try:
+                        self._observe(unit, result)
+                    except WrongModeError as exc:
+                        stop = stop or exc
+            self._save_mode()
             stop = stop or next((r.stop for _, r in done if getattr(r, "stop", None)), None)
-            for unit, result in done:
+            for unit, result in done:  # every response that arrived is written, whatever stops the run
                 self._write(unit, result)
             submit()  # after the writes: a kill loses at most the requests in flight
         if stop is not None:
@@ -442,21 +585,33 @@ class Crawler:
                     now=when,
                     run_id=self._run_id,
                     state=state.FAILED,
-                    error="not found",
+                    error=NOT_FOUND,
                 )
             for kind, keys in outcome.also_done:
                 state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id)
             for kind, keys in outcome.follow_up:
                 state.ensure_tasks(conn, kind, keys, now=when, fresh_since=self._fresh_since)
-            mode = self.client.mode
-            if mode is not None and str(mode) != self._saved_mode:
-                state.set_state(conn, MODE_STATE_KEY, str(mode))
-                self._saved_mode = str(mode)
+            self._touch(conn, when)
+        for name in outcome.unresolved:  # said in the run that searched it
+            log.warning("no artist found for %r", name)
+            self._unresolved.append(name)
+        if unit.kind == "artist":
+            for artist_id in outcome.not_found:
+                log.warning("artist %s not found", artist_id)
+                self._not_found.append(artist_id)
         self.progress.done += len(unit.keys)
         self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
 
-    def _failed(self, unit: _Unit, exc: SpotifyError) -> None:
+    def _failed(self, unit: _Unit, exc: SpotifyError) -> BaseException | None:
+        """Record a unit's error; returns it if nothing more can be done in this run."""
+        try:
+            if self._refused_by_mode(unit, exc):
+                return None  # still pending: asked again the right way
+        except WrongModeError as wrong:
+            return wrong
+        if isinstance(exc, STOPS):
+            return exc
         when = self.now()
         with self.engine.begin() as conn:
             if isinstance(exc, NotFoundError | BadRequestError):
@@ -475,6 +630,7 @@ class Crawler:
                 state.retry_later(conn, unit.kind, unit.keys, error=str(exc), now=when)
                 self.progress.failed += 1
         self._report()
+        return None
 
     def _unit(self, kind: str, keys: list[str]) -> _Unit:
         client, market = self.client, self.options.market
@@ -488,7 +644,7 @@ class Crawler:
                 mode_sensitive=False,
             )
         if kind == "artist":
-            return _Unit(kind, keys, lambda: endpoints.get_artists(client, keys), _handle_artists, True)
+            return _Unit(kind, keys, lambda: _get_items(client, kind, keys, market), _handle_artists, True)
         if kind == "album":
 
             def fetch_albums() -> _Albums:
@@ -496,9 +652,7 @@ class Crawler:
 
             return _Unit(kind, keys, fetch_albums, _handle_albums, True)
         if kind == "track":
-            return _Unit(
-                kind, keys, lambda: endpoints.get_tracks(client, keys, market=market), _handle_tracks, True
-            )
+            return _Unit(kind, keys, lambda: _get_items(client, kind, keys, market), _handle_tracks, True)
         if kind == "artist_albums":
             (key,) = keys
             artist_id, groups, offset = _split(key)
@@ -550,7 +704,7 @@ class _Albums:
 def _fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) -> _Albums:
     """Albums, then the rest of their tracks, so an album is written whole in one transaction. A stop
     or a failure half-way keeps what came (the missing pages become tasks of their own)."""
-    result = _Albums(list(endpoints.get_albums(client, keys, market=market)))
+    result = _Albums(_get_items(client, "album", keys, market))
     try:
         for album in result.items:
             for key in _more_track_pages(album) if album else []:
@@ -563,6 +717,45 @@ def _fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) ->
     except SpotifyError as exc:
         log.warning("tracks of albums %s: %s (queued for later)", ",".join(keys), exc)
     return result
+
+
+def _get_items(client: SpotifyClient, kind: str, keys: list[str], market: str | None) -> list[Any]:
+    """Artists, albums or tracks in the order of ``keys`` (``None``: not found): a batch in extended
+    mode, else one item by its single-item endpoint, whose answer tells the mode when it is unknown."""
+    market = None if kind == "artist" else market
+    if client.mode is ApiMode.EXTENDED or len(keys) > 1:
+        return endpoints.get_several(client, kind, keys, market)
+    try:
+        return [endpoints.get_one(client, kind, keys[0], market)]
+    except NotFoundError:
+        return [None]
+
+
+def _stored_mode(conn: sa.Connection) -> str | None:
+    """The mode the stored full artists were fetched in (a database crawled before modes were saved)."""
+    a = schema.artists
+    query = sa.select(a.c.popularity).where(a.c.detail == transform.FULL).limit(20)
+    rows = conn.execute(query).scalars().all()
+    if not rows:
+        return None
+    return str(ApiMode.EXTENDED if any(p is not None for p in rows) else ApiMode.DEVELOPMENT)
+
+
+def observed_mode(kind: str, result: Any) -> ApiMode | None:
+    """The API mode a response shows, or ``None``: full artists, albums and tracks of a Development-Mode
+    app have no ``popularity`` (nor artists ``followers``, albums ``label``)."""
+    if isinstance(result, _Albums):
+        items: Any = result.items
+    elif kind == "search" and isinstance(result, dict):
+        items = (result.get("artists") or {}).get("items")
+    elif kind in ENTITY_TYPES:
+        items = result
+    else:
+        return None
+    first = next((item for item in items or [] if isinstance(item, dict)), None)
+    if first is None:
+        return None
+    return ApiMode.EXTENDED if "popularity" in first else ApiMode.DEVELOPMENT
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -614,7 +807,9 @@ def _handle_search(keys: list[str], result: Any, rows: Rows, when: datetime) -> 
     (name,) = keys
     page = result.get("artists") or {}
     chosen = transform.add_resolution(rows, name, list(page.get("items") or []), when)
-    return _Outcome(done=keys, also_done=[("artist", [chosen])] if chosen else [])
+    if not chosen:
+        return _Outcome(done=keys, unresolved=[name])
+    return _Outcome(done=keys, also_done=[("artist", [chosen])])
 
 
 def _entities(add: Callable[..., None]) -> Callable[[list[str], Any, Rows, datetime], _Outcome]:

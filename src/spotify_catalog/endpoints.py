@@ -82,8 +82,12 @@ def parse_id(value: str, kind: str | None = None) -> str:
     if not _ID.fullmatch(text):
         raise UsageError(f"not a Spotify id, URI or URL: {value!r}")
     if kind is not None and found_type is not None and found_type != kind:
-        raise UsageError(f"{value!r} is a {found_type}, not a {kind}")
+        raise UsageError(f"{value!r} is {_a(found_type)}, not {_a(kind)}")
     return text
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 def chunked(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -156,11 +160,14 @@ def _get_limited(client: SpotifyClient, path: str, params: dict[str, ParamValue]
     return result
 
 
-def _one(client: SpotifyClient, kind: str, item_id: str, market: str | None) -> JSON:
+def get_one(client: SpotifyClient, kind: str, item_id: str, market: str | None) -> JSON:
+    """``GET /{kind}s/{id}``."""
     return client.get(f"/{kind}s/{parse_id(item_id, kind)}", {"market": market})
 
 
-def _several(client: SpotifyClient, kind: str, ids: Iterable[str], market: str | None) -> list[JSON | None]:
+def get_several(
+    client: SpotifyClient, kind: str, ids: Iterable[str], market: str | None
+) -> list[JSON | None]:
     """Items in the order of ``ids`` (``None`` for ids Spotify does not know)."""
     wanted = [parse_id(item_id, kind) for item_id in ids]
     results: list[JSON | None] = []
@@ -183,7 +190,7 @@ def _several(client: SpotifyClient, kind: str, ids: Iterable[str], market: str |
         results.extend(items)
     for item_id in wanted[len(results) :]:
         try:
-            results.append(_one(client, kind, item_id, market))
+            results.append(get_one(client, kind, item_id, market))
         except NotFoundError:
             results.append(None)
     return results
@@ -325,12 +332,12 @@ def _page_params(market: str | None, limit: int | None, offset: int) -> dict[str
 
 def get_artist(client: SpotifyClient, artist_id: str) -> JSON:
     """``GET /artists/{id}``."""
-    return _one(client, "artist", artist_id, None)
+    return get_one(client, "artist", artist_id, None)
 
 
 def get_artists(client: SpotifyClient, artist_ids: Iterable[str]) -> list[JSON | None]:
     """Artists in the order asked (``None`` for unknown ids); batch of 50 or single calls by mode."""
-    return _several(client, "artist", artist_ids, None)
+    return get_several(client, "artist", artist_ids, None)
 
 
 def get_artist_albums(
@@ -377,14 +384,14 @@ def get_artist_top_tracks(client: SpotifyClient, artist_id: str, *, market: str 
 
 def get_album(client: SpotifyClient, album_id: str, *, market: str | None = None) -> JSON:
     """``GET /albums/{id}`` (with its first page of tracks)."""
-    return _one(client, "album", album_id, market)
+    return get_one(client, "album", album_id, market)
 
 
 def get_albums(
     client: SpotifyClient, album_ids: Iterable[str], *, market: str | None = None
 ) -> list[JSON | None]:
     """Albums in the order asked (``None`` for unknown ids); batch of 20 or single calls by mode."""
-    return _several(client, "album", album_ids, market)
+    return get_several(client, "album", album_ids, market)
 
 
 def get_album_tracks(
@@ -406,14 +413,14 @@ def iter_album_tracks(client: SpotifyClient, album_id: str, *, market: str | Non
 
 def get_track(client: SpotifyClient, track_id: str, *, market: str | None = None) -> JSON:
     """``GET /tracks/{id}``."""
-    return _one(client, "track", track_id, market)
+    return get_one(client, "track", track_id, market)
 
 
 def get_tracks(
     client: SpotifyClient, track_ids: Iterable[str], *, market: str | None = None
 ) -> list[JSON | None]:
     """Tracks in the order asked (``None`` for unknown ids); batch of 50 or single calls by mode."""
-    return _several(client, "track", track_ids, market)
+    return get_several(client, "track", track_ids, market)
 
 
 # ----------------------------------------------------------------------------- shows and episodes
@@ -421,14 +428,14 @@ def get_tracks(
 
 def get_show(client: SpotifyClient, show_id: str, *, market: str | None = None) -> JSON:
     """``GET /shows/{id}`` (send ``market``: without it client-credentials calls see nothing)."""
-    return _one(client, "show", show_id, market)
+    return get_one(client, "show", show_id, market)
 
 
 def get_shows(
     client: SpotifyClient, show_ids: Iterable[str], *, market: str | None = None
 ) -> list[JSON | None]:
     """Shows in the order asked (``None`` for unknown ids); batch of 50 or single calls by mode."""
-    return _several(client, "show", show_ids, market)
+    return get_several(client, "show", show_ids, market)
 
 
 def get_show_episodes(
@@ -450,14 +457,14 @@ def iter_show_episodes(client: SpotifyClient, show_id: str, *, market: str | Non
 
 def get_episode(client: SpotifyClient, episode_id: str, *, market: str | None = None) -> JSON:
     """``GET /episodes/{id}``."""
-    return _one(client, "episode", episode_id, market)
+    return get_one(client, "episode", episode_id, market)
 
 
 def get_episodes(
     client: SpotifyClient, episode_ids: Iterable[str], *, market: str | None = None
 ) -> list[JSON | None]:
     """Episodes in the order asked (``None`` for unknown ids); batch of 50 or single calls by mode."""
-    return _several(client, "episode", episode_ids, market)
+    return get_several(client, "episode", episode_ids, market)
 
 
 # ----------------------------------------------------------------------------- audiobooks and chapters
@@ -465,14 +472,14 @@ def get_episodes(
 
 def get_audiobook(client: SpotifyClient, audiobook_id: str, *, market: str | None = None) -> JSON:
     """``GET /audiobooks/{id}``."""
-    return _one(client, "audiobook", audiobook_id, market)
+    return get_one(client, "audiobook", audiobook_id, market)
 
 
 def get_audiobooks(
     client: SpotifyClient, audiobook_ids: Iterable[str], *, market: str | None = None
 ) -> list[JSON | None]:
     """Audiobooks in the order asked (``None`` for unknown ids); batch of 50 or single calls by mode."""
-    return _several(client, "audiobook", audiobook_ids, market)
+    return get_several(client, "audiobook", audiobook_ids, market)
 
 
 def get_audiobook_chapters(
@@ -499,14 +506,14 @@ def iter_audiobook_chapters(
 
 def get_chapter(client: SpotifyClient, chapter_id: str, *, market: str | None = None) -> JSON:
     """``GET /chapters/{id}``."""
-    return _one(client, "chapter", chapter_id, market)
+    return get_one(client, "chapter", chapter_id, market)
 
 
 def get_chapters(
     client: SpotifyClient, chapter_ids: Iterable[str], *, market: str | None = None
 ) -> list[JSON | None]:
     """Chapters in the order asked (``None`` for unknown ids); batch of 50 or single calls by mode."""
-    return _several(client, "chapter", chapter_ids, market)
+    return get_several(client, "chapter", chapter_ids, market)
 
 
 # ----------------------------------------------------------------------------- playlists

@@ -21,6 +21,7 @@ carries the exit code the command line uses for it::
     │       ├── QuotaExceededError       429 with ``"reason": "QUOTA_EXCEEDED"``
     │       └── WaitTooLongError         a ``Retry-After`` longer than the configured maximum
     ├── StorageError                     (exit 1)  the database failed or went away
+    ├── WrongModeError                   (exit 1)  the API contradicts the API mode given (--mode)
     └── Stopped                          (exit 75) a crawl stopped on purpose (budget, quota, wait)
         └── Interrupted                  (exit 130) stopped by Ctrl-C
 
@@ -168,6 +169,18 @@ class WaitTooLongError(MustWaitError):
 
 class StorageError(SpotifyCatalogError):
     """The database failed or went away."""
+
+
+class WrongModeError(SpotifyCatalogError):
+    """The Web API answered as an app of another API mode than the one given with ``--mode``."""
+
+    def __init__(self, given: str, actual: str) -> None:
+        super().__init__(
+            f"the app is in {actual} mode, not {given} as --mode {given} says: "
+            f"run again with --mode {actual} (or --mode auto)"
+        )
+        self.given = given
+        self.actual = actual
 
 
 class Stopped(SpotifyCatalogError):

@@ -39,7 +39,7 @@ def test_parse_id_rejects_garbage(text: str) -> None:
 
 
 def test_parse_id_rejects_the_wrong_type() -> None:
-    with pytest.raises(UsageError, match="is a track, not a artist"):
+    with pytest.raises(UsageError, match="is a track, not an artist"):
         parse_id(f"spotify:track:{ID}", "artist")
 
 

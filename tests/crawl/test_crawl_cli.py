@@ -46,7 +46,7 @@ def test_bad_lines_are_refused_before_any_request(emulator: Any, tmp_path: Path)
     result = run(emulator, "crawl", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--artists-file", str(listing))
     assert result.exit_code == 2, result.output
     assert "line 4" in result.output
-    assert "is a album, not a artist" in result.output or "album" in result.output
+    assert "line 4: 'spotify:album:4aawyAB9vmqN3uQ7FjRGTy' is an album, not an artist" in result.output
     assert "line 5" in result.output
     assert "line 2" not in result.output
     assert "line 7" not in result.output
@@ -72,7 +72,7 @@ def test_a_file_without_artists_is_refused(emulator: Any, tmp_path: Path, text: 
         (["--artist", "BTS", "--refresh-after", "soon"], "not a duration"),
         (["--artist", "BTS", "--include-groups", "album,bootleg"], "unknown album group 'bootleg'"),
         (["--artist", "BTS", "--market", "USA"], "2-letter country code"),
-        (["--artist", "spotify:track:3Nrfpe0tUJi4K4DXYWgMUX"], "is a track, not a artist"),
+        (["--artist", "spotify:track:3Nrfpe0tUJi4K4DXYWgMUX"], "is a track, not an artist"),
         (["--artists-file", "missing.txt"], "artists file not found"),
         ([], "no artists given"),
     ],
@@ -139,9 +139,15 @@ def test_quota_stop_exits_75_and_a_later_run_completes(make_emulator: Any, tmp_p
     assert stopped["retry_at"] is not None
     assert stopped["requests"] == web_requests(emu) == 26  # 25 answered, the 26th refused
 
-    emu.advance(24 * 3600 + 60)
+    before = web_requests(emu)
+    early = run(emu, *args)  # before retry_at: read from the database, nothing asked
+    assert early.exit_code == 75, early.output
+    assert "continue after" in early.output and "--force" in early.output
+    assert web_requests(emu) == before
+
+    emu.advance(24 * 3600 + 60)  # the emulator's clock, not the crawl's: --force
     emu.configure(quota=0)
-    second = run(emu, *args)
+    second = run(emu, *args, "--force")
     assert second.exit_code == 0, second.output
     third = run(emu, *args)
     assert third.exit_code == 0

@@ -50,20 +50,24 @@ def test_request_count_is_the_minimum(make_emulator: Any, tmp_path: Path, profil
     engine.dispose()
 
 
+@pytest.mark.parametrize("given", ["names", "ids", "both"])
 @pytest.mark.parametrize("profile", ["development", "extended"])
-def test_auto_mode_costs_one_probe_in_development_and_is_remembered(
-    make_emulator: Any, tmp_path: Path, profile: str
+def test_auto_mode_is_learnt_from_requests_the_crawl_needs_anyway(
+    make_emulator: Any, tmp_path: Path, profile: str, given: str
 ) -> None:
+    """A Development-Mode app pays nothing to learn its mode; an extended one at most one request
+    (ids only: the first artist alone, then batches)."""
     emu = make_emulator(profile=profile)
     engine = new_engine(tmp_path / "c.db")
-    names, ids = pick().names, pick().ids
-    result = crawl(emu, engine, mode=None, depth=Depth.TRACKS, workers=4)
-    probe = 1 if profile == "development" else 0
+    names = pick().names if given != "ids" else {}
+    ids = pick().ids if given != "names" else ()
+    inputs = [ArtistInput(n, False) for n in names] + [ArtistInput(i, True) for i in ids]
+    result = crawl(emu, engine, inputs, mode=None, depth=Depth.TRACKS, workers=4)
+    extra = 1 if profile == "extended" and given == "ids" else 0
     assert result.api_mode == profile
-    assert (
-        result.requests == minimum_requests(emu.catalog, names, ids, mode=profile, depth=Depth.TRACKS) + probe
-    )
-    # a new crawl into the same database knows the mode: no probe
+    expected = minimum_requests(emu.catalog, names, ids, mode=profile, depth=Depth.TRACKS)
+    assert result.requests == web_requests(emu) == expected + extra
+    # a new crawl into the same database knows the mode: nothing extra at all
     other = emu.catalog.artist_ids()[150:152]
     start = web_requests(emu)
     second = crawl(emu, engine, [ArtistInput(i, True) for i in other], mode=None, depth=Depth.TRACKS)

@@ -13,7 +13,7 @@ from crawl_helpers import crawl, new_engine, pick
 from emulated import contents, differences, emulator_settings, web_requests
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
-from spotify_catalog.errors import ForbiddenError, Interrupted, Stopped
+from spotify_catalog.errors import Interrupted, Stopped, WrongModeError
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import db, schema
 
@@ -140,11 +140,12 @@ def test_a_batch_refused_in_extended_mode_fails_the_run_with_a_hint(
 ) -> None:
     emu = make_emulator(profile="development")
     engine = new_engine(tmp_path / "c.db")
-    with pytest.raises(ForbiddenError, match=r"try --mode development"):
+    with pytest.raises(WrongModeError, match=r"run again with --mode development"):
         crawl(emu, engine, [ArtistInput(pick().ids[0], True)], mode="extended")
+    assert web_requests(emu) == 1
     run = _runs(engine)[-1]
     assert run["status"] == "failed"
-    assert "403" in run["reason"]
+    assert "development mode, not extended" in run["reason"]
     with engine.connect() as conn:
         states = conn.execute(sa.select(schema.tasks.c.state)).scalars().all()
     assert states == ["pending"]  # not given up: the right mode will fetch it

@@ -38,7 +38,7 @@ def test_parse_artist(text: str, expected: ArtistInput) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (f"spotify:album:{BTS}", "is a album, not a artist"),
+        (f"spotify:album:{BTS}", "is an album, not an artist"),
         ("https://open.spotify.com/artist/tooshort", "not a Spotify artist id"),
         ("spotify:artist:", "not a Spotify artist id"),
         ("x" * 201, "longer than 200"),

@@ -9,6 +9,7 @@ line on stderr and its exit code, never a traceback.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import re
 import sys
@@ -40,6 +41,7 @@ class Globals:
     config: str | None = None
     verbose: int = 0
     quiet: bool = False
+    log_format: str = "text"
 
 
 class LazyGroup(click.Group):
@@ -66,6 +68,7 @@ class LazyGroup(click.Group):
             ) from None
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
+        _accept_global_options(command)
         return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -109,8 +112,26 @@ def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:
     ctx.exit(exc.exit_code)
 
 
-def configure_logging(verbose: int, quiet: bool) -> None:
-    """Logs go to stderr: warnings by default, info with -v, debug with -vv, errors only with --quiet."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, event, message, and a crawl's counts."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": "log",
+            "message": record.getMessage(),
+        }
+        document.update(getattr(record, "progress", None) or {})
+        if record.exc_info:
+            document["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(document, default=str)
+
+
+def configure_logging(verbose: int, quiet: bool, log_format: str = "text") -> None:
+    """Logs go to stderr: warnings by default, info with -v, debug with -vv, errors only with --quiet;
+    ``log_format`` ``json``: one JSON object a line."""
     if quiet:
         level = logging.ERROR
     elif verbose >= 2:
@@ -122,7 +143,10 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     from spotify_catalog.settings import RedactingFilter
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())  # safety net: the client secret and tokens never reach stderr
     root = logging.getLogger("spotify_catalog")
     root.handlers[:] = [handler]
@@ -144,6 +168,13 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 )
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display, errors only.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Logs and progress on stderr as text lines or one JSON object a line.",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -152,11 +183,70 @@ def main(
     config: str | None,
     verbose: int,
     quiet: bool,
+    log_format: str,
 ) -> None:
     """Collect Spotify catalog data into a database and a Parquet lake.
 
     Credentials come from --options, then SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET in the
-    environment (or a .env file), then the settings file.
+    environment (or a .env file), then the settings file. The options below work after the
+    command too (spotify-catalog crawl ... -v).
     """
-    configure_logging(verbose, quiet)
-    ctx.obj = Globals(api_url=api_url, token_url=token_url, config=config, verbose=verbose, quiet=quiet)
+    configure_logging(verbose, quiet, log_format)
+    ctx.obj = Globals(
+        api_url=api_url,
+        token_url=token_url,
+        config=config,
+        verbose=verbose,
+        quiet=quiet,
+        log_format=log_format,
+    )
+
+
+def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the command: into :class:`Globals`, and the logging set up again."""
+    if value is None or value is False or value == 0:
+        return
+    source = ctx.get_parameter_source(param.name or "")
+    if source is not click.core.ParameterSource.COMMANDLINE:
+        return
+    globals_ = ctx.find_object(Globals)
+    if globals_ is None:
+        return
+    name = (param.name or "").removeprefix("global_")
+    if name == "verbose":
+        value = globals_.verbose + value
+    setattr(globals_, name, value)
+    configure_logging(globals_.verbose, globals_.quiet, globals_.log_format)
+
+
+def _accept_global_options(command: click.Command) -> None:
+    """Give ``command`` (and a group's subcommands) the group's options, so that they work after it."""
+    if getattr(command, "_global_options", False):
+        return
+    command._global_options = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_global_options(sub)
+        return
+    taken = {opt for p in command.params for opt in p.opts}
+    for option in main.params:
+        if not isinstance(option, click.Option):
+            continue
+        opts = [o for o in option.opts if o not in taken]
+        if not opts:
+            continue
+        kwargs: dict[str, Any] = {"type": option.type}
+        if option.count:
+            kwargs = {"count": True}
+        elif option.is_flag:
+            kwargs = {"is_flag": True}
+        command.params.append(
+            click.Option(
+                [*opts, f"global_{option.name}"],
+                expose_value=False,
+                callback=_set_global,
+                help=option.help,
+                metavar=option.metavar,
+                **kwargs,
+            )
+        )

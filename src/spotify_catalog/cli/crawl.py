@@ -6,7 +6,9 @@ Progress goes to stderr (rich), the summary to stdout. A stop (quota, ``--max-re
 
 from __future__ import annotations
 
+import logging
 import shlex
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,11 +38,59 @@ def _globals() -> Globals:
     return click.get_current_context().find_object(Globals) or Globals()
 
 
+progress_log = logging.getLogger("spotify_catalog.progress")
+HEARTBEAT = 10.0  # seconds between progress lines in a log
+
+
 @contextmanager
 def _progress_display(quiet: bool) -> Iterator[Callable[[crawl_lib.Progress], None] | None]:
+    """A progress bar on a terminal; in a log (stderr not a terminal, or ``--log-format json``) one
+    whole line at each phase's start and end and one every 10 s."""
     if quiet:
         yield None
         return
+    if _globals().log_format == "text" and sys.stderr.isatty():
+        with _progress_bar() as update:
+            yield update
+        return
+    yield _ProgressLines(time.monotonic)
+
+
+class _ProgressLines:
+    """Progress as log records (plain or JSON lines, as the logging is set up)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.last = clock()
+        progress_log.setLevel(logging.INFO)
+
+    def __call__(self, p: crawl_lib.Progress) -> None:
+        now = self.clock()
+        if p.event == "update" and now - self.last < HEARTBEAT:
+            return
+        self.last = now
+        counts = {
+            "event": p.event,
+            "phase": p.phase,
+            "done": p.done,
+            "total": p.total,
+            "requests": p.requests,
+            "budget_left": p.requests_left,
+            "rows_written": p.rows_written,
+            "failed": p.failed,
+        }
+        budget = "" if p.requests_left is None else f", budget left {p.requests_left}"
+        failed = f", {p.failed} failed" if p.failed else ""
+        if p.event == "finished":
+            text = f"finished: requests {p.requests}, rows written {p.rows_written}{failed}"
+        else:
+            word = {"start": "started", "end": "done"}.get(p.event, "at")
+            text = f"{p.phase}: {word} {p.done}/{p.total}, requests {p.requests}{budget}{failed}"
+        progress_log.info(text, extra={"progress": counts})
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[crawl_lib.Progress], None]]:
     console = Console(stderr=True)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -54,7 +104,7 @@ def _progress_display(quiet: bool) -> Iterator[Callable[[crawl_lib.Progress], No
 
         def update(p: crawl_lib.Progress) -> None:
             left = "" if p.requests_left is None else f", {p.requests_left} left"
-            info = f"artists {p.artists} albums {p.albums} tracks {p.tracks} | requests {p.requests}{left}"
+            info = f"requests {p.requests}{left} | rows written {p.rows_written}"
             if p.failed:
                 info += f" | {p.failed} failed"
             bar.update(task, description=p.phase, completed=p.done, total=max(p.total, p.done), info=info)
@@ -78,21 +128,31 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(parts)
 
 
-def _summary(engine: sa.Engine, result: crawl_lib.CrawlResult | None, seconds: float) -> Table:
-    table = Table(title="spotify-catalog: rows per table", title_justify="left")
+def _summary(engine: sa.Engine, run_id: int | None, seconds: float) -> Table:
+    """Rows per table and this run's row of ``_runs``: the same for finished and stopped runs."""
+    title = "spotify-catalog: rows per table"
+    table = Table(title=title, title_justify="left", min_width=len(title) + 4)
     table.add_column("table")
     table.add_column("rows", justify="right")
     with engine.connect() as conn:
         for t in schema.CATALOG_TABLES:
             count = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
             table.add_row(t.name, str(count))
-    if result is not None:
-        table.add_section()
-        table.add_row("requests made", str(result.requests))
-        table.add_row("rows written", str(result.rows_written))
-        table.add_row("API mode", result.api_mode or "unknown")
+        run = None
+        if run_id is not None:
+            run = conn.execute(sa.select(schema.runs).where(schema.runs.c.id == run_id)).first()
+    table.add_section()
+    table.add_row("run", "-" if run is None else f"{run.id} {run.status}")
+    table.add_row("requests made", str(run.requests if run else 0))
+    table.add_row("rows written", str(run.rows_written if run else 0))
+    table.add_row("API mode", (run.api_mode if run else None) or "unknown")
     table.add_row("time", f"{seconds:.1f} s")
     return table
+
+
+def _say(message: str) -> None:
+    """One whole line on stderr (never wrapped)."""
+    click.echo(message, err=True)
 
 
 def run_crawl(
@@ -107,29 +167,23 @@ def run_crawl(
     """Open the database, crawl with a progress display, print the summary; exit 75/130 on a stop."""
     started = time.monotonic()
     engine = db.open_database(db_url)
-    out = Console()
-    err = Console(stderr=True)
+    out = Console(soft_wrap=True)
     try:
         with SpotifyClient(settings, request_budget=max_requests) as client:
+            crawler = crawl_lib.Crawler(engine, client, options, command=_command_line(ctx))
             try:
                 with _progress_display(quiet) as progress:
-                    crawler = crawl_lib.Crawler(
-                        engine, client, options, on_progress=progress, command=_command_line(ctx)
-                    )
+                    crawler.on_progress = progress
                     result = crawler.run()
             except Stopped as exc:
                 if not quiet:
-                    out.print(_summary(engine, None, time.monotonic() - started))
-                err.print(f"{exc}", markup=False, highlight=False)
+                    out.print(_summary(engine, crawler.run_id, time.monotonic() - started))
+                _say(str(exc))
                 ctx.exit(exc.exit_code)
-        for name in result.unresolved:
-            err.print(f"warning: no artist found for {name!r}", markup=False, highlight=False)
-        for artist_id in result.not_found:
-            err.print(f"warning: artist {artist_id} not found", markup=False, highlight=False)
         if not quiet:
-            out.print(_summary(engine, result, time.monotonic() - started))
+            out.print(_summary(engine, result.run_id, time.monotonic() - started))
         if result.status != "done":
-            err.print(f"incomplete: {result.failed} task(s) kept failing; run the same command again")
+            _say(f"incomplete: {result.failed} task(s) kept failing; run the same command again")
             ctx.exit(1)
         return result
     finally:
@@ -161,6 +215,14 @@ def run_crawl(
 )
 @click.option("--refresh-after", default="7d", show_default=True, help="Refetch what is older (7d, 12h, 0).")
 @click.option(
+    "--daily-budget",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="At most N requests in any 24 h, counted from the runs in the database "
+    "[env SPOTIFY_CATALOG_DAILY_BUDGET]; stops with exit 75 saying when to continue.",
+)
+@click.option("--force", is_flag=True, help="Run even before the time Spotify said to wait until.")
+@click.option(
     "--mode",
     type=click.Choice(["auto", "development", "extended"]),
     help="The app's API mode [env SPOTIFY_CATALOG_MODE; auto: detect, remembered in the database].",
@@ -179,6 +241,8 @@ def crawl(
     max_wait: float | None,
     workers: int,
     refresh_after: str,
+    daily_budget: int | None,
+    force: bool,
     mode: str | None,
     quiet: bool,
 ) -> None:
@@ -188,6 +252,17 @@ def crawl(
     continue where it stopped.
     """
     inputs = _inputs(artists, artists_file)
+    g = _globals()
+    settings = Settings.load(
+        {
+            "api_url": g.api_url,
+            "token_url": g.token_url,
+            "max_wait": max_wait,
+            "mode": mode,
+            "daily_budget": daily_budget,
+        },
+        config_path=g.config,
+    )
     options = crawl_lib.CrawlOptions(
         artists=tuple(inputs),
         depth=crawl_lib.Depth.parse(depth),
@@ -195,11 +270,8 @@ def crawl(
         market=market,
         refresh_after=parse_duration(refresh_after),
         workers=workers,
-    )
-    g = _globals()
-    settings = Settings.load(
-        {"api_url": g.api_url, "token_url": g.token_url, "max_wait": max_wait, "mode": mode},
-        config_path=g.config,
+        daily_budget=settings.daily_budget,
+        force=force,
     )
     settings.credentials()  # missing credentials: exit 2 before touching the database
     run_crawl(

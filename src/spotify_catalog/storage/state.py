@@ -7,9 +7,11 @@ A task is ``(kind, key)`` with a state: ``pending`` (to do), ``done`` or ``faile
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+import socket
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -147,7 +149,7 @@ def set_state(conn: sa.Connection, key: str, value: str) -> None:
 class RunEnd:
     """How a run ended, for :func:`finish_run`."""
 
-    status: str  # done | done_with_errors | stopped | interrupted | failed
+    status: str  # done | incomplete | stopped | interrupted | failed (abandoned: set by the next run)
     requests: int
     rows_written: int
     reason: str | None = None
@@ -155,12 +157,143 @@ class RunEnd:
     api_mode: str | None = None
 
 
+def reopen_failed(conn: sa.Connection, *, keep_error: str) -> int:
+    """Make failed tasks pending again, except those whose error is ``keep_error`` (e.g. ``not
+    found``): for when the API mode changed, so that what a wrong mode refused is asked again."""
+    t = schema.tasks
+    result = conn.execute(
+        t.update()
+        .where(t.c.state == FAILED, sa.or_(t.c.error.is_(None), t.c.error != keep_error))
+        .values(state=PENDING, attempts=0, done_at=None)
+    )
+    return int(result.rowcount)
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+WINDOW = timedelta(hours=24)
+"""Spotify's quota counts the requests of a rolling 24 hours."""
+BUDGET_REASON = "daily budget"
+"""How the reason of a run stopped by ``--daily-budget`` begins (its ``retry_at`` is ours, not Spotify's)."""
+
+
+def _last_activity() -> sa.ColumnElement[datetime]:
+    r = schema.runs
+    return sa.func.coalesce(r.c.updated_at, r.c.ended_at, r.c.started_at)
+
+
+def requests_since(conn: sa.Connection, since: datetime) -> int:
+    """Requests of the runs active since ``since`` (a run counts whole: conservative for budgets)."""
+    r = schema.runs
+    total = sa.select(sa.func.coalesce(sa.func.sum(r.c.requests), 0)).where(_last_activity() >= since)
+    return int(conn.execute(total).scalar_one())
+
+
+def budget_frees_at(conn: sa.Connection, now: datetime, budget: int) -> datetime | None:
+    """When the requests of the rolling window fall below ``budget`` again (``None``: they are below)."""
+    r = schema.runs
+    rows = conn.execute(
+        sa.select(_last_activity(), r.c.requests)
+        .where(_last_activity() >= now - WINDOW, r.c.requests > 0)
+        .order_by(_last_activity())
+    ).all()
+    used = sum(int(requests) for _, requests in rows)
+    if used < budget:
+        return None
+    for active, requests in rows:  # oldest first: each leaves the window 24 h after its last activity
+        used -= int(requests)
+        if used < budget:
+            return _aware(active) + WINDOW
+    return now + WINDOW
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def retry_at(conn: sa.Connection, now: datetime) -> datetime | None:
+    """The ``retry_at`` Spotify gave the last run, if it is still to come (a quota or a long wait)."""
+    r = schema.runs
+    last = conn.execute(
+        sa.select(r.c.status, r.c.reason, r.c.retry_at)
+        .where(r.c.status != "running")
+        .order_by(r.c.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or last.retry_at is None or last.status != "stopped":
+        return None
+    if (last.reason or "").startswith(BUDGET_REASON):
+        return None
+    return last.retry_at if last.retry_at > now else None
+
+
+def this_process() -> tuple[str, int]:
+    """``(host, pid)`` recorded with a run."""
+    return socket.gethostname(), os.getpid()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def abandon_dead_runs(
+    conn: sa.Connection,
+    *,
+    now: datetime,
+    stale_after: timedelta = timedelta(hours=1),
+    alive: Callable[[int], bool] = _process_alive,
+) -> list[int]:
+    """Mark ``abandoned`` the runs still ``running`` whose process is gone: on this host, its pid is
+    not alive; elsewhere, nothing was heard of it for ``stale_after``. Returns their ids."""
+    r = schema.runs
+    host, _pid = this_process()
+    rows = conn.execute(
+        sa.select(r.c.id, r.c.host, r.c.pid, _last_activity().label("active")).where(r.c.status == "running")
+    ).all()
+    dead = [
+        row.id
+        for row in rows
+        if (row.host == host and row.pid is not None and not alive(row.pid))
+        or (_aware(row.active) < now - stale_after)
+    ]
+    if dead:
+        conn.execute(
+            r.update()
+            .where(r.c.id.in_(dead))
+            .values(status="abandoned", ended_at=now, reason="the process ended without recording its end")
+        )
+    return dead
+
+
+def touch_run(conn: sa.Connection, run_id: int, *, requests: int, rows_written: int, now: datetime) -> None:
+    """Keep a running run's counts current (in the transaction of each write)."""
+    conn.execute(
+        schema.runs.update()
+        .where(schema.runs.c.id == run_id)
+        .values(requests=requests, rows_written=rows_written, updated_at=now)
+    )
+
+
 def start_run(engine: sa.Engine, *, command: str, now: datetime) -> int:
     """Record a new run (status ``running``); returns its id."""
+    host, pid = this_process()
     with engine.begin() as conn:
         result = conn.execute(
             schema.runs.insert().values(
-                started_at=now, status="running", requests=0, rows_written=0, command=command
+                started_at=now,
+                updated_at=now,
+                status="running",
+                requests=0,
+                rows_written=0,
+                command=command,
+                host=host,
+                pid=pid,
             )
         )
         key = result.inserted_primary_key
@@ -176,6 +309,7 @@ def finish_run(engine: sa.Engine, run_id: int, end: RunEnd, *, now: datetime) ->
             .where(schema.runs.c.id == run_id)
             .values(
                 ended_at=now,
+                updated_at=now,
                 status=end.status,
                 reason=end.reason,
                 retry_at=end.retry_at,
