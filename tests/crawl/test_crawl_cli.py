@@ -142,7 +142,8 @@ def test_quota_stop_exits_75_and_a_later_run_completes(make_emulator: Any, tmp_p
     before = web_requests(emu)
     early = run(emu, *args)  # before retry_at: read from the database, nothing asked
     assert early.exit_code == 75, early.output
-    assert "continue after" in early.output and "--force" in early.output
+    assert "continue after" in early.output
+    assert "--force" in early.output
     assert web_requests(emu) == before
 
     emu.advance(24 * 3600 + 60)  # the emulator's clock, not the crawl's: --force
