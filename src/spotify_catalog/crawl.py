@@ -398,9 +398,9 @@ class Crawler:
         names = list(dict.fromkeys(a.value for a in opts.artists if not a.is_id))
         ids = list(dict.fromkeys(a.value for a in opts.artists if a.is_id))
 
-        self._phase("resolving artists", [("search", names)])
+        self._phase("resolving names", [("search", names)])
         self._drain(pool, ["search"])
-        self._phase("resolving artists", [("artist", ids)])
+        self._phase("resolving ids", [("artist", ids)])
         self._drain(pool, ["artist"])
         with self.engine.connect() as conn:
             resolved = self._resolutions(conn, names)
@@ -477,9 +477,10 @@ class Crawler:
         with self.engine.begin() as conn:
             for kind, keys in seeds:
                 state.ensure_tasks(conn, kind, keys, now=self.now(), fresh_since=self._fresh_since)
+            pending = sum(len(state.pending_keys(conn, kind)) for kind, _ in seeds)
         self.progress.phase = name
         self.progress.done = 0
-        self.progress.total = sum(len(keys) for _, keys in seeds)
+        self.progress.total = pending
         self._report("start")
 
     def _report(self, event: str = "update") -> None:

@@ -1,0 +1,210 @@
+"""Operating a crawl that runs for days: logs fit for cron and systemd, the daily budget, Spotify's
+``retry_at`` read from the database, abandoned runs, global options after the command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+from crawl_helpers import pick
+
+from emulated import CLIENT_ID, CLIENT_SECRET, web_requests
+from spotify_catalog.cli import main
+from spotify_catalog.storage import db, schema, state
+
+BOX = set("━─│┃┏┓┗┛┡┩├┤┼╇╈└┘┌┐▕▏█")
+
+
+def run(emu: Any, *args: str) -> Result:
+    env = {"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}
+    base = ["--api-url", emu.url + "/v1", "--token-url", emu.url + "/api/token"]
+    return CliRunner().invoke(main, [*base, *args], env=env)
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPOTIFY_CATALOG_MODE", raising=False)
+    monkeypatch.delenv("SPOTIFY_CATALOG_DAILY_BUDGET", raising=False)
+
+
+def _runs(url: str) -> list[dict[str, Any]]:
+    engine = db.create_engine(url)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(schema.runs).order_by(schema.runs.c.id)).mappings()]
+    engine.dispose()
+    return rows
+
+
+def test_progress_in_a_log_is_whole_lines(make_emulator: Any, tmp_path: Path) -> None:
+    """stderr to a file, as under cron: plain lines, one at each phase's start and end, nothing cut
+    or wrapped, the summary rows unbroken."""
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    err = tmp_path / "err.log"
+    out = tmp_path / "out.txt"
+    command = [
+        sys.executable, "-m", "spotify_catalog", "--api-url", emu.url + "/v1", "--token-url",
+        emu.url + "/api/token", "crawl", "--db", url, "--max-requests", "30", *pick().args(),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "SPOTIFY_CLIENT_ID": CLIENT_ID,
+        "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET,
+        "COLUMNS": "60",
+    }
+    with err.open("w") as e, out.open("w") as o:
+        code = subprocess.run(command, stdout=o, stderr=e, env=env, cwd=tmp_path, timeout=120).returncode
+    assert code == 75
+    lines = err.read_text(encoding="utf-8").splitlines()
+    assert lines
+    for line in lines:
+        assert not BOX & set(line), line
+        assert "…" not in line, line
+    text = "\n".join(lines)
+    assert "resolving names: started" in text
+    assert "resolving ids: done" in text
+    assert "artist albums: started" in text
+    # the stop is one whole line, its time unbroken
+    stop = [line for line in lines if "continue" in line or "stopped" in line]
+    assert any("request budget of 30" in line for line in stop), lines
+    summary = out.read_text(encoding="utf-8")
+    assert "spotify-catalog: rows per table" in summary
+    assert "requests made" in summary
+
+
+def test_json_log_format_is_one_object_a_line(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    result = run(emu, "crawl", "--db", url, "--depth", "albums", *pick().args(), "--log-format", "json")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    phases = [(e["event"], e["phase"]) for e in events if e.get("event") in ("start", "end")]
+    assert ("start", "resolving names") in phases
+    assert ("end", "artist albums") in phases
+    finished = [e for e in events if e.get("event") == "finished"]
+    assert len(finished) == 1
+    assert finished[0]["requests"] == web_requests(emu)
+    assert all({"time", "level", "message"} <= set(e) for e in events)
+
+
+def test_global_options_work_after_the_command(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    result = run(emu, "crawl", "--db", url, "--depth", "artists", *pick().args(), "-vv")
+    assert result.exit_code == 0, result.output
+    assert " DEBUG spotify_catalog" in result.stderr
+    quiet = run(emu, "crawl", "--db", url, "--depth", "artists", *pick().args(), "-q")
+    assert quiet.exit_code == 0
+    assert quiet.stdout == ""
+
+
+def test_unresolved_names_are_warned_in_the_run_that_searched_them(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    name = "Zzqxv Nonexistent Band"
+    first = run(emu, "crawl", "--db", url, "--artist", name, "--artist", pick().ids[1], "--max-requests", "1")
+    assert first.exit_code == 75
+    assert f"no artist found for {name!r}" in first.stderr
+    second = run(emu, "crawl", "--db", url, "--artist", name, "--artist", pick().ids[1], "--depth", "artists")
+    assert second.exit_code == 0, second.output
+    assert "no artist found" not in second.stderr  # said once, in the run that searched
+
+
+def test_daily_budget_stops_before_the_quota(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development", quota=40)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["crawl", "--db", url, "--daily-budget", "30", "--workers", "3", *pick().args()]
+    first = run(emu, *args)
+    assert first.exit_code == 75, first.output
+    assert "daily budget of 30 requests used up" in first.stderr
+    assert "continue after" in first.stderr
+    assert web_requests(emu) == 30
+    assert emu.stats()["by_status"].get("429", 0) == 0
+    again = run(emu, *args)  # the same day: nothing sent
+    assert again.exit_code == 75
+    assert "daily budget of 30 requests used up (30 in the last 24 h)" in again.stderr
+    assert web_requests(emu) == 30
+    runs = _runs(url)
+    assert [r["status"] for r in runs] == ["stopped"]
+    assert runs[0]["requests"] == 30
+    assert runs[0]["retry_at"] is not None
+    # a day later the budget is back (the runs' times moved back a day)
+    engine = db.create_engine(url)
+    with engine.begin() as conn:
+        day = timedelta(days=1, minutes=1)
+        for r in runs:
+            conn.execute(
+                schema.runs.update()
+                .where(schema.runs.c.id == r["id"])
+                .values(
+                    started_at=r["started_at"] - day,
+                    updated_at=r["updated_at"] - day,
+                    ended_at=r["ended_at"] - day,
+                )
+            )
+    engine.dispose()
+    emu.advance(24 * 3600 + 60)
+    later = run(emu, *args)
+    assert later.exit_code in (0, 75), later.output
+    assert web_requests(emu) > 30
+    assert emu.stats()["by_status"].get("429", 0) == 0
+
+
+def test_a_run_whose_process_is_gone_is_marked_abandoned(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    engine = db.open_database(url)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    now = datetime.now(UTC)
+    host, _pid = state.this_process()
+    with engine.begin() as conn:
+        conn.execute(
+            schema.runs.insert().values(
+                started_at=now,
+                updated_at=now,
+                status="running",
+                requests=3,
+                rows_written=0,
+                host=host,
+                pid=dead.pid,
+            )
+        )
+        conn.execute(
+            schema.runs.insert().values(
+                started_at=now - timedelta(hours=3),
+                status="running",
+                updated_at=now - timedelta(hours=2),
+                requests=1,
+                rows_written=0,
+                host="elsewhere",
+                pid=1,
+            )
+        )
+        conn.execute(
+            schema.runs.insert().values(
+                started_at=now,
+                updated_at=now,
+                status="running",
+                requests=0,
+                rows_written=0,
+                host="elsewhere",
+                pid=1,
+            )
+        )
+    engine.dispose()
+    result = run(emu, "crawl", "--db", url, "--depth", "artists", *pick().args())
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in _runs(url)] == ["abandoned", "abandoned", "running", "done"]
+    assert "marked abandoned" in result.stderr
