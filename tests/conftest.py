@@ -17,6 +17,12 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has a cache directory of its own (the API mode one-off commands remember)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 def _server_url(variable: str) -> str:
     url = os.environ.get(variable)
     if not url:

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from emulated import web_requests
+from spotify_catalog import modecache
 from spotify_catalog.cli import main
 from spotify_catalog.settings import CONFIG_ENV, ENV_NAMES
 
@@ -128,10 +129,35 @@ def test_auth_check_reports_the_mode(
     result = run("auth", "check")
     assert result.exit_code == 0, result.stderr
     assert "credentials: ok" in result.stdout
-    assert f"api mode: {mode} (detected)" in result.stdout
+    assert f"api mode: {mode} (detected with one request; remembered in " in result.stdout
+    assert f"pin it: export SPOTIFY_CATALOG_MODE={mode}" in result.stdout
     assert web_requests(emu) == 1  # one cheap request to detect the mode
+    again = run("auth", "check")
+    assert f"api mode: {mode} (remembered in " in again.stdout
+    assert web_requests(emu) == 1  # the remembered mode costs nothing
     env.setenv("SPOTIFY_CATALOG_MODE", "development")
     assert "api mode: development (from the settings)" in run("auth", "check").stdout
+
+
+def test_one_off_commands_remember_the_mode(env: pytest.MonkeyPatch, make_emulator: Any) -> None:
+    """Development Mode: the first ``search --limit 20`` pays the 400 and asks again with 10; after
+    that every command knows the mode. The cache file holds no client id or secret."""
+    emu = make_emulator(profile="development")
+    _point_at(env, emu)
+    ids = emu.catalog.artist_ids()[:3]
+    first = run("search", "BTS", "--type", "artist", "--limit", "20", "--format", "json")
+    assert first.exit_code == 0, first.stderr
+    assert web_requests(emu) == 2
+    second = run("search", "BTS", "--type", "artist", "--limit", "20", "--format", "json")
+    assert web_requests(emu) == 3
+    assert json.loads(second.stdout) == json.loads(first.stdout)
+    many = run("get", "artist", *ids)
+    assert many.exit_code == 0, many.stderr
+    assert web_requests(emu) == 3 + len(ids)  # no 403 from the batch endpoint first
+    text = modecache.cache_file().read_text(encoding="utf-8")
+    assert '"development"' in text
+    assert "emulator-client-id" not in text
+    assert "emulator-client-secret" not in text
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from spotify_catalog import endpoints
+from spotify_catalog import endpoints, modecache
 from spotify_catalog.cli import Globals, market_option
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import BadRequestError, ForbiddenError, NotFoundError
@@ -32,8 +33,21 @@ def _settings() -> Settings:
     )
 
 
-def _client() -> SpotifyClient:
-    return SpotifyClient(_settings())
+@contextmanager
+def _client(settings: Settings | None = None) -> Iterator[SpotifyClient]:
+    """A client that starts from the mode remembered for its client id (unless one is given) and
+    remembers the mode it learns (:mod:`spotify_catalog.modecache`)."""
+    settings = settings or _settings()
+    with SpotifyClient(settings) as client:
+        client_id = settings.client_id or ""
+        known = modecache.remembered(client_id) if settings.mode is None else None
+        if known is not None:
+            client.mode = known
+        try:
+            yield client
+        finally:
+            if settings.mode is None and client.mode is not None and client.mode is not known:
+                modecache.remember(client_id, client.mode)
 
 
 
@@ -295,13 +309,22 @@ def auth() -> None:
 def check() -> None:
     """Obtain a token, say whether the credentials work and which API mode the app has."""
     settings = _settings()
-    with SpotifyClient(settings) as client:
+    with _client(settings) as client:
         client.tokens.token()
         click.echo(f"credentials: ok (client id {settings.client_id}, token endpoint {settings.token_url})")
         if settings.mode is not None:
             click.echo(f"api mode: {settings.mode} (from the settings)")
             return
-        click.echo(f"api mode: {_detect_mode(client)} (detected)")
+        if client.mode is not None:
+            how = f"remembered in {modecache.cache_file()}"
+        else:
+            client.mode = _detect_mode(client)
+            how = f"detected with one request; remembered in {modecache.cache_file()}"
+        click.echo(f"api mode: {client.mode} ({how})")
+        click.echo(
+            f"pin it: export SPOTIFY_CATALOG_MODE={client.mode}, or mode = \"{client.mode}\" in the "
+            "[spotify] table of the settings file"
+        )
 
 
 def _detect_mode(client: SpotifyClient) -> ApiMode:
