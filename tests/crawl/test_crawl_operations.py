@@ -208,3 +208,23 @@ def test_a_run_whose_process_is_gone_is_marked_abandoned(make_emulator: Any, tmp
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in _runs(url)] == ["abandoned", "abandoned", "running", "done"]
     assert "marked abandoned" in result.stderr
+
+
+def test_a_wrong_mode_is_one_line_and_exit_1(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    result = run(emu, "crawl", "--db", url, "--artist", "BTS", "--mode", "extended")
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: the app is in development mode, not extended as --mode extended says: "
+        "run again with --mode development (or --mode auto)"
+    ]
+    assert web_requests(emu) == 1
+    fixed = run(emu, "crawl", "--db", url, "--artist", "BTS", "--mode", "development", "--depth", "albums")
+    assert fixed.exit_code == 0, fixed.output
+    engine = db.create_engine(url)
+    with engine.connect() as conn:
+        links = conn.execute(sa.select(sa.func.count()).select_from(schema.artist_albums)).scalar_one()
+    engine.dispose()
+    assert links > 0
