@@ -24,8 +24,10 @@ tasks that failed under the old one are pending again.
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ from spotify_catalog.errors import (
     StorageError,
     UsageError,
     WrongModeError,
+    format_time,
 )
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import ApiMode
@@ -64,6 +67,7 @@ SEARCH_LIMIT = 10
 MODE_STATE_KEY = "api_mode"
 OPTIONS_STATE_KEY = "crawl_options"  # what the last crawl was asked for, for ``status``
 NOT_FOUND = "not found"
+CLAIM_POLL = 0.5  # seconds between looks at tasks another crawl holds
 ENTITY_TYPES = frozenset({"artist", "album", "track"})  # the kinds with batch endpoints
 
 
@@ -202,6 +206,7 @@ class Crawler:
         now: Callable[[], datetime] = _utcnow,
         on_progress: Callable[[Progress], None] | None = None,
         command: str = "",
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -209,6 +214,7 @@ class Crawler:
         self.now = now
         self.on_progress = on_progress
         self.command = command
+        self.sleep = sleep
         self.progress = Progress()
         self.rows_written = 0
         self.run_id: int | None = None
@@ -254,8 +260,19 @@ class Crawler:
         """Checks before any request, then the run's row and what the crawl was asked for."""
         now, opts = self.now(), self.options
         with self.engine.begin() as conn:
+            state.lock_runs(conn)
             for run_id in state.abandon_dead_runs(conn, now=now):
                 log.warning("run %d ended without recording it (killed?): marked abandoned", run_id)
+            others = state.running(conn)
+            if others and conn.dialect.name == "sqlite":
+                other = others[0]
+                raise Stopped(
+                    f"another crawl is writing into this SQLite database (run {other.id}, pid {other.pid} "
+                    f"on {other.host}, started {format_time(other.started_at)}); nothing was sent: run "
+                    "again when it has finished, or use PostgreSQL or MariaDB to crawl with several processes"
+                )
+            for other in others:
+                log.info("sharing the work with run %d (pid %s on %s)", other.id, other.pid, other.host)
             wait_until = None if opts.force else state.retry_at(conn, now)
             if wait_until is not None:
                 raise Stopped(
@@ -325,9 +342,9 @@ class Crawler:
     def _requests(self) -> int:
         return self.client.requests_made - self._requests_at_start
 
-    def _touch(self, conn: sa.Connection, now: datetime) -> None:
-        requests, rows = self._requests(), self.rows_written
-        state.touch_run(conn, self._run_id, requests=requests, rows_written=rows, now=now)
+    def _touch(self, conn: sa.Connection, now: datetime, rows_written: int | None = None) -> None:
+        rows = self.rows_written if rows_written is None else rows_written
+        state.touch_run(conn, self._run_id, requests=self._requests(), rows_written=rows, now=now)
 
     def _finish(self, status: str, reason: str | None, retry_at: datetime | None = None) -> None:
         end = state.RunEnd(
@@ -495,27 +512,46 @@ class Crawler:
     # -------------------------------------------------------------------------------- work units
 
     def _drain(self, pool: ThreadPoolExecutor, kinds: Sequence[str]) -> None:
-        """Do the pending tasks of ``kinds`` (and those they add) until none is left to try."""
+        """Do the pending tasks of ``kinds`` (and those they add) until none is left to try. Tasks
+        are claimed a few units at a time, so that crawls sharing the database share the work; the
+        phase ends when no task is left that another live crawl holds either."""
         while True:
+            claimed = False
+            for kind in kinds:
+                units = self._units(kind)
+                first = next(units, None)
+                if first is not None:
+                    claimed = True
+                    self._execute(pool, itertools.chain([first], units))
+            if claimed:
+                continue
             with self.engine.connect() as conn:
-                pending = [
-                    (kind, state.pending_keys(conn, kind, max_attempts=self.options.max_attempts))
-                    for kind in kinds
-                ]
-            pending = [(kind, keys) for kind, keys in pending if keys]
-            if not pending:
+                held = state.held_by_others(
+                    conn, kinds, run_id=self._run_id, now=self.now(), max_attempts=self.options.max_attempts
+                )
+            if not held:
                 self._report("end")
                 return
-            self._execute(pool, self._units(pending))
+            self.sleep(CLAIM_POLL)  # another crawl is fetching them: wait for its answers
 
-    def _units(self, pending: list[tuple[str, list[str]]]) -> Iterator[_Unit]:
-        for kind, keys in pending:
-            position = 0
-            while position < len(keys):
-                size = self._batch_size(kind)
-                chunk = keys[position : position + size]
-                position += size
-                yield self._unit(kind, chunk)
+    def _units(self, kind: str) -> Iterator[_Unit]:
+        """Units of claimed tasks; claims more while there are (one key while the mode is unknown)."""
+        while True:
+            size = self._batch_size(kind)
+            unknown_mode = kind in ENTITY_TYPES and self.client.mode is None
+            with self.engine.begin() as conn:
+                keys = state.claim(
+                    conn,
+                    kind,
+                    1 if unknown_mode else size * self.options.workers,
+                    run_id=self._run_id,
+                    now=self.now(),
+                    max_attempts=self.options.max_attempts,
+                )
+            if not keys:
+                return
+            for start in range(0, len(keys), size):
+                yield self._unit(kind, keys[start : start + size])
 
     def _batch_size(self, kind: str) -> int:
         if kind not in ENTITY_TYPES or self.client.mode is not ApiMode.EXTENDED:
@@ -575,24 +611,9 @@ class Crawler:
         when = self.now()
         rows = Rows()
         outcome = unit.handle(unit.keys, result, rows, when)
-        with self.engine.begin() as conn:
-            self.rows_written += db.write_rows(conn, rows)
-            state.finish_tasks(conn, unit.kind, outcome.done, now=when, run_id=self._run_id)
-            if outcome.not_found:
-                state.finish_tasks(
-                    conn,
-                    unit.kind,
-                    outcome.not_found,
-                    now=when,
-                    run_id=self._run_id,
-                    state=state.FAILED,
-                    error=NOT_FOUND,
-                )
-            for kind, keys in outcome.also_done:
-                state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id)
-            for kind, keys in outcome.follow_up:
-                state.ensure_tasks(conn, kind, keys, now=when, fresh_since=self._fresh_since)
-            self._touch(conn, when)
+        self.rows_written += db.in_transaction(
+            self.engine, lambda conn: self._write_outcome(conn, unit, rows, outcome, when)
+        )
         for name in outcome.unresolved:  # said in the run that searched it
             log.warning("no artist found for %r", name)
             self._unresolved.append(name)
@@ -603,6 +624,29 @@ class Crawler:
         self.progress.done += len(unit.keys)
         self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
+
+    def _write_outcome(
+        self, conn: sa.Connection, unit: _Unit, rows: Rows, outcome: _Outcome, when: datetime
+    ) -> int:
+        """One response's rows and what became of its tasks, in one transaction; rows written."""
+        written = db.write_rows(conn, rows)
+        state.finish_tasks(conn, unit.kind, outcome.done, now=when, run_id=self._run_id)
+        if outcome.not_found:
+            state.finish_tasks(
+                conn,
+                unit.kind,
+                outcome.not_found,
+                now=when,
+                run_id=self._run_id,
+                state=state.FAILED,
+                error=NOT_FOUND,
+            )
+        for kind, keys in outcome.also_done:
+            state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id)
+        for kind, keys in outcome.follow_up:
+            state.ensure_tasks(conn, kind, keys, now=when, fresh_since=self._fresh_since)
+        self._touch(conn, when, rows_written=self.rows_written + written)
+        return written
 
     def _failed(self, unit: _Unit, exc: SpotifyError) -> BaseException | None:
         """Record a unit's error; returns it if nothing more can be done in this run."""

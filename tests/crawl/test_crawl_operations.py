@@ -161,53 +161,52 @@ def test_daily_budget_stops_before_the_quota(make_emulator: Any, tmp_path: Path)
     assert emu.stats()["by_status"].get("429", 0) == 0
 
 
+def _running_row(url: str, *, host: str, pid: int, active: datetime, requests: int = 0) -> None:
+    engine = db.open_database(url)
+    with engine.begin() as conn:
+        conn.execute(
+            schema.runs.insert().values(
+                started_at=active - timedelta(minutes=5),
+                updated_at=active,
+                status="running",
+                requests=requests,
+                rows_written=0,
+                host=host,
+                pid=pid,
+            )
+        )
+    engine.dispose()
+
+
 def test_a_run_whose_process_is_gone_is_marked_abandoned(make_emulator: Any, tmp_path: Path) -> None:
     emu = make_emulator(profile="development")
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    engine = db.open_database(url)
     dead = subprocess.Popen(["true"])
     dead.wait()
     now = datetime.now(UTC)
     host, _pid = state.this_process()
-    with engine.begin() as conn:
-        conn.execute(
-            schema.runs.insert().values(
-                started_at=now,
-                updated_at=now,
-                status="running",
-                requests=3,
-                rows_written=0,
-                host=host,
-                pid=dead.pid,
-            )
-        )
-        conn.execute(
-            schema.runs.insert().values(
-                started_at=now - timedelta(hours=3),
-                status="running",
-                updated_at=now - timedelta(hours=2),
-                requests=1,
-                rows_written=0,
-                host="elsewhere",
-                pid=1,
-            )
-        )
-        conn.execute(
-            schema.runs.insert().values(
-                started_at=now,
-                updated_at=now,
-                status="running",
-                requests=0,
-                rows_written=0,
-                host="elsewhere",
-                pid=1,
-            )
-        )
-    engine.dispose()
+    _running_row(url, host=host, pid=dead.pid, active=now, requests=3)  # this host, its pid gone
+    _running_row(url, host="elsewhere", pid=1, active=now - timedelta(hours=2))  # not heard of for 2 h
     result = run(emu, "crawl", "--db", url, "--depth", "artists", *pick().args())
     assert result.exit_code == 0, result.output
-    assert [r["status"] for r in _runs(url)] == ["abandoned", "abandoned", "running", "done"]
-    assert "marked abandoned" in result.stderr
+    assert [r["status"] for r in _runs(url)] == ["abandoned", "abandoned", "done"]
+    assert result.stderr.count("marked abandoned") == 2
+
+
+def test_a_second_crawl_into_one_sqlite_file_says_which_crawl_holds_it(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    host, pid = state.this_process()  # a live process: this one
+    _running_row(url, host=host, pid=pid, active=datetime.now(UTC))
+    result = run(emu, "crawl", "--db", url, "--depth", "artists", *pick().args())
+    assert result.exit_code == 75, result.output
+    lines = [line for line in result.stderr.splitlines() if "another crawl" in line]
+    assert len(lines) == 1
+    assert f"pid {pid} on {host}" in lines[0]
+    assert web_requests(emu) == 0
+    assert [r["status"] for r in _runs(url)] == ["running"]
 
 
 def test_a_wrong_mode_is_one_line_and_exit_1(make_emulator: Any, tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ a full one; ``raw`` is replaced only by a full object or while the stored row is
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -121,8 +123,10 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Iterable[Row]) -> int:
     keys = [c.name for c in table.primary_key.columns]
     count = 0
     for columns, group in groups.items():
-        # one row per key within a statement (PostgreSQL refuses duplicates in one ON CONFLICT)
-        unique = list({tuple(r[k] for k in keys): r for r in group}.values())
+        # one row per key within a statement (PostgreSQL refuses duplicates in one ON CONFLICT), in key
+        # order: concurrent writers lock rows in the same order
+        by_key = {tuple(r[k] for k in keys): r for r in group}
+        unique = [by_key[k] for k in sorted(by_key, key=_sort_key)]
         count += len(unique)
         stmt = _insert(conn, table)
         new = stmt.inserted if conn.dialect.name in ("mysql", "mariadb") else stmt.excluded
@@ -135,6 +139,10 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Iterable[Row]) -> int:
             stmt = stmt.on_conflict_do_update(index_elements=keys, set_=dict(updates))
         conn.execute(stmt, unique)
     return count
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
+    return tuple((v is None, v if v is not None else 0) for v in key)
 
 
 def _updates(table: sa.Table, columns: Sequence[str], new: Any) -> list[tuple[str, Any]]:
@@ -188,14 +196,52 @@ def _do_nothing(conn: sa.Connection, table: sa.Table, stmt: Any) -> Any:
 def write_rows(conn: sa.Connection, rows: Rows) -> int:
     """Write what :mod:`spotify_catalog.transform` gathered (call inside a transaction); row count."""
     written = 0
-    for name, table_rows in rows.upserts.items():
+    for name, table_rows in sorted(rows.upserts.items()):  # tables in a fixed order: see upsert
         written += upsert(conn, schema.metadata.tables[name], table_rows)
-    for name, parents in rows.children.items():
+    for name, parents in sorted(rows.children.items()):
         table = schema.metadata.tables[name]
         parent_column = table.primary_key.columns.values()[0].name
         children = [row for parent_rows in parents.values() for row in parent_rows]
         written += replace_children(conn, table, parent_column, parents, children)
     return written
+
+
+T = TypeVar("T")
+
+# transient conflicts between concurrent writers: the transaction is run again
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # PostgreSQL serialization failure, deadlock detected
+_RETRY_MYSQL_CODES = frozenset({1213, 1205})  # MySQL/MariaDB deadlock, lock wait timeout
+
+
+def is_conflict(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a database error is a deadlock or serialization failure worth running again."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _RETRY_SQLSTATES:
+        return True
+    code = next(iter(getattr(orig, "args", ())), None)
+    return code in _RETRY_MYSQL_CODES
+
+
+def in_transaction(
+    engine: sa.Engine,
+    work: Callable[[sa.Connection], T],
+    *,
+    attempts: int = 5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``work`` in a transaction of its own, run again (up to ``attempts`` times, with a short random
+    pause) when the database aborts it for a deadlock or a serialization failure: concurrent crawls
+    writing the same rows."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except sa.exc.DBAPIError as exc:
+            if attempt == attempts or not is_conflict(exc):
+                raise
+            log.info("transaction aborted by a concurrent writer (%s); again", describe_error(exc))
+            sleep(random.uniform(0.01, 0.05) * attempt)  # jitter
+    raise AssertionError("unreachable")
 
 
 def table_contents(

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -42,9 +43,10 @@ def ensure_tasks(
             conn.execute(sa.select(t.c.key, t.c.done_at).where(t.c.kind == kind, t.c.key.in_(chunk))).all()
         )
         missing = [k for k in chunk if k not in existing]
-        if missing:
-            conn.execute(
-                t.insert(),
+        if missing:  # another crawl may insert the same tasks at the same time: theirs stand
+            db.insert_missing(
+                conn,
+                t,
                 [
                     {
                         "kind": kind,
@@ -93,18 +95,24 @@ def finish_tasks(
     if not keys:
         return
     t = schema.tasks
-    values = {"state": state, "error": error, "run_id": run_id, "updated_at": now, "done_at": now}
+    values = {
+        "state": state,
+        "error": error,
+        "run_id": run_id,
+        "updated_at": now,
+        "done_at": now,
+        "lease_until": None,
+        "leased_by": None,
+    }
     for chunk in _chunks(keys):
         updated = conn.execute(t.update().where(t.c.kind == kind, t.c.key.in_(chunk)).values(**values))
         if updated.rowcount == len(chunk):  # matched rows (MySQL too: SQLAlchemy sets FOUND_ROWS)
             continue
         present = set(conn.execute(sa.select(t.c.key).where(t.c.kind == kind, t.c.key.in_(chunk))).scalars())
         missing = [k for k in chunk if k not in present]
-        if missing:
-            conn.execute(
-                t.insert(),
-                [{"kind": kind, "key": k, "attempts": 0, "created_at": now, **values} for k in missing],
-            )
+        if missing:  # inserted, or updated if another crawl inserted it meanwhile
+            new = [{"kind": kind, "key": k, "attempts": 0, "created_at": now, **values} for k in missing]
+            db.upsert(conn, t, new)
 
 
 def retry_later(conn: sa.Connection, kind: str, keys: Iterable[str], *, error: str, now: datetime) -> None:
@@ -114,7 +122,81 @@ def retry_later(conn: sa.Connection, kind: str, keys: Iterable[str], *, error: s
         conn.execute(
             t.update()
             .where(t.c.kind == kind, t.c.key.in_(chunk))
-            .values(attempts=t.c.attempts + 1, error=error, updated_at=now)
+            .values(attempts=t.c.attempts + 1, error=error, updated_at=now, lease_until=None, leased_by=None)
+        )
+
+
+LEASE = timedelta(minutes=10)
+"""How long a claimed task is a crawl's own; a crawl that dies loses its claims after this at the latest
+(at once when the next run finds it dead: :func:`abandon_dead_runs`)."""
+
+
+def claim(
+    conn: sa.Connection,
+    kind: str,
+    limit: int,
+    *,
+    run_id: int,
+    now: datetime,
+    max_attempts: int | None = None,
+    lease: timedelta = LEASE,
+) -> list[str]:
+    """Claim up to ``limit`` pending tasks of a kind that no other crawl holds (call in a transaction of
+    its own): several crawl processes on one PostgreSQL or MariaDB database share the queue, each task
+    fetched by one of them. Rows are locked with ``FOR UPDATE SKIP LOCKED``, so concurrent claims skip
+    each other's rows instead of waiting; keys come in key order."""
+    t = schema.tasks
+    query = (
+        sa.select(t.c.key)
+        .where(
+            t.c.kind == kind,
+            t.c.state == PENDING,
+            sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now),
+        )
+        .order_by(t.c.key)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if max_attempts is not None:
+        query = query.where(t.c.attempts < max_attempts)
+    keys = list(conn.execute(query).scalars())
+    if keys:
+        conn.execute(
+            t.update()
+            .where(t.c.kind == kind, t.c.key.in_(keys))
+            .values(lease_until=now + lease, leased_by=str(run_id))
+        )
+    return keys
+
+
+def held_by_others(
+    conn: sa.Connection, kinds: Sequence[str], *, run_id: int, now: datetime, max_attempts: int | None = None
+) -> int:
+    """Pending tasks of ``kinds`` that other crawls hold now (they will finish them or lose the lease)."""
+    t = schema.tasks
+    query = (
+        sa.select(sa.func.count())
+        .select_from(t)
+        .where(
+            t.c.kind.in_(kinds),
+            t.c.state == PENDING,
+            t.c.lease_until >= now,
+            t.c.leased_by != str(run_id),
+        )
+    )
+    if max_attempts is not None:
+        query = query.where(t.c.attempts < max_attempts)
+    return int(conn.execute(query).scalar_one())
+
+
+def release(conn: sa.Connection, run_ids: Sequence[int]) -> None:
+    """Give up the claims of runs (ended, or found dead)."""
+    if run_ids:
+        t = schema.tasks
+        conn.execute(
+            t.update()
+            .where(t.c.leased_by.in_([str(r) for r in run_ids]))
+            .values(lease_until=None, leased_by=None)
         )
 
 
@@ -268,7 +350,24 @@ def abandon_dead_runs(
             .where(r.c.id.in_(dead))
             .values(status="abandoned", ended_at=now, reason="the process ended without recording its end")
         )
+        release(conn, dead)
     return dead
+
+
+def running(conn: sa.Connection) -> Sequence[sa.Row[Any, Any, Any, Any]]:
+    """The runs recorded as running (call :func:`abandon_dead_runs` first to leave out dead ones)."""
+    r = schema.runs
+    query = sa.select(r.c.id, r.c.host, r.c.pid, r.c.started_at).where(r.c.status == "running")
+    return conn.execute(query.order_by(r.c.id)).all()
+
+
+def lock_runs(conn: sa.Connection) -> None:
+    """Take SQLite's write lock at the start of a transaction (a no-op write), so that what it reads
+    next cannot change before it commits: one crawl at a time starts on a SQLite file. Other
+    databases lock rows instead, and need nothing here."""
+    if conn.dialect.name == "sqlite":
+        r = schema.runs
+        conn.execute(r.update().where(r.c.id == -1).values(status=r.c.status))
 
 
 def touch_run(conn: sa.Connection, run_id: int, *, requests: int, rows_written: int, now: datetime) -> None:
@@ -302,8 +401,9 @@ def start_run(engine: sa.Engine, *, command: str, now: datetime) -> int:
 
 
 def finish_run(engine: sa.Engine, run_id: int, end: RunEnd, *, now: datetime) -> None:
-    """Record how a run ended."""
+    """Record how a run ended, and give up its claims."""
     with engine.begin() as conn:
+        release(conn, [run_id])
         conn.execute(
             schema.runs.update()
             .where(schema.runs.c.id == run_id)

@@ -1,0 +1,114 @@
+"""Several crawl processes on one database: on PostgreSQL and MariaDB they share the work through the
+task queue (claims with ``FOR UPDATE SKIP LOCKED``, leases), and end with the tables one clean crawl
+writes, each task fetched once; on SQLite a second crawl says which crawl holds the file and exits 75."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, web_requests
+from spotify_catalog.storage import db, schema
+
+pytestmark = pytest.mark.slow
+
+
+def _small_artists(catalog: Any, count: int) -> list[str]:
+    """Artists with small discographies (a quick test), each with at least one album."""
+    sizes = []
+    for artist_id in catalog.artist_ids()[1:]:
+        albums = catalog.artist_album_ids(artist_id)
+        if albums:
+            sizes.append((sum(catalog.album(a).total_tracks for a in albums), artist_id))
+    return [artist_id for _, artist_id in sorted(sizes)[:count]]
+
+
+def _start(emu: Any, url: str, ids: list[str], workers: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}
+    env.pop("SPOTIFY_CATALOG_MODE", None)
+    command = [
+        sys.executable, "-m", "spotify_catalog", "--api-url", emu.url + "/v1", "--token-url",
+        emu.url + "/api/token", "crawl", "--db", url, "--depth", "tracks", "--workers", str(workers),
+        "--quiet", *[arg for i in ids for arg in ("--artist", i)],
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _clean(make_emulator: Any, tmp_path: Path, ids: list[str]) -> tuple[dict[str, Any], int]:
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'clean.db'}"
+    proc = _start(emu, url, ids, 2)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    engine = db.create_engine(url)
+    found = contents(engine, emu.url)
+    engine.dispose()
+    return found, web_requests(emu)
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_four_crawlers_share_one_database(
+    make_emulator: Any, request: pytest.FixtureRequest, tmp_path: Path, server: str
+) -> None:
+    url = str(request.getfixturevalue("postgres_url" if server == "postgresql" else "mysql_url"))
+    emu = make_emulator(profile="development", latency_ms=5)
+    ids = _small_artists(emu.catalog, 12)
+    lists = [ids[0:6], ids[3:9], ids[6:12], ids[0:3] + ids[9:12]]  # every artist in two lists
+    want, clean_requests = _clean(make_emulator, tmp_path, ids)
+
+    rng = random.Random(7)
+    procs = []
+    for artist_list in lists:  # started 0-1.5 s apart, on an empty database: the schema races too
+        procs.append(_start(emu, url, artist_list, 2))
+        time.sleep(rng.uniform(0, 0.5))
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+    engine = db.create_engine(url)
+    got = contents(engine, emu.url)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.select(schema.runs.c.status, schema.runs.c.requests)).all()
+        failed = conn.execute(
+            sa.select(sa.func.count()).select_from(schema.tasks).where(schema.tasks.c.state != "done")
+        ).scalar_one()
+    engine.dispose()
+    diff = differences(got, want)
+    assert not diff, "\n".join(diff)
+    assert failed == 0
+    assert [status for status, _ in runs] == ["done"] * 4
+    assert sum(requests for _, requests in runs) == web_requests(emu)
+    assert web_requests(emu) <= clean_requests + 2 * len(lists)
+
+
+def test_two_crawlers_into_one_sqlite_file(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development", latency_ms=5)
+    ids = _small_artists(emu.catalog, 8)
+    want, _clean_requests = _clean(make_emulator, tmp_path, ids)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = _start(emu, url, ids, 2)
+    time.sleep(0.3)
+    second = _start(emu, url, ids, 2)
+    results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in (first, second)]
+    for code, err in results:
+        assert code in (0, 75), err
+        assert "Traceback" not in err
+        if code == 75:
+            assert len([line for line in err.splitlines() if line.startswith("Error:")]) == 1
+            assert "another crawl is writing into this SQLite database" in err
+    for code, _err in results:
+        if code == 75:  # the one that waited runs again and has nothing left to do
+            again = _start(emu, url, ids, 2)
+            assert again.wait(timeout=300) == 0
+    engine = db.create_engine(url)
+    diff = differences(contents(engine, emu.url), want)
+    engine.dispose()
+    assert not diff, "\n".join(diff)
