@@ -102,8 +102,9 @@ def test_two_crawlers_into_one_sqlite_file(make_emulator: Any, tmp_path: Path) -
         assert code in (0, 75), err
         assert "Traceback" not in err
         if code == 75:
-            assert len([line for line in err.splitlines() if line.startswith("Error:")]) == 1
-            assert "another crawl is writing into this SQLite database" in err
+            lines = err.splitlines()
+            assert len(lines) == 1, err
+            assert "another crawl is writing into this SQLite database" in lines[0]
     for code, _err in results:
         if code == 75:  # the one that waited runs again and has nothing left to do
             again = _start(emu, url, ids, 2)
