@@ -41,21 +41,34 @@ def crawl_args(emu: Any, url: str, *more: str) -> list[str]:
     return ["crawl", "--db", url, "--artist", small_artist(emu), "--depth", "albums", "--quiet", *more]
 
 
-def test_a_foreign_sqlite_file_is_refused_before_any_request(emulator: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("ddl", "columns"),
+    [
+        (
+            ["CREATE TABLE artists(id integer, title, country)", "CREATE TABLE _state(k, v)"],
+            "id, title, country",
+        ),
+        (["CREATE TABLE artists(id text, name text)"], "id, name"),
+    ],
+)
+def test_a_foreign_sqlite_file_is_refused_before_any_request(
+    emulator: Any, tmp_path: Path, ddl: list[str], columns: str
+) -> None:
     path = tmp_path / "theirs.db"
     with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE artists(id integer, title, country)")
-        conn.execute("CREATE TABLE _state(k, v)")
-        conn.execute("INSERT INTO artists VALUES (1, 'Song', 'FI')")
+        for statement in ddl:
+            conn.execute(statement)
+        conn.execute("INSERT INTO artists(id) VALUES (1)")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     url = f"sqlite:///{path}"
     result = run(emulator, "crawl", "--db", url, "--artist", "BTS")
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: {url} is not a spotify-catalog database (table artists has columns id, title, country); "
+        f"Error: {url} is not a spotify-catalog database (table artists has columns {columns}); "
         "use another database or schema\n"
     )
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]
     assert emulator.stats()["requests"] == 0  # token requests included
 
 
