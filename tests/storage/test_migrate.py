@@ -224,6 +224,27 @@ def test_processes_starting_together_create_the_schema_once(db_url: str) -> None
         engine.dispose()
 
 
+def test_openers_of_a_new_postgresql_schema_do_not_race(postgres_url: str) -> None:
+    """CREATE SCHEMA IF NOT EXISTS alone fails under concurrency (pg_namespace_nspname_index)."""
+    barrier = threading.Barrier(6)
+
+    def open_one(_: int) -> None:
+        engine = db.create_engine(postgres_url, schema="music")
+        try:
+            barrier.wait()
+            db.migrate(engine)
+        finally:
+            engine.dispose()
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(open_one, range(6)))
+    plain = sa.create_engine(postgres_url)
+    try:
+        assert set(sa.inspect(plain).get_table_names(schema="music")) == set(schema.metadata.tables)
+    finally:
+        plain.dispose()
+
+
 @contextmanager
 def schema_lock_held(engine: sa.Engine) -> Iterator[None]:
     """Another session holding the lock migrate takes (as a migration running elsewhere would)."""
