@@ -13,9 +13,10 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -102,6 +103,28 @@ def _market_code(ctx: click.Context, param: click.Parameter, value: str | None) 
 market_option = click.option(
     "--market", metavar="XX", callback=_market_code, help="ISO 3166-1 country code (shows/episodes need one)."
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_options(default: str) -> Callable[[F], F]:
+    """``--db URL`` (parameter ``db_url``, defaulting to ``default``) and ``--db-schema NAME``
+    (parameter ``db_schema``, None unless given), for every command that opens the database: pass both
+    on, ``storage.db.open_database(db_url, schema=db_schema)`` or ``storage.db.create_engine(db_url,
+    schema=db_schema)``. A bad schema name, or one given for SQLite/MySQL, is a usage error there."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--db-schema",
+            "db_schema",
+            metavar="NAME",
+            help="PostgreSQL: the schema to use, created if missing [the URL's search_path, else public].",
+        )(command)
+        return click.option(
+            "--db", "db_url", default=default, show_default=True, metavar="URL", help="Database URL."
+        )(command)
+
+    return decorate
 
 
 def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
-from spotify_catalog.cli import Globals, market_option
+from spotify_catalog.cli import Globals, db_options, market_option
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
 from spotify_catalog.inputs import ArtistInput, parse_artist, parse_duration, read_artists_file
@@ -159,6 +159,7 @@ def run_crawl(
     ctx: click.Context,
     *,
     db_url: str,
+    db_schema: str | None = None,
     settings: Settings,
     options: crawl_lib.CrawlOptions,
     max_requests: int | None,
@@ -166,7 +167,7 @@ def run_crawl(
 ) -> crawl_lib.CrawlResult:
     """Open the database, crawl with a progress display, print the summary; exit 75/130 on a stop."""
     started = time.monotonic()
-    engine = db.open_database(db_url)
+    engine = db.open_database(db_url, schema=db_schema)
     out = Console(soft_wrap=True)
     try:
         with SpotifyClient(settings, request_budget=max_requests) as client:
@@ -191,7 +192,7 @@ def run_crawl(
 
 
 @click.command()
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, metavar="URL", help="Database URL.")
+@db_options(DEFAULT_DB)
 @click.option("--artist", "artists", multiple=True, metavar="NAME_OR_ID", help="An artist (repeatable).")
 @click.option(
     "--artists-file",
@@ -232,6 +233,7 @@ def run_crawl(
 def crawl(
     ctx: click.Context,
     db_url: str,
+    db_schema: str | None,
     artists: tuple[str, ...],
     artists_file: str | None,
     depth: str,
@@ -277,6 +279,7 @@ def crawl(
     run_crawl(
         ctx,
         db_url=db_url,
+        db_schema=db_schema,
         settings=settings,
         options=options,
         max_requests=max_requests,
@@ -327,7 +330,7 @@ def demo_artists(catalog: Any) -> list[ArtistInput]:
 
 
 @click.command()
-@click.option("--db", "db_url", default=DEMO_DB, show_default=True, metavar="URL", help="Database URL.")
+@db_options(DEMO_DB)
 @click.option(
     "--profile",
     type=click.Choice(["development", "extended"]),
@@ -339,7 +342,15 @@ def demo_artists(catalog: Any) -> list[ArtistInput]:
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress display and no summary.")
 @click.pass_context
-def demo(ctx: click.Context, db_url: str, profile: str, depth: str, workers: int, quiet: bool) -> None:
+def demo(
+    ctx: click.Context,
+    db_url: str,
+    db_schema: str | None,
+    profile: str,
+    depth: str,
+    workers: int,
+    quiet: bool,
+) -> None:
     """Crawl ~20 artists (BTS among them) from the built-in emulator into spotify-demo.db.
 
     Needs no Spotify account: the emulator runs in this process. Run it twice: the second run makes
@@ -374,4 +385,12 @@ def demo(ctx: click.Context, db_url: str, profile: str, depth: str, workers: int
                 f"crawling {DEMO_SIZE} artists into {db.redact(db_url)}",
                 err=True,
             )
-        run_crawl(ctx, db_url=db_url, settings=settings, options=options, max_requests=None, quiet=quiet)
+        run_crawl(
+            ctx,
+            db_url=db_url,
+            db_schema=db_schema,
+            settings=settings,
+            options=options,
+            max_requests=None,
+            quiet=quiet,
+        )

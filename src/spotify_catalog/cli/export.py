@@ -10,12 +10,13 @@ import click
 import sqlalchemy as sa
 
 from spotify_catalog import export as lake_export
+from spotify_catalog.cli import db_options
 from spotify_catalog.errors import UsageError
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
 
 
-def _engine(url: str) -> sa.Engine:
+def _engine(url: str, schema: str | None) -> sa.Engine:
     """An engine for ``--db``; a SQLite file must already exist (never create an empty one)."""
     try:
         parsed = sa.engine.make_url(url)
@@ -27,7 +28,8 @@ def _engine(url: str) -> sa.Engine:
             raise UsageError(f"no database at {database or url!r}: run 'spotify-catalog crawl' first")
     from spotify_catalog.storage import db
 
-    return db.create_engine(url)  # the crawler's settings: utf8mb4 on MySQL, WAL and a busy timeout on SQLite
+    # the crawler's settings: utf8mb4 on MySQL, a busy timeout on SQLite, the PostgreSQL schema
+    return db.create_engine(url, schema=schema)
 
 
 def _snapshot_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date:
@@ -49,7 +51,7 @@ def _tables(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 
 
 @click.command("export")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, metavar="URL", help="Database URL.")
+@db_options(DEFAULT_DB)
 @click.option("--to", "to", required=True, metavar="PATH_OR_URL", help="A directory or s3://bucket/prefix.")
 @click.option("--format", "fmt", type=click.Choice(lake_export.FORMATS), default="parquet", show_default=True)
 @click.option("--tables", callback=_tables, metavar="T1,T2", help="Tables to export [all but _bookkeeping].")
@@ -73,6 +75,7 @@ def _tables(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 def export(
     ctx: click.Context,
     db_url: str,
+    db_schema: str | None,
     to: str,
     fmt: str,
     tables: list[str] | None,
@@ -99,7 +102,7 @@ def export(
     compression = compression or ("zstd" if fmt == "parquet" else "none")
     lake_export.check_options(fmt, compression)
     chosen = lake_export.select_tables(metadata, tables)  # unknown names: exit 2 before touching anything
-    engine = _engine(db_url)
+    engine = _engine(db_url, db_schema)
     quiet = bool(getattr(ctx.find_root().obj, "quiet", False))
     live = sys.stderr.isatty() and not quiet
 

@@ -1,0 +1,140 @@
+"""The database checks as the commands see them: another program's database is refused before any
+request (not even a token), ``--db-schema`` and ``postgres://`` work for crawl and export."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from emulated import CLIENT_ID, CLIENT_SECRET
+from spotify_catalog.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.delenv("SPOTIFY_CATALOG_MODE", raising=False)
+
+
+def run(emu: Any, *args: str) -> Result:
+    env = {"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}
+    base = ["--api-url", emu.url + "/v1", "--token-url", emu.url + "/api/token"] if emu else []
+    result = CliRunner().invoke(main, [*base, *args], env=env)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def small_artist(emu: Any) -> str:
+    """An artist with a discography of one or two albums: a crawl of a few requests."""
+    catalog = emu.catalog
+    return next(a for a in catalog.artist_ids() if 1 <= len(catalog.artist_album_ids(a, ("album",))) <= 2)
+
+
+def crawl_args(emu: Any, url: str, *more: str) -> list[str]:
+    return ["crawl", "--db", url, "--artist", small_artist(emu), "--depth", "albums", "--quiet", *more]
+
+
+@pytest.mark.parametrize(
+    ("ddl", "columns"),
+    [
+        (
+            ["CREATE TABLE artists(id integer, title, country)", "CREATE TABLE _state(k, v)"],
+            "id, title, country",
+        ),
+        (["CREATE TABLE artists(id text, name text)"], "id, name"),
+    ],
+)
+def test_a_foreign_sqlite_file_is_refused_before_any_request(
+    emulator: Any, tmp_path: Path, ddl: list[str], columns: str
+) -> None:
+    path = tmp_path / "theirs.db"
+    with sqlite3.connect(path) as conn:
+        for statement in ddl:
+            conn.execute(statement)
+        conn.execute("INSERT INTO artists(id) VALUES (1)")
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    url = f"sqlite:///{path}"
+    result = run(emulator, "crawl", "--db", url, "--artist", "BTS")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {url} is not a spotify-catalog database (table artists has columns {columns}); "
+        "use another database or schema\n"
+    )
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]
+    assert emulator.stats()["requests"] == 0  # token requests included
+
+
+def test_a_foreign_postgresql_database_is_refused_before_any_request(
+    emulator: Any, postgres_url: str
+) -> None:
+    other = sa.create_engine(postgres_url)
+    with other.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE artists (id text, name text)")
+    result = run(emulator, "crawl", "--db", postgres_url, "--artist", "BTS")
+    assert result.exit_code == 2
+    assert "is not a spotify-catalog database (table artists has columns id, name)" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert sa.inspect(other).get_table_names() == ["artists"]
+    other.dispose()
+    assert emulator.stats()["requests"] == 0
+
+
+def exported_artists(lake: Path) -> int:
+    return sum(pq.read_table(f).num_rows for f in (lake / "artists").rglob("*.parquet"))
+
+
+def test_db_schema_crawls_into_that_schema_and_export_reads_it(
+    emulator: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    crawled = run(emulator, *crawl_args(emulator, postgres_url, "--db-schema", "music"))
+    assert crawled.exit_code == 0, crawled.output
+    plain = sa.create_engine(postgres_url)
+    try:
+        assert sa.inspect(plain).get_table_names() == []  # nothing in public
+        with plain.connect() as conn:
+            artists = conn.exec_driver_sql("SELECT count(*) FROM music.artists").scalar()
+            command = conn.exec_driver_sql("SELECT command FROM music._runs").scalar()
+    finally:
+        plain.dispose()
+    assert isinstance(artists, int)
+    assert artists >= 1
+    assert "--db-schema music" in command
+
+    lake = tmp_path / "lake"
+    exported = run(None, "export", "--db", postgres_url, "--db-schema", "music", "--to", str(lake))
+    assert exported.exit_code == 0, exported.output
+    assert exported_artists(lake) == artists
+
+    empty = run(None, "export", "--db", postgres_url, "--to", str(tmp_path / "other"))
+    assert empty.exit_code == 2  # public has no tables: the schema really was used
+    assert "has no table" in empty.stderr
+
+
+def test_db_schema_is_refused_for_sqlite_before_any_request(emulator: Any, tmp_path: Path) -> None:
+    result = run(emulator, *crawl_args(emulator, f"sqlite:///{tmp_path / 'c.db'}", "--db-schema", "music"))
+    assert result.exit_code == 2
+    assert result.stderr == "Error: --db-schema is for PostgreSQL; SQLite has no schemas: use another file\n"
+    assert emulator.stats()["requests"] == 0
+
+
+def test_postgres_urls_work_for_crawl_and_export(emulator: Any, postgres_url: str, tmp_path: Path) -> None:
+    heroku = "postgres://" + postgres_url.split("://", 1)[1]
+    crawled = run(emulator, *crawl_args(emulator, heroku))
+    assert crawled.exit_code == 0, crawled.output
+    exported = run(None, "export", "--db", heroku, "--to", str(tmp_path / "lake"))
+    assert exported.exit_code == 0, exported.output
+    assert exported_artists(tmp_path / "lake") >= 1
+
+
+@pytest.mark.parametrize("command", ["crawl", "demo", "export"])
+def test_every_database_command_has_db_schema(command: str) -> None:
+    result = run(None, command, "--help")
+    assert "--db-schema NAME" in result.output
