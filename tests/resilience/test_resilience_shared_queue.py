@@ -97,7 +97,8 @@ def test_two_crawlers_into_one_sqlite_file(make_emulator: Any, tmp_path: Path) -
     first = _start(emu, url, ids, 2)
     time.sleep(0.3)
     second = _start(emu, url, ids, 2)
-    results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in (first, second)]
+    errors = [p.communicate(timeout=300)[1] for p in (first, second)]
+    results = [(p.returncode, err) for p, err in zip((first, second), errors, strict=True)]
     for code, err in results:
         assert code in (0, 75), err
         assert "Traceback" not in err
@@ -108,7 +109,8 @@ def test_two_crawlers_into_one_sqlite_file(make_emulator: Any, tmp_path: Path) -
     for code, _err in results:
         if code == 75:  # the one that waited runs again and has nothing left to do
             again = _start(emu, url, ids, 2)
-            assert again.wait(timeout=300) == 0
+            _out, err = again.communicate(timeout=300)
+            assert again.returncode == 0, err
     engine = db.create_engine(url)
     diff = differences(contents(engine, emu.url), want)
     engine.dispose()
