@@ -41,7 +41,9 @@ def _signal_after(proc: subprocess.Popen[str], emu: Any, requests: int, signum: 
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_a_signal_stops_the_crawl_like_ctrl_c(make_emulator: Any, tmp_path: Path, signum: int, code: int) -> None:
+def test_a_signal_stops_the_crawl_like_ctrl_c(
+    make_emulator: Any, tmp_path: Path, signum: int, code: int
+) -> None:
     name = signal.Signals(signum).name
     inputs = artist_inputs(12, names=4, max_albums=6, max_tracks=50)
     emu = make_emulator(profile="development", artists=2000, latency_ms=20)
@@ -100,7 +102,7 @@ def test_any_command_stops_on_sigterm_with_one_line() -> None:
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
-    assert (proc.returncode, err) == (143, "Interrupted by SIGTERM.\n")
+    assert (proc.returncode, out, err) == (143, "", "Interrupted by SIGTERM.\n")
 
 
 def test_sighup_stays_ignored_under_nohup() -> None:
@@ -127,7 +129,9 @@ def test_sighup_stays_ignored_under_nohup() -> None:
     assert (proc.returncode, err) == (143, "Interrupted by SIGTERM.\n")
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
+)
 def test_the_emulator_stops_gracefully(signum: int, code: int) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "spotify_catalog", "emulator", "--artists", "50"],
