@@ -224,6 +224,6 @@ def test_staging_removed_under_a_running_export_never_empties_a_partition(
                 Bucket=s3_bucket, Delete={"Objects": [{"Key": k} for k in staged]}
             )
 
-    with pytest.raises(SpotifyCatalogError, match="staged files of .* are gone"):
+    with pytest.raises(SpotifyCatalogError, match=r"staged files of .* are gone"):
         lake_export.export(sqlite_engine, meta, lake, DAY, progress=staging_vanishes)
     assert _keys(s3_bucket) == before
