@@ -388,8 +388,13 @@ def _publish_local(staged: Path, final: Path) -> None:
         return
     if not _exchange(staged, final):  # two renames: for an instant the partition is absent
         old = staged.with_name(staged.name + ".old")
-        final.rename(old)
-        staged.rename(final)
+        try:
+            final.rename(old)
+            staged.rename(final)
+        except BaseException:  # e.g. SIGTERM between the renames: the old partition goes back
+            if old.exists() and not final.exists():
+                old.rename(final)
+            raise
         staged = old
     shutil.rmtree(staged)
 

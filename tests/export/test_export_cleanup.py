@@ -227,3 +227,31 @@ def test_staging_removed_under_a_running_export_never_empties_a_partition(
     with pytest.raises(SpotifyCatalogError, match=r"staged files of .* are gone"):
         lake_export.export(sqlite_engine, meta, lake, DAY, progress=staging_vanishes)
     assert _keys(s3_bucket) == before
+
+
+def test_an_interrupt_between_the_two_renames_puts_the_old_partition_back(
+    sqlite_engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where ``RENAME_EXCHANGE`` is missing a partition is replaced by two renames; SIGTERM between
+    them must not leave the partition absent (the staging clean-up would delete the old one)."""
+    meta = small_metadata()
+    fill(sqlite_engine, meta, 5, seed=1)
+    lake = lake_export.open_lake(str(tmp_path / "lake"))
+    lake_export.export(sqlite_engine, meta, lake, DAY)
+    before = (tmp_path / "lake" / "items" / "dt=2026-11-25" / "part-00000.parquet").read_bytes()
+
+    monkeypatch.setattr(lake_export, "_exchange", lambda a, b: False)
+    rename = Path.rename
+
+    def interrupted_rename(self: Path, target: Path) -> Path:
+        if "/_staging/" in str(self) and not self.name.endswith(".old"):  # the second rename
+            raise KeyboardInterrupt
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", interrupted_rename)
+    fill(sqlite_engine, meta, 9, seed=2)
+    with pytest.raises(KeyboardInterrupt):
+        lake_export.export(sqlite_engine, meta, lake, DAY)
+    monkeypatch.undo()
+    assert (tmp_path / "lake" / "items" / "dt=2026-11-25" / "part-00000.parquet").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["items", "links"]
