@@ -308,9 +308,10 @@ class Crawler:
     def _run(self, pool: ThreadPoolExecutor) -> CrawlResult:
         try:
             return self._phases(pool)
-        except KeyboardInterrupt:
-            self._finish("interrupted", "interrupted (Ctrl-C)")
-            raise Interrupted("interrupted; run the same command again to continue") from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Terminated)
+            stop = Interrupted.by(exc, "run the same command again to continue")
+            self._finish("interrupted", f"interrupted ({stop.cause})")
+            raise stop from None
         except MustWaitError as exc:
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc.message}", retry_at=exc.retry_at) from None

@@ -23,7 +23,15 @@ carries the exit code the command line uses for it::
     ├── StorageError                     (exit 1)  the database failed or went away
     ├── WrongModeError                   (exit 1)  the API contradicts the API mode given (--mode)
     └── Stopped                          (exit 75) a crawl stopped on purpose (budget, quota, wait)
-        └── Interrupted                  (exit 130) stopped by Ctrl-C
+        └── Interrupted                  (exit 130, 143, 129) stopped by Ctrl-C, SIGTERM or SIGHUP
+
+    KeyboardInterrupt                    (exit 130) Python's own, raised by Ctrl-C (SIGINT)
+    └── Terminated                       (exit 143, 129) raised by the command line's handler of
+                                         SIGTERM (what systemd, Docker and Kubernetes send) or SIGHUP
+
+:class:`Terminated` is a ``KeyboardInterrupt`` so that every path that stops cleanly on Ctrl-C (the
+crawl records ``interrupted``, the export removes its staging area) does the same on SIGTERM and
+SIGHUP; only the exit code (128 + the signal number) and the name in messages differ.
 
 No message of any of these contains a client secret or an access token: URLs are kept without
 credentials, and request headers are never stored.
@@ -31,13 +39,16 @@ credentials, and request headers are never stored.
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: try again later
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_SIGHUP = 129  # 128 + SIGHUP
+EXIT_SIGTERM = 143  # 128 + SIGTERM
 
 
 class SpotifyCatalogError(Exception):
@@ -200,9 +211,52 @@ class Stopped(SpotifyCatalogError):
 
 
 class Interrupted(Stopped):
-    """Stopped by Ctrl-C."""
+    """Stopped by Ctrl-C (exit 130), SIGTERM (143) or SIGHUP (129); ``cause`` names which."""
 
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, *, cause: str = "Ctrl-C", exit_code: int = EXIT_INTERRUPTED) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.exit_code = exit_code
+
+    @classmethod
+    def by(cls, interrupt: BaseException, hint: str) -> Interrupted:
+        """``interrupted by SIGTERM; <hint>`` for the ``KeyboardInterrupt`` (or :class:`Terminated`)
+        that stopped the work, with its exit code."""
+        cause = interrupt_name(interrupt)
+        return cls(f"interrupted by {cause}; {hint}", cause=cause, exit_code=interrupt_exit_code(interrupt))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread by the command line's signal handler; handled
+    wherever Ctrl-C is. ``exit_code`` is 128 + the signal number (143 for SIGTERM, 129 for SIGHUP)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    @property
+    def signal_name(self) -> str:
+        """``SIGTERM``, ``SIGHUP``."""
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    def __str__(self) -> str:
+        return self.signal_name
+
+
+def interrupt_name(exc: BaseException) -> str:
+    """What stopped the program, for messages and ``_runs.reason``: ``Ctrl-C``, ``SIGTERM``, ``SIGHUP``."""
+    return exc.signal_name if isinstance(exc, Terminated) else "Ctrl-C"
+
+
+def interrupt_exit_code(exc: BaseException) -> int:
+    """The exit code for an interruption: 130 for Ctrl-C, 128 + the signal number otherwise."""
+    return exc.exit_code if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def format_time(moment: datetime) -> str:

@@ -9,7 +9,9 @@ Arrow types (integers stay integers, timestamps are UTC, ``info={"list_of": T}``
 lists), rows are streamed from the database in batches and written as row groups, so memory stays
 flat however large the table. A partition is written to ``TO/_staging/<run>/`` first (names starting
 with ``_`` are ignored by Hive-partition readers) and swapped into place only when every table of the
-run is complete; see ``docs/lake.md`` for exactly what a reader can observe locally and on S3.
+run is complete; see ``docs/lake.md`` for exactly what a reader can observe locally and on S3. An
+export removes its staging area (and aborts its S3 multipart uploads) however it ends, Ctrl-C and
+SIGTERM included, and removes what exports that died left behind (:func:`remove_stale_staging`).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import os
 import shutil
 import sys
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -44,7 +47,7 @@ from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+    from mypy_boto3_s3.type_defs import MultipartUploadTypeDef, ObjectIdentifierTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ STAGING = "_staging"
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
 DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches gathered until then)
 ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
+STALE_STAGING = timedelta(hours=1)  # staging untouched this long was left by an export that died
 
 Progress = Callable[[str, int], None]
 """``progress(table, rows_written_so_far)``: called after every batch (and once at the end of a table)."""
@@ -384,8 +388,13 @@ def _publish_local(staged: Path, final: Path) -> None:
         return
     if not _exchange(staged, final):  # two renames: for an instant the partition is absent
         old = staged.with_name(staged.name + ".old")
-        final.rename(old)
-        staged.rename(final)
+        try:
+            final.rename(old)
+            staged.rename(final)
+        except BaseException:  # e.g. SIGTERM between the renames: the old partition goes back
+            if old.exists() and not final.exists():
+                old.rename(final)
+            raise
         staged = old
     shutil.rmtree(staged)
 
@@ -408,6 +417,8 @@ def _publish_s3(client: S3Client, staged: str, final: str) -> None:
     delete the keys of the partition that the new export did not write."""
     bucket, final_prefix = final.split("/", 1)
     names = {key.rsplit("/", 1)[1]: key for key in _s3_keys(client, staged)}
+    if not names:  # never empty a partition because the staged files went missing
+        raise SpotifyCatalogError(f"the staged files of s3://{final} are gone (removed by another export?)")
     for name, key in sorted(names.items()):
         client.copy({"Bucket": bucket, "Key": key}, bucket, f"{final_prefix}/{name}")
     stale = [k for k in _s3_keys(client, final) if k.rsplit("/", 1)[1] not in names]
@@ -463,13 +474,17 @@ def export(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     progress: Progress | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[ExportedTable]:
     """Export ``tables`` (default: all but bookkeeping) of the database to ``lake`` as the partition
     ``dt=snapshot_date``. All tables are staged first and swapped in only when all are complete; on any
-    error the staging area is removed and the lake is as it was."""
+    error (``KeyboardInterrupt`` and so SIGTERM too) the staging area is removed, its multipart uploads
+    aborted, and the lake is as it was. Staging left by dead exports is removed first
+    (:func:`remove_stale_staging`)."""
     check_options(fmt, compression)
     chosen = select_tables(metadata, tables)
     check_database(engine, chosen)
+    remove_stale_staging(lake, now=now())
     staging_root = f"{lake.root}/{STAGING}/{snapshot_date.isoformat()}-{uuid.uuid4().hex[:12]}"
     name = file_name(fmt, compression)
     report = progress or (lambda table, rows: None)
@@ -548,16 +563,121 @@ def check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
 
 
 def _remove_staging(lake: Lake, staging_root: str) -> None:
-    """Best effort: a failed removal leaves only hidden ``_staging`` objects behind."""
+    """Best effort: a failed removal leaves only hidden ``_staging`` objects behind (removed by a later
+    export once they are an hour old)."""
     try:
         if lake.s3 is not None:
-            _s3_delete(lake.s3, staging_root.split("/", 1)[0], _s3_keys(lake.s3, staging_root))
+            bucket, prefix = staging_root.split("/", 1)
+            for upload in _s3_uploads(lake.s3, bucket, prefix + "/"):
+                _s3_abort(lake.s3, bucket, upload)
+            _s3_delete(lake.s3, bucket, _s3_keys(lake.s3, staging_root))
         else:
             shutil.rmtree(staging_root, ignore_errors=True)
             with contextlib.suppress(OSError):
                 Path(staging_root).parent.rmdir()  # _staging itself, when no other export runs
     except (OSError, BotoCoreError, ClientError) as exc:
         log.warning("could not remove the staging area %s: %s", staging_root, _first_line(exc))
+
+
+def _s3_uploads(client: S3Client, bucket: str, prefix: str) -> list[MultipartUploadTypeDef]:
+    """Incomplete multipart uploads of keys starting with ``prefix``."""
+    pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+    return [upload for page in pages for upload in page.get("Uploads", [])]
+
+
+def _s3_abort(client: S3Client, bucket: str, upload: MultipartUploadTypeDef) -> None:
+    client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def _s3_upload_activity(
+    client: S3Client, bucket: str, upload: MultipartUploadTypeDef, cutoff: datetime
+) -> datetime:
+    """When an upload last moved: its newest part, or when it was initiated (parts are listed only for
+    an upload initiated before ``cutoff``: a live upload of a large file can be older than that)."""
+    latest = upload["Initiated"]
+    if latest < cutoff:
+        pages = client.get_paginator("list_parts").paginate(
+            Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
+        latest = max([latest, *(part["LastModified"] for page in pages for part in page.get("Parts", []))])
+    return latest
+
+
+def _newest_mtime(path: Path) -> float:
+    """The newest modification time of ``path`` and everything below it (a file being written is new)."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for folder, dirs, files in os.walk(path):
+            for name in (*dirs, *files):
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+    return newest
+
+
+def remove_stale_staging(lake: Lake, *, now: datetime, older_than: timedelta = STALE_STAGING) -> list[str]:
+    """Remove what exports that died (``kill -9``, power loss) left behind: every entry of
+    ``TO/_staging/`` in which nothing changed for ``older_than`` (locally: the newest modification time
+    of anything inside; on S3: the newest ``LastModified`` of its objects and parts), and on S3 every
+    incomplete multipart upload under the lake's prefix that has not moved for that long. An export
+    still running keeps writing and is left alone. Best effort (failures are logged); returns what was
+    removed."""
+    removed: list[str] = []
+    cutoff = now - older_than
+    try:
+        if lake.s3 is not None:
+            removed = _remove_stale_s3(lake.s3, lake.root, cutoff)
+        else:
+            staging = Path(lake.root) / STAGING
+            entries = sorted(staging.iterdir()) if staging.is_dir() else []
+            for entry in entries:
+                try:
+                    if _newest_mtime(entry) >= cutoff.timestamp():
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+                except FileNotFoundError:  # another export removed it meanwhile
+                    continue
+                removed.append(str(entry))
+    except (OSError, BotoCoreError, ClientError) as exc:
+        log.warning("could not remove stale staging in %s: %s", lake.uri, _first_line(exc))
+    for what in removed:
+        log.info("removed %s, left by an export that did not finish", what)
+    return removed
+
+
+def _remove_stale_s3(client: S3Client, root: str, cutoff: datetime) -> list[str]:
+    bucket, _, prefix = root.partition("/")
+    lake_prefix = f"{prefix}/" if prefix else ""
+    staging_prefix = f"{lake_prefix}{STAGING}/"
+    newest: dict[str, datetime] = {}  # staging run -> when anything in it last changed
+    keys: defaultdict[str, list[str]] = defaultdict(list)
+    run_uploads: defaultdict[str, list[MultipartUploadTypeDef]] = defaultdict(list)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=staging_prefix)
+    for page in pages:
+        for obj in page.get("Contents", []):
+            run = obj["Key"][len(staging_prefix) :].split("/", 1)[0]
+            keys[run].append(obj["Key"])
+            newest[run] = max(newest.get(run, obj["LastModified"]), obj["LastModified"])
+    removed: list[str] = []
+    for upload in _s3_uploads(client, bucket, lake_prefix):
+        activity = _s3_upload_activity(client, bucket, upload, cutoff)
+        if upload["Key"].startswith(staging_prefix):
+            run = upload["Key"][len(staging_prefix) :].split("/", 1)[0]
+            run_uploads[run].append(upload)
+            newest[run] = max(newest.get(run, activity), activity)
+        elif activity < cutoff:  # e.g. a multipart copy of a publish that died
+            _s3_abort(client, bucket, upload)
+            removed.append(f"the upload of s3://{bucket}/{upload['Key']}")
+    for run, last in sorted(newest.items()):
+        if last >= cutoff:
+            continue
+        for upload in run_uploads[run]:
+            _s3_abort(client, bucket, upload)
+        _s3_delete(client, bucket, keys[run])
+        removed.append(f"s3://{bucket}/{staging_prefix}{run}")
+    return removed
 
 
 # --------------------------------------------------------------------------------------------------

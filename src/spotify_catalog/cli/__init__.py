@@ -12,15 +12,18 @@ import importlib
 import json
 import logging
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from spotify_catalog.errors import EXIT_INTERRUPTED, SpotifyCatalogError
+from spotify_catalog.errors import SpotifyCatalogError, Terminated, interrupt_exit_code, interrupt_name
 
 # command name -> "module:attribute" below spotify_catalog.cli
 COMMANDS: dict[str, str] = {
@@ -87,9 +90,9 @@ class LazyGroup(click.Group):
         except SpotifyCatalogError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (see install_signal_handlers)
+            click.echo(f"Interrupted by {interrupt_name(exc)}.", err=True)
+            ctx.exit(interrupt_exit_code(exc))
 
 
 def _market_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -134,6 +137,41 @@ def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:
     where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
     click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
     ctx.exit(exc.exit_code)
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def install_signal_handlers(ctx: click.Context) -> None:
+    """SIGTERM (systemd, Docker, Kubernetes) and SIGHUP stop a command as Ctrl-C does: the handler raises
+    :class:`~spotify_catalog.errors.Terminated`, a ``KeyboardInterrupt``, in the main thread, so every
+    clean-up written for Ctrl-C runs; the exit code is 143 or 129. Only the first signal raises; more
+    while the command stops are ignored, so they cannot cut its clean-up short. A signal already
+    ignored (``nohup``) stays ignored. The previous handlers come back when the command ends."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    stopping = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            logging.getLogger(__name__).warning("%s: already stopping", signal.Signals(signum).name)
+            return
+        stopping = True
+        raise Terminated(signum)
+
+    previous: dict[int, Any] = {}
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name, None)  # no SIGHUP on Windows
+        if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        previous[signum] = signal.signal(signum, handler)
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    ctx.call_on_close(restore)
 
 
 class JsonFormatter(logging.Formatter):
@@ -216,6 +254,7 @@ def main(
     command too (spotify-catalog crawl ... -v).
     """
     configure_logging(verbose, quiet, log_format)
+    install_signal_handlers(ctx)
     ctx.obj = Globals(
         api_url=api_url,
         token_url=token_url,

@@ -1,18 +1,26 @@
 """``spotify-catalog emulator``: serve the Spotify Web API emulator in the foreground.
 
-Prints exactly one line to stdout when ready (the base URL), then logs requests to stderr.
+Prints exactly one line to stdout when ready (the base URL), then logs requests to stderr. Ctrl-C,
+SIGTERM and SIGHUP stop it gracefully (requests in flight are answered), then it exits as every
+command does: one line, exit 130, 143 or 129.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
 
 import click
 
 from spotify_catalog.emulator.catalog import MAX_ARTISTS
-from spotify_catalog.errors import UsageError
+from spotify_catalog.errors import Terminated, UsageError
 
 
 @click.command()
@@ -138,7 +146,39 @@ def emulator(
             sys.stdout.flush()
 
     server.startup = startup  # type: ignore[method-assign]
+    received: list[int] = []
+
+    def handle_exit(signum: int, frame: FrameType | None) -> None:
+        if server.should_exit and signum == signal.SIGINT:
+            server.force_exit = True  # a second Ctrl-C: stop without waiting for open connections
+        received.append(signum)
+        server.should_exit = True
+
+    # uvicorn installs its handle_exit for SIGINT and SIGTERM while serving; with ours it does not
+    # re-raise the signal afterwards (which would kill the process by SIGTERM: exit -15)
+    server.handle_exit = handle_exit  # type: ignore[method-assign,assignment]
     try:
-        server.run(sockets=[sock])
+        with _graceful_sighup(handle_exit):
+            server.run(sockets=[sock])
     finally:
         sock.close()
+    if received:
+        raise KeyboardInterrupt if received[0] == signal.SIGINT else Terminated(received[0])
+
+
+@contextlib.contextmanager
+def _graceful_sighup(handler: Any) -> Iterator[None]:
+    """SIGHUP stops the server like SIGTERM (uvicorn handles only SIGINT and SIGTERM)."""
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(hup)
+    if previous is signal.SIG_IGN:  # nohup
+        yield
+        return
+    signal.signal(hup, handler)
+    try:
+        yield
+    finally:
+        signal.signal(hup, previous)

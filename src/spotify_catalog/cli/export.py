@@ -71,6 +71,9 @@ def _tables(ctx: click.Context, param: click.Parameter, value: str | None) -> li
     help="Print the CREATE statements for that engine instead of exporting.",
 )
 @click.option("--batch-rows", type=click.IntRange(min=1), default=lake_export.DEFAULT_BATCH_ROWS, hidden=True)
+@click.option(
+    "--row-group-rows", type=click.IntRange(min=1), default=lake_export.DEFAULT_ROW_GROUP_ROWS, hidden=True
+)
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -84,6 +87,7 @@ def export(
     with_raw: bool,
     print_ddl: str | None,
     batch_rows: int,
+    row_group_rows: int,
 ) -> None:
     """Export the catalog to TO/<table>/dt=YYYY-MM-DD/part-00000.<format> (local or S3).
 
@@ -123,6 +127,7 @@ def export(
             compression=compression,
             with_raw=with_raw,
             batch_rows=batch_rows,
+            row_group_rows=row_group_rows,
             progress=progress,
         )
     finally:
