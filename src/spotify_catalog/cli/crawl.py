@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
-from spotify_catalog.cli import Globals, market_option
+from spotify_catalog.cli import Globals, market_option, one_line
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
 from spotify_catalog.inputs import ArtistInput, parse_artist, parse_duration, read_artists_file
@@ -120,7 +120,7 @@ def run_crawl(
             except Stopped as exc:
                 if not quiet:
                     out.print(_summary(engine, None, time.monotonic() - started))
-                err.print(f"{exc}", markup=False, highlight=False)
+                err.print(one_line(str(exc)), markup=False, highlight=False)
                 ctx.exit(exc.exit_code)
         for name in result.unresolved:
             err.print(f"warning: no artist found for {name!r}", markup=False, highlight=False)
