@@ -70,7 +70,13 @@ def test_usage_errors_are_escaped_too() -> None:
     assert "(x\\x1b[2J\\x07)" in result.output
 
 
-def test_log_messages_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+def test_log_messages_are_escaped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = logging.getLogger("spotify_catalog")
+    monkeypatch.setattr(ours, "handlers", list(ours.handlers))  # all three restored afterwards
+    monkeypatch.setattr(ours, "propagate", ours.propagate)
+    monkeypatch.setattr(ours, "level", ours.level)
     configure_logging(0, False)
     logging.getLogger("spotify_catalog.test").warning("artist %r:\n%s", "x", "\x1b]0;pwned\x07")
     err = capsys.readouterr().err
