@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError
+from spotify_catalog.storage import db
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -356,8 +357,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _db_error(exc: sa.exc.SQLAlchemyError) -> str:
-    """The driver's own message, one line (never the URL with its password)."""
-    return _first_line(getattr(exc, "orig", None) or exc)
+    """The driver's own message, one line (never the URL's credentials)."""
+    return db.describe_error(exc)
 
 
 _RENAME_EXCHANGE = 2
@@ -546,7 +547,7 @@ def _snapshot_connection(engine: sa.Engine) -> sa.Connection:
 def check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
     """The tables exist, and not all of them are empty: an export of an empty database would replace a
     good snapshot with empty files (a wrong ``--db`` is the likelier story)."""
-    where = engine.url.render_as_string(hide_password=True)
+    where = db.redact(engine.url)
     try:
         present = set(sa.inspect(engine).get_table_names())
         missing = [t.name for t in tables if t.name not in present]

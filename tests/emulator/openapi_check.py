@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-OPENAPI = Path(__file__).resolve().parents[3] / "shared" / "reference" / "openapi"
+OPENAPI = Path(__file__).resolve().parents[1] / "data" / "openapi"  # vendored, see its README
 FILES = {
     "development": "official-spotify-open-api.yml",
     "extended": "official-spotify-open-api.2025-10-03.yml",

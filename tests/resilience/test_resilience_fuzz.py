@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
 from spotify_catalog.emulator.catalog import Catalog
 
-OPENAPI = Path(__file__).resolve().parents[3] / "shared" / "reference" / "openapi"
+OPENAPI = Path(__file__).resolve().parents[1] / "data" / "openapi"  # vendored, see its README
 SPECS = {
     "development": "official-spotify-open-api.yml",
     "extended": "official-spotify-open-api.2025-10-03.yml",

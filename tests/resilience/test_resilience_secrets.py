@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,88 @@ def test_the_emulator_command_logs_no_secret_or_token(tmp_path: Path) -> None:
     log = err.decode()
     assert "/v1/artists/" in log  # requests were logged
     assert not _leaks(log + out.decode() + config, [SECRET, token])
+
+
+# --------------------------------------------------------------------------- database credentials
+DB_SECRET = "S3cretXYZ"
+
+
+@pytest.fixture
+def mysql_user_url(mysql_url: str) -> Iterator[str]:
+    """The test database reached as a user of its own whose password is ``DB_SECRET`` (not in the URL)."""
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(mysql_url)
+    user = f"sc_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(mysql_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{DB_SECRET}'"))
+        conn.execute(sa.text(f"GRANT ALL ON {url.database}.* TO '{user}'@'%'"))
+    try:
+        yield url.set(username=user, password=None).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def db_with_password(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(the URL to read the database with, the URL with ``?password=DB_SECRET`` a user would give)."""
+    if request.param == "postgresql":
+        url = str(request.getfixturevalue("postgres_url"))  # trust authentication: the password is unused
+        admin = url
+    else:
+        url = str(request.getfixturevalue("mysql_user_url"))  # the password is needed
+        admin = str(request.getfixturevalue("mysql_url"))
+    return admin, f"{url}?password={DB_SECRET}"
+
+
+def _unreachable(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).set(port=1).render_as_string(hide_password=False)
+
+
+def test_a_database_password_in_the_url_shows_nowhere(
+    make_emulator: Any, db_with_password: tuple[str, str], tmp_path: Path
+) -> None:
+    """``?password=`` in --db: not in crawl/export output or logs (-vv), not in ``_runs.command``, not in
+    exported files, not in the one-line error of a connection that fails."""
+    import sqlalchemy as sa
+
+    admin_url, url = db_with_password
+    emu = make_emulator()
+    base = ["-vv", "--api-url", emu.url + "/v1", "--token-url", emu.url + "/api/token"]
+    env = {"SPOTIFY_CLIENT_ID": "emulator-client-id", "SPOTIFY_CLIENT_SECRET": "emulator-client-secret"}
+    lake = tmp_path / "lake"
+    runs = [
+        (["crawl", "--db", url, "--artist", "BTS", "--depth", "albums"], 0),
+        (["export", "--db", url, "--to", str(lake), "--format", "jsonl", "--tables", "artists,_runs"], 0),
+        (["crawl", "--db", _unreachable(url), "--artist", "BTS"], 1),
+        (["export", "--db", _unreachable(url), "--to", str(tmp_path / "lake2")], 1),
+    ]
+    for args, code in runs:
+        result = CliRunner().invoke(main, [*base, *args], env=env)
+        assert result.exit_code == code, (args, result.output)
+        assert "Traceback" not in result.output
+        assert DB_SECRET not in result.output, args
+        if code:
+            error = result.output.strip().splitlines()[-1]
+            assert error.startswith("Error: cannot "), error
+            assert "password=***" in error, error  # the URL is still shown, without the secret
+
+    engine = sa.create_engine(admin_url)
+    try:
+        with engine.connect() as conn:
+            commands = conn.execute(sa.text("SELECT command FROM _runs")).scalars().all()
+    finally:
+        engine.dispose()
+    assert len(commands) == 1
+    assert DB_SECRET not in commands[0]
+    assert "password=***" in commands[0]
+
+    exported = [p for p in lake.rglob("*") if p.is_file()]
+    assert any("_runs" in p.parts for p in exported)
+    for path in exported:
+        assert DB_SECRET.encode() not in path.read_bytes(), path

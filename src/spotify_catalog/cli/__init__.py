@@ -88,11 +88,37 @@ class LazyGroup(click.Group):
         except click.UsageError as exc:
             _usage_error(ctx, exc)
         except SpotifyCatalogError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {one_line(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (see install_signal_handlers)
             click.echo(f"Interrupted by {interrupt_name(exc)}.", err=True)
             ctx.exit(interrupt_exit_code(exc))
+
+
+# C0 controls (ESC, CR, LF, TAB...), DEL, C1 controls, and the marks and overrides that reorder text
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print as one line of a terminal: control characters (an ESC from a corrupt file,
+    a newline, a bidirectional override) written as ``\\x1b``, ``\\x0a``, ``\\u202e``; registered secrets
+    (client secret, tokens, database credentials) replaced by ``**********``."""
+    from spotify_catalog.settings import redact
+
+    return _CONTROL.sub(_escape, redact(text))
+
+
+class OneLineFormatter(logging.Formatter):
+    """A log formatter whose messages are :func:`one_line` (a traceback, with ``-vv``, stays as it is)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
 
 def _market_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -135,7 +161,7 @@ def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:
     if isinstance(exc, click.exceptions.NoArgsIsHelpError):  # no arguments at all: the help
         raise exc
     where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-    click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+    click.echo(f"Error: {one_line(exc.format_message())} (see '{one_line(where)} --help')", err=True)
     ctx.exit(exc.exit_code)
 
 
@@ -208,7 +234,7 @@ def configure_logging(verbose: int, quiet: bool, log_format: str = "text") -> No
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())  # safety net: the client secret and tokens never reach stderr
     root = logging.getLogger("spotify_catalog")
     root.handlers[:] = [handler]

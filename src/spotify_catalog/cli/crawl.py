@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
-from spotify_catalog.cli import Globals, db_options, market_option
+from spotify_catalog.cli import Globals, db_options, market_option, one_line
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
 from spotify_catalog.inputs import ArtistInput, parse_artist, parse_duration, read_artists_file
@@ -179,7 +179,7 @@ def run_crawl(
             except Stopped as exc:
                 if not quiet:
                     out.print(_summary(engine, crawler.run_id, time.monotonic() - started))
-                _say(str(exc))
+                _say(one_line(str(exc)))
                 ctx.exit(exc.exit_code)
         if not quiet:
             out.print(_summary(engine, result.run_id, time.monotonic() - started))

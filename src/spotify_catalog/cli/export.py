@@ -17,19 +17,22 @@ DEFAULT_DB = "sqlite:///spotify-catalog.db"
 
 
 def _engine(url: str, schema: str | None) -> sa.Engine:
-    """An engine for ``--db``; a SQLite file must already exist (never create an empty one)."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
-        raise UsageError(f"--db {url!r} is not a database URL (e.g. sqlite:///spotify-catalog.db)") from None
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database in ("", ":memory:") or not Path(database).is_file():
-            raise UsageError(f"no database at {database or url!r}: run 'spotify-catalog crawl' first")
+    """A read-only engine for ``--db``; a SQLite file must already exist (never create an empty one)."""
     from spotify_catalog.storage import db
 
-    # the crawler's settings: utf8mb4 on MySQL, a busy timeout on SQLite, the PostgreSQL schema
-    return db.create_engine(url, schema=schema)
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise UsageError(
+            f"--db {db.redact(url)!r} is not a database URL (e.g. sqlite:///spotify-catalog.db)"
+        ) from None
+    if parsed.get_backend_name() == "sqlite" and not parsed.query.get("uri"):
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not Path(database).is_file():
+            where = database or db.redact(url)
+            raise UsageError(f"no database at {where!r}: run 'spotify-catalog crawl' first")
+    # no schema set-up, no WAL switch: a read-only directory is fine
+    return db.open_readonly(url, schema=schema)
 
 
 def _snapshot_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -631,11 +631,28 @@ def _token_answer(state: EmulatorState, request: Request, raw: bytes) -> Respons
     )
 
 
+async def _body(request: Request) -> bytes | None:
+    """The request's body; ``None``, and one log line, when the client goes away before sending it all."""
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        log.warning(
+            "%s %s: the client disconnected before sending its body (content-length %s)",
+            request.method,
+            request.url.path,
+            request.headers.get("content-length", "not given"),
+        )
+        return None
+
+
 async def token_endpoint(request: Request) -> Response:
     started = time.perf_counter()
     state = _state(request)
     await _delay(state)
-    response = _token_answer(state, request, await request.body())
+    raw = await _body(request)
+    if raw is None:  # nobody is left to read an answer
+        return _token_error("invalid_request", "incomplete request body")
+    response = _token_answer(state, request, raw)
     state.record("POST /api/token", str(response.status_code))
     _log(request, str(response.status_code), started)
     return response
@@ -667,7 +684,9 @@ async def control_reset(request: Request) -> Response:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+    raw = await _body(request)
+    if raw is None:
+        return None
     try:
         return json.loads(raw or b"{}")
     except ValueError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import threading
 import time
@@ -38,7 +40,46 @@ def base_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def make_server(app: Any, *, access_log: bool = False, loop: str = "auto") -> uvicorn.Server:
+BAD_REQUEST_MESSAGE = "Malformed request: the request line or headers could not be read"
+
+
+def _spotify_400(self: Any, msg: str) -> None:
+    """What uvicorn sends for a request it cannot parse (a 1 MB URL, a raw non-ASCII byte, a control
+    character in the path), as Spotify's JSON error instead of ``text/plain`` ``Invalid HTTP request
+    received.``; the connection closes as before."""
+    body = json.dumps(
+        {"error": {"status": 400, "message": BAD_REQUEST_MESSAGE}}, separators=(",", ":")
+    ).encode()
+    head = [b"HTTP/1.1 400 Bad Request\r\n"]
+    head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+    head += [
+        b"content-type: application/json; charset=utf-8\r\n",
+        b"content-length: " + str(len(body)).encode() + b"\r\n",
+        b"connection: close\r\n\r\n",
+    ]
+    self.transport.write(b"".join(head) + body)
+    self.transport.close()
+
+
+def http_protocol(kind: str = "auto") -> type[Any]:
+    """uvicorn's HTTP protocol (``auto``: httptools when installed, as uvicorn picks, else ``h11``) with
+    :func:`_spotify_400` for requests it cannot parse."""
+    base: type[Any] | None = None
+    if kind != "h11":
+        with contextlib.suppress(ImportError):  # httptools is an optional speed-up of uvicorn
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+            base = HttpToolsProtocol
+    if base is None:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        base = H11Protocol
+    return type(f"Spotify{base.__name__}", (base,), {"send_400_response": _spotify_400})
+
+
+def make_server(
+    app: Any, *, access_log: bool = False, loop: str = "auto", http: str = "auto"
+) -> uvicorn.Server:
     quiet_server_logs()
     config = uvicorn.Config(
         app,
@@ -46,7 +87,7 @@ def make_server(app: Any, *, access_log: bool = False, loop: str = "auto") -> uv
         access_log=access_log,
         lifespan="off",
         loop=loop,
-        http="auto",
+        http=http_protocol(http),
         timeout_graceful_shutdown=2,
         log_config=None,
     )
@@ -86,11 +127,16 @@ class RunningEmulator:
 
 @contextmanager
 def serve_in_thread(
-    config: EmulatorConfig | None = None, *, clock: Callable[[], float] = time.time, host: str = "127.0.0.1"
+    config: EmulatorConfig | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    host: str = "127.0.0.1",
+    http: str = "auto",
 ) -> Iterator[RunningEmulator]:
-    """Serve the emulator on a free port of ``host`` in a daemon thread; stop it on exit."""
+    """Serve the emulator on a free port of ``host`` in a daemon thread; stop it on exit. ``http``:
+    uvicorn's HTTP implementation (``auto``, ``h11``)."""
     state = EmulatorState(config or EmulatorConfig(), clock)
-    server = make_server(create_app(state=state), loop="asyncio")
+    server = make_server(create_app(state=state), loop="asyncio", http=http)
     sock = bind(host, 0)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="emulator")
     thread.start()

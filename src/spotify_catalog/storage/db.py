@@ -8,18 +8,24 @@ a full one; ``raw`` is replaced only by a full object or while the stored row is
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
+import sqlite3
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote, unquote_plus
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from spotify_catalog import settings
 from spotify_catalog.errors import StorageError, UsageError
 from spotify_catalog.storage import schema
 from spotify_catalog.transform import Rows
@@ -28,15 +34,124 @@ log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 
-__all__ = ["Rows", "create_engine", "migrate", "open_database", "upsert", "write_rows"]
+__all__ = [
+    "Rows",
+    "create_engine",
+    "migrate",
+    "open_database",
+    "open_readonly",
+    "redact",
+    "upsert",
+    "write_rows",
+]
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<invalid database URL>"
+MASK = "***"
+# query parameters whose value is a credential (names compared in lower case without "_", "-", spaces)
+SECRET_PARAMETERS = frozenset(
+    {
+        "password",
+        "pass",
+        "pwd",
+        "passwd",
+        "secret",
+        "token",
+        "sslpassword",
+        "sslkey",
+        "privatekey",
+        "awssecretaccesskey",
+        "passfile",
+        "service",
+    }
+)
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "privatekey")  # e.g. client_secret, auth_token
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_PARAMETER = re.compile(r"([^=&]*)=([^&]*)")
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether a URL query parameter of that name carries a credential."""
+    key = re.sub(r"[^0-9a-z]", "", unquote_plus(name).lower())
+    return key in SECRET_PARAMETERS or any(word in key for word in _SECRET_WORDS)
+
+
+def _secret_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` (a URL) holds credentials: the userinfo password as SQLAlchemy reads it (up to the
+    next ``@``) and as RFC 3986 reads it (up to the last ``@`` of the authority), and the value of every
+    secret query parameter after any ``?``, ``&`` or ``;``. Generous on purpose: masking too much is safe."""
+    spans: list[tuple[int, int]] = []
+    for scheme in _SCHEME.finditer(text):
+        start = scheme.end()
+        sa_user = re.match(r"[^:/]*:", text[start:])
+        if sa_user is not None:
+            colon = start + sa_user.end()
+            at = text.find("@", colon)
+            if at >= 0:
+                spans.append((colon, at))
+        authority = re.match(r"[^/?#]*", text[start:])
+        userinfo, at_sign, _ = (authority.group() if authority else "").rpartition("@")
+        if at_sign and ":" in userinfo:
+            spans.append((start + userinfo.index(":") + 1, start + len(userinfo)))
+    for index, char in enumerate(text):
+        if char in "?&;":
+            parameter = _PARAMETER.match(text, index + 1)
+            if parameter is not None and is_secret_parameter(parameter.group(1)):
+                spans.append(parameter.span(2))
+    return spans
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def redact(url: str | sa.URL) -> str:
+    """The URL with every credential it can carry replaced by ``***``: the userinfo password and the
+    values of the secret query parameters (``password``, ``pwd``, ``sslkey``, ``passfile``, ``service``
+    ... in any case). For messages, ``_runs`` and logs; works on URLs SQLAlchemy cannot parse too."""
+    text = url.render_as_string(hide_password=False) if isinstance(url, sa.URL) else str(url)
+    pieces: list[str] = []
+    last = 0
+    for start, end in _merged(_secret_spans(text)):
+        pieces += [text[last:start], MASK]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def remember_secrets(url: str | sa.URL) -> None:
+    """Note the credentials of a database URL, so that :func:`describe_error` (and the log filter of
+    :mod:`spotify_catalog.settings`) hide them should a driver's message repeat one (a key file's path,
+    a service name, a password)."""
+    text = url.render_as_string(hide_password=False) if isinstance(url, sa.URL) else str(url)
+    values: set[str] = set()
+    for start, end in _merged(_secret_spans(text)):
+        raw = text[start:end]
+        values |= {raw, unquote(raw), unquote_plus(raw)}
+    if isinstance(url, sa.URL) and url.password:
+        values.add(str(url.password))
+    values = {v for v in values if len(v) >= 3}
+    with _known_lock:
+        _known.update(values)
+    for value in values:
+        settings.register_secret(value)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every credential :func:`remember_secrets` noted replaced by ``***``."""
+    with _known_lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
 
 
 # a bare dialect name picks the driver this project installs (SQLAlchemy's defaults, psycopg2 and
@@ -57,10 +172,11 @@ def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
     ``search_path``; the URL's own ``options=-csearch_path=NAME`` works the same way. Other backends
     refuse it. Nothing connects here.
     """
+    remember_secrets(url)
     try:
         parsed = _with_driver(sa.engine.make_url(url))
-    except sa.exc.ArgumentError:
-        raise UsageError(f"not a database URL: {url!r} (e.g. sqlite:///catalog.db)") from None
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise UsageError(f"not a database URL: {redact(url)!r} (e.g. sqlite:///catalog.db)") from None
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     if schema is not None:
@@ -81,7 +197,7 @@ def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise UsageError(f"unusable database URL {redact(url)}: {exc}") from None
+        raise UsageError(f"unusable database URL {redact(url)}: {scrub(str(exc))}") from None
     except ModuleNotFoundError as exc:
         raise UsageError(f"database driver {exc.name!r} is not installed for {redact(url)}") from None
     if backend == "sqlite":
@@ -123,6 +239,45 @@ def _search_path_schema(options: str) -> str | None:
     if first.startswith('"') and first.endswith('"') and len(first) > 1:
         return first[1:-1] or None
     return None if first in ("", "$user") else first.lower()
+
+
+def open_readonly(url: str, *, schema: str | None = None) -> sa.Engine:
+    """An engine that only reads ``url``, for ``export``: nothing is created or migrated. A SQLite file
+    is opened without changing its journal mode and with ``query_only``; in a read-only directory,
+    where a WAL database's ``-shm`` index cannot be created, it is opened ``mode=ro&immutable=1``
+    (safe there: no other process can write to it either)."""
+    remember_secrets(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise UsageError(f"not a database URL: {redact(url)!r} (e.g. sqlite:///catalog.db)") from None
+    if parsed.get_backend_name() != "sqlite" or schema is not None:
+        return create_engine(url, schema=schema)
+    if parsed.query.get("uri"):
+        return _sqlite_uri_engine(parsed)
+    path = Path(parsed.database or "").absolute()
+    uri = f"file:{quote(str(path))}"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=30, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA schema_version").fetchone()  # reads the header: opens the WAL index
+        except sqlite3.OperationalError:
+            conn.close()
+            if os.access(path.parent, os.W_OK):
+                raise
+            conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        return conn
+
+    return sa.create_engine(parsed, creator=connect)
+
+
+def _sqlite_uri_engine(parsed: sa.URL) -> sa.Engine:
+    """A ``sqlite:///file:...?uri=true`` URL as given, read-only unless it names a ``mode``."""
+    if "mode" not in parsed.query:
+        parsed = parsed.update_query_dict({"mode": "ro"})
+    return sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -346,9 +501,11 @@ def _create_pg_schema(engine: sa.Engine, name: str) -> None:
 
 
 def describe_error(exc: BaseException) -> str:
-    """The first line of a database error, for a one-line message."""
+    """The first line of a database error, for a one-line message, without the credentials of the
+    database URLs opened (see :func:`remember_secrets`)."""
     text = str(getattr(exc, "orig", None) or exc)
-    return text.splitlines()[0] if text else type(exc).__name__
+    lines = [line for line in text.splitlines() if line.strip()]
+    return scrub(lines[0]) if lines else type(exc).__name__
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
