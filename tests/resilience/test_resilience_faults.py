@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from resilience_helpers import artist_inputs, crawl, duplicate_keys, new_engine, row_counts
+from resilience_helpers import artist_inputs, crawl, new_engine, orphans, row_counts
 
 from emulated import contents, differences, emulator_settings, web_requests
 from spotify_catalog.client import SpotifyClient
@@ -56,7 +56,7 @@ def test_a_faulty_crawl_equals_a_clean_one(
 
     diff = differences(contents(engine, emu.url), contents(reference, clean.url))
     assert not diff, "\n".join(diff)
-    assert not duplicate_keys(engine)
+    assert not orphans(engine)
     engine.dispose()
     reference.dispose()
 
