@@ -40,6 +40,7 @@ from spotify_catalog.errors import (
     SpotifyError,
     Stopped,
     StorageError,
+    UnreachableError,
     UsageError,
 )
 from spotify_catalog.inputs import ArtistInput
@@ -269,7 +270,8 @@ class Crawler:
         with self.engine.connect() as conn:
             resolved = self._resolutions(conn, names)
             artist_states = state.task_states(conn, "artist", ids)
-        unresolved = [n for n in names if resolved.get(n) is None]
+        # searched and nothing found; a name whose search failed (network, 5xx) is not unresolved
+        unresolved = [n for n in names if n in resolved and resolved[n] is None]
         not_found = [i for i in ids if artist_states.get(i) == state.FAILED]
         artist_ids = list(
             dict.fromkeys(
@@ -532,9 +534,11 @@ STOPS: tuple[type[SpotifyError | Stopped], ...] = (
     Stopped,
     ForbiddenError,
     AuthenticationError,
+    UnreachableError,
 )
 """Errors after which nothing more can be done in this run (a 401 even after renewing the token is
-retried later, like a 5xx: a token can expire while in use)."""
+retried later, like a 5xx: a token can expire while in use). ``UnreachableError`` (an outage) leaves
+the tasks pending with no attempt counted: the run is recorded ``failed`` and the error re-raised."""
 
 
 @dataclass

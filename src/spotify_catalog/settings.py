@@ -117,6 +117,7 @@ ENV_NAMES: dict[str, str] = {
     "max_total_wait": "SPOTIFY_CATALOG_MAX_TOTAL_WAIT",
     "timeout": "SPOTIFY_CATALOG_TIMEOUT",
     "max_connections": "SPOTIFY_CATALOG_MAX_CONNECTIONS",
+    "outage_after": "SPOTIFY_CATALOG_OUTAGE_AFTER",
 }
 CONFIG_ENV = "SPOTIFY_CATALOG_CONFIG"
 CONFIG_TABLE = "spotify"
@@ -143,6 +144,9 @@ class Settings:
     timeout: float = 20.0
     """Connect/read timeout (s) of one HTTP attempt."""
     max_connections: int = 16
+    outage_after: float = 20.0
+    """Seconds without any answer (at least 3 failed attempts, all threads together) that make an
+    outage: every request then raises ``UnreachableError``."""
 
     @classmethod
     def load(
@@ -234,7 +238,7 @@ def _convert(name: str, value: Any) -> Any:
             if number < 1:
                 raise ValueError("must be at least 1")
             return number
-        if name in ("max_wait", "rate", "max_total_wait", "timeout"):
+        if name in ("max_wait", "rate", "max_total_wait", "timeout", "outage_after"):
             real = float(value)
             if real < 0 or not math.isfinite(real) or (name == "timeout" and real == 0):
                 raise ValueError("must be a positive number")
