@@ -143,8 +143,9 @@ class SpotifyClient:
 
     def _rest(self) -> None:
         """The API answers again: sleeps last their time again (unless cancelled)."""
-        if not self._cancelled.is_set():
-            self._wake.clear()
+        self._wake.clear()
+        if self._cancelled.is_set():  # cancel() came in between: stay awake
+            self._wake.set()
 
     @property
     def mode(self) -> ApiMode | None:
