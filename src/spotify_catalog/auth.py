@@ -17,6 +17,7 @@ from spotify_catalog.errors import AuthenticationError, InvalidResponseError
 from spotify_catalog.settings import Secret, register_secret
 from spotify_catalog.transport import (
     Clock,
+    OutageTracker,
     Retryable,
     RetryPolicy,
     Sleep,
@@ -50,6 +51,7 @@ class TokenManager:
         clock: Clock,
         sleep: Sleep,
         policy: RetryPolicy | None = None,
+        outage: OutageTracker | None = None,
     ) -> None:
         self._http = http
         self._url = token_url
@@ -57,6 +59,8 @@ class TokenManager:
         self._clock = clock
         self._sleep = sleep
         self._policy = policy or RetryPolicy()
+        self._outage = outage
+        """Shared with the client: token requests that get no answer count toward an outage."""
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
@@ -96,12 +100,15 @@ class TokenManager:
         what = f"POST {url}"
 
         def attempt() -> tuple[str, float]:
+            started = self._clock()
             try:
                 response = self._http.post(
                     self._url, data={"grant_type": "client_credentials"}, auth=self._auth
                 )
             except httpx.HTTPError as exc:
-                raise network_failure(exc, what, url) from None
+                raise network_failure(exc, what, url, outage=self._outage, started=started) from None
+            if self._outage is not None:
+                self._outage.answered()
             if response.status_code >= 500 or response.status_code == 429:
                 error = AuthenticationError(f"token endpoint answered HTTP {response.status_code}", url=url)
                 raise Retryable("transient", f"token endpoint HTTP {response.status_code}", error)
@@ -115,7 +122,12 @@ class TokenManager:
             return token, float(expires_in)
 
         token, expires_in = call_with_retries(
-            attempt, policy=self._policy, clock=self._clock, sleep=self._sleep, what=what
+            attempt,
+            policy=self._policy,
+            clock=self._clock,
+            sleep=self._sleep,
+            what=what,
+            outage=self._outage,
         )
         register_secret(token)
         self._token = token

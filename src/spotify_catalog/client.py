@@ -4,6 +4,11 @@
 :mod:`spotify_catalog.transport` decides, renews the token on a 401 and replays the request (once,
 unless the renewed token outlived its time too), and returns the JSON object. One client serves
 many threads (one ``httpx.Client`` connection pool, locks around the token, the counters and the mode).
+
+Attempts that get no answer at all (refused, DNS, TLS, dropped before a response, timeouts) are
+counted across threads by one :class:`~spotify_catalog.transport.OutageTracker`: when nothing has
+answered for ``settings.outage_after`` seconds, every request raises
+:class:`~spotify_catalog.errors.UnreachableError`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from spotify_catalog.errors import Stopped, UnauthorizedError
 from spotify_catalog.settings import ApiMode, Settings
 from spotify_catalog.transport import (
     Clock,
+    OutageTracker,
     Pacer,
     Retryable,
     RetryPolicy,
@@ -32,6 +38,7 @@ from spotify_catalog.transport import (
     call_with_retries,
     check_response,
     network_failure,
+    never_sent,
     safe_url,
 )
 
@@ -63,9 +70,10 @@ class SpotifyClient:
         self.settings = settings
         self.request_budget = request_budget
         self._cancelled = threading.Event()
+        self._wake = threading.Event()  # set: sleeping retries end at once (cancelled, or an outage)
         self._clock = clock
-        if sleep is None:  # real waits, cut short by cancel()
-            sleep = self._wait_unless_cancelled
+        if sleep is None:  # real waits, cut short by cancel() and by an outage
+            sleep = self._wait_unless_woken
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._policy = RetryPolicy(
@@ -82,6 +90,12 @@ class SpotifyClient:
             ),
             headers={"Accept": "application/json", "User-Agent": "spotify-catalog"},
         )
+        self.outage = OutageTracker(
+            after=settings.outage_after,
+            clock=clock,
+            on_outage=self._wake.set,
+            on_recovery=self._rest,
+        )
         self.tokens = TokenManager(
             self._http,
             settings.token_url,
@@ -90,11 +104,13 @@ class SpotifyClient:
             clock=clock,
             sleep=sleep,
             policy=self._policy,
+            outage=self.outage,
         )
         self.pacer = Pacer(settings.rate, clock=clock, sleep=sleep)
         self._lock = threading.Lock()
         self._mode = settings.mode
         self._requests_made = 0
+        self._attempts_made = 0
         self._base_path = urlsplit(settings.api_url).path.rstrip("/")
 
     def __repr__(self) -> str:
@@ -120,9 +136,16 @@ class SpotifyClient:
         their next attempt, and the default sleep ends at once). For ending a run whose worker
         threads are still waiting on this client; a cancelled client is not used again."""
         self._cancelled.set()
+        self._wake.set()
 
-    def _wait_unless_cancelled(self, seconds: float) -> None:
-        self._cancelled.wait(seconds)
+    def _wait_unless_woken(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+
+    def _rest(self) -> None:
+        """The API answers again: sleeps last their time again (unless cancelled)."""
+        self._wake.clear()
+        if self._cancelled.is_set():  # cancel() came in between: stay awake
+            self._wake.set()
 
     @property
     def mode(self) -> ApiMode | None:
@@ -139,9 +162,18 @@ class SpotifyClient:
 
     @property
     def requests_made(self) -> int:
-        """Web API HTTP requests sent, every attempt counted (token requests are not)."""
+        """Web API HTTP requests that reached the server, every retry counted (token requests are
+        not): answered ones, and those whose connection broke or timed out after sending (they may
+        have counted for Spotify). Attempts that never connected (refused, DNS, TLS, connect
+        timeout) are not requests: see :attr:`attempts_made`."""
         with self._lock:
             return self._requests_made
+
+    @property
+    def attempts_made(self) -> int:
+        """Web API attempts, those that never connected included."""
+        with self._lock:
+            return self._attempts_made
 
     @property
     def tokens_fetched(self) -> int:
@@ -170,8 +202,9 @@ class SpotifyClient:
         """``GET`` a Web API path (or a ``next`` link) and return its JSON object.
 
         ``None`` params are left out, lists are joined with commas, booleans become ``true``/``false``.
-        Raises the :mod:`spotify_catalog.errors` classes: ``APIError`` subclasses, ``TransportError``,
-        ``InvalidResponseError``, ``MustWaitError`` subclasses, ``Stopped`` past the request budget.
+        Raises the :mod:`spotify_catalog.errors` classes: ``APIError`` subclasses, ``TransportError``
+        (``UnreachableError`` in an outage), ``InvalidResponseError``, ``MustWaitError`` subclasses,
+        ``Stopped`` past the request budget.
         """
         url = self.url_for(path)
         query = _encode_params(params or {})
@@ -191,12 +224,18 @@ class SpotifyClient:
             self.pacer.acquire()
             request.headers["Authorization"] = f"Bearer {token}"
             log.debug("GET %s", shown)
+            started = self._clock()
+            with self._lock:
+                self._attempts_made += 1
             try:
                 response = self._http.send(request)
             except httpx.HTTPError as exc:
-                raise network_failure(exc, what, shown) from None
+                if never_sent(exc):
+                    self._uncount_request()  # it never reached the server
+                raise network_failure(exc, what, shown, outage=self.outage, started=started) from None
             finally:
                 del request.headers["Authorization"]
+            self.outage.answered()
             try:
                 return check_response(
                     response, url=shown, method="GET", policy=self._policy, now=self._wall_clock
@@ -209,7 +248,12 @@ class SpotifyClient:
                 raise Retryable("renew", f"401 {exc.message}: renewing the access token", exc) from None
 
         return call_with_retries(
-            attempt, policy=self._policy, clock=self._clock, sleep=self._sleep, what=what
+            attempt,
+            policy=self._policy,
+            clock=self._clock,
+            sleep=self._sleep,
+            what=what,
+            outage=self.outage,
         )
 
     def _count_request(self) -> None:

@@ -49,6 +49,7 @@ from spotify_catalog.errors import (
     SpotifyError,
     Stopped,
     StorageError,
+    UnreachableError,
     UsageError,
     WrongModeError,
     format_time,
@@ -732,9 +733,11 @@ STOPS: tuple[type[SpotifyError | Stopped], ...] = (
     Stopped,
     ForbiddenError,
     AuthenticationError,
+    UnreachableError,
 )
 """Errors after which nothing more can be done in this run (a 401 even after renewing the token is
-retried later, like a 5xx: a token can expire while in use)."""
+retried later, like a 5xx: a token can expire while in use). ``UnreachableError`` (an outage) leaves
+the tasks pending with no attempt counted: the run is recorded ``failed`` and the error re-raised."""
 
 
 @dataclass

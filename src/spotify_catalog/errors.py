@@ -8,6 +8,7 @@ carries the exit code the command line uses for it::
     │   └── ConfigError                  (exit 2)  missing or unusable settings (credentials, URLs)
     ├── SpotifyError                     (exit 1)  talking to Spotify went wrong, after retries
     │   ├── TransportError               (exit 1)  network: connect, read, timeout, dropped connection
+    │   │   └── UnreachableError         (exit 1)  no answer from the API for a while: an outage
     │   ├── InvalidResponseError         (exit 1)  a response that is not what it claims (bad JSON, ...)
     │   ├── AuthenticationError          (exit 1)  the token endpoint refused the credentials
     │   ├── APIError                     (exit 1)  the Web API answered with an error status
@@ -81,6 +82,24 @@ class SpotifyError(SpotifyCatalogError):
 
 class TransportError(SpotifyError):
     """The network failed: connection refused or dropped, timeout."""
+
+
+class UnreachableError(TransportError):
+    """Nothing answered for a while, on any thread of the client: an outage, not one request's bad luck.
+
+    ``origin`` is the unreachable ``scheme://host[:port]``, ``reason`` the last failure (``connection
+    refused``), ``attempts`` the failed attempts in a row across threads over ``seconds``.
+    """
+
+    def __init__(self, origin: str, reason: str, *, attempts: int, seconds: float) -> None:
+        super().__init__(
+            f"cannot reach {origin}: {reason} ({attempts} attempts in {seconds:.1f} s); "
+            "nothing was lost, run again later"
+        )
+        self.origin = origin
+        self.reason = reason
+        self.attempts = attempts
+        self.seconds = seconds
 
 
 class InvalidResponseError(SpotifyError):

@@ -118,6 +118,7 @@ ENV_NAMES: dict[str, str] = {
     "timeout": "SPOTIFY_CATALOG_TIMEOUT",
     "max_connections": "SPOTIFY_CATALOG_MAX_CONNECTIONS",
     "daily_budget": "SPOTIFY_CATALOG_DAILY_BUDGET",
+    "outage_after": "SPOTIFY_CATALOG_OUTAGE_AFTER",
 }
 CONFIG_ENV = "SPOTIFY_CATALOG_CONFIG"
 CONFIG_TABLE = "spotify"
@@ -146,6 +147,9 @@ class Settings:
     max_connections: int = 16
     daily_budget: int | None = None
     """A crawl's most requests in a rolling 24 h (``None``: no limit of its own)."""
+    outage_after: float = 20.0
+    """Seconds without any answer (at least 3 failed attempts, all threads together) that make an
+    outage: every request then raises ``UnreachableError``."""
 
     @classmethod
     def load(
@@ -237,7 +241,7 @@ def _convert(name: str, value: Any) -> Any:
             if number < 1:
                 raise ValueError("must be at least 1")
             return number
-        if name in ("max_wait", "rate", "max_total_wait", "timeout"):
+        if name in ("max_wait", "rate", "max_total_wait", "timeout", "outage_after"):
             real = float(value)
             if real < 0 or not math.isfinite(real) or (name == "timeout" and real == 0):
                 raise ValueError("must be a positive number")

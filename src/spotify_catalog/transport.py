@@ -7,6 +7,7 @@ limiter, bodies that are not the JSON they claim, a 401 answered by renewing the
 ``httpx.Response`` into those cases. Nothing here sleeps through a quota or a ``Retry-After`` longer
 than ``max_wait``: those raise :class:`~spotify_catalog.errors.MustWaitError` at once.
 
+:class:`OutageTracker` tells an outage (nothing answers, on any thread) from one request's bad luck.
 :class:`Pacer` spaces requests to a configured rate so that a crawl meets few 429s.
 """
 
@@ -30,6 +31,7 @@ from spotify_catalog.errors import (
     QuotaExceededError,
     SpotifyError,
     TransportError,
+    UnreachableError,
     WaitTooLongError,
     api_error_class,
 )
@@ -45,7 +47,10 @@ QUOTA_REASON = "QUOTA_EXCEEDED"
 DEFAULT_QUOTA_WAIT = 3600.0
 """Assumed wait (s) for a quota 429 without a usable ``Retry-After``."""
 
-Kind = Literal["transient", "rate_limit", "invalid", "renew"]
+Kind = Literal["transient", "rate_limit", "invalid", "renew", "no_answer"]
+
+OUTAGE_MIN_ATTEMPTS = 3
+"""Failed attempts in a row (across threads) an outage needs besides ``outage_after`` seconds."""
 
 
 @dataclass(frozen=True)
@@ -65,16 +70,29 @@ class RetryPolicy:
 
 
 class Retryable(Exception):
-    """An attempt failed in a way that may pass; ``error`` is raised if retries run out."""
+    """An attempt failed in a way that may pass; ``error`` is raised if retries run out.
+
+    Kind ``no_answer`` (the attempt got no HTTP response) carries the :class:`OutageTracker`'s
+    ``streak`` and ``verdict_in``, the seconds until the streak is long enough to be an outage.
+    """
 
     def __init__(
-        self, kind: Kind, reason: str, error: SpotifyError, retry_after: float | None = None
+        self,
+        kind: Kind,
+        reason: str,
+        error: SpotifyError,
+        retry_after: float | None = None,
+        *,
+        streak: int | None = None,
+        verdict_in: float | None = None,
     ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.error = error
         self.retry_after = retry_after
+        self.streak = streak
+        self.verdict_in = verdict_in
 
 
 def call_with_retries(
@@ -85,15 +103,23 @@ def call_with_retries(
     sleep: Sleep,
     what: str,
     rng: random.Random | None = None,
+    outage: OutageTracker | None = None,
 ) -> T:
     """Run ``attempt`` until it returns, retrying :class:`Retryable` failures within ``policy``.
 
     ``what`` names the request in log lines (e.g. ``GET /v1/search``). Exhausted retries raise the
     last failure's ``error``.
+
+    With ``outage``: no attempt is made while it holds an outage (``UnreachableError`` at once), and
+    attempts that got no answer while nothing else was answered either (kind ``no_answer``, same
+    ``streak`` as this call's previous one) do not count against ``max_attempts``: the call keeps
+    trying, its waits cut to end when the outage verdict is due, until an answer comes or the tracker
+    declares the outage. ``max_total_wait`` still bounds it.
     """
     started = clock()
     jitter = rng or random.Random()
     invalid_seen = 0
+    last_streak: int | None = None
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = _retryable(state)
@@ -104,17 +130,24 @@ def call_with_retries(
         initial, maximum = policy.backoff_initial, policy.backoff_max
         if exc.kind == "rate_limit":  # Retry-After 0 or missing
             initial, maximum = policy.rate_limit_backoff_initial, policy.rate_limit_backoff_max
-        ceiling = min(maximum, initial * 2 ** (state.attempt_number - 1))
-        return jitter.uniform(ceiling / 2, ceiling)  # "equal jitter": never 0, never above the ceiling
+        ceiling = min(maximum, initial * 2 ** (min(state.attempt_number, 32) - 1))
+        pause = jitter.uniform(ceiling / 2, ceiling)  # "equal jitter": never 0, never above the ceiling
+        if exc.verdict_in is not None:  # wake up when the outage verdict is due
+            pause = min(pause, max(exc.verdict_in, 0.0))
+        return pause
 
     def stop(state: tenacity.RetryCallState) -> bool:
-        nonlocal invalid_seen
+        nonlocal invalid_seen, last_streak
         exc = _retryable(state)
         if exc.kind == "invalid":
             invalid_seen += 1
             if invalid_seen >= policy.invalid_attempts:
                 return True
-        if state.attempt_number >= policy.max_attempts:
+        suspect = False
+        if exc.kind == "no_answer" and exc.streak is not None:
+            suspect = exc.streak == last_streak  # nothing was answered since this call's last failure
+            last_streak = exc.streak
+        if state.attempt_number >= policy.max_attempts and not suspect:
             return True
         return clock() - started + (state.upcoming_sleep or 0.0) > policy.max_total_wait
 
@@ -122,15 +155,14 @@ def call_with_retries(
         exc = _retryable(state)
         pause = state.upcoming_sleep
         level = logging.INFO if exc.kind == "renew" else logging.WARNING
-        log.log(
-            level,
-            "%s: %s; retrying in %.1f s (attempt %d of %d)",
-            what,
-            exc.reason,
-            pause,
-            state.attempt_number + 1,
-            policy.max_attempts,
-        )
+        number = state.attempt_number + 1
+        of = f" of {policy.max_attempts}" if number <= policy.max_attempts else ""
+        log.log(level, "%s: %s; retrying in %.1f s (attempt %d%s)", what, exc.reason, pause, number, of)
+
+    def guarded() -> T:
+        if outage is not None:
+            outage.check()
+        return attempt()
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(Retryable),
@@ -141,7 +173,7 @@ def call_with_retries(
         reraise=True,
     )
     try:
-        return retrying(attempt)
+        return retrying(guarded)
     except Retryable as exc:
         log.warning(
             "%s: giving up after %d attempt(s): %s",
@@ -168,13 +200,178 @@ def safe_url(url: str | httpx.URL) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 
-def network_failure(exc: httpx.HTTPError, what: str, url: str) -> Exception:
-    """A :class:`Retryable` for network failures that may pass, else a :class:`TransportError`."""
+def network_failure(
+    exc: httpx.HTTPError,
+    what: str,
+    url: str,
+    *,
+    outage: OutageTracker | None = None,
+    started: float | None = None,
+) -> Exception:
+    """A :class:`Retryable` for network failures that may pass, else a :class:`TransportError`.
+
+    With ``outage``, a failure that got no HTTP response is reported to it (``started``: when the
+    attempt began), and the result may be its :class:`~spotify_catalog.errors.UnreachableError`.
+    """
     name = type(exc).__name__
     error = TransportError(f"network error: {name}: {exc}" if str(exc) else f"network error: {name}", url=url)
+    if outage is not None and got_no_answer(exc):
+        return outage.failed(exc, url=url, started=started, error=error)
     if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
         return Retryable("transient", f"{name}", error)
     return error
+
+
+def got_no_answer(exc: httpx.HTTPError) -> bool:
+    """Whether ``exc`` means the server gave no answer: it could not be reached (refused, DNS, TLS,
+    connect timeout), closed or reset the connection before responding, or did not respond in time.
+    A full local connection pool (``PoolTimeout``) is not the server's doing."""
+    if isinstance(exc, httpx.PoolTimeout):
+        return False
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+def never_sent(exc: httpx.HTTPError) -> bool:
+    """Whether the request surely never reached the server: no connection was made."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+_DNS_WORDS = ("name or service", "name resolution", "nodename", "getaddrinfo", "no address")
+
+
+def describe_network_error(exc: httpx.HTTPError) -> str:
+    """A few words for a network failure: ``connection refused``, ``host name not found (DNS)``."""
+    text = str(exc)
+    lowered = text.lower()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        return "no answer in time (timeout)"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "connection closed without an answer"
+    if "refused" in lowered:
+        return "connection refused"
+    if any(s in lowered for s in _DNS_WORDS):
+        return "host name not found (DNS)"
+    if any(s in lowered for s in ("ssl", "certificate", "tls")):
+        return f"TLS failed: {text}"
+    if "reset" in lowered:
+        return "connection reset"
+    if "unreachable" in lowered:
+        return "network unreachable"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}"
+
+
+class OutageTracker:
+    """Attempts in a row that got no answer, across every thread of a client; thread-safe.
+
+    Any HTTP response (:meth:`answered`, whatever its status) ends the streak. A streak that has
+    lasted ``after`` seconds (from the start of its first attempt) with at least ``min_attempts``
+    failed attempts is an outage: :meth:`failed` returns an
+    :class:`~spotify_catalog.errors.UnreachableError` instead of a :class:`Retryable`, ``on_outage``
+    is called (the client wakes its sleeping retries with it), and for ``after`` seconds
+    :meth:`check` refuses every attempt at once; after that one attempt is let through to see
+    whether the API is back.
+    """
+
+    def __init__(
+        self,
+        *,
+        after: float = 20.0,
+        min_attempts: int = OUTAGE_MIN_ATTEMPTS,
+        clock: Clock,
+        on_outage: Callable[[], None] | None = None,
+        on_recovery: Callable[[], None] | None = None,
+    ) -> None:
+        self.after = after
+        self.min_attempts = min_attempts
+        self._clock = clock
+        self._on_outage = on_outage
+        self._on_recovery = on_recovery
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._count = 0
+        self._reason = ""
+        self._origin = ""
+        self._streak = 0
+        self._declared_at: float | None = None
+        self.outages = 0
+        """Outages declared so far."""
+
+    @property
+    def failing(self) -> int:
+        """Failed attempts in the current streak (0: the last attempt was answered)."""
+        with self._lock:
+            return self._count
+
+    def answered(self) -> None:
+        """An HTTP response came (any status): the API is there."""
+        with self._lock:
+            was_declared = self._declared_at is not None
+            if self._count:
+                log.info("%s answers again after %d failed attempt(s)", self._origin, self._count)
+            self._since, self._count, self._declared_at = None, 0, None
+            self._streak += 1
+        if was_declared and self._on_recovery is not None:
+            self._on_recovery()
+
+    def check(self) -> None:
+        """Raise :class:`~spotify_catalog.errors.UnreachableError` while an outage is held."""
+        with self._lock:
+            if self._declared_at is not None and self._clock() - self._declared_at < self.after:
+                raise self._error(self._clock())
+
+    def failed(
+        self, exc: httpx.HTTPError, *, url: str, started: float | None = None, error: SpotifyError
+    ) -> Exception:
+        """Record an attempt (begun at ``started``) that got no answer; the exception to raise for it:
+        :class:`Retryable` (kind ``no_answer``, retried; ``error`` if retries run out) or
+        :class:`~spotify_catalog.errors.UnreachableError`."""
+        reason = describe_network_error(exc)
+        declared = False
+        with self._lock:
+            now = self._clock()
+            if self._since is None:
+                self._since = min(now, started) if started is not None else now
+            self._count += 1
+            self._reason, self._origin = reason, origin(url)
+            if self._declared_at is not None or (
+                now - self._since >= self.after and self._count >= self.min_attempts
+            ):
+                declared = self._declared_at is None
+                self.outages += declared
+                self._declared_at = now
+                unreachable = self._error(now)
+            else:
+                return Retryable(
+                    "no_answer",
+                    reason,
+                    error,
+                    streak=self._streak,
+                    verdict_in=self._since + self.after - now,
+                )
+        if declared:
+            log.info("%s", unreachable)
+            if self._on_outage is not None:
+                self._on_outage()
+        return unreachable
+
+    def _error(self, now: float) -> UnreachableError:
+        assert self._since is not None
+        return UnreachableError(
+            self._origin, self._reason, attempts=self._count, seconds=max(0.0, now - self._since)
+        )
 
 
 def parse_retry_after(value: str | None) -> float | None:

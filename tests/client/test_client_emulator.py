@@ -22,6 +22,7 @@ from spotify_catalog.errors import (
     ServerError,
     Stopped,
     TransportError,
+    UnreachableError,
     WaitTooLongError,
 )
 from spotify_catalog.settings import ApiMode, redact
@@ -224,14 +225,20 @@ def test_server_errors_give_up_after_max_attempts(
     assert fake_time.sleeps[2] > fake_time.sleeps[0]  # exponential
 
 
-def test_dropped_connections_give_up_as_transport_errors(
+def test_dropped_connections_that_last_are_an_outage(
     emulator: Any, connect: Connect, fake_time: FakeTime
 ) -> None:
     client = connect(emulator, max_attempts=3)
+    client.tokens.token()
     emulator.configure(fault_rate=1.0, fault_kinds=["drop"])
-    with pytest.raises(TransportError, match="RemoteProtocolError"):
+    started = fake_time.now
+    with pytest.raises(UnreachableError, match="connection closed without an answer") as info:
         client.get(f"/artists/{BTS}")
-    assert client.requests_made == 3
+    assert isinstance(info.value, TransportError)
+    # nothing else answered meanwhile: not given up after 3 attempts, but after outage_after (20 s)
+    assert info.value.attempts > 3
+    assert 20 <= fake_time.now - started <= 21
+    assert client.requests_made == info.value.attempts == web_requests(emulator)  # drops reached it
 
 
 def test_timeouts_are_retried(make_emulator: Any, connect: Connect, fake_time: FakeTime) -> None:
@@ -247,10 +254,10 @@ def test_timeouts_are_retried(make_emulator: Any, connect: Connect, fake_time: F
 
 def test_timeouts_that_last_give_up(make_emulator: Any, connect: Connect) -> None:
     emu = make_emulator()
-    client = connect(emu, timeout=0.1, max_attempts=2)
+    client = connect(emu, timeout=0.1, max_attempts=2, outage_after=1)
     client.tokens.token()
     emu.configure(latency_ms=400)
-    with pytest.raises(TransportError, match="Timeout"):
+    with pytest.raises(UnreachableError, match=r"no answer in time \(timeout\)"):
         client.get(f"/artists/{BTS}")
 
 
