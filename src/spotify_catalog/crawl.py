@@ -754,6 +754,9 @@ def _fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) ->
     """Albums, then the rest of their tracks, so an album is written whole in one transaction. A stop
     or a failure half-way keeps what came (the missing pages become tasks of their own)."""
     result = _Albums(_get_items(client, "album", keys, market))
+    problem = response_problem("album", result.items)
+    if problem is not None:  # no further pages for albums that are not whole
+        raise InvalidResponseError(f"album {','.join(keys)}: incomplete response: {problem}")
     try:
         for album in result.items:
             for key in _more_track_pages(album) if album else []:
