@@ -117,6 +117,7 @@ ENV_NAMES: dict[str, str] = {
     "max_total_wait": "SPOTIFY_CATALOG_MAX_TOTAL_WAIT",
     "timeout": "SPOTIFY_CATALOG_TIMEOUT",
     "max_connections": "SPOTIFY_CATALOG_MAX_CONNECTIONS",
+    "daily_budget": "SPOTIFY_CATALOG_DAILY_BUDGET",
 }
 CONFIG_ENV = "SPOTIFY_CATALOG_CONFIG"
 CONFIG_TABLE = "spotify"
@@ -143,6 +144,8 @@ class Settings:
     timeout: float = 20.0
     """Connect/read timeout (s) of one HTTP attempt."""
     max_connections: int = 16
+    daily_budget: int | None = None
+    """Most requests a crawl makes in any rolling 24 hours (counted in ``_runs``); ``None``: no limit."""
 
     @classmethod
     def load(
@@ -229,7 +232,7 @@ def _convert(name: str, value: Any) -> Any:
                 return value
             text = str(value).strip().lower()
             return None if text in ("", "auto") else ApiMode(text)
-        if name in ("max_attempts", "max_connections"):
+        if name in ("max_attempts", "max_connections", "daily_budget"):
             number = int(value)
             if number < 1:
                 raise ValueError("must be at least 1")

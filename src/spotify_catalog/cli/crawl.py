@@ -10,6 +10,7 @@ import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,7 @@ def run_crawl(
     help="The app's API mode [env SPOTIFY_CATALOG_MODE; auto: detect, remembered in the database].",
 )
 @click.option("--quiet", is_flag=True, help="No progress display and no summary.")
+@click.option("--plan", is_flag=True, help="Print the requests the crawl needs and exit; sends nothing.")
 @click.pass_context
 def crawl(
     ctx: click.Context,
@@ -181,6 +183,7 @@ def crawl(
     refresh_after: str,
     mode: str | None,
     quiet: bool,
+    plan: bool,
 ) -> None:
     """Collect artists, their albums and tracks into a database, with the fewest requests.
 
@@ -201,6 +204,11 @@ def crawl(
         {"api_url": g.api_url, "token_url": g.token_url, "max_wait": max_wait, "mode": mode},
         config_path=g.config,
     )
+    if plan:  # from the database alone: no request, no credentials
+        from spotify_catalog.cli.status import print_plan
+
+        print_plan(db_url, options, settings, now=datetime.now(UTC))
+        return
     settings.credentials()  # missing credentials: exit 2 before touching the database
     run_crawl(
         ctx,

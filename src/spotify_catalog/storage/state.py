@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -20,6 +20,8 @@ DONE = "done"
 FAILED = "failed"
 
 _CHUNK = 500
+WINDOW = timedelta(hours=24)
+"""The rolling window of a daily request budget."""
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
@@ -184,3 +186,39 @@ def finish_run(engine: sa.Engine, run_id: int, end: RunEnd, *, now: datetime) ->
                 rows_written=end.rows_written,
             )
         )
+
+
+def _last_activity() -> sa.ColumnElement[datetime]:
+    r = schema.runs
+    return sa.func.coalesce(r.c.updated_at, r.c.ended_at, r.c.started_at)
+
+
+def requests_since(conn: sa.Connection, since: datetime) -> int:
+    """Requests of the runs active since ``since`` (a run counts whole, at its last activity:
+    ``updated_at``, else ``ended_at``, else ``started_at``)."""
+    r = schema.runs
+    total = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(r.c.requests), 0)).where(_last_activity() >= since)
+    ).scalar_one()
+    return int(total)
+
+
+def budget_frees_at(conn: sa.Connection, now: datetime, budget: int) -> datetime | None:
+    """When the requests of the rolling 24 h (see :func:`requests_since`) fall below ``budget``
+    again, as the runs leave the window one by one; ``None`` when they are below it already."""
+    r = schema.runs
+    at = _last_activity().label("at")
+    rows = conn.execute(sa.select(at, r.c.requests).where(at >= now - WINDOW).order_by(at, r.c.id)).all()
+    used = sum(int(requests or 0) for _, requests in rows)
+    for when, requests in rows:
+        if used < budget:
+            break
+        used -= int(requests or 0)
+        if used < budget:
+            return _aware(when) + WINDOW
+    return None
+
+
+def _aware(value: datetime) -> datetime:
+    """A stored time is UTC (the COALESCE keeps the column type; this is a safety net)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
