@@ -125,7 +125,7 @@ def estimate(conn: sa.Connection, plan: Plan) -> Estimate:
     names = list(dict.fromkeys(a.value for a in plan.artists if not a.is_id))
     ids = list(dict.fromkeys(a.value for a in plan.artists if a.is_id))
     r = schema.artist_resolutions
-    resolved: dict[str, str | None] = dict(conn.execute(sa.select(r.c.input, r.c.artist_id)).tuples().all())
+    resolved: dict[str, str | None] = dict(conn.execute(sa.select(r.c.input, r.c.artist_id)).all())
     searches = tasks.pending("search") | {n for n in names if not tasks.fresh("search", n)}
     out.requests["search"] = len(searches)
     unsearched = [n for n in names if n not in resolved]
@@ -250,7 +250,7 @@ class _Averages:
 def _links(conn: sa.Connection, groups: Iterable[str]) -> list[tuple[str, str]]:
     aa = schema.artist_albums
     query = sa.select(aa.c.artist_id, aa.c.album_id).where(aa.c.album_group.in_(list(groups)))
-    return [(a, b) for a, b in conn.execute(query).tuples()]
+    return [(a, b) for a, b in conn.execute(query)]
 
 
 def _averages(
@@ -284,7 +284,7 @@ def _averages(
 
 def _total_tracks(conn: sa.Connection) -> dict[str, int | None]:
     a = schema.albums
-    return dict(conn.execute(sa.select(a.c.id, a.c.total_tracks)).tuples().all())
+    return dict(conn.execute(sa.select(a.c.id, a.c.total_tracks)).all())
 
 
 def _stored_tracks(conn: sa.Connection, fresh_since: datetime | None) -> dict[str, tuple[int, int]]:
@@ -300,7 +300,7 @@ def _stored_tracks(conn: sa.Connection, fresh_since: datetime | None) -> dict[st
         .where(tr.c.album_id.is_not(None))
         .group_by(tr.c.album_id)
     )
-    return {album: (int(count), int(todo or 0)) for album, count, todo in conn.execute(query).tuples()}
+    return {album: (int(count), int(todo or 0)) for album, count, todo in conn.execute(query)}
 
 
 def _pending_tracks_elsewhere(conn: sa.Connection, crawl_albums: set[str]) -> int:
@@ -344,7 +344,7 @@ def plan_from_database(conn: sa.Connection) -> Plan:
     t = schema.tasks
     found = conn.execute(
         sa.select(t.c.kind, t.c.key).where(t.c.kind.in_(["search", "artist"])).order_by(t.c.kind, t.c.key)
-    ).tuples()
+    )
     artists = tuple(ArtistInput(key, kind == "artist") for kind, key in found)
     r = schema.runs
     command = conn.execute(sa.select(r.c.command).order_by(r.c.id.desc()).limit(1)).scalar()
@@ -490,7 +490,7 @@ def read_status(conn: sa.Connection, *, now: datetime, daily_budget: int | None 
     t = schema.tasks
     tasks: dict[str, dict[str, int]] = {}
     counts = conn.execute(sa.select(t.c.kind, t.c.state, sa.func.count()).group_by(t.c.kind, t.c.state))
-    for kind, st, count in counts.tuples():
+    for kind, st, count in counts:
         tasks.setdefault(kind, {state.PENDING: 0, state.DONE: 0, state.FAILED: 0})[st] = int(count)
     order = {kind: position for position, kind in enumerate(KINDS)}
     tasks = dict(sorted(tasks.items(), key=lambda item: (order.get(item[0], len(KINDS)), item[0])))
