@@ -476,6 +476,7 @@ class Status:
             "budget_frees_at": _iso(self.budget_frees_at),
             "api_mode": str(self.estimate.mode) if self.estimate.mode_known else None,
             "depth": plan.depth.label,
+            "counted_for": plan.source,
             "include_groups": list(plan.include_groups),
             "notes": self.estimate.notes,
             "runs": [run.to_json() for run in self.runs],

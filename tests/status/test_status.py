@@ -146,6 +146,12 @@ def test_daily_budget_from_the_environment(tmp_path: Path) -> None:
         "--db", f"sqlite:///{path}", "--format", "json", env={"SPOTIFY_CATALOG_DAILY_BUDGET": "1200"}
     )
     assert json.loads(result.stdout)["daily_budget"] == 1200
+    settings = tmp_path / "settings.toml"
+    settings.write_text("[spotify]\ndaily_budget = 800\n", encoding="utf-8")
+    from_file = CliRunner().invoke(
+        main, ["--config", str(settings), "status", "--db", f"sqlite:///{path}", "--format", "json"]
+    )
+    assert json.loads(from_file.stdout)["daily_budget"] == 800
     bad = status("--db", f"sqlite:///{path}", env={"SPOTIFY_CATALOG_DAILY_BUDGET": "lots"})
     assert bad.exit_code == 2
     assert bad.stderr.startswith("Error: bad value for daily_budget (SPOTIFY_CATALOG_DAILY_BUDGET)")
