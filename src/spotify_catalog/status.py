@@ -339,7 +339,7 @@ def plan_from_database(conn: sa.Connection) -> Plan:
     depth and groups read from its command line and its artists from the task queue; the mode from
     ``_state`` (development when unknown, the dearer)."""
     saved = _saved_options(state.get_state(conn, OPTIONS_STATE_KEY))
-    if saved is not None:
+    if saved is not None and saved["artists"]:
         return Plan(**saved, source="the last crawl's options")
     t = schema.tasks
     found = conn.execute(

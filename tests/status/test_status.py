@@ -260,8 +260,13 @@ def test_status_sends_no_request_and_writes_nothing(make_emulator: Any, tmp_path
     path = tmp_path / "c.db"
     engine = new_engine(path)
     crawl(emu, engine, sample()[:4], mode="development", budget=40)
-    engine.dispose()
+    # while the crawl's connections are open (SQLite keeps its last writes in the -wal file) ...
     before, requests = _fingerprint(path), web_requests(emu)
+    assert status_json(f"sqlite:///{path}")["last_run"]["requests"] == 40
+    assert _fingerprint(path) == before
+    # ... and after they are closed
+    engine.dispose()
+    before = _fingerprint(path)
     for args in ([], ["--format", "json"], ["--daily-budget", "10"]):
         result = CliRunner().invoke(
             main,
