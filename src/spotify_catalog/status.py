@@ -114,116 +114,139 @@ def estimate(conn: sa.Connection, plan: Plan) -> Estimate:
     query = sa.select(t.c.kind, t.c.key, t.c.state, t.c.done_at).where(t.c.kind != "track")
     for kind, key, st, done_at in conn.execute(query):
         rows[kind][key] = (st, done_at)
-    tasks = _Tasks(rows, plan.fresh_since)
     mode = plan.mode or _saved_mode(conn)
-    dev = mode is not ApiMode.EXTENDED
     out = Estimate(dict.fromkeys(KINDS, 0.0), True, plan, mode or ApiMode.DEVELOPMENT, mode is not None)
     if mode is None:
         out.notes.append("API mode not known yet: development assumed (the dearer)")
-
-    # phase 1: a search per name, the artist objects of ids (a search's artist is complete)
-    names = list(dict.fromkeys(a.value for a in plan.artists if not a.is_id))
-    ids = list(dict.fromkeys(a.value for a in plan.artists if a.is_id))
-    r = schema.artist_resolutions
-    resolved: dict[str, str | None] = dict(conn.execute(sa.select(r.c.input, r.c.artist_id)).all())
-    searches = tasks.pending("search") | {n for n in names if not tasks.fresh("search", n)}
-    out.requests["search"] = len(searches)
-    unsearched = [n for n in names if n not in resolved]
-    searched_ids = {resolved[n] for n in searches if resolved.get(n)}
-    wanted_ids = (tasks.pending("artist") | {i for i in ids if not tasks.fresh("artist", i)}) - searched_ids
-    out.requests["artist"] = _batches(len(wanted_ids), dev, "artist")
-    if unsearched and wanted_ids:
-        out.exact = False  # a name not searched yet may resolve to one of the ids
-    not_found = {i for i in ids if tasks.fresh("artist", i) and tasks.rows["artist"][i][0] == state.FAILED}
-    artists = list(dict.fromkeys([*(a for n in names if (a := resolved.get(n))), *(set(ids) - not_found)]))
-    unknown_artists = len(unsearched)
-    if unsearched:
-        out.notes.append(f"{len(unsearched)} name(s) not searched yet: each assumed to be a new artist")
-    if plan.depth < Depth.ALBUMS:
-        return out
-
-    # phase 2: discography pages
-    page_size = endpoints.DEV_LIMIT if dev else endpoints.MAX_LIMIT
-    groups = ",".join(plan.include_groups)
-    pages: dict[str, dict[int, tuple[str, datetime | None]]] = defaultdict(dict)
-    for key, row in tasks.rows["artist_albums"].items():
-        prefix, _, offset = key.rpartition("|")
-        if offset.isdigit():
-            pages[prefix][int(offset)] = row
-    links = _links(conn, plan.include_groups)
-    stats = _averages(conn, pages, links, groups, plan, page_size)
-    crawl_prefixes = {f"{a}|{groups}": a for a in artists}
-    complete: list[str] = []
-    more_albums = 0.0  # albums of discographies not (all) stored yet
-    for prefix, artist in crawl_prefixes.items():
-        known = pages.get(prefix, {})
-        first = known.get(0)
-        if first is None or first[1] is None:  # never fetched: its size is unknown
-            unknown_artists += 1
-            continue
-        if tasks.fresh("artist_albums", f"{prefix}|0"):
-            todo = [o for o, (st, _) in known.items() if st == state.PENDING]
-        else:  # page 0 again, and with it the other pages not fresh
-            todo = [o for o in known if not tasks.fresh("artist_albums", f"{prefix}|{o}")]
-        out.requests["artist_albums"] += len(todo)
-        if not todo or 0 in todo:
-            complete.append(artist)
-        else:  # the pages still to come: full but the last
-            more_albums += max(0.0, len(todo) * page_size - page_size / 2)
-            out.exact = False
-    for prefix, known in pages.items():  # other crawls' pending pages are drained too
-        if prefix in crawl_prefixes:
-            continue
-        out.requests["artist_albums"] += sum(1 for st, _ in known.values() if st == state.PENDING)
-        first = known.get(0)
-        if first is not None and first[0] == state.PENDING and first[1] is None:
-            out.requests["artist_albums"] += stats.pages - 1
-            out.exact = False
-    if unknown_artists:
-        out.requests["artist_albums"] += unknown_artists * stats.pages
-        more_albums += unknown_artists * stats.albums
-        out.exact = False
-        out.notes.append(
-            f"{unknown_artists} discography(ies) not fetched yet: {stats.pages:.1f} page(s), "
-            f"{stats.albums:.1f} album(s) each assumed ({stats.source})"
-        )
-    if plan.depth < Depth.TRACKS:
-        return out
-
-    # phase 3: full albums (each with its first 50 tracks) and the further track pages
-    crawl_set = set(artists)
-    crawl_albums = {album for artist, album in links if artist in crawl_set}
-    albums_todo = tasks.pending("album") | {a for a in crawl_albums if not tasks.fresh("album", a)}
-    totals = _total_tracks(conn)
-    out.requests["album"] = _batches(len(albums_todo), dev, "album", more=more_albums)
-    unknown_totals = 0
-    for album in albums_todo:
-        total = totals.get(album)
-        if total is None:
-            unknown_totals += 1
-        else:
-            out.requests["album_tracks"] += _more_pages(total)
-    out.requests["album_tracks"] += len(tasks.pending("album_tracks"))
-    out.requests["album_tracks"] += (more_albums + unknown_totals) * stats.more_pages
-    if unknown_totals:
-        out.exact = False
-    if plan.depth < Depth.TRACK_DETAILS:
-        return out
-
-    # phase 4: full tracks of the crawl's albums (those stored, and those to come)
-    tracks_todo = float(_pending_tracks_elsewhere(conn, crawl_albums))
-    stored = _stored_tracks(conn, plan.fresh_since)
-    for album in crawl_albums:
-        count, to_fetch = stored.get(album, (0, 0))
-        total = totals.get(album)
-        if total is None:
-            tracks_todo += stats.tracks
-            out.exact = False
-        else:
-            tracks_todo += to_fetch + max(0, total - count)
-    tracks_todo += more_albums * stats.tracks
-    out.requests["track"] = _batches(round(tracks_todo), dev, "track")
+    counter = _Counter(conn, plan, _Tasks(rows, plan.fresh_since), out)
+    counter.resolve()
+    if plan.depth >= Depth.ALBUMS:
+        counter.discographies()
+    if plan.depth >= Depth.TRACKS:
+        counter.albums()
+    if plan.depth >= Depth.TRACK_DETAILS:
+        counter.tracks()
     return out
+
+
+@dataclass
+class _Counter:
+    """Counts :func:`estimate`'s requests phase by phase, into ``out``."""
+
+    conn: sa.Connection
+    plan: Plan
+    tasks: _Tasks
+    out: Estimate
+    artists: list[str] = field(default_factory=list)  # the crawl's artists the database knows
+    unknown_artists: int = 0  # ... and those it does not know yet (names not searched)
+    more_albums: float = 0.0  # albums of discographies not (all) stored yet
+    crawl_albums: set[str] = field(default_factory=set)
+    totals: dict[str, int | None] = field(default_factory=dict)
+    stats: _Averages | None = None
+
+    @property
+    def dev(self) -> bool:
+        return self.out.mode is ApiMode.DEVELOPMENT
+
+    def add(self, kind: str, requests: float, *, exact: bool = True) -> None:
+        self.out.requests[kind] += requests
+        self.out.exact = self.out.exact and exact
+
+    def resolve(self) -> None:
+        """Phase 1: a search per name, the artist objects of ids (a search's artist is complete)."""
+        tasks, plan = self.tasks, self.plan
+        names = list(dict.fromkeys(a.value for a in plan.artists if not a.is_id))
+        ids = list(dict.fromkeys(a.value for a in plan.artists if a.is_id))
+        r = schema.artist_resolutions
+        resolved: dict[str, str | None] = dict(self.conn.execute(sa.select(r.c.input, r.c.artist_id)).all())
+        searches = tasks.pending("search") | {n for n in names if not tasks.fresh("search", n)}
+        self.add("search", len(searches))
+        unsearched = [n for n in names if n not in resolved]
+        searched_ids = {resolved[n] for n in searches if resolved.get(n)}
+        wanted = (tasks.pending("artist") | {i for i in ids if not tasks.fresh("artist", i)}) - searched_ids
+        # a name not searched yet may resolve to one of the ids wanted
+        self.add("artist", _batches(len(wanted), self.dev, "artist"), exact=not (unsearched and wanted))
+        not_found = {
+            i for i in ids if tasks.fresh("artist", i) and tasks.rows["artist"][i][0] == state.FAILED
+        }
+        found = [a for n in names if (a := resolved.get(n))]
+        self.artists = list(dict.fromkeys([*found, *(i for i in ids if i not in not_found)]))
+        self.unknown_artists = len(unsearched)
+        if unsearched:
+            self.out.notes.append(
+                f"{len(unsearched)} name(s) not searched yet: each assumed to be a new artist"
+            )
+
+    def discographies(self) -> None:
+        """Phase 2: the discography pages of the crawl's artists, and any other page still pending."""
+        tasks, page_size = self.tasks, endpoints.DEV_LIMIT if self.dev else endpoints.MAX_LIMIT
+        groups = ",".join(self.plan.include_groups)
+        pages: dict[str, dict[int, tuple[str, datetime | None]]] = defaultdict(dict)
+        for key, row in tasks.rows["artist_albums"].items():
+            prefix, _, offset = key.rpartition("|")
+            if offset.isdigit():
+                pages[prefix][int(offset)] = row
+        links = _links(self.conn, self.plan.include_groups)
+        stats = self.stats = _averages(self.conn, pages, links, groups, self.plan, page_size)
+        crawl_prefixes = {f"{a}|{groups}" for a in self.artists}
+        for prefix in crawl_prefixes:
+            known = pages.get(prefix, {})
+            first = known.get(0)
+            if first is None or first[1] is None:  # never fetched: its size is unknown
+                self.unknown_artists += 1
+                continue
+            if tasks.fresh("artist_albums", f"{prefix}|0"):
+                todo = [o for o, (st, _) in known.items() if st == state.PENDING]
+            else:  # page 0 again, and with it the other pages not fresh
+                todo = [o for o in known if not tasks.fresh("artist_albums", f"{prefix}|{o}")]
+            partial = bool(todo) and 0 not in todo
+            self.add("artist_albums", len(todo), exact=not partial)
+            if partial:  # the pages still to come: full but the last
+                self.more_albums += max(0.0, len(todo) * page_size - page_size / 2)
+        for prefix, known in pages.items():  # other crawls' pending pages are drained too
+            if prefix not in crawl_prefixes:
+                self.add("artist_albums", sum(1 for st, _ in known.values() if st == state.PENDING))
+                first = known.get(0)
+                if first is not None and first[0] == state.PENDING and first[1] is None:
+                    self.add("artist_albums", stats.pages - 1, exact=False)
+        if self.unknown_artists:
+            self.add("artist_albums", self.unknown_artists * stats.pages, exact=False)
+            self.more_albums += self.unknown_artists * stats.albums
+            self.out.notes.append(
+                f"{self.unknown_artists} discography(ies) not fetched yet: {stats.pages:.1f} page(s), "
+                f"{stats.albums:.1f} album(s) each assumed ({stats.source})"
+            )
+        crawl_set = set(self.artists)
+        self.crawl_albums = {album for artist, album in links if artist in crawl_set}
+
+    def albums(self) -> None:
+        """Phase 3: full albums (each with its first 50 tracks) and the further track pages."""
+        assert self.stats is not None
+        tasks = self.tasks
+        todo = tasks.pending("album") | {a for a in self.crawl_albums if not tasks.fresh("album", a)}
+        self.totals = _total_tracks(self.conn)
+        self.add("album", _batches(len(todo), self.dev, "album", more=self.more_albums))
+        totals = [self.totals.get(album) for album in todo]
+        unknown = sum(1 for total in totals if total is None)
+        self.add("album_tracks", sum(_more_pages(total) for total in totals if total is not None))
+        self.add("album_tracks", len(tasks.pending("album_tracks")))
+        self.add("album_tracks", (self.more_albums + unknown) * self.stats.more_pages, exact=not unknown)
+
+    def tracks(self) -> None:
+        """Phase 4: full tracks of the crawl's albums (those stored and those to come)."""
+        assert self.stats is not None
+        todo = float(_pending_tracks_elsewhere(self.conn, self.crawl_albums))
+        stored = _stored_tracks(self.conn, self.plan.fresh_since)
+        for album in self.crawl_albums:
+            count, to_fetch = stored.get(album, (0, 0))
+            total = self.totals.get(album)
+            if total is None:
+                todo += self.stats.tracks
+                self.out.exact = False
+            else:
+                todo += to_fetch + max(0, total - count)
+        todo += self.more_albums * self.stats.tracks
+        self.add("track", _batches(round(todo), self.dev, "track"))
 
 
 def _batches(count: int, dev: bool, kind: str, more: float = 0.0) -> float:
