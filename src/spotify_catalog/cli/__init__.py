@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "crawl": "crawl:crawl",
     "demo": "crawl:demo",
     "export": "export:export",
+    "status": "status:status",
 }
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,7 @@ def run_crawl(
     help="The app's API mode [env SPOTIFY_CATALOG_MODE; auto: detect, remembered in the database].",
 )
 @click.option("--quiet", is_flag=True, help="No progress display and no summary.")
+@click.option("--plan", is_flag=True, help="Print the requests the crawl needs and exit; sends nothing.")
 @click.pass_context
 def crawl(
     ctx: click.Context,
@@ -247,6 +249,7 @@ def crawl(
     force: bool,
     mode: str | None,
     quiet: bool,
+    plan: bool,
 ) -> None:
     """Collect artists, their albums and tracks into a database, with the fewest requests.
 
@@ -275,6 +278,11 @@ def crawl(
         daily_budget=settings.daily_budget,
         force=force,
     )
+    if plan:  # from the database alone: no request, no credentials
+        from spotify_catalog.cli.status import print_plan
+
+        print_plan(db_url, db_schema, options, settings, now=datetime.now(UTC))
+        return
     settings.credentials()  # missing credentials: exit 2 before touching the database
     run_crawl(
         ctx,

@@ -1,0 +1,171 @@
+"""``status``: what a crawl database holds and what is left, without a request (docs/operations.md);
+and the table ``crawl --plan`` prints."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+from spotify_catalog import crawl as crawl_lib
+from spotify_catalog import status as status_lib
+from spotify_catalog.cli import Globals, db_options
+from spotify_catalog.errors import StorageError, UsageError
+from spotify_catalog.settings import Settings
+from spotify_catalog.storage import db
+
+DEFAULT_DB = "sqlite:///spotify-catalog.db"
+
+
+def _console() -> Console:
+    """Standard output; when it is not a terminal (a log, a pipe) no line is wrapped or cut."""
+    console = Console(soft_wrap=True, highlight=False)
+    if not console.is_terminal:
+        console.width = 10_000  # tables keep their natural width
+    return console
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
+
+
+def _number(value: float) -> str:
+    return f"{round(value):,}"
+
+
+@click.command()
+@db_options(DEFAULT_DB)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output.",
+)
+@click.option(
+    "--daily-budget",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Requests a day, for the days left [env SPOTIFY_CATALOG_DAILY_BUDGET].",
+)
+def status(db_url: str, db_schema: str | None, fmt: str, daily_budget: int | None) -> None:
+    """Tasks done and pending, recent runs, requests of the last 24 h and the requests left.
+
+    Reads the database only: sends no request, needs no credentials, writes nothing.
+    """
+    g = click.get_current_context().find_object(Globals) or Globals()
+    settings = Settings.load({"daily_budget": daily_budget}, config_path=g.config)
+    engine = status_lib.open_read_only(db_url, db_schema)
+    if engine is None:
+        raise UsageError(f"no database at {db.redact(db_url)} (nothing crawled there: check --db)")
+    try:
+        with engine.connect() as conn:
+            report = status_lib.read_status(conn, now=datetime.now(UTC), daily_budget=settings.daily_budget)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StorageError(f"database error: {db.describe_error(exc)}") from None
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        return
+    _print_status(_console(), report, db.redact(db_url))
+
+
+def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
+    if report.empty:
+        out.print(f"{where}: nothing crawled yet.", markup=False)
+        return
+    estimate = report.estimate
+    tasks = Table(title=f"spotify-catalog status: {where}", title_justify="left")
+    for name in ("task kind", "done", "pending", "failed", "requests left"):
+        tasks.add_column(name, justify="left" if name == "task kind" else "right")
+    for kind, counts in report.tasks.items():
+        left = estimate.requests.get(kind)
+        tasks.add_row(
+            kind,
+            _number(counts["done"]),
+            _number(counts["pending"]),
+            _number(counts["failed"]),
+            "" if left is None else _number(left),
+        )
+    for kind, left in estimate.requests.items():  # kinds with no task yet
+        if kind not in report.tasks and left:
+            tasks.add_row(kind, "0", "0", "0", _number(left))
+    out.print(tasks)
+
+    runs = Table(title=f"last {len(report.runs)} run(s)", title_justify="left")
+    for name in ("run", "started", "ended", "status", "requests", "reason"):
+        runs.add_column(name, justify="right" if name in ("run", "requests") else "left")
+    for run in report.runs:
+        runs.add_row(
+            str(run.id),
+            _when(run.started_at),
+            _when(run.ended_at),
+            run.status,
+            _number(run.requests),
+            run.reason or "",
+        )
+    out.print(runs)
+
+    lines = [f"requests in the last 24 h: {_number(report.requests_last_24h)}"]
+    if report.daily_budget is not None:
+        lines[0] += f" of a daily budget of {_number(report.daily_budget)}"
+        if report.budget_frees_at is not None:
+            lines[0] += f" (under it again after {_when(report.budget_frees_at)})"
+    last = report.last_run
+    if last is not None:
+        line = f"last run: #{last.id} {last.status}"
+        if last.reason:
+            line += f": {last.reason}"
+        if last.retry_at is not None:
+            line += f"; run again after {_when(last.retry_at)}"
+        lines.append(line)
+    shown = ", ".join(repr(name) for name in report.unresolved)
+    lines.append(f"names that found no artist: {shown or 'none'}")
+    lines.extend(_summary_lines(estimate, report.daily_budget))
+    for line in lines:
+        out.print(line, markup=False)
+
+
+def _summary_lines(estimate: status_lib.Estimate, daily_budget: int | None) -> list[str]:
+    plan = estimate.plan
+    total = estimate.total
+    kind = "exact" if estimate.exact else "estimated"
+    mode = f"{estimate.mode} mode" + ("" if estimate.mode_known else " (assumed)")
+    line = f"requests left: {total:,} ({kind}; depth {plan.depth.label}, {mode})"
+    if total == 0:
+        return [line + ": nothing left to do"]
+    budget = daily_budget or status_lib.ASSUMED_BUDGET
+    days = -(-total // budget)
+    line += f"; {days} day(s) at {budget:,} a day"
+    if daily_budget is None:
+        line += " (assumed: no daily budget set)"
+    return [line, *(f"  {note}" for note in estimate.notes)]
+
+
+def print_plan(
+    db_url: str, db_schema: str | None, options: crawl_lib.CrawlOptions, settings: Settings, *, now: datetime
+) -> None:
+    """``crawl --plan``: the requests the crawl needs, per task kind, and a one-line summary."""
+    plan = status_lib.Plan(
+        artists=options.artists,
+        depth=options.depth,
+        include_groups=options.include_groups,
+        mode=settings.mode,
+        fresh_since=now - options.refresh_after,
+    )
+    estimate = status_lib.estimate_for(db_url, plan, db_schema)
+    out = _console()
+    table = Table(title=f"spotify-catalog crawl --plan: {db.redact(db_url)}", title_justify="left")
+    table.add_column("task kind")
+    table.add_column("requests", justify="right")
+    for kind, left in estimate.requests.items():
+        table.add_row(kind, _number(left))
+    out.print(table)
+    for line in _summary_lines(estimate, settings.daily_budget):
+        out.print(line, markup=False)

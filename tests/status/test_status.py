@@ -1,0 +1,425 @@
+"""``spotify-catalog status`` and ``crawl --plan``: what they report, that the requests left are what
+a resumed crawl then spends (exactly once every discography is stored), and that they send no
+request and write nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from status_helpers import T0, crawl, new_engine, sample, status, status_json
+
+from emulated import web_requests
+from spotify_catalog import status as status_lib
+from spotify_catalog.cli import main
+from spotify_catalog.crawl import Depth
+from spotify_catalog.inputs import ArtistInput
+from spotify_catalog.storage import db, schema, state
+
+JSON_KEYS = {"tasks", "requests_last_24h", "last_run", "unresolved", "requests_left", "requests_left_exact"}
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env; a default database would land here
+    for variable in ("SPOTIFY_CATALOG_MODE", "SPOTIFY_CATALOG_DAILY_BUDGET", "SPOTIFY_CATALOG_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def _fingerprint(path: Path) -> tuple[str, int]:
+    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+
+# ------------------------------------------------------------------------------ empty and missing
+
+
+def test_a_missing_sqlite_file_is_a_usage_error_and_is_not_created(tmp_path: Path) -> None:
+    target = tmp_path / "nothing-here.db"
+    result = status("--db", f"sqlite:///{target}")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: no database at ")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("made_by", ["crawl", "empty file"])
+def test_a_new_database_says_nothing_crawled_yet(tmp_path: Path, made_by: str) -> None:
+    target = tmp_path / "new.db"
+    if made_by == "crawl":
+        new_engine(target).dispose()  # the schema, no run
+    else:
+        target.write_bytes(b"")
+    result = status("--db", f"sqlite:///{target}")
+    assert result.exit_code == 0, result.output
+    assert "nothing crawled yet" in result.stdout
+    data = status_json(f"sqlite:///{target}")
+    assert JSON_KEYS <= set(data)
+    assert data["tasks"] == {}
+    assert data["last_run"] is None
+    assert data["unresolved"] == []
+    assert (data["requests_left"], data["requests_left_exact"], data["requests_last_24h"]) == (0, True, 0)
+
+
+# ------------------------------------------------------------------------------ what it reports
+
+
+def test_json_reports_tasks_runs_and_unresolved_names(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development")
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    nobody = "Zzqx Nobody Wrote This"
+    artists = (*sample()[:6], ArtistInput(nobody, False))
+    crawl(emu, engine, artists, mode="development", budget=9)
+    crawl(emu, engine, artists, mode="development", budget=3)
+    data = status_json(f"sqlite:///{path}")
+    assert JSON_KEYS <= set(data)
+
+    t = schema.tasks
+    with engine.connect() as conn:
+        counts = conn.execute(
+            sa.select(t.c.kind, t.c.state, sa.func.count()).group_by(t.c.kind, t.c.state)
+        ).all()
+        runs = conn.execute(sa.select(schema.runs).order_by(schema.runs.c.id.desc())).mappings().all()
+    expected: dict[str, dict[str, int]] = {}
+    for kind, st, count in counts:
+        expected.setdefault(kind, {"pending": 0, "done": 0, "failed": 0})[st] = count
+    assert data["tasks"] == expected
+    assert data["unresolved"] == [nobody]
+    assert data["last_run"] == {
+        "id": runs[0]["id"],
+        "status": "stopped",
+        "reason": runs[0]["reason"],
+        "retry_at": None,
+        "requests": 3,
+    }
+    assert [r["requests"] for r in data["runs"]] == [3, 9]
+    assert data["requests_last_24h"] == 0  # the runs are of T0, long ago
+    assert data["requests_left_exact"] is False  # discographies are still missing
+    assert data["api_mode"] == "development"
+    assert data["daily_budget"] is None
+    assert data["daily_budget_assumed"] is True
+    assert data["days_left"] == -(-data["requests_left"] // status_lib.ASSUMED_BUDGET)
+    engine.dispose()
+
+
+def test_table_shows_the_last_run_and_when_to_run_again(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development")
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    crawl(emu, engine, sample()[:3], mode="development", budget=5)
+    retry_at = T0 + timedelta(hours=20)
+    with engine.begin() as conn:
+        conn.execute(
+            schema.runs.update().values(reason="the quota of 1000 requests is used up", retry_at=retry_at)
+        )
+    engine.dispose()
+    result = status("--db", f"sqlite:///{path}", "--daily-budget", "1500")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "last run: #1 stopped: the quota of 1000 requests is used up; " in out
+    assert "run again after 2026-11-26 06:00:00 UTC" in out
+    assert "of a daily budget of 1,500" in out
+    assert "names that found no artist: none" in out
+    assert re.search(
+        r"requests left: [\d,]+ \(estimated; depth tracks, development mode\); 1 day\(s\) at 1,500", out
+    )
+    for line in out.splitlines():  # stdout is not a terminal here: long lines stay whole
+        assert len(line) < 400
+    assert "…" not in out
+
+
+def test_daily_budget_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    new_engine(path).dispose()
+    data = status_json(f"sqlite:///{path}")
+    assert data["daily_budget"] is None
+    result = status(
+        "--db", f"sqlite:///{path}", "--format", "json", env={"SPOTIFY_CATALOG_DAILY_BUDGET": "1200"}
+    )
+    assert json.loads(result.stdout)["daily_budget"] == 1200
+    settings = tmp_path / "settings.toml"
+    settings.write_text("[spotify]\ndaily_budget = 800\n", encoding="utf-8")
+    from_file = CliRunner().invoke(
+        main, ["--config", str(settings), "status", "--db", f"sqlite:///{path}", "--format", "json"]
+    )
+    assert json.loads(from_file.stdout)["daily_budget"] == 800
+    bad = status("--db", f"sqlite:///{path}", env={"SPOTIFY_CATALOG_DAILY_BUDGET": "lots"})
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("Error: bad value for daily_budget (SPOTIFY_CATALOG_DAILY_BUDGET)")
+
+
+# ------------------------------------------------------------------------------ the requests left
+
+
+def _discography_requests(emu: Any, tmp_path: Path, artists: tuple[ArtistInput, ...], mode: str) -> int:
+    """The requests of resolving the artists and fetching their discographies: a crawl to depth
+    albums into a database of its own."""
+    engine = new_engine(tmp_path / "albums-only.db")
+    spent = crawl(emu, engine, artists, mode=mode, depth=Depth.ALBUMS)
+    engine.dispose()
+    return spent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "depth"),
+    [("development", Depth.TRACKS), ("extended", Depth.TRACKS), ("extended", Depth.TRACK_DETAILS)],
+    ids=["development", "extended", "extended-track-details"],
+)
+def test_requests_left_is_exact_once_every_discography_is_stored(
+    make_emulator: Any, tmp_path: Path, mode: str, depth: Depth
+) -> None:
+    emu = make_emulator(profile=mode)
+    artists = sample()
+    budget = _discography_requests(emu, tmp_path, artists, mode)
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    assert crawl(emu, engine, artists, mode=mode, depth=depth, budget=budget) == budget
+    with engine.connect() as conn:
+        pending = conn.execute(
+            sa.select(sa.func.count()).where(
+                schema.tasks.c.kind == "artist_albums", schema.tasks.c.state == "pending"
+            )
+        ).scalar_one()
+    assert pending == 0  # every discography is stored, no album yet
+
+    data = status_json(f"sqlite:///{path}")
+    assert data["requests_left_exact"] is True
+    rest = crawl(emu, engine, artists, mode=mode, depth=depth, workers=4)
+    assert data["requests_left"] == rest > 0
+    assert status_json(f"sqlite:///{path}")["requests_left"] == 0
+    engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["development", "extended"])
+@pytest.mark.parametrize("share", [0.4, 0.7])
+def test_requests_left_is_close_while_discographies_are_fetched(
+    make_emulator: Any, tmp_path: Path, mode: str, share: float
+) -> None:
+    emu = make_emulator(profile=mode)
+    artists = sample()
+    budget = round(_discography_requests(emu, tmp_path, artists, mode) * share)
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    crawl(emu, engine, artists, mode=mode, budget=budget)
+    data = status_json(f"sqlite:///{path}")
+    assert data["requests_left_exact"] is False
+    rest = crawl(emu, engine, artists, mode=mode, workers=4)
+    assert abs(data["requests_left"] - rest) <= 0.3 * rest, (data["requests_left"], rest)
+    engine.dispose()
+
+
+def test_a_crawl_to_depth_albums_is_finished_for_status(make_emulator: Any, tmp_path: Path) -> None:
+    """The depth of the last crawl counts: its albums are not work left."""
+    emu = make_emulator(profile="development")
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    crawl(emu, engine, sample()[:5], mode="development", depth=Depth.ALBUMS)
+    data = status_json(f"sqlite:///{path}")
+    assert (data["requests_left"], data["requests_left_exact"], data["depth"]) == (0, True, "albums")
+    engine.dispose()
+
+
+def test_saved_crawl_options_are_the_plan(make_emulator: Any, tmp_path: Path) -> None:
+    """``_state.crawl_options`` (written by the crawl) names the artists still to do."""
+    emu = make_emulator(profile="development")
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    done, later = sample()[:2], sample()[2:4]
+    crawl(emu, engine, done, mode="development")
+    options = {
+        "depth": "tracks",
+        "include_groups": ["album", "single", "compilation", "appears_on"],
+        "market": None,
+        "artists": [{"value": a.value, "is_id": a.is_id} for a in (*done, *later)],
+    }
+    with engine.begin() as conn:
+        state.set_state(conn, status_lib.OPTIONS_STATE_KEY, json.dumps(options))
+    data = status_json(f"sqlite:///{path}")
+    assert data["requests_left"] > 0
+    assert data["requests_left_exact"] is False
+    assert any("not fetched yet" in note for note in data["notes"])
+    engine.dispose()
+
+
+# ------------------------------------------------------------------------------ read only
+
+
+def test_status_sends_no_request_and_writes_nothing(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development")
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    crawl(emu, engine, sample()[:4], mode="development", budget=40)
+    # while the crawl's connections are open (SQLite keeps its last writes in the -wal file) ...
+    before, requests = _fingerprint(path), web_requests(emu)
+    assert status_json(f"sqlite:///{path}")["last_run"]["requests"] == 40
+    assert _fingerprint(path) == before
+    # ... and after they are closed
+    engine.dispose()
+    before = _fingerprint(path)
+    for args in ([], ["--format", "json"], ["--daily-budget", "10"]):
+        result = CliRunner().invoke(
+            main,
+            [
+                "--api-url",
+                emu.url + "/v1",
+                "--token-url",
+                emu.url + "/api/token",
+                "status",
+                "--db",
+                f"sqlite:///{path}",
+                *args,
+            ],
+            env={
+                "SPOTIFY_CLIENT_ID": "emulator-client-id",
+                "SPOTIFY_CLIENT_SECRET": "emulator-client-secret",
+            },
+        )
+        assert result.exit_code == 0, result.output
+    assert _fingerprint(path) == before
+    assert web_requests(emu) == requests
+
+
+def test_status_reads_postgresql_and_mariadb(make_emulator: Any, db_url: str) -> None:
+    emu = make_emulator(profile="development")
+    engine = db.open_database(db_url)
+    crawl(emu, engine, sample()[:3], mode="development", depth=Depth.ALBUMS, budget=6)
+    data = status_json(db_url)
+    with engine.connect() as conn:
+        pending = conn.execute(
+            sa.select(sa.func.count()).where(schema.tasks.c.state == "pending")
+        ).scalar_one()
+    assert sum(kind["pending"] for kind in data["tasks"].values()) == pending
+    assert data["last_run"]["requests"] == 6
+    engine.dispose()
+
+
+# ------------------------------------------------------------------------------ crawl --plan
+
+
+@pytest.mark.slow
+def test_plan_on_a_fresh_database_sends_nothing_and_is_close(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="development")
+    artists = sample(step=8, names=0)  # ids only
+    path = tmp_path / "fresh.db"
+    args = [arg for a in artists for arg in ("--artist", a.value)]
+    result = CliRunner().invoke(
+        main,
+        [
+            "--api-url",
+            emu.url + "/v1",
+            "crawl",
+            "--db",
+            f"sqlite:///{path}",
+            *args,
+            "--mode",
+            "development",
+            "--plan",
+        ],
+        env={"SPOTIFY_CLIENT_ID": "", "SPOTIFY_CLIENT_SECRET": ""},  # no credentials needed
+    )
+    assert result.exit_code == 0, result.output
+    assert emu.stats()["requests"] == 0
+    assert not path.exists()
+    match = re.search(r"requests left: ([\d,]+) \(estimated; depth tracks, development mode\)", result.stdout)
+    assert match, result.stdout
+    planned = int(match.group(1).replace(",", ""))
+    assert f"artist        │ {len(artists):>8}" in result.stdout  # the ids: exact
+
+    real = crawl(emu, new_engine(path), artists, mode="development")
+    assert abs(planned - real) <= 0.3 * real, (planned, real)
+
+
+@pytest.mark.slow
+def test_plan_counts_what_the_database_holds(make_emulator: Any, tmp_path: Path) -> None:
+    """After a stop, the plan of the same crawl is the requests left (exact here), and a rerun
+    later than --refresh-after counts everything again."""
+    emu = make_emulator(profile="extended")
+    artists = sample()[:8]
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    disc = _discography_requests(emu, tmp_path, artists, "extended")
+    crawl(emu, engine, artists, mode="extended", budget=disc)
+    base = [
+        "crawl",
+        "--db",
+        f"sqlite:///{path}",
+        *[x for a in artists for x in ("--artist", a.value)],
+        "--plan",
+    ]
+    result = CliRunner().invoke(main, base, env={"SPOTIFY_CATALOG_MODE": "extended"})
+    assert result.exit_code == 0, result.output
+    match = re.search(r"requests left: ([\d,]+) \(exact; depth tracks, extended mode\)", result.stdout)
+    assert match, result.stdout
+    rest = crawl(emu, engine, artists, mode="extended")
+    assert int(match.group(1)) == rest
+    engine.dispose()
+    # everything fresh (the crawl's clock is T0, long ago: --refresh-after 0 refetches everything)
+    again = CliRunner().invoke(
+        main, [*base, "--refresh-after", "0"], env={"SPOTIFY_CATALOG_MODE": "extended"}
+    )
+    total = crawl(emu, new_engine(tmp_path / "other.db"), artists, mode="extended")
+    assert f"requests left: {total:,} (exact" in again.stdout, again.stdout
+
+
+# ------------------------------------------------------------------------------ the rolling 24 h
+
+
+def _run(conn: sa.Connection, requests: int, started: Any, ended: Any = None, updated: Any = None) -> None:
+    conn.execute(
+        schema.runs.insert().values(
+            started_at=started,
+            ended_at=ended,
+            updated_at=updated,
+            status="done",
+            requests=requests,
+            command="x",
+        )
+    )
+
+
+def test_requests_since_and_when_the_budget_frees(db_url: str) -> None:
+    engine = db.open_database(db_url)
+    now = T0 + timedelta(days=3)
+    hour = timedelta(hours=1)
+    with engine.begin() as conn:
+        _run(conn, 500, now - 30 * hour, now - 25 * hour)  # out of the window
+        _run(conn, 300, now - 26 * hour, now - 23 * hour)  # ended inside it
+        _run(conn, 400, now - 10 * hour, None, now - 9 * hour)  # running, last active 9 h ago
+        _run(conn, 200, now - 2 * hour)  # just started: only started_at
+    with engine.connect() as conn:
+        assert state.requests_since(conn, now - state.WINDOW) == 900
+        assert state.requests_since(conn, now - 5 * hour) == 200
+        assert state.requests_since(conn, now + hour) == 0
+        assert state.budget_frees_at(conn, now, 1000) is None  # 900 < 1000: free now
+        assert state.budget_frees_at(conn, now, 900) == now + hour  # the 300 leave the window
+        assert state.budget_frees_at(conn, now, 601) == now + hour  # 600 left: below 601
+        assert state.budget_frees_at(conn, now, 600) == now + 15 * hour  # the 400 must leave too
+        assert state.budget_frees_at(conn, now, 200) == now + 22 * hour  # and the 200
+        assert state.budget_frees_at(conn, now, 1) == now + 22 * hour
+    engine.dispose()
+
+
+def test_status_counts_the_last_24_hours(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        _run(conn, 700, now - timedelta(hours=30), now - timedelta(hours=29))
+        _run(conn, 600, now - timedelta(hours=3), now - timedelta(hours=2))
+        _run(conn, 450, now - timedelta(hours=1), None, now - timedelta(minutes=1))
+    engine.dispose()
+    data = status_json(f"sqlite:///{path}", "--daily-budget", "1000")
+    assert data["requests_last_24h"] == 1050
+    frees = datetime.fromisoformat(data["budget_frees_at"])
+    assert abs(frees - (now + timedelta(hours=22))) < timedelta(seconds=5)
