@@ -55,9 +55,9 @@ class Row:
 
 
 @contextmanager
-def emulator(latency_ms: float, artists: int) -> Iterator[str]:
+def emulator(latency_ms: float, artists: int, profile: str = "extended") -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spotify_catalog", "-q", "emulator", "--profile", "extended",
+        [sys.executable, "-m", "spotify_catalog", "-q", "emulator", "--profile", profile,
          "--latency-ms", str(latency_ms), "--artists", str(artists)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip

@@ -68,7 +68,7 @@ SEARCH_LIMIT = 10
 MODE_STATE_KEY = "api_mode"
 OPTIONS_STATE_KEY = "crawl_options"  # what the last crawl was asked for, for ``status``
 NOT_FOUND = "not found"
-CLAIM_POLL = 0.5  # seconds between looks at tasks another crawl holds
+CLAIM_POLL = 0.1  # seconds between looks at tasks another crawl holds
 ENTITY_TYPES = frozenset({"artist", "album", "track"})  # the kinds with batch endpoints
 
 
