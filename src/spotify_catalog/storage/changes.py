@@ -162,21 +162,29 @@ def albums_gone(conn: sa.Connection, album_ids: Iterable[str], *, now: datetime)
         conn.execute(t.delete().where(t.c.kind == "album", t.c.key.in_(chunk), pending))
         their_tracks = sa.select(tr.c.id).where(tr.c.album_id.in_(chunk))
         conn.execute(t.delete().where(t.c.kind == "track", t.c.key.in_(their_tracks), pending))
-        pages = sa.or_(*(t.c.key.startswith(f"{a}|", autoescape=True) for a in chunk))
-        conn.execute(t.delete().where(t.c.kind == "album_tracks", pending, pages))
+        _drop_pending_pages(conn, "album_tracks", chunk)
+
+
+def _drop_pending_pages(conn: sa.Connection, kind: str, ids: Sequence[str]) -> None:
+    """Drop the pending tasks of ``kind`` whose key (``id|...``) starts with one of ``ids``."""
+    t = schema.tasks
+    wanted = set(ids)
+    pending = conn.execute(sa.select(t.c.key).where(t.c.kind == kind, t.c.state == PENDING)).scalars()
+    drop = [key for key in pending if key.split("|", 1)[0] in wanted]
+    for chunk in _chunks(drop):
+        conn.execute(t.delete().where(t.c.kind == kind, t.c.state == PENDING, t.c.key.in_(chunk)))
 
 
 def artists_gone(conn: sa.Connection, artist_ids: Iterable[str], *, now: datetime) -> None:
     """Mark artists gone: their discography is empty now (links deleted, albums listed nowhere else
     gone) and their pending discography pages are dropped."""
-    ar, aa, t = schema.artists, schema.artist_albums, schema.tasks
+    ar, aa = schema.artists, schema.artist_albums
     for chunk in _chunks(artist_ids):
         conn.execute(ar.update().where(ar.c.id.in_(chunk), ar.c.gone_at.is_(None)).values(gone_at=now))
         links = list(conn.execute(sa.select(aa.c.album_id).where(aa.c.artist_id.in_(chunk))).scalars())
         conn.execute(aa.delete().where(aa.c.artist_id.in_(chunk)))
         _unlisted(conn, links, now=now)
-        pages = sa.or_(*(t.c.key.startswith(f"{a}|", autoescape=True) for a in chunk))
-        conn.execute(t.delete().where(t.c.kind == LISTING_KIND, t.c.state == PENDING, pages))
+        _drop_pending_pages(conn, LISTING_KIND, chunk)
 
 
 def tracks_gone(conn: sa.Connection, track_ids: Iterable[str], *, now: datetime) -> None:
