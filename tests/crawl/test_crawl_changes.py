@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 import sqlalchemy as sa
-from crawl_helpers import T0, minimum_requests, new_engine, pick
+from crawl_helpers import GROUPS, T0, minimum_requests, new_engine, pick
 
 from emulated import emulator_settings, web_requests
 from spotify_catalog import export as lake_export
@@ -25,7 +25,7 @@ from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
 from spotify_catalog.emulator import Catalog
 from spotify_catalog.errors import Stopped
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import db, schema, state
 
 BTS = "3Nrfpe0tUJi4K4DXYWgMUX"
 OLD, NEW = 42, 7  # seeds: BTS has 151 albums in the first, 176 others in the second
@@ -42,8 +42,9 @@ def run(
     depth: Depth = Depth.TRACKS,
     mode: str | None = None,
     budget: int | None = None,
+    workers: int = 1,
 ) -> CrawlResult:
-    options = CrawlOptions(artists=tuple(artists), depth=depth, refresh_after=refresh)
+    options = CrawlOptions(artists=tuple(artists), depth=depth, refresh_after=refresh, workers=workers)
     with SpotifyClient(emulator_settings(emu, mode), request_budget=budget) as client:
         return Crawler(engine, client, options, now=lambda: when, command="test").run()
 
@@ -110,7 +111,7 @@ def test_a_changed_catalog_replaces_links_marks_gone_and_costs_the_minimum(
         )
     assert pending == []
 
-    third = run(new, engine, artists, T0 + 2 * HOUR)
+    third = run(new, engine, artists, T0 + 2 * HOUR, workers=4)
     assert third.requests == web_requests(new) - second.requests == minimum
     assert not_found(new) == 2
     assert links(engine, BTS) == set(new_albums)
@@ -238,4 +239,43 @@ def test_a_later_fetch_clears_gone(make_emulator: Any, db_url: str) -> None:
     assert links(engine, artist[0].value) == albums
     assert gone_times(engine, schema.albums, albums) == {None}
     assert gone_times(engine, schema.tracks, tracks) == {None}
+    engine.dispose()
+
+
+def test_a_404_on_a_track_page_or_a_discography_page_marks_the_album_or_the_artist(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    """Pages queued before the catalog changed (as a stop leaves them) answered 404: the album of an
+    ``album_tracks`` page and the artist of an ``artist_albums`` page are gone, and not asked again."""
+    engine = new_engine(tmp_path / "c.db")
+    old = make_emulator(seed=OLD)
+    big = next(  # an artist with an album of more than 50 tracks
+        a
+        for a in pick().names.values()
+        if any(old.catalog.album(al).total_tracks > 50 for al in old.catalog.artist_album_ids(a))
+    )
+    run(old, engine, [ArtistInput(big, True)], T0, depth=Depth.TRACKS)
+    albums = old.catalog.artist_album_ids(big)
+    album = next(a for a in albums if old.catalog.album(a).total_tracks > 50)
+    new = make_emulator(seed=NEW)
+    with engine.begin() as conn:  # as a stop in the middle of the album leaves it
+        state.ensure_tasks(conn, "album_tracks", [f"{album}|50"], now=T0, fresh_since=T0 + HOUR)
+    second = run(new, engine, [ArtistInput(big, True)], T0 + HOUR, refresh=timedelta(days=7))
+    assert (second.requests, not_found(new)) == (1, 1)
+    assert gone_times(engine, schema.albums, set(albums)) == {None, T0 + HOUR}
+    assert gone_times(engine, schema.albums, {album}) == {T0 + HOUR}
+    assert gone_times(engine, schema.tracks, tracks_of(old.catalog, [album])) == {T0 + HOUR}
+    assert gone_times(engine, schema.artists, {big}) == {None}
+
+    with engine.begin() as conn:  # as a stop in the middle of the discography leaves it
+        state.ensure_tasks(
+            conn, "artist_albums", [f"{big}|{','.join(GROUPS)}|10"], now=T0, fresh_since=T0 + HOUR
+        )
+    third = run(new, engine, [ArtistInput(big, True)], T0 + 2 * HOUR, refresh=timedelta(days=7))
+    assert (third.requests, not_found(new)) == (1, 2)
+    assert gone_times(engine, schema.artists, {big}) == {T0 + 2 * HOUR}
+    assert links(engine, big) == set()
+    assert gone_times(engine, schema.albums, set(albums) - {album}) == {T0 + 2 * HOUR}
+    assert gone_times(engine, schema.tracks, tracks_of(old.catalog, albums)) == {T0 + HOUR, T0 + 2 * HOUR}
+    assert run(new, engine, [ArtistInput(big, True)], T0 + 3 * HOUR, refresh=timedelta(days=7)).requests == 0
     engine.dispose()
