@@ -71,7 +71,15 @@ def restart_listing(
         result = conn.execute(
             t.update()
             .where(t.c.kind == LISTING_KIND, t.c.key.in_(chunk), t.c.state != PENDING)
-            .values(state=PENDING, attempts=0, error=None, done_at=None, updated_at=now)
+            .values(
+                state=PENDING,
+                attempts=0,
+                error=None,
+                done_at=None,
+                updated_at=now,
+                lease_until=None,
+                leased_by=None,
+            )
         )
         reopened += int(result.rowcount)
     missing = sorted(set(pages) - existing)
