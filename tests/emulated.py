@@ -14,7 +14,7 @@ from spotify_catalog.storage import db, schema
 CLIENT_ID = "emulator-client-id"
 CLIENT_SECRET = "emulator-client-secret"
 # what differs between two equal crawls: when rows were fetched (not what was fetched)
-TIME_COLUMNS = ("fetched_at", "resolved_at")
+TIME_COLUMNS = ("fetched_at", "resolved_at", "listed_at")
 
 
 def emulator_settings(emu: Any, mode: str | None = None, **overrides: Any) -> Settings:

@@ -56,7 +56,7 @@ from spotify_catalog.errors import (
 )
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import ApiMode
-from spotify_catalog.storage import db, schema, state
+from spotify_catalog.storage import changes, db, schema, state
 from spotify_catalog.transform import Rows
 
 log = logging.getLogger(__name__)
@@ -179,12 +179,24 @@ class _Unit:
 
 
 @dataclass
+class _Listing:
+    """A discography page written: whose (``artist_id``, ``groups`` as in the task key), which albums it
+    listed, and for the first page the keys of the listing's other pages (see :mod:`storage.changes`)."""
+
+    artist_id: str
+    groups: str
+    album_ids: list[str]
+    pages: list[str] | None = None
+
+
+@dataclass
 class _Outcome:
     done: list[str] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
     also_done: list[tuple[str, list[str]]] = field(default_factory=list)
     follow_up: list[tuple[str, list[str]]] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
+    listing: _Listing | None = None
 
 
 def _utcnow() -> datetime:
@@ -489,7 +501,8 @@ class Crawler:
         found: set[str] = set()
         with self.engine.connect() as conn:
             for chunk in endpoints.chunked(album_ids, 500):
-                found.update(conn.execute(sa.select(t.c.id).where(t.c.album_id.in_(chunk))).scalars())
+                query = sa.select(t.c.id).where(t.c.album_id.in_(chunk), t.c.gone_at.is_(None))
+                found.update(conn.execute(query).scalars())
         return sorted(found)
 
     def _phase(self, name: str, seeds: list[tuple[str, list[str]]]) -> None:
@@ -643,10 +656,13 @@ class Crawler:
                 state=state.FAILED,
                 error=NOT_FOUND,
             )
+            changes.not_found(conn, unit.kind, outcome.not_found, now=when)
         for kind, keys in outcome.also_done:
             state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id)
         for kind, keys in outcome.follow_up:
             state.ensure_tasks(conn, kind, keys, now=when, fresh_since=self._fresh_since)
+        if outcome.listing is not None:
+            _listing_written(conn, outcome.listing, when)
         self._touch(conn, when, rows_written=self.rows_written + written)
         return written
 
@@ -672,6 +688,8 @@ class Crawler:
                     state=state.FAILED,
                     error=str(exc),
                 )
+                if isinstance(exc, NotFoundError):
+                    changes.not_found(conn, unit.kind, unit.keys, now=when)
             else:
                 log.warning("%s %s failed, will retry: %s", unit.kind, ",".join(unit.keys), exc)
                 state.retry_later(conn, unit.kind, unit.keys, error=str(exc), now=when)
@@ -889,15 +907,26 @@ def _handle_artist_albums(keys: list[str], page: Any, rows: Rows, when: datetime
     (key,) = keys
     artist_id, groups, offset = _split(key)
     single_group = groups if "," not in groups else None
-    transform.add_artist_albums_page(rows, artist_id, page, when, default_group=single_group)
-    outcome = _Outcome(done=keys)
+    transform.add_artist_albums_page(
+        rows, artist_id, page, when, default_group=single_group, groups=tuple(groups.split(","))
+    )
+    listed = [album["id"] for album in page.get("items") or [] if album and album.get("id")]
+    listing = _Listing(artist_id, groups, listed)
+    outcome = _Outcome(done=keys, listing=listing)
     if int(offset) == 0:
         step = int(page.get("limit") or len(page.get("items") or []) or 1)
         total = int(page.get("total") or 0)
-        outcome.follow_up.append(
-            ("artist_albums", [f"{artist_id}|{groups}|{o}" for o in range(step, total, step)])
-        )
+        pages = [f"{artist_id}|{groups}|{o}" for o in range(step, total, step)]
+        outcome.follow_up.append(("artist_albums", pages))
+        listing.pages = pages  # a new refresh of the listing: all its pages again
     return outcome
+
+
+def _listing_written(conn: sa.Connection, listing: _Listing, when: datetime) -> None:
+    """Discography bookkeeping in the transaction of a page (see :mod:`storage.changes`)."""
+    if listing.pages is not None:
+        changes.restart_listing(conn, listing.artist_id, listing.groups, listing.pages, now=when)
+    changes.listing_page_written(conn, listing.artist_id, listing.groups, listing.album_ids, now=when)
 
 
 def _handle_album_tracks(keys: list[str], page: Any, rows: Rows, when: datetime) -> _Outcome:

@@ -56,6 +56,7 @@ FORMATS = ("parquet", "csv", "jsonl")
 COMPRESSIONS = ("zstd", "snappy", "none")
 DDL_DIALECTS = ("athena", "spark", "duckdb")
 RAW_COLUMN = "raw"
+GONE_COLUMN = "gone_at"  # set on rows no longer in the catalog; such rows are exported only when asked
 PARTITION = "dt"
 STAGING = "_staging"
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
@@ -114,19 +115,40 @@ def arrow_type(
     raise TypeError(f"no Arrow type for SQLAlchemy type {sa_type!r}")
 
 
-def exported_columns(table: sa.Table, *, with_raw: bool) -> list[sa.Column[Any]]:
-    """The columns of ``table`` that go to the lake (``raw`` only with ``with_raw``)."""
-    return [c for c in table.columns if with_raw or c.name != RAW_COLUMN]
+def exported_columns(table: sa.Table, *, with_raw: bool, include_gone: bool = False) -> list[sa.Column[Any]]:
+    """The columns of ``table`` that go to the lake (``raw`` only with ``with_raw``, ``gone_at`` only
+    with ``include_gone``)."""
+    return [
+        c
+        for c in table.columns
+        if (with_raw or c.name != RAW_COLUMN) and (include_gone or c.name != GONE_COLUMN)
+    ]
 
 
-def arrow_schema(table: sa.Table, *, with_raw: bool = False) -> pa.Schema:
+def arrow_schema(table: sa.Table, *, with_raw: bool = False, include_gone: bool = False) -> pa.Schema:
     """The Arrow schema of ``table`` in the lake: column order and nullability as in the database."""
     return pa.schema(
         [
             pa.field(c.name, arrow_type(c.type, list_of=c.info.get("list_of")), nullable=bool(c.nullable))
-            for c in exported_columns(table, with_raw=with_raw)
+            for c in exported_columns(table, with_raw=with_raw, include_gone=include_gone)
         ]
     )
+
+
+def current_rows(table: sa.Table) -> list[sa.ColumnElement[bool]]:
+    """Conditions that leave out gone rows: the row's own ``gone_at`` is set, or the entity it belongs
+    to (a column with ``info={"belongs_to": <table>}``) is gone. Rows naming an entity the database does
+    not hold are kept."""
+    where: list[sa.ColumnElement[bool]] = []
+    if GONE_COLUMN in table.c:
+        where.append(table.c[GONE_COLUMN].is_(None))
+    for column in table.columns:
+        parent = table.metadata.tables.get(column.info.get("belongs_to", ""))
+        if parent is None or GONE_COLUMN not in parent.c or len(parent.primary_key.columns) != 1:
+            continue
+        (key,) = parent.primary_key.columns
+        where.append(~sa.exists().where(key == column, parent.c[GONE_COLUMN].is_not(None)))
+    return where
 
 
 def _json_text(value: Any) -> str | None:
@@ -178,14 +200,22 @@ def select_tables(metadata: sa.MetaData, names: Sequence[str] | None) -> list[sa
 
 
 def iter_batches(
-    conn: sa.Connection, table: sa.Table, *, with_raw: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS
+    conn: sa.Connection,
+    table: sa.Table,
+    *,
+    with_raw: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    include_gone: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Stream ``table`` as record batches of at most ``batch_rows`` rows, in primary key order
-    (server-side cursor where the driver has one)."""
-    columns = exported_columns(table, with_raw=with_raw)
-    schema = arrow_schema(table, with_raw=with_raw)
+    (server-side cursor where the driver has one); gone rows only with ``include_gone``
+    (:func:`current_rows`)."""
+    columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
+    schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
     converters = [_converter(c) for c in columns]
     query = sa.select(*(_selected(c) for c in columns)).order_by(*table.primary_key.columns)
+    if not include_gone:
+        query = query.where(*current_rows(table))
     result = conn.execution_options(yield_per=batch_rows).execute(query)
     for rows in result.partitions():
         values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
@@ -476,12 +506,13 @@ def export(
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    include_gone: bool = False,
 ) -> list[ExportedTable]:
     """Export ``tables`` (default: all but bookkeeping) of the database to ``lake`` as the partition
-    ``dt=snapshot_date``. All tables are staged first and swapped in only when all are complete; on any
-    error (``KeyboardInterrupt`` and so SIGTERM too) the staging area is removed, its multipart uploads
-    aborted, and the lake is as it was. Staging left by dead exports is removed first
-    (:func:`remove_stale_staging`)."""
+    ``dt=snapshot_date``; gone rows (and the ``gone_at`` column) only with ``include_gone``. All tables
+    are staged first and swapped in only when all are complete; on any error (``KeyboardInterrupt`` and
+    so SIGTERM too) the staging area is removed, its multipart uploads aborted, and the lake is as it
+    was. Staging left by dead exports is removed first (:func:`remove_stale_staging`)."""
     check_options(fmt, compression)
     chosen = select_tables(metadata, tables)
     check_database(engine, chosen)
@@ -500,8 +531,10 @@ def export(
                 with lake.fs.open_output_stream(f"{staged_dir}/{name}", compression=None) as sink:
                     rows = write_file(
                         sink,
-                        arrow_schema(table, with_raw=with_raw),
-                        iter_batches(conn, table, with_raw=with_raw, batch_rows=batch_rows),
+                        arrow_schema(table, with_raw=with_raw, include_gone=include_gone),
+                        iter_batches(
+                            conn, table, with_raw=with_raw, batch_rows=batch_rows, include_gone=include_gone
+                        ),
                         fmt=fmt,
                         compression=compression,
                         row_group_rows=row_group_rows,
@@ -721,6 +754,7 @@ def ddl(
     *,
     tables: Sequence[str] | None = None,
     with_raw: bool = False,
+    include_gone: bool = False,
 ) -> str:
     """``CREATE`` statements (one per table, named as the table) that read the Parquet lake at
     ``location``: Athena ``CREATE EXTERNAL TABLE`` with partition projection on ``dt``, Spark SQL
@@ -732,7 +766,7 @@ def ddl(
         raise UsageError("Athena reads from S3: give --to s3://bucket/prefix")
     statements = []
     for table in select_tables(metadata, tables):
-        schema = arrow_schema(table, with_raw=with_raw)
+        schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
         where = f"{root}/{table.name}"
         if dialect == "duckdb":
             glob = _sql_string(f"{where}/*/*.parquet")

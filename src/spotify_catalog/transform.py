@@ -1,7 +1,10 @@
 """Pure functions: Web API JSON -> rows for :mod:`spotify_catalog.storage.schema` (no I/O).
 
 A row carries only the columns its object had (a Development-Mode artist has no ``popularity`` key,
-so its row has no ``popularity`` column and the upsert leaves the stored value alone). Everything one
+so its row has no ``popularity`` column and the upsert leaves the stored value alone). ``gone_at`` is
+cleared (set to ``None``) by an entity's own object and by its listing in its parent's list (an album on
+a discography page, a track in its album's track list), not by a simplified copy inside other objects
+(an album's artists, a track's album). Everything one
 response yields is gathered in a :class:`Rows`, written by :func:`spotify_catalog.storage.db.write_rows`
 in one transaction.
 """
@@ -9,7 +12,7 @@ in one transaction.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -68,7 +71,12 @@ def _largest_image(images: Any) -> str | None:
 
 
 def _common(obj: JSON, detail: str, fetched_at: datetime) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": obj["id"], "detail": detail, "raw": dict(obj), "fetched_at": fetched_at}
+    row: dict[str, Any] = {
+        "id": obj["id"],
+        "detail": detail,
+        "raw": dict(obj),
+        "fetched_at": fetched_at,
+    }
     for column, key in (("name", "name"), ("uri", "uri"), ("href", "href")):
         if key in obj:
             row[column] = obj[key]
@@ -113,6 +121,7 @@ def add_artist(rows: Rows, artist: JSON, detail: str, fetched_at: datetime) -> N
         row["popularity"] = snapshot["popularity"] = artist["popularity"]
     if "followers" in artist:
         row["followers"] = snapshot["followers"] = (artist["followers"] or {}).get("total")
+    row["gone_at"] = None  # its own object: not gone (any more)
     rows.add("artists", row)
     if "genres" in artist:
         genres = sorted({g for g in artist["genres"] or [] if g})
@@ -123,10 +132,11 @@ def add_artist(rows: Rows, artist: JSON, detail: str, fetched_at: datetime) -> N
         )
 
 
-def add_album(rows: Rows, album: JSON, detail: str, fetched_at: datetime) -> None:
+def add_album(rows: Rows, album: JSON, detail: str, fetched_at: datetime, *, listed: bool = False) -> None:
     """An album: full (``/albums``, with its first page of tracks) or simplified (discography, tracks).
 
-    ``album_group`` (which belongs to one artist's discography) is left out of ``raw``.
+    ``album_group`` (which belongs to one artist's discography) is left out of ``raw``. A full album,
+    or one ``listed`` on a discography page, is not gone.
     """
     raw = {k: v for k, v in album.items() if k != "album_group"}
     row = _common(raw, detail, fetched_at)
@@ -140,6 +150,8 @@ def add_album(rows: Rows, album: JSON, detail: str, fetched_at: datetime) -> Non
         _external_ids(album, row, ("upc", "ean"))
         if "copyrights" in album:
             row["copyrights"] = [c.get("text") for c in album["copyrights"] or [] if c]
+    if detail == FULL or listed:
+        row["gone_at"] = None
     rows.add("albums", row)
     _artist_links(rows, "album_artists", "album_id", album["id"], album.get("artists"), fetched_at)
     if detail == FULL:
@@ -152,7 +164,8 @@ def add_album(rows: Rows, album: JSON, detail: str, fetched_at: datetime) -> Non
 def add_track(
     rows: Rows, track: JSON, detail: str, fetched_at: datetime, *, album_id: str | None = None
 ) -> None:
-    """A track: full (``/tracks``, with its simplified album) or simplified (an album's track list)."""
+    """A track: full (``/tracks``, with its simplified album) or simplified (an album's track list, which
+    gives ``album_id``). Either is not gone."""
     row = _common(track, detail, fetched_at)
     album = track.get("album")
     if album and album.get("id"):
@@ -169,6 +182,7 @@ def add_track(
     if "linked_from" in track:
         row["linked_from_id"] = (track["linked_from"] or {}).get("id")
     _external_ids(track, row, ("isrc", "ean", "upc"))
+    row["gone_at"] = None
     rows.add("tracks", row)
     _artist_links(rows, "track_artists", "track_id", track["id"], track.get("artists"), fetched_at)
     if detail == FULL and "popularity" in track:
@@ -179,36 +193,56 @@ def add_track(
 
 
 def add_artist_albums_page(
-    rows: Rows, artist_id: str, page: JSON, fetched_at: datetime, default_group: str | None = None
+    rows: Rows,
+    artist_id: str,
+    page: JSON,
+    fetched_at: datetime,
+    default_group: str | None = None,
+    *,
+    groups: Sequence[str] = (),
 ) -> None:
-    """One page of ``/artists/{id}/albums``: simplified albums and the artist's discography links.
+    """One page of ``/artists/{id}/albums`` (asked for ``groups``): simplified albums and the artist's
+    discography links.
 
     Development Mode strips ``album_group``: then it is ``default_group`` (the one group asked for),
-    else ``appears_on`` when the artist is not among the album's artists, else the ``album_type``.
+    else ``appears_on`` when the artist is not among the album's artists, else the ``album_type``;
+    always one of ``groups`` (see :func:`album_group`).
     """
     for album in page.get("items") or []:
         if not album or not album.get("id"):
             continue
-        add_album(rows, album, SIMPLIFIED, fetched_at)
+        add_album(rows, album, SIMPLIFIED, fetched_at, listed=True)
         rows.add(
             "artist_albums",
             {
                 "artist_id": artist_id,
                 "album_id": album["id"],
-                "album_group": album_group(artist_id, album, default_group),
+                "album_group": album_group(artist_id, album, default_group, groups),
             },
         )
 
 
-def album_group(artist_id: str, album: JSON, default_group: str | None = None) -> str | None:
-    """The group of an album in an artist's discography (see :func:`add_artist_albums_page`)."""
+def album_group(
+    artist_id: str, album: JSON, default_group: str | None = None, groups: Sequence[str] = ()
+) -> str | None:
+    """The group of an album in an artist's discography (see :func:`add_artist_albums_page`).
+
+    A guess outside ``groups`` (the groups the page was asked for; Spotify listed it under one of
+    them) becomes the first of them that is the artist's own (not ``appears_on``), so that every link a
+    discography listing writes is in its groups: a later listing replaces exactly those links."""
     if album.get("album_group"):
         return str(album["album_group"])
     if default_group:
         return default_group
+    guess: str | None
     if artist_id not in {a.get("id") for a in album.get("artists") or [] if a}:
-        return "appears_on"
-    return str(album["album_type"]) if album.get("album_type") else None
+        guess = "appears_on"
+    else:
+        guess = str(album["album_type"]) if album.get("album_type") else None
+    if groups and guess not in groups:
+        own = [g for g in groups if g != "appears_on"]
+        guess = own[0] if own else groups[0]
+    return guess
 
 
 def add_album_tracks_page(rows: Rows, album_id: str, page: JSON, fetched_at: datetime) -> None:

@@ -260,3 +260,46 @@ def test_resolution_records_choice_and_alternatives() -> None:
     empty = Rows()
     assert transform.add_resolution(empty, "nobody", [], WHEN) is None
     assert empty.upserts["artist_resolutions"][0]["artist_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("artists", "album_type", "groups", "group"),
+    [
+        (["0TnOYISbd1XYRBk9myaseg"], "compilation", ("album", "compilation"), "compilation"),
+        (["0TnOYISbd1XYRBk9myaseg"], "compilation", ("album", "single"), "album"),
+        (["0TnOYISbd1XYRBk9myaseg"], "album", ("single", "appears_on"), "single"),
+        (["someone0000000000000000"], "album", ("album", "appears_on"), "appears_on"),
+        (["someone0000000000000000"], "album", ("album", "single"), "album"),
+        (["0TnOYISbd1XYRBk9myaseg"], "album", (), "album"),
+    ],
+)
+def test_a_guessed_album_group_is_one_of_the_groups_asked_for(
+    artists: list[str], album_type: str, groups: tuple[str, ...], group: str
+) -> None:
+    """Development Mode: a discography page of groups G lists albums of G only, so the guess is in G
+    (a refresh of that listing then replaces exactly its links)."""
+    item = {"id": "x", "album_type": album_type, "artists": [{"id": a} for a in artists]}
+    assert transform.album_group("0TnOYISbd1XYRBk9myaseg", item, None, groups) == group
+    assert transform.album_group(
+        "0TnOYISbd1XYRBk9myaseg", {**item, "album_group": "single"}, None, groups
+    ) == ("single")
+
+
+def test_gone_at_is_cleared_by_an_entity_own_object_or_its_listing_only() -> None:
+    listed, full = Rows(), Rows()
+    page = {"items": [album(full=False)], "limit": 10, "offset": 0, "total": 1}
+    transform.add_artist_albums_page(listed, "0TnOYISbd1XYRBk9myaseg", page, WHEN)
+    transform.add_album(full, album(), FULL, WHEN)
+    for rows in (listed, full):
+        (album_row,) = rows.upserts["albums"]
+        assert album_row["gone_at"] is None
+        assert all("gone_at" not in row for row in rows.upserts["artists"])  # copies inside the album
+    assert all(row["gone_at"] is None for row in full.upserts["tracks"])  # the album's track list
+    inside, track = Rows(), simple_track("6OmhkSOpvYBokMKQxpIGx2", 1)
+    track["album"] = album(full=False)
+    transform.add_track(inside, track, FULL, WHEN)
+    assert inside.upserts["tracks"][0]["gone_at"] is None
+    assert "gone_at" not in inside.upserts["albums"][0]  # the track's album
+    own = Rows()
+    transform.add_artist(own, artist(), FULL, WHEN)
+    assert own.upserts["artists"][0]["gone_at"] is None

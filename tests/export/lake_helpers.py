@@ -49,8 +49,10 @@ def small_metadata() -> sa.MetaData:
 _WORDS = ["Sigur Rós", "Beyoncé", "AC/DC", "O'Brien", 'say "hi"', "a,b", "line\nbreak", "東京", ""]
 
 
-def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str) -> Any:
+def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str, gone: bool) -> Any:
     t = column.type
+    if column.name == lake_export.GONE_COLUMN and not gone:
+        return None
     decorated = isinstance(t, sa.types.TypeDecorator)
     base = lake_export._base_type(t)
     if column.primary_key:
@@ -93,26 +95,33 @@ def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str) -> 
     raise TypeError(f"no sample for {t!r}")
 
 
-def sample_rows(table: sa.Table, n: int, *, dialect: str = "sqlite", seed: int = 1) -> list[dict[str, Any]]:
-    """``n`` rows for any table: unique keys, about one null in five, unicode, lists, nested JSON."""
+def sample_rows(
+    table: sa.Table, n: int, *, dialect: str = "sqlite", seed: int = 1, gone: bool = False
+) -> list[dict[str, Any]]:
+    """``n`` rows for any table: unique keys, about one null in five, unicode, lists, nested JSON;
+    ``gone_at`` null unless ``gone`` (then most rows are gone)."""
     rng = random.Random(f"{table.name}-{seed}")
-    return [{c.name: _value(c, i, rng, dialect) for c in table.columns} for i in range(n)]
+    return [{c.name: _value(c, i, rng, dialect, gone) for c in table.columns} for i in range(n)]
 
 
-def fill(engine: sa.Engine, metadata: sa.MetaData, n: int, *, seed: int = 1) -> None:
-    """Create the tables of ``metadata`` (dropping old ones) and put ``n`` rows in each."""
+def fill(engine: sa.Engine, metadata: sa.MetaData, n: int, *, seed: int = 1, gone: bool = False) -> None:
+    """Create the tables of ``metadata`` (dropping old ones) and put ``n`` rows in each (``gone``: see
+    :func:`sample_rows`)."""
     metadata.drop_all(engine)
     metadata.create_all(engine)
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             if n:
-                conn.execute(table.insert(), sample_rows(table, n, dialect=engine.dialect.name, seed=seed))
+                rows = sample_rows(table, n, dialect=engine.dialect.name, seed=seed, gone=gone)
+                conn.execute(table.insert(), rows)
 
 
-def database_rows(engine: sa.Engine, table: sa.Table, *, with_raw: bool = False) -> list[dict[str, Any]]:
-    """The rows as the database gives them back, normalised as the lake holds them (aware UTC
-    timestamps, JSON objects as text parsed back)."""
-    columns = lake_export.exported_columns(table, with_raw=with_raw)
+def database_rows(
+    engine: sa.Engine, table: sa.Table, *, with_raw: bool = False, include_gone: bool = False
+) -> list[dict[str, Any]]:
+    """The rows as the database gives them back (all of them), normalised as the lake holds them
+    (aware UTC timestamps, JSON objects as text parsed back)."""
+    columns = lake_export.exported_columns(table, with_raw=with_raw, include_gone=include_gone)
     query = sa.select(*columns).order_by(*table.primary_key.columns)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]

@@ -39,10 +39,10 @@ def catalog(tmp_path: Path) -> str:
 def test_every_table_of_the_real_schema_round_trips(db_url: str, tmp_path: Path) -> None:
     engine = sa.create_engine(db_url)
     try:
-        fill(engine, metadata, 23)
+        fill(engine, metadata, 23, gone=True)
         code, out, err = run(
             "--db", db_url, "--to", str(tmp_path / "lake"), "--snapshot-date", "2026-11-25",
-            "--with-raw", "--batch-rows", "10",
+            "--with-raw", "--batch-rows", "10", "--include-gone",
         )  # fmt: skip
         assert code == 0, err
         assert out == ""
@@ -50,12 +50,67 @@ def test_every_table_of_the_real_schema_round_trips(db_url: str, tmp_path: Path)
             table = metadata.tables[name]
             assert f"{name}: 23 rows -> {tmp_path}/lake/{name}/dt=2026-11-25/part-00000.parquet" in err
             got = ds.dataset(tmp_path / "lake" / name, format="parquet", partitioning=PARTITIONING).to_table()
-            want = lake_export.arrow_schema(table, with_raw=True).append(pa.field("dt", pa.string()))
-            assert got.schema.equals(want), name
-            assert lake_rows(got, table) == database_rows(engine, table, with_raw=True), name
+            want = lake_export.arrow_schema(table, with_raw=True, include_gone=True)
+            assert got.schema.equals(want.append(pa.field("dt", pa.string()))), name
+            rows = database_rows(engine, table, with_raw=True, include_gone=True)
+            assert lake_rows(got, table) == rows, name
         assert not (tmp_path / "lake" / "_tasks").exists()
     finally:
         engine.dispose()
+
+
+def test_gone_rows_are_left_out_unless_include_gone(catalog: str, tmp_path: Path) -> None:
+    """Rows with ``gone_at`` set, and rows belonging to a gone entity (a discography link of a gone
+    artist or to a gone album, a gone track's artists, ...), are not exported by default; with
+    ``--include-gone`` every row is, with the ``gone_at`` column."""
+    engine = sa.create_engine(catalog)
+    fill(engine, metadata, 23, gone=True)
+    everything = {name: database_rows(engine, metadata.tables[name], include_gone=True) for name in EXPORTED}
+    engine.dispose()
+    gone = {
+        name: {r["id"] for r in rows if r["gone_at"] is not None}
+        for name, rows in everything.items()
+        if "gone_at" in metadata.tables[name].c
+    }
+    assert all(0 < len(ids) < 23 for ids in gone.values()), gone  # some gone, some not
+    parents = {
+        name: {c.name: c.info["belongs_to"] for c in metadata.tables[name].c if "belongs_to" in c.info}
+        for name in EXPORTED
+    }
+    code, _, err = run("--db", catalog, "--to", str(tmp_path / "lake"), "--snapshot-date", "2026-11-25")
+    assert code == 0, err
+    left_out = 0
+    for name in EXPORTED:
+        table = metadata.tables[name]
+        got = ds.dataset(tmp_path / "lake" / name, format="parquet", partitioning=PARTITIONING).to_table()
+        assert "gone_at" not in got.column_names
+        want = [
+            {k: v for k, v in row.items() if k != "gone_at"}
+            for row in everything[name]
+            if row.get("gone_at") is None
+            and not any(row[column] in gone[parent] for column, parent in parents[name].items())
+        ]
+        assert lake_rows(got, table) == want, name
+        left_out += len(everything[name]) - len(want)
+    assert left_out > 0
+    assert len(parents["artist_albums"]) == 2  # left out if the artist or the album is gone
+    assert "artist_id" not in parents["album_artists"]  # an album's credits stay when an artist is gone
+
+    code, _, err = run(
+        "--db", catalog, "--to", str(tmp_path / "lake"), "--snapshot-date", "2026-11-25", "--include-gone"
+    )  # fmt: skip
+    assert code == 0, err
+    for name in EXPORTED:
+        got = ds.dataset(tmp_path / "lake" / name, format="parquet", partitioning=PARTITIONING).to_table()
+        assert lake_rows(got, metadata.tables[name]) == everything[name], name
+    albums = ds.dataset(tmp_path / "lake" / "albums", format="parquet", partitioning=PARTITIONING).to_table()
+    assert albums.schema.field("gone_at").type == pa.timestamp("us", tz="UTC")
+    code, ddl, _ = run("--to", str(tmp_path / "lake"), "--print-ddl", "spark", "--tables", "albums")
+    assert "`gone_at`" not in ddl
+    code, ddl, _ = run(
+        "--to", str(tmp_path / "lake"), "--print-ddl", "spark", "--tables", "albums", "--include-gone"
+    )
+    assert "  `gone_at` timestamp,\n" in ddl
 
 
 def test_real_schema_types() -> None:

@@ -69,6 +69,12 @@ def _tables(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 )
 @click.option("--with-raw", is_flag=True, help="Also export the raw JSON column.")
 @click.option(
+    "--include-gone",
+    is_flag=True,
+    help="Also export rows no longer in the catalog (answered 404, or listed by no discography), "
+    "with their gone_at column.",
+)
+@click.option(
     "--print-ddl",
     type=click.Choice(lake_export.DDL_DIALECTS),
     help="Print the CREATE statements for that engine instead of exporting.",
@@ -88,13 +94,15 @@ def export(
     snapshot_date: date,
     compression: str | None,
     with_raw: bool,
+    include_gone: bool,
     print_ddl: str | None,
     batch_rows: int,
     row_group_rows: int,
 ) -> None:
     """Export the catalog to TO/<table>/dt=YYYY-MM-DD/part-00000.<format> (local or S3).
 
-    Exporting the same date again replaces that partition atomically; other dates stay. Credentials
+    Rows no longer in the catalog (gone_at set) are left out unless --include-gone. Exporting the
+    same date again replaces that partition atomically; other dates stay. Credentials
     and endpoint for S3 come from the usual AWS_* variables (AWS_ENDPOINT_URL for S3-compatible stores).
     """
     from spotify_catalog.storage.schema import metadata
@@ -104,7 +112,10 @@ def export(
             raise UsageError("--print-ddl describes the Parquet layout; drop --format")
         # any URL as given (Spark may want s3a://); a local directory as an absolute path
         location = to if "://" in to else str(Path(to).expanduser().resolve())
-        click.echo(lake_export.ddl(metadata, location, print_ddl, tables=tables, with_raw=with_raw), nl=False)
+        text = lake_export.ddl(
+            metadata, location, print_ddl, tables=tables, with_raw=with_raw, include_gone=include_gone
+        )
+        click.echo(text, nl=False)
         return
     compression = compression or ("zstd" if fmt == "parquet" else "none")
     lake_export.check_options(fmt, compression)
@@ -132,6 +143,7 @@ def export(
             batch_rows=batch_rows,
             row_group_rows=row_group_rows,
             progress=progress,
+            include_gone=include_gone,
         )
     finally:
         engine.dispose()

@@ -9,6 +9,10 @@ Conventions (see docs/schema.md):
   the row was last filled from a ``full`` object or only ever seen ``simplified``; ``fetched_at`` is
   when a response last carried the entity (:class:`UtcDateTime`, aware UTC on every backend).
 - columns a mode does not provide (popularity, followers, label, available_markets, ...) are ``NULL``.
+- ``gone_at`` (artists, albums, tracks) is set when Spotify answered 404 for the entity, or no crawled
+  discography lists an album any more; a later response carrying the entity clears it. Rows that belong
+  to one entity (a link table's parent) name its table in ``info={"belongs_to": ...}``; export leaves
+  gone rows and the rows belonging to them out.
 - bookkeeping tables start with ``_``: ``_state`` (key/value, includes ``schema_version``), ``_tasks``
   (the crawl's work queue), ``_runs`` (one row per crawl run).
 """
@@ -67,7 +71,13 @@ def _entity_columns() -> list[sa.Column[Any]]:
         sa.Column("detail", sa.String(16), nullable=False),  # "simplified" | "full"
         sa.Column("raw", sa.JSON),
         sa.Column("fetched_at", UtcDateTime),
+        sa.Column("gone_at", UtcDateTime),  # answered 404, or an album no discography lists any more
     ]
+
+
+def _belongs_to(name: str, table: str, **kwargs: Any) -> sa.Column[Any]:
+    """An id column naming the entity its row belongs to (left out of an export when that one is gone)."""
+    return sa.Column(name, sa.String(ID), info={"belongs_to": table}, **kwargs)
 
 
 artists = _table(
@@ -82,7 +92,7 @@ artists = _table(
 
 artist_genres = _table(
     "artist_genres",
-    sa.Column("artist_id", sa.String(ID), primary_key=True),
+    _belongs_to("artist_id", "artists", primary_key=True),
     sa.Column("genre", sa.String(255), primary_key=True),
 )
 
@@ -107,16 +117,18 @@ albums = _table(
 
 album_artists = _table(
     "album_artists",
-    sa.Column("album_id", sa.String(ID), primary_key=True),
+    _belongs_to("album_id", "albums", primary_key=True),
     sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("artist_id", sa.String(ID), nullable=False, index=True),
 )
 
 artist_albums = _table(
     "artist_albums",
-    sa.Column("artist_id", sa.String(ID), primary_key=True),
-    sa.Column("album_id", sa.String(ID), primary_key=True, index=True),
+    _belongs_to("artist_id", "artists", primary_key=True),
+    _belongs_to("album_id", "albums", primary_key=True, index=True),
     sa.Column("album_group", sa.String(16)),
+    # the start (first page) of the last refresh of a discography that listed this link
+    sa.Column("listed_at", UtcDateTime),
 )
 
 tracks = _table(
@@ -143,14 +155,14 @@ tracks = _table(
 
 track_artists = _table(
     "track_artists",
-    sa.Column("track_id", sa.String(ID), primary_key=True),
+    _belongs_to("track_id", "tracks", primary_key=True),
     sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("artist_id", sa.String(ID), nullable=False, index=True),
 )
 
 artist_snapshots = _table(
     "artist_snapshots",
-    sa.Column("artist_id", sa.String(ID), primary_key=True),
+    _belongs_to("artist_id", "artists", primary_key=True),
     sa.Column("snapshot_date", sa.Date, primary_key=True),
     sa.Column("popularity", sa.Integer),
     sa.Column("followers", sa.Integer),
@@ -158,7 +170,7 @@ artist_snapshots = _table(
 
 track_snapshots = _table(
     "track_snapshots",
-    sa.Column("track_id", sa.String(ID), primary_key=True),
+    _belongs_to("track_id", "tracks", primary_key=True),
     sa.Column("snapshot_date", sa.Date, primary_key=True),
     sa.Column("popularity", sa.Integer),
 )
