@@ -1,210 +1,61 @@
-"""The crawler: artists in, a complete catalog out, with the fewest requests, resumable.
-
-The crawl runs in phases; each phase queues its work as tasks in the database (``_tasks``) and
-drains them, one request per unit of work and one transaction per response (rows + the task marked
-done), so a rerun continues where a stopped or killed run left off:
-
-1. resolve: names -> one search each (the artist in the result is complete); ids -> ``/artists?ids=``
-   in chunks of 50 (extended) or ``/artists/{id}`` (development, or the mode not known yet);
-2. (depth albums+) each artist's discography pages, as large as the mode allows;
-3. (depth tracks+) full albums (chunks of 20 / one each), each with its first 50 tracks, and in the
-   same unit of work the ``/albums/{id}/tracks`` pages of the rest, so an album is written whole;
-4. (depth track-details) full tracks (chunks of 50 / one each).
-
-A task finished within ``refresh_after`` is not done again. The minimum request count this reaches
-is written down in docs/crawl.md.
-
-The API mode, when not given, is read from the first full artist (album, track) object a response
-carries: Development Mode leaves out ``popularity`` and ``followers``. So learning it costs no request
-of its own. A given mode (``--mode``) that the answers contradict stops the run (:class:`WrongModeError`).
-The mode is saved in ``_state`` in a transaction of its own the moment it is known; when it changes,
-tasks that failed under the old one are pending again.
-"""
+"""The run: phases that queue tasks in the database and drain them with a pool of workers, the API mode,
+budgets and stops, one transaction per answer (see :mod:`spotify_catalog.crawl`)."""
 
 from __future__ import annotations
 
-import enum
 import itertools
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl.options import (
+    CLAIM_POLL,
+    ENTITY_TYPES,
+    MODE_STATE_KEY,
+    NOT_FOUND,
+    OPTIONS_STATE_KEY,
+    CrawlOptions,
+    CrawlResult,
+    Depth,
+    Progress,
+)
+from spotify_catalog.crawl.units import (
+    STOPS,
+    Listing,
+    Outcome,
+    Unit,
+    fetch_checked,
+    make_unit,
+    observed_mode,
+)
 from spotify_catalog.errors import (
-    AuthenticationError,
     BadRequestError,
     ForbiddenError,
     Interrupted,
-    InvalidResponseError,
     MustWaitError,
     NotFoundError,
     SpotifyError,
     Stopped,
     StorageError,
-    UnreachableError,
-    UsageError,
     WrongModeError,
     format_time,
 )
-from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import ApiMode
 from spotify_catalog.storage import changes, db, schema, state
 from spotify_catalog.transform import Rows
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GROUPS: tuple[str, ...] = ("album", "single", "compilation", "appears_on")
-DEFAULT_REFRESH = timedelta(days=7)
-ALBUM_TRACKS_PAGE = 50
-SEARCH_LIMIT = 10
-MODE_STATE_KEY = "api_mode"
-OPTIONS_STATE_KEY = "crawl_options"  # what the last crawl was asked for, for ``status``
-NOT_FOUND = "not found"
-CLAIM_POLL = 0.1  # seconds between looks at tasks another crawl holds
-ENTITY_TYPES = frozenset({"artist", "album", "track"})  # the kinds with batch endpoints
-
-
-class Depth(enum.IntEnum):
-    """How far a crawl goes."""
-
-    ARTISTS = 1
-    ALBUMS = 2
-    TRACKS = 3
-    TRACK_DETAILS = 4
-
-    @classmethod
-    def parse(cls, text: str) -> Depth:
-        try:
-            return cls[text.strip().upper().replace("-", "_")]
-        except KeyError:
-            choices = ", ".join(d.label for d in cls)
-            raise UsageError(f"unknown depth {text!r} (choose from {choices})") from None
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", "-")
-
-
-# ------------------------------------------------------------------------------------------ crawl
-
-
-@dataclass(frozen=True)
-class CrawlOptions:
-    """What to crawl and how."""
-
-    artists: tuple[ArtistInput, ...]
-    depth: Depth = Depth.TRACKS
-    include_groups: tuple[str, ...] = DEFAULT_GROUPS
-    market: str | None = None
-    refresh_after: timedelta = DEFAULT_REFRESH
-    workers: int = 1
-    max_attempts: int = 3
-    daily_budget: int | None = None
-    """At most this many requests in a rolling 24 h, counted from ``_runs`` (``None``: no limit)."""
-    force: bool = False
-    """Run even before the ``retry_at`` Spotify gave the last run."""
-
-    def __post_init__(self) -> None:
-        if not self.artists:
-            raise UsageError("no artists to crawl: give --artist or --artists-file")
-        if self.workers < 1:
-            raise UsageError("--workers must be at least 1")
-        for group in self.include_groups:
-            if group not in endpoints.INCLUDE_GROUPS:
-                choices = ", ".join(endpoints.INCLUDE_GROUPS)
-                raise UsageError(f"unknown album group {group!r} (choose from {choices})")
-        if not self.include_groups:
-            raise UsageError("--include-groups names no group")
-        if self.daily_budget is not None and self.daily_budget < 1:
-            raise UsageError("--daily-budget must be at least 1")
-
-    def to_json(self) -> str:
-        """What ``status`` needs to estimate the rest of this crawl."""
-        return json.dumps(
-            {
-                "depth": self.depth.label,
-                "include_groups": list(self.include_groups),
-                "market": self.market,
-                "artists": [{"value": a.value, "is_id": a.is_id} for a in self.artists],
-            }
-        )
-
-
-@dataclass
-class Progress:
-    """Where a crawl is, for a progress display. ``event``: ``start`` (of a phase), ``update``,
-    ``end`` (of a phase), ``finished``."""
-
-    phase: str = "starting"
-    event: str = "start"
-    done: int = 0
-    total: int = 0
-    requests: int = 0
-    requests_left: int | None = None
-    rows_written: int = 0
-    failed: int = 0
-
-
-@dataclass
-class CrawlResult:
-    """How a crawl run ended."""
-
-    run_id: int
-    status: str
-    requests: int
-    rows_written: int
-    failed: int = 0
-    not_found: list[str] = field(default_factory=list)
-    unresolved: list[str] = field(default_factory=list)
-    api_mode: str | None = None
-
-
-@dataclass
-class _Unit:
-    """One request's worth of work: tasks ``keys`` of ``kind``."""
-
-    kind: str
-    keys: list[str]
-    fetch: Callable[[], Any]
-    handle: Callable[[list[str], Any, Rows, datetime], _Outcome]
-    mode_sensitive: bool
-
-
-@dataclass
-class _Listing:
-    """A discography page written: whose (``artist_id``, ``groups`` as in the task key), which albums it
-    listed, and for the first page the keys of the listing's other pages (see :mod:`storage.changes`)."""
-
-    artist_id: str
-    groups: str
-    album_ids: list[str]
-    pages: list[str] | None = None
-
-
-@dataclass
-class _Outcome:
-    done: list[str] = field(default_factory=list)
-    not_found: list[str] = field(default_factory=list)
-    also_done: list[tuple[str, list[str]]] = field(default_factory=list)
-    follow_up: list[tuple[str, list[str]]] = field(default_factory=list)
-    unresolved: list[str] = field(default_factory=list)
-    listing: _Listing | None = None
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _split(key: str) -> list[str]:
-    return key.split("|")
 
 
 class Crawler:
@@ -376,7 +227,7 @@ class Crawler:
 
     # -------------------------------------------------------------------------------- the mode
 
-    def _observe(self, unit: _Unit, result: Any) -> None:
+    def _observe(self, unit: Unit, result: Any) -> None:
         """Learn or check the API mode from a response (see the module docstring)."""
         seen = observed_mode(unit.kind, result)
         if seen is None:
@@ -390,7 +241,7 @@ class Crawler:
             self.client.mode = seen
         self._mode_confirmed = True
 
-    def _refused_by_mode(self, unit: _Unit, exc: SpotifyError) -> bool:
+    def _refused_by_mode(self, unit: Unit, exc: SpotifyError) -> bool:
         """Whether ``exc`` says the app is in Development Mode while the client thinks extended: a batch
         endpoint answered 403, or a discography page refused a limit above 10. A given mode stops the
         run; a learnt one is corrected and the unit is tried again."""
@@ -549,7 +400,7 @@ class Crawler:
                 return
             self.sleep(CLAIM_POLL)  # another crawl is fetching them: wait for its answers
 
-    def _units(self, kind: str) -> Iterator[_Unit]:
+    def _units(self, kind: str) -> Iterator[Unit]:
         """Units of claimed tasks; claims more while there are (one key while the mode is unknown)."""
         while True:
             size = self._batch_size(kind)
@@ -566,19 +417,19 @@ class Crawler:
             if not keys:
                 return
             for start in range(0, len(keys), size):
-                yield self._unit(kind, keys[start : start + size])
+                yield make_unit(self.client, kind, keys[start : start + size], self.options.market)
 
     def _batch_size(self, kind: str) -> int:
         if kind not in ENTITY_TYPES or self.client.mode is not ApiMode.EXTENDED:
             return 1  # the mode unknown: one item, whose answer tells the mode
         return endpoints.BATCH_MAX[kind]
 
-    def _execute(self, pool: ThreadPoolExecutor, units: Iterator[_Unit]) -> None:
+    def _execute(self, pool: ThreadPoolExecutor, units: Iterator[Unit]) -> None:
         """Fetch units on the pool (at most ``workers`` at a time), write each response in the
         coordinating thread."""
-        in_flight: dict[Future[Any], _Unit] = {}
+        in_flight: dict[Future[Any], Unit] = {}
         stop: BaseException | None = None
-        held: _Unit | None = None
+        held: Unit | None = None
         exclusive = False
 
         def submit() -> None:
@@ -593,12 +444,12 @@ class Crawler:
                         held = unit
                         return
                     exclusive = True
-                in_flight[pool.submit(_fetch_checked, unit)] = unit
+                in_flight[pool.submit(fetch_checked, unit)] = unit
 
         submit()
         while in_flight:
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            done: list[tuple[_Unit, Any]] = []
+            done: list[tuple[Unit, Any]] = []
             for future in finished:
                 unit = in_flight.pop(future)
                 exclusive = False
@@ -622,7 +473,7 @@ class Crawler:
         if stop is not None:
             raise stop
 
-    def _write(self, unit: _Unit, result: Any) -> None:
+    def _write(self, unit: Unit, result: Any) -> None:
         when = self.now()
         rows = Rows()
         outcome = unit.handle(unit.keys, result, rows, when)
@@ -641,7 +492,7 @@ class Crawler:
         self._report()
 
     def _write_outcome(
-        self, conn: sa.Connection, unit: _Unit, rows: Rows, outcome: _Outcome, when: datetime
+        self, conn: sa.Connection, unit: Unit, rows: Rows, outcome: Outcome, when: datetime
     ) -> int:
         """One response's rows and what became of its tasks, in one transaction; rows written."""
         written = db.write_rows(conn, rows)
@@ -666,7 +517,7 @@ class Crawler:
         self._touch(conn, when, rows_written=self.rows_written + written)
         return written
 
-    def _failed(self, unit: _Unit, exc: SpotifyError) -> BaseException | None:
+    def _failed(self, unit: Unit, exc: SpotifyError) -> BaseException | None:
         """Record a unit's error; returns it if nothing more can be done in this run."""
         try:
             if self._refused_by_mode(unit, exc):
@@ -697,109 +548,6 @@ class Crawler:
         self._report()
         return None
 
-    def _unit(self, kind: str, keys: list[str]) -> _Unit:
-        client, market = self.client, self.options.market
-        if kind == "search":
-            (name,) = keys
-            return _Unit(
-                kind,
-                keys,
-                lambda: endpoints.search(client, name, "artist", market=market, limit=SEARCH_LIMIT),
-                _handle_search,
-                mode_sensitive=False,
-            )
-        if kind == "artist":
-            return _Unit(kind, keys, lambda: _get_items(client, kind, keys, market), _handle_artists, True)
-        if kind == "album":
-
-            def fetch_albums() -> _Albums:
-                return _fetch_albums(client, keys, market)
-
-            return _Unit(kind, keys, fetch_albums, _handle_albums, True)
-        if kind == "track":
-            return _Unit(kind, keys, lambda: _get_items(client, kind, keys, market), _handle_tracks, True)
-        if kind == "artist_albums":
-            (key,) = keys
-            artist_id, groups, offset = _split(key)
-
-            def fetch_page() -> Any:
-                limit = endpoints.mode_limit(client.mode)
-                return endpoints.get_artist_albums(
-                    client, artist_id, include_groups=groups, market=market, limit=limit, offset=int(offset)
-                )
-
-            return _Unit(kind, keys, fetch_page, _handle_artist_albums, True)
-        if kind == "album_tracks":
-            (key,) = keys
-            album_id, offset = _split(key)
-            return _Unit(
-                kind,
-                keys,
-                lambda: endpoints.get_album_tracks(
-                    client, album_id, market=market, limit=ALBUM_TRACKS_PAGE, offset=int(offset)
-                ),
-                _handle_album_tracks,
-                mode_sensitive=False,
-            )
-        raise ValueError(f"unknown task kind {kind!r}")
-
-
-# ------------------------------------------------------------------------------------------ albums
-
-STOPS: tuple[type[SpotifyError | Stopped], ...] = (
-    MustWaitError,
-    Stopped,
-    ForbiddenError,
-    AuthenticationError,
-    UnreachableError,
-)
-"""Errors after which nothing more can be done in this run (a 401 even after renewing the token is
-retried later, like a 5xx: a token can expire while in use). ``UnreachableError`` (an outage) leaves
-the tasks pending with no attempt counted: the run is recorded ``failed`` and the error re-raised."""
-
-
-@dataclass
-class _Albums:
-    """Full albums (``None`` for unknown ids) and the further track pages fetched for them (key
-    ``album_id|offset``); ``stop``: why the pages are not all there."""
-
-    items: list[Any]
-    pages: dict[str, Any] = field(default_factory=dict)
-    stop: BaseException | None = None
-
-
-def _fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) -> _Albums:
-    """Albums, then the rest of their tracks, so an album is written whole in one transaction. A stop
-    or a failure half-way keeps what came (the missing pages become tasks of their own)."""
-    result = _Albums(_get_items(client, "album", keys, market))
-    problem = response_problem("album", result.items)
-    if problem is not None:  # no further pages for albums that are not whole
-        raise InvalidResponseError(f"album {','.join(keys)}: incomplete response: {problem}")
-    try:
-        for album in result.items:
-            for key in _more_track_pages(album) if album else []:
-                album_id, offset = _split(key)
-                result.pages[key] = endpoints.get_album_tracks(
-                    client, album_id, market=market, limit=ALBUM_TRACKS_PAGE, offset=int(offset)
-                )
-    except STOPS as exc:
-        result.stop = exc
-    except SpotifyError as exc:
-        log.warning("tracks of albums %s: %s (queued for later)", ",".join(keys), exc)
-    return result
-
-
-def _get_items(client: SpotifyClient, kind: str, keys: list[str], market: str | None) -> list[Any]:
-    """Artists, albums or tracks in the order of ``keys`` (``None``: not found): a batch in extended
-    mode, else one item by its single-item endpoint, whose answer tells the mode when it is unknown."""
-    market = None if kind == "artist" else market
-    if client.mode is ApiMode.EXTENDED or len(keys) > 1:
-        return endpoints.get_several(client, kind, keys, market)
-    try:
-        return [endpoints.get_one(client, kind, keys[0], market)]
-    except NotFoundError:
-        return [None]
-
 
 def _stored_mode(conn: sa.Connection) -> str | None:
     """The mode the stored full artists were fetched in (a database crawled before modes were saved)."""
@@ -811,150 +559,10 @@ def _stored_mode(conn: sa.Connection) -> str | None:
     return str(ApiMode.EXTENDED if any(p is not None for p in rows) else ApiMode.DEVELOPMENT)
 
 
-def observed_mode(kind: str, result: Any) -> ApiMode | None:
-    """The API mode a response shows, or ``None``: full artists, albums and tracks of a Development-Mode
-    app have no ``popularity`` (nor artists ``followers``, albums ``label``)."""
-    if isinstance(result, _Albums):
-        items: Any = result.items
-    elif kind == "search" and isinstance(result, dict):
-        items = (result.get("artists") or {}).get("items")
-    elif kind in ENTITY_TYPES:
-        items = result
-    else:
-        return None
-    first = next((item for item in items or [] if isinstance(item, dict)), None)
-    if first is None:
-        return None
-    return ApiMode.EXTENDED if "popularity" in first else ApiMode.DEVELOPMENT
-
-
-# ------------------------------------------------------------------------------------------ checks
-
-
-
-def _fetch_checked(unit: _Unit) -> Any:
-    """The unit's response, refused (:class:`InvalidResponseError`, retried later) if it is not whole."""
-    result = unit.fetch()
-    problem = response_problem(unit.kind, result)
-    if problem is not None:
-        raise InvalidResponseError(f"{unit.kind} {','.join(unit.keys)}: incomplete response: {problem}")
-    return result
-
-
-def response_problem(kind: str, result: Any) -> str | None:
-    """What makes a response unfit to store, or ``None``: an artist, album or track without its
-    ``id``, a page without ``items`` or ``total``, a batch item that is not an object. Extra fields
-    are fine."""
-    if isinstance(result, _Albums):
-        return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
-    if kind in ENTITY_TYPES:
-        if not isinstance(result, list) or not all(item is None or isinstance(item, dict) for item in result):
-            return "expected a list of objects"
-    elif not isinstance(result, dict):
-        return "expected a JSON object"
-    elif kind == "search" and not isinstance(result.get("artists"), dict):
-        return "no artists page"
-    return _shape_problem(result)
-
-
-def _shape_problem(data: Any) -> str | None:
-    if isinstance(data, list):
-        return next((p for p in map(_shape_problem, data) if p), None)
-    if not isinstance(data, dict):
-        return None
-    if data.get("type") in ENTITY_TYPES and not (isinstance(data.get("id"), str) and data["id"]):
-        return f"{data['type']} without an id"
-    if "items" in data and not (isinstance(data["items"], list) and isinstance(data.get("total"), int)):
-        return "page without items or total"
-    return next((p for p in map(_shape_problem, data.values()) if p), None)
-
-
-# ------------------------------------------------------------------------------------------ handlers
-# pure: (task keys, response) -> rows and what became of the tasks
-
-
-def _handle_search(keys: list[str], result: Any, rows: Rows, when: datetime) -> _Outcome:
-    (name,) = keys
-    page = result.get("artists") or {}
-    chosen = transform.add_resolution(rows, name, list(page.get("items") or []), when)
-    if not chosen:
-        return _Outcome(done=keys, unresolved=[name])
-    return _Outcome(done=keys, also_done=[("artist", [chosen])])
-
-
-def _entities(add: Callable[..., None]) -> Callable[[list[str], Any, Rows, datetime], _Outcome]:
-    def handle(keys: list[str], items: Any, rows: Rows, when: datetime) -> _Outcome:
-        outcome = _Outcome()
-        for key, item in zip(keys, items, strict=True):
-            if item is None:
-                outcome.not_found.append(key)
-            else:
-                add(rows, item, transform.FULL, when)
-                outcome.done.append(key)
-        return outcome
-
-    return handle
-
-
-def _more_track_pages(album: Any) -> list[str]:
-    page = album.get("tracks") or {}
-    start = int(page.get("offset") or 0) + len(page.get("items") or [])
-    total = int(page.get("total") or 0)
-    return [f"{album['id']}|{offset}" for offset in range(start, total, ALBUM_TRACKS_PAGE)]
-
-
-def _handle_artist_albums(keys: list[str], page: Any, rows: Rows, when: datetime) -> _Outcome:
-    (key,) = keys
-    artist_id, groups, offset = _split(key)
-    single_group = groups if "," not in groups else None
-    transform.add_artist_albums_page(
-        rows, artist_id, page, when, default_group=single_group, groups=tuple(groups.split(","))
-    )
-    listed = [album["id"] for album in page.get("items") or [] if album and album.get("id")]
-    listing = _Listing(artist_id, groups, listed)
-    outcome = _Outcome(done=keys, listing=listing)
-    if int(offset) == 0:
-        step = int(page.get("limit") or len(page.get("items") or []) or 1)
-        total = int(page.get("total") or 0)
-        pages = [f"{artist_id}|{groups}|{o}" for o in range(step, total, step)]
-        outcome.follow_up.append(("artist_albums", pages))
-        listing.pages = pages  # a new refresh of the listing: all its pages again
-    return outcome
-
-
-def _listing_written(conn: sa.Connection, listing: _Listing, when: datetime) -> None:
+def _listing_written(conn: sa.Connection, listing: Listing, when: datetime) -> None:
     """Discography bookkeeping in the transaction of a page (see :mod:`storage.changes`)."""
     if listing.pages is not None:
         changes.restart_listing(conn, listing.artist_id, listing.groups, listing.pages, now=when)
     changes.listing_page_written(conn, listing.artist_id, listing.groups, listing.album_ids, now=when)
 
 
-def _handle_album_tracks(keys: list[str], page: Any, rows: Rows, when: datetime) -> _Outcome:
-    (key,) = keys
-    album_id, _offset = _split(key)
-    transform.add_album_tracks_page(rows, album_id, page, when)
-    return _Outcome(done=keys)
-
-
-_handle_artists = _entities(transform.add_artist)
-_handle_album_items = _entities(transform.add_album)
-
-
-def _handle_albums(keys: list[str], result: _Albums, rows: Rows, when: datetime) -> _Outcome:
-    """Full albums with every page of their tracks fetched in the same unit; pages a stop left out
-    stay queued as ``album_tracks`` tasks."""
-    outcome = _handle_album_items(keys, result.items, rows, when)
-    for album in result.items:
-        if album is None:
-            continue
-        for key in _more_track_pages(album):
-            page = result.pages.get(key)
-            if page is None:
-                outcome.follow_up.append(("album_tracks", [key]))
-            else:
-                transform.add_album_tracks_page(rows, album["id"], page, when)
-                outcome.also_done.append(("album_tracks", [key]))
-    return outcome
-
-
-_handle_tracks = _entities(transform.add_track)

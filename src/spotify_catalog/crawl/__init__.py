@@ -1,0 +1,51 @@
+"""The crawler: artists in, a complete catalog out, with the fewest requests, resumable.
+
+The crawl runs in phases; each phase queues its work as tasks in the database (``_tasks``) and
+drains them, one request per unit of work and one transaction per response (rows + the task marked
+done), so a rerun continues where a stopped or killed run left off:
+
+1. resolve: names -> one search each (the artist in the result is complete); ids -> ``/artists?ids=``
+   in chunks of 50 (extended) or ``/artists/{id}`` (development, or the mode not known yet);
+2. (depth albums+) each artist's discography pages, as large as the mode allows;
+3. (depth tracks+) full albums (chunks of 20 / one each), each with its first 50 tracks, and in the
+   same unit of work the ``/albums/{id}/tracks`` pages of the rest, so an album is written whole;
+4. (depth track-details) full tracks (chunks of 50 / one each).
+
+A task finished within ``refresh_after`` is not done again. The minimum request count this reaches
+is written down in docs/crawl.md.
+
+The API mode, when not given, is read from the first full artist (album, track) object a response
+carries: Development Mode leaves out ``popularity`` and ``followers``. So learning it costs no request
+of its own. A given mode (``--mode``) that the answers contradict stops the run (:class:`WrongModeError`).
+The mode is saved in ``_state`` in a transaction of its own the moment it is known; when it changes,
+tasks that failed under the old one are pending again.
+"""
+
+from spotify_catalog.crawl.options import (
+    ALBUM_TRACKS_PAGE,
+    DEFAULT_GROUPS,
+    DEFAULT_REFRESH,
+    MODE_STATE_KEY,
+    OPTIONS_STATE_KEY,
+    CrawlOptions,
+    CrawlResult,
+    Depth,
+    Progress,
+)
+from spotify_catalog.crawl.run import Crawler
+from spotify_catalog.crawl.units import observed_mode, response_problem
+
+__all__ = [
+    "ALBUM_TRACKS_PAGE",
+    "DEFAULT_GROUPS",
+    "DEFAULT_REFRESH",
+    "MODE_STATE_KEY",
+    "OPTIONS_STATE_KEY",
+    "CrawlOptions",
+    "CrawlResult",
+    "Crawler",
+    "Depth",
+    "Progress",
+    "observed_mode",
+    "response_problem",
+]

@@ -1,0 +1,114 @@
+"""What a crawl is asked for and what it reports: depth, options, progress, result."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from spotify_catalog import endpoints
+from spotify_catalog.errors import UsageError
+from spotify_catalog.inputs import ArtistInput
+
+DEFAULT_GROUPS: tuple[str, ...] = ("album", "single", "compilation", "appears_on")
+DEFAULT_REFRESH = timedelta(days=7)
+ALBUM_TRACKS_PAGE = 50
+SEARCH_LIMIT = 10
+MODE_STATE_KEY = "api_mode"
+OPTIONS_STATE_KEY = "crawl_options"  # what the last crawl was asked for, for ``status``
+NOT_FOUND = "not found"
+CLAIM_POLL = 0.1  # seconds between looks at tasks another crawl holds
+ENTITY_TYPES = frozenset({"artist", "album", "track"})  # the kinds with batch endpoints
+
+
+class Depth(enum.IntEnum):
+    """How far a crawl goes."""
+
+    ARTISTS = 1
+    ALBUMS = 2
+    TRACKS = 3
+    TRACK_DETAILS = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Depth:
+        try:
+            return cls[text.strip().upper().replace("-", "_")]
+        except KeyError:
+            choices = ", ".join(d.label for d in cls)
+            raise UsageError(f"unknown depth {text!r} (choose from {choices})") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+@dataclass(frozen=True)
+class CrawlOptions:
+    """What to crawl and how."""
+
+    artists: tuple[ArtistInput, ...]
+    depth: Depth = Depth.TRACKS
+    include_groups: tuple[str, ...] = DEFAULT_GROUPS
+    market: str | None = None
+    refresh_after: timedelta = DEFAULT_REFRESH
+    workers: int = 1
+    max_attempts: int = 3
+    daily_budget: int | None = None
+    """At most this many requests in a rolling 24 h, counted from ``_runs`` (``None``: no limit)."""
+    force: bool = False
+    """Run even before the ``retry_at`` Spotify gave the last run."""
+
+    def __post_init__(self) -> None:
+        if not self.artists:
+            raise UsageError("no artists to crawl: give --artist or --artists-file")
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        for group in self.include_groups:
+            if group not in endpoints.INCLUDE_GROUPS:
+                choices = ", ".join(endpoints.INCLUDE_GROUPS)
+                raise UsageError(f"unknown album group {group!r} (choose from {choices})")
+        if not self.include_groups:
+            raise UsageError("--include-groups names no group")
+        if self.daily_budget is not None and self.daily_budget < 1:
+            raise UsageError("--daily-budget must be at least 1")
+
+    def to_json(self) -> str:
+        """What ``status`` needs to estimate the rest of this crawl."""
+        return json.dumps(
+            {
+                "depth": self.depth.label,
+                "include_groups": list(self.include_groups),
+                "market": self.market,
+                "artists": [{"value": a.value, "is_id": a.is_id} for a in self.artists],
+            }
+        )
+
+
+@dataclass
+class Progress:
+    """Where a crawl is, for a progress display. ``event``: ``start`` (of a phase), ``update``,
+    ``end`` (of a phase), ``finished``."""
+
+    phase: str = "starting"
+    event: str = "start"
+    done: int = 0
+    total: int = 0
+    requests: int = 0
+    requests_left: int | None = None
+    rows_written: int = 0
+    failed: int = 0
+
+
+@dataclass
+class CrawlResult:
+    """How a crawl run ended."""
+
+    run_id: int
+    status: str
+    requests: int
+    rows_written: int
+    failed: int = 0
+    not_found: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    api_mode: str | None = None

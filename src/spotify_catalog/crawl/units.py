@@ -1,0 +1,306 @@
+"""Units of work: what one request (or an album with its track pages) fetches, how its answer is checked,
+and the pure handlers that turn it into rows and into what became of its tasks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from spotify_catalog import endpoints, transform
+from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl.options import ALBUM_TRACKS_PAGE, ENTITY_TYPES, SEARCH_LIMIT
+from spotify_catalog.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    InvalidResponseError,
+    MustWaitError,
+    NotFoundError,
+    SpotifyError,
+    Stopped,
+    UnreachableError,
+)
+from spotify_catalog.settings import ApiMode
+from spotify_catalog.transform import Rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Unit:
+    """One request's worth of work: tasks ``keys`` of ``kind``."""
+
+    kind: str
+    keys: list[str]
+    fetch: Callable[[], Any]
+    handle: Callable[[list[str], Any, Rows, datetime], Outcome]
+    mode_sensitive: bool
+
+
+@dataclass
+class Listing:
+    """A discography page written: whose (``artist_id``, ``groups`` as in the task key), which albums it
+    listed, and for the first page the keys of the listing's other pages (see :mod:`storage.changes`)."""
+
+    artist_id: str
+    groups: str
+    album_ids: list[str]
+    pages: list[str] | None = None
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    also_done: list[tuple[str, list[str]]] = field(default_factory=list)
+    follow_up: list[tuple[str, list[str]]] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    listing: Listing | None = None
+
+
+def split_key(key: str) -> list[str]:
+    """The parts of a task key (``artist|groups|offset``, ``album|offset``)."""
+    return key.split("|")
+
+
+def make_unit(client: SpotifyClient, kind: str, keys: list[str], market: str | None) -> Unit:
+    """The unit of work of tasks ``keys`` of ``kind``: how to fetch them, how to store the answer."""
+    if kind == "search":
+        (name,) = keys
+        return Unit(
+            kind,
+            keys,
+            lambda: endpoints.search(client, name, "artist", market=market, limit=SEARCH_LIMIT),
+            _handle_search,
+            mode_sensitive=False,
+        )
+    if kind == "artist":
+        return Unit(kind, keys, lambda: get_items(client, kind, keys, market), _handle_artists, True)
+    if kind == "album":
+
+        return Unit(kind, keys, lambda: fetch_albums(client, keys, market), _handle_albums, True)
+    if kind == "track":
+        return Unit(kind, keys, lambda: get_items(client, kind, keys, market), _handle_tracks, True)
+    if kind == "artist_albums":
+        (key,) = keys
+        artist_id, groups, offset = split_key(key)
+
+        def fetch_page() -> Any:
+            limit = endpoints.mode_limit(client.mode)
+            return endpoints.get_artist_albums(
+                client, artist_id, include_groups=groups, market=market, limit=limit, offset=int(offset)
+            )
+
+        return Unit(kind, keys, fetch_page, _handle_artist_albums, True)
+    if kind == "album_tracks":
+        (key,) = keys
+        album_id, offset = split_key(key)
+        return Unit(
+            kind,
+            keys,
+            lambda: endpoints.get_album_tracks(
+                client, album_id, market=market, limit=ALBUM_TRACKS_PAGE, offset=int(offset)
+            ),
+            _handle_album_tracks,
+            mode_sensitive=False,
+        )
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+STOPS: tuple[type[SpotifyError | Stopped], ...] = (
+    MustWaitError,
+    Stopped,
+    ForbiddenError,
+    AuthenticationError,
+    UnreachableError,
+)
+"""Errors after which nothing more can be done in this run (a 401 even after renewing the token is
+retried later, like a 5xx: a token can expire while in use). ``UnreachableError`` (an outage) leaves
+the tasks pending with no attempt counted: the run is recorded ``failed`` and the error re-raised."""
+
+
+@dataclass
+class Albums:
+    """Full albums (``None`` for unknown ids) and the further track pages fetched for them (key
+    ``album_id|offset``); ``stop``: why the pages are not all there."""
+
+    items: list[Any]
+    pages: dict[str, Any] = field(default_factory=dict)
+    stop: BaseException | None = None
+
+
+def fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) -> Albums:
+    """Albums, then the rest of their tracks, so an album is written whole in one transaction. A stop
+    or a failure half-way keeps what came (the missing pages become tasks of their own)."""
+    result = Albums(get_items(client, "album", keys, market))
+    problem = response_problem("album", result.items)
+    if problem is not None:  # no further pages for albums that are not whole
+        raise InvalidResponseError(f"album {','.join(keys)}: incomplete response: {problem}")
+    try:
+        for album in result.items:
+            for key in _more_track_pages(album) if album else []:
+                album_id, offset = split_key(key)
+                result.pages[key] = endpoints.get_album_tracks(
+                    client, album_id, market=market, limit=ALBUM_TRACKS_PAGE, offset=int(offset)
+                )
+    except STOPS as exc:
+        result.stop = exc
+    except SpotifyError as exc:
+        log.warning("tracks of albums %s: %s (queued for later)", ",".join(keys), exc)
+    return result
+
+
+def get_items(client: SpotifyClient, kind: str, keys: list[str], market: str | None) -> list[Any]:
+    """Artists, albums or tracks in the order of ``keys`` (``None``: not found): a batch in extended
+    mode, else one item by its single-item endpoint, whose answer tells the mode when it is unknown."""
+    market = None if kind == "artist" else market
+    if client.mode is ApiMode.EXTENDED or len(keys) > 1:
+        return endpoints.get_several(client, kind, keys, market)
+    try:
+        return [endpoints.get_one(client, kind, keys[0], market)]
+    except NotFoundError:
+        return [None]
+
+
+def observed_mode(kind: str, result: Any) -> ApiMode | None:
+    """The API mode a response shows, or ``None``: full artists, albums and tracks of a Development-Mode
+    app have no ``popularity`` (nor artists ``followers``, albums ``label``)."""
+    if isinstance(result, Albums):
+        items: Any = result.items
+    elif kind == "search" and isinstance(result, dict):
+        items = (result.get("artists") or {}).get("items")
+    elif kind in ENTITY_TYPES:
+        items = result
+    else:
+        return None
+    first = next((item for item in items or [] if isinstance(item, dict)), None)
+    if first is None:
+        return None
+    return ApiMode.EXTENDED if "popularity" in first else ApiMode.DEVELOPMENT
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+
+
+def fetch_checked(unit: Unit) -> Any:
+    """The unit's response, refused (:class:`InvalidResponseError`, retried later) if it is not whole."""
+    result = unit.fetch()
+    problem = response_problem(unit.kind, result)
+    if problem is not None:
+        raise InvalidResponseError(f"{unit.kind} {','.join(unit.keys)}: incomplete response: {problem}")
+    return result
+
+
+def response_problem(kind: str, result: Any) -> str | None:
+    """What makes a response unfit to store, or ``None``: an artist, album or track without its
+    ``id``, a page without ``items`` or ``total``, a batch item that is not an object. Extra fields
+    are fine."""
+    if isinstance(result, Albums):
+        return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
+    if kind in ENTITY_TYPES:
+        if not isinstance(result, list) or not all(item is None or isinstance(item, dict) for item in result):
+            return "expected a list of objects"
+    elif not isinstance(result, dict):
+        return "expected a JSON object"
+    elif kind == "search" and not isinstance(result.get("artists"), dict):
+        return "no artists page"
+    return _shape_problem(result)
+
+
+def _shape_problem(data: Any) -> str | None:
+    if isinstance(data, list):
+        return next((p for p in map(_shape_problem, data) if p), None)
+    if not isinstance(data, dict):
+        return None
+    if data.get("type") in ENTITY_TYPES and not (isinstance(data.get("id"), str) and data["id"]):
+        return f"{data['type']} without an id"
+    if "items" in data and not (isinstance(data["items"], list) and isinstance(data.get("total"), int)):
+        return "page without items or total"
+    return next((p for p in map(_shape_problem, data.values()) if p), None)
+
+
+# ------------------------------------------------------------------------------------------ handlers
+# pure: (task keys, response) -> rows and what became of the tasks
+
+
+def _handle_search(keys: list[str], result: Any, rows: Rows, when: datetime) -> Outcome:
+    (name,) = keys
+    page = result.get("artists") or {}
+    chosen = transform.add_resolution(rows, name, list(page.get("items") or []), when)
+    if not chosen:
+        return Outcome(done=keys, unresolved=[name])
+    return Outcome(done=keys, also_done=[("artist", [chosen])])
+
+
+def _entities(add: Callable[..., None]) -> Callable[[list[str], Any, Rows, datetime], Outcome]:
+    def handle(keys: list[str], items: Any, rows: Rows, when: datetime) -> Outcome:
+        outcome = Outcome()
+        for key, item in zip(keys, items, strict=True):
+            if item is None:
+                outcome.not_found.append(key)
+            else:
+                add(rows, item, transform.FULL, when)
+                outcome.done.append(key)
+        return outcome
+
+    return handle
+
+
+def _more_track_pages(album: Any) -> list[str]:
+    page = album.get("tracks") or {}
+    start = int(page.get("offset") or 0) + len(page.get("items") or [])
+    total = int(page.get("total") or 0)
+    return [f"{album['id']}|{offset}" for offset in range(start, total, ALBUM_TRACKS_PAGE)]
+
+
+def _handle_artist_albums(keys: list[str], page: Any, rows: Rows, when: datetime) -> Outcome:
+    (key,) = keys
+    artist_id, groups, offset = split_key(key)
+    single_group = groups if "," not in groups else None
+    transform.add_artist_albums_page(
+        rows, artist_id, page, when, default_group=single_group, groups=tuple(groups.split(","))
+    )
+    listed = [album["id"] for album in page.get("items") or [] if album and album.get("id")]
+    listing = Listing(artist_id, groups, listed)
+    outcome = Outcome(done=keys, listing=listing)
+    if int(offset) == 0:
+        step = int(page.get("limit") or len(page.get("items") or []) or 1)
+        total = int(page.get("total") or 0)
+        pages = [f"{artist_id}|{groups}|{o}" for o in range(step, total, step)]
+        outcome.follow_up.append(("artist_albums", pages))
+        listing.pages = pages  # a new refresh of the listing: all its pages again
+    return outcome
+
+
+def _handle_album_tracks(keys: list[str], page: Any, rows: Rows, when: datetime) -> Outcome:
+    (key,) = keys
+    album_id, _offset = split_key(key)
+    transform.add_album_tracks_page(rows, album_id, page, when)
+    return Outcome(done=keys)
+
+
+_handle_artists = _entities(transform.add_artist)
+_handle_album_items = _entities(transform.add_album)
+
+
+def _handle_albums(keys: list[str], result: Albums, rows: Rows, when: datetime) -> Outcome:
+    """Full albums with every page of their tracks fetched in the same unit; pages a stop left out
+    stay queued as ``album_tracks`` tasks."""
+    outcome = _handle_album_items(keys, result.items, rows, when)
+    for album in result.items:
+        if album is None:
+            continue
+        for key in _more_track_pages(album):
+            page = result.pages.get(key)
+            if page is None:
+                outcome.follow_up.append(("album_tracks", [key]))
+            else:
+                transform.add_album_tracks_page(rows, album["id"], page, when)
+                outcome.also_done.append(("album_tracks", [key]))
+    return outcome
+
+
+_handle_tracks = _entities(transform.add_track)
