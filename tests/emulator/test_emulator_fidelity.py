@@ -293,3 +293,37 @@ def test_endpoints_removed_in_november_2024_give_a_bare_403(emu, path):
     with client(emu) as c:
         _error(c.get(path, params={"ids": BTS_ID, "seed_artists": BTS_ID}), 403, None)
         assert c.get("/v1/recommendations/available-genre-seeds").status_code == 404
+
+
+# faults of issue 11 ----------------------------------------------------------------------------------
+def test_null_items_fault_puts_a_null_first_in_every_page(make_emulator, profile_name):
+    """`null_items`: Spotify's `"items":[null,…]` on demand, in every paging object; totals and
+    batch lists (where null means an unknown id) are left alone."""
+    emu = make_emulator(profile=profile_name, fault_rate=1.0, fault_kinds=("null_items",))
+    artist = emu.catalog.artist_ids()[3]
+    album = emu.catalog.artist_album_ids(artist)[0]
+    with client(emu) as c:
+        page = c.get(f"/v1/artists/{artist}/albums", params={"limit": 3}).json()
+        full = c.get(f"/v1/albums/{album}").json()
+        found = c.get("/v1/search", params={"q": "BTS", "type": "artist,album"}).json()
+        refused = c.get(f"/v1/artists/{'0' * 22}")
+    assert page["items"][0] is None
+    assert len(page["items"]) == 4
+    assert page["total"] == len(emu.catalog.artist_album_ids(artist))
+    assert full["tracks"]["items"][0] is None
+    assert full["id"] == album
+    assert found["artists"]["items"][0] is None
+    assert found["albums"]["items"][0] is None
+    assert refused.status_code == 404  # errors keep their body
+    if profile_name == "extended":
+        with client(emu) as c:
+            batch = c.get("/v1/artists", params={"ids": artist}).json()
+        assert batch["artists"][0]["id"] == artist
+
+
+def test_the_new_fault_kinds_are_accepted_by_the_cli_options():
+    from spotify_catalog.emulator import FAULT_KINDS, EmulatorConfig
+
+    assert {"plain_text_error", "empty_429", "null_items"} <= set(FAULT_KINDS)
+    config = EmulatorConfig(fault_kinds=("plain_text_error", "empty_429", "null_items"), fault_rate=0.1)
+    assert config.fault_kinds == ("plain_text_error", "empty_429", "null_items")
