@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import logging
@@ -524,6 +525,11 @@ def _log(request: Request, status: str, started: float) -> None:
         )
 
 
+def _count(state: EmulatorState, request: Request, route: str, status: str) -> None:
+    scope = request.scope
+    state.record(route, status, scope["method"], scope["path"], scope["query_string"])
+
+
 def _challenge(error: str, description: str) -> str:
     return f'Bearer realm="spotify", error="{error}", error_description="{description}"'
 
@@ -584,7 +590,7 @@ def _web_api(spec: Spec) -> Callable[[Request], Any]:
         if method != "GET" and method != "HEAD":
             # a preflight, or a wrong method on a known path: answered at once, never limited
             response = preflight() if method == "OPTIONS" else _method_not_allowed()
-            state.record(f"{method} {spec.template}", str(response.status_code))
+            _count(state, request, f"{method} {spec.template}", str(response.status_code))
             _log(request, str(response.status_code), started)
             return response
         await _delay(state)
@@ -594,7 +600,7 @@ def _web_api(spec: Spec) -> Callable[[Request], Any]:
         else:
             status = str(response.status_code)
             response.raw_headers.extend(_CORS_RAW)
-        state.record(route, status)
+        _count(state, request, route, status)
         _log(request, status, started)
         return response
 
@@ -717,7 +723,7 @@ async def token_endpoint(request: Request) -> Response:
     if raw is None:  # nobody is left to read an answer
         return _token_error("invalid_request", "incomplete request body")
     response = _token_answer(state, request, raw)
-    state.record("POST /api/token", str(response.status_code))
+    _count(state, request, "POST /api/token", str(response.status_code))
     _log(request, str(response.status_code), started)
     return response
 
@@ -730,7 +736,7 @@ async def not_found(request: Request) -> Response:
     else:
         response = error_response(ApiFail(404, "Service not found"))
         response.raw_headers.extend(_CORS_RAW)
-    state.record(f"{request.method} (unknown)", str(response.status_code))
+    _count(state, request, f"{request.method} (unknown)", str(response.status_code))
     _log(request, str(response.status_code), started)
     return response
 
@@ -744,6 +750,10 @@ def _control_json(body: Any, status: int = 200) -> Response:
 
 async def control_stats(request: Request) -> Response:
     return _control_json(_state(request).stats())
+
+
+async def control_requests(request: Request) -> Response:
+    return _control_json([dataclasses.asdict(r) for r in _state(request).requests()])
 
 
 async def control_reset(request: Request) -> Response:
@@ -814,6 +824,7 @@ def create_app(
     routes += [Route(spec.template, _web_api(spec), methods=WEB_API_METHODS) for spec in SPECS]
     routes += [
         Route("/_emulator/stats", control_stats, methods=["GET"]),
+        Route("/_emulator/requests", control_requests, methods=["GET"]),
         Route("/_emulator/reset", control_reset, methods=["POST"]),
         Route("/_emulator/advance", control_advance, methods=["POST"]),
         Route("/_emulator/config", control_config, methods=["GET", "POST"]),
