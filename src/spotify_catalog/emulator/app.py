@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -63,6 +64,7 @@ CORS = {
     "access-control-max-age": "604800",
 }
 _CORS_RAW = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in CORS.items()]
+_ORIGIN_RAW = [(b"access-control-allow-origin", b"*")]  # enough on a success, kept short for speed
 DEFAULT_GROUPS = "album,single,compilation,appears_on"
 
 
@@ -110,7 +112,11 @@ class Ctx:
     path: dict[str, str]
     base: str
     dev: bool
-    locale: str | None = None
+    request: Request | None = None
+
+    def locale(self) -> str | None:
+        """The request's ``Accept-Language`` (search links carry it as ``locale=``)."""
+        return None if self.request is None else self.request.headers.get("accept-language")
 
     def market(self) -> str | None:
         value = self.params.get("market")
@@ -185,8 +191,9 @@ def h_search(ctx: Ctx) -> JSON:
         raise ApiFail(400, "Invalid offset")
     market = ctx.market()
     extra = [(k, ctx.params[k]) for k in ("market", "include_external") if k in ctx.params]
-    if ctx.locale:
-        extra.append(("locale", ctx.locale))
+    locale = ctx.locale()
+    if locale:
+        extra.append(("locale", locale))
     cat, base, dev = ctx.state.catalog, ctx.base, ctx.dev
     out: JSON = {}
     for t in types:
@@ -599,7 +606,8 @@ def _web_api(spec: Spec) -> Callable[[Request], Any]:
             status = "drop"
         else:
             status = str(response.status_code)
-            response.raw_headers.extend(_CORS_RAW)
+            if not isinstance(response, CatalogResponse):
+                response.raw_headers.extend(_ORIGIN_RAW if response.status_code < 400 else _CORS_RAW)
         _count(state, request, route, status)
         _log(request, status, started)
         return response
@@ -629,7 +637,7 @@ def _answer(spec: Spec, state: EmulatorState, request: Request) -> Response:
             path,
             str(request.base_url).rstrip("/"),
             dev,
-            request.headers.get("accept-language"),
+            request,
         )
         body = _encode(spec.handler(ctx))
     except ApiFail as fail:
@@ -647,7 +655,26 @@ def _answer(spec: Spec, state: EmulatorState, request: Request) -> Response:
             return Response(b"", status_code=304, headers={"cache-control": spec.cache, "etag": tag})
     if fault in BODY_FAULTS:
         return faults.mangle(fault, body, 200, headers)
-    return Response(body, status_code=200, headers=headers)
+    if spec.etag:
+        return Response(body, status_code=200, headers=headers)
+    return CatalogResponse(body, _success_headers(spec.cache))
+
+
+class CatalogResponse(Response):
+    """A 200 whose headers (CORS included) are prepared once per route: the common case, kept quick."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(body, status_code=200)  # sets content-length only
+        self.raw_headers.extend(raw_headers)
+
+
+@functools.cache
+def _success_headers(cache: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", JSON_TYPE.encode()),
+        (b"cache-control", cache.encode()),
+        *_ORIGIN_RAW,
+    ]
 
 
 # ----------------------------------------------------------------------------- token endpoint

@@ -49,8 +49,11 @@ def paging(
     ``max_end`` (search: 1000): ``next`` is given while its offset is at most ``max_end``, so the last
     one points at offset 1000, which is refused (``400 Bad request.``), as Spotify's does."""
 
+    rest = query_string(params)  # encoded once for the three links
+    rest = f"&{rest}" if rest else ""
+
     def link(at: int) -> str:
-        return f"{base}{path}?{query_string([('offset', str(at)), ('limit', str(limit)), *params])}"
+        return f"{base}{path}?offset={at}&limit={limit}{rest}"
 
     has_next = offset + limit < total and (max_end is None or offset + limit <= max_end)
     return {
