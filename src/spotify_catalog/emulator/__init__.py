@@ -9,7 +9,7 @@ from __future__ import annotations
 from spotify_catalog.emulator.app import create_app
 from spotify_catalog.emulator.catalog import BTS_ID, Catalog
 from spotify_catalog.emulator.config import FAULT_KINDS, EmulatorConfig
-from spotify_catalog.emulator.server import RedirectTransport, RunningEmulator, serve_in_thread
+from spotify_catalog.emulator.server import RunningEmulator, serve_in_thread
 from spotify_catalog.emulator.state import EmulatorState, LoggedRequest
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "EmulatorConfig",
     "EmulatorState",
     "LoggedRequest",
-    "RedirectTransport",
     "RunningEmulator",
     "create_app",
     "serve_in_thread",

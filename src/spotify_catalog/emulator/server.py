@@ -9,9 +9,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import uvicorn
 
 from spotify_catalog.emulator.app import create_app
@@ -20,26 +19,8 @@ from spotify_catalog.emulator.config import EmulatorConfig
 from spotify_catalog.emulator.faults import quiet_server_logs
 from spotify_catalog.emulator.state import EmulatorState, LoggedRequest
 
-SPOTIFY_HOSTS = ("api.spotify.com", "accounts.spotify.com")
-
-
-class RedirectTransport(httpx.BaseTransport):
-    """An httpx transport that sends requests for ``api.spotify.com`` and ``accounts.spotify.com`` to
-    the emulator at ``url`` (for clients whose Spotify URLs are fixed, e.g. tekore's)."""
-
-    def __init__(self, url: str, inner: httpx.BaseTransport | None = None) -> None:
-        target = httpx.URL(url)
-        self._scheme, self._host, self._port = target.scheme, target.host, target.port
-        self._inner = inner or httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host in SPOTIFY_HOSTS:
-            request.url = request.url.copy_with(scheme=self._scheme, host=self._host, port=self._port)
-            request.headers["host"] = f"{self._host}:{self._port}" if self._port else self._host
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        self._inner.close()
+if TYPE_CHECKING:
+    from spotify_catalog.emulator.redirect import RedirectTransport
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -140,6 +121,8 @@ class RunningEmulator:
 
     def transport(self) -> RedirectTransport:
         """An httpx transport that sends ``api.spotify.com``/``accounts.spotify.com`` requests here."""
+        from spotify_catalog.emulator.redirect import RedirectTransport  # httpx: only when asked
+
         return RedirectTransport(self.url)
 
     def reset(self) -> None:

@@ -25,7 +25,7 @@ from spotify_catalog.emulator.search import Searcher
 
 RATE_WINDOW = 30.0
 QUOTA_WINDOW = 86_400.0
-REQUEST_LOG_SIZE = 100_000
+REQUEST_LOG_SIZE = 20_000
 """The request log keeps the latest this many requests."""
 
 
