@@ -423,7 +423,26 @@ def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
             )
         if isinstance(error, str):
             return error, None
-    return response.reason_phrase or f"HTTP {response.status_code}", None
+    return _plain_message(response) or response.reason_phrase or f"HTTP {response.status_code}", None
+
+
+MAX_PLAIN_MESSAGE = 200
+
+
+def _plain_message(response: httpx.Response) -> str | None:
+    """The first line of a short plain-text error body (Spotify's premium-required 403 and some 429s
+    are ``text/plain``); ``None`` for an empty, HTML or binary body."""
+    if "html" in response.headers.get("content-type", "").lower():
+        return None
+    try:
+        text = response.content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    if not line or line.startswith(("{", "[", "<")):
+        return None
+    line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)
+    return line if len(line) <= MAX_PLAIN_MESSAGE else line[: MAX_PLAIN_MESSAGE - 1] + "…"
 
 
 def check_response(

@@ -41,6 +41,18 @@ def _deprecated(node: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
     return found
 
 
+def _optional(node: Any, names: frozenset[str]) -> Any:
+    """The schema with the properties ``names`` required nowhere."""
+    if isinstance(node, list):
+        return [_optional(x, names) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _optional(v, names) for k, v in node.items()}
+    if isinstance(out.get("required"), list):
+        out["required"] = [r for r in out["required"] if r not in names]
+    return out
+
+
 def _convert(node: Any, schemas: dict[str, Any] | None) -> Any:
     """OpenAPI 3.0 schema -> JSON Schema; with ``schemas`` given, deprecated properties are optional."""
     if isinstance(node, list):
@@ -101,8 +113,11 @@ def spec_path(doc: dict[str, Any], path: str) -> str:
     raise KeyError(path)
 
 
-def response_schema(profile: str, route: str, status: int) -> dict[str, Any]:
-    """The JSON Schema of a response (error bodies: ``{"error": ErrorObject}``)."""
+def response_schema(
+    profile: str, route: str, status: int, optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The JSON Schema of a response (error bodies: ``{"error": ErrorObject}``); ``optional``: property
+    names required nowhere (Spotify leaves ``available_markets`` out when a market is given)."""
     doc = document(profile)
     if status >= 400:
         schema: dict[str, Any] = copy.deepcopy(ERROR_SCHEMA)
@@ -110,12 +125,32 @@ def response_schema(profile: str, route: str, status: int) -> dict[str, Any]:
         response = _resolve(doc, doc["paths"][spec_path(doc, route)]["get"]["responses"][str(status)])
         schema = copy.deepcopy(response["content"]["application/json"]["schema"])
         schema = _convert(schema, _lenient(profile, raw_document(profile)))
-    return {"allOf": [schema], "components": {"schemas": doc["components"]["schemas"]}}
+    schemas = doc["components"]["schemas"]
+    if optional:
+        schema, schemas = _optional(schema, optional), _optional(schemas, optional)
+    return {"allOf": [schema], "components": {"schemas": schemas}}
 
 
-def validate(profile: str, route: str, status: int, body: Any) -> None:
+def without_nulls(body: Any) -> Any:
+    """The body with ``null`` taken out of every ``items`` list (Spotify's search has them; the
+    definition does not allow them)."""
+    if isinstance(body, dict):
+        return {
+            k: [without_nulls(x) for x in v if x is not None]
+            if k == "items" and isinstance(v, list)
+            else without_nulls(v)
+            for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [without_nulls(x) for x in body]
+    return body
+
+
+def validate(
+    profile: str, route: str, status: int, body: Any, optional: frozenset[str] = frozenset()
+) -> None:
     """Raise ``jsonschema.ValidationError`` unless ``body`` fits the definition."""
-    jsonschema.Draft7Validator(response_schema(profile, route, status)).validate(body)
+    jsonschema.Draft7Validator(response_schema(profile, route, status, optional)).validate(body)
 
 
 def validate_schema(profile: str, name: str, body: Any) -> None:

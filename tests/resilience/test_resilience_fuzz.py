@@ -155,6 +155,8 @@ def assert_spotify_error(status: int, headers: Any, body: bytes) -> None:
     error = data["error"]
     assert set(error) <= {"status", "message", "reason"}, error
     assert error["status"] == status
+    if status == 403 and "message" not in error:  # endpoints removed in Nov 2024 answer {"status": 403}
+        return
     assert isinstance(error["message"], str)
     assert error["message"]
 

@@ -80,7 +80,8 @@ from spotify_catalog.errors import Terminated, UsageError
     "--fault-kinds",
     default="500,502,503,drop",
     show_default=True,
-    help="Comma list of: 500, 502, 503, drop, truncated, html, content_type, missing_field, extra_field.",
+    help="Comma list of: 500, 502, 503, drop, truncated, html, content_type, missing_field, extra_field, "
+    "null_items, plain_text_error, empty_429.",
 )
 @click.option(
     "--retry-after",

@@ -251,7 +251,8 @@ def _entities(add: Callable[..., None]) -> Callable[[list[str], Any, Rows, datet
 
 def _more_track_pages(album: Any) -> list[str]:
     page = album.get("tracks") or {}
-    start = int(page.get("offset") or 0) + len(page.get("items") or [])
+    # the page's limit, not its length: a page may hold null items besides its tracks
+    start = int(page.get("offset") or 0) + int(page.get("limit") or len(page.get("items") or []))
     total = int(page.get("total") or 0)
     return [f"{album['id']}|{offset}" for offset in range(start, total, ALBUM_TRACKS_PAGE)]
 

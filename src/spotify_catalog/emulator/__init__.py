@@ -10,7 +10,7 @@ from spotify_catalog.emulator.app import create_app
 from spotify_catalog.emulator.catalog import BTS_ID, Catalog
 from spotify_catalog.emulator.config import FAULT_KINDS, EmulatorConfig
 from spotify_catalog.emulator.server import RunningEmulator, serve_in_thread
-from spotify_catalog.emulator.state import EmulatorState
+from spotify_catalog.emulator.state import EmulatorState, LoggedRequest
 
 __all__ = [
     "BTS_ID",
@@ -18,6 +18,7 @@ __all__ = [
     "Catalog",
     "EmulatorConfig",
     "EmulatorState",
+    "LoggedRequest",
     "RunningEmulator",
     "create_app",
     "serve_in_thread",

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,11 +38,11 @@ from spotify_catalog.emulator.catalog import (
     Show,
     Track,
 )
-from spotify_catalog.emulator.config import BODY_FAULTS, EmulatorConfig
+from spotify_catalog.emulator.config import BODY_FAULTS, RAW_FAULTS, EmulatorConfig
 from spotify_catalog.emulator.ids import is_base62_id
 from spotify_catalog.emulator.search import TYPES
 from spotify_catalog.emulator.state import EmulatorState
-from spotify_catalog.emulator.words import MARKETS
+from spotify_catalog.emulator.words import COUNTRY_CODES, MARKETS, UNLAUNCHED_MARKETS
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,19 @@ PLAYLIST_CACHE = "public, max-age=0"
 PRIVATE_CACHE = "private, max-age=0"
 NO_CACHE = "no-cache, no-store, must-revalidate"
 UNAUTHORIZED_MESSAGE = "Missing/invalid/expired access token"
-_MARKET = re.compile(r"^[A-Z]{2}$")
 JSON = dict[str, Any]
+# on every Web API answer, as Spotify's (reference §4)
+CORS = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-headers": "Accept, App-Platform, Authorization, Content-Type, Origin, Retry-After, "
+    "Spotify-App-Version, X-Cloud-Trace-Context, client-token, content-access-token",
+    "access-control-allow-methods": "GET, POST, OPTIONS, PUT, DELETE, PATCH",
+    "access-control-allow-credentials": "true",
+    "access-control-max-age": "604800",
+}
+_CORS_RAW = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in CORS.items()]
+_ORIGIN_RAW = [(b"access-control-allow-origin", b"*")]  # enough on a success, kept short for speed
+DEFAULT_GROUPS = "album,single,compilation,appears_on"
 
 
 class ApiFail(Exception):
@@ -74,11 +86,14 @@ def _encode(body: Any) -> bytes:
 
 
 def error_response(fail: ApiFail) -> Response:
-    error: JSON = {"status": fail.status, "message": fail.message}
+    """Spotify's error body; an empty message is left out (``{"error":{"status":403}}``)."""
+    error: JSON = {"status": fail.status}
+    if fail.message:
+        error["message"] = fail.message
     if fail.reason:
         error["reason"] = fail.reason
     headers = {"content-type": JSON_TYPE, **fail.headers}
-    if fail.status not in (401, 429):
+    if fail.status != 401:
         headers.setdefault("cache-control", PRIVATE_CACHE)
     return Response(_encode({"error": error}), status_code=fail.status, headers=headers)
 
@@ -97,13 +112,22 @@ class Ctx:
     path: dict[str, str]
     base: str
     dev: bool
+    request: Request | None = None
+
+    def locale(self) -> str | None:
+        """The request's ``Accept-Language`` (search links carry it as ``locale=``)."""
+        return None if self.request is None else self.request.headers.get("accept-language")
 
     def market(self) -> str | None:
         value = self.params.get("market")
-        if value is None or value == "from_token":  # a Client Credentials token has no country
+        if value is None:
             return None
-        if not _MARKET.match(value):
+        if value == "from_token":  # a Client Credentials token has no user, so no country
+            raise ApiFail(403, "Insufficient client scope")
+        if value not in COUNTRY_CODES:
             raise ApiFail(400, "Invalid market code")
+        if value in UNLAUNCHED_MARKETS:
+            raise ApiFail(400, "Unlaunched market")
         return value
 
     def limit(self, default: int, maximum: int) -> int:
@@ -138,7 +162,7 @@ class Ctx:
             raise ApiFail(400, "Missing parameter ids")
         ids = raw.split(",")
         if len(ids) > maximum:
-            raise ApiFail(400, "Too many ids requested")
+            raise ApiFail(400, "too many ids requested")
         if not all(is_base62_id(i) for i in ids):
             raise ApiFail(400, "Invalid base62 id")
         return ids
@@ -161,10 +185,15 @@ def h_search(ctx: Ctx) -> JSON:
             raise ApiFail(400, f"Bad search type field {t}")
     limit = ctx.limit(*((5, 10) if ctx.dev else (20, 50)))
     offset = ctx.offset(1000)
+    if offset == 1000:  # where the last `next` below the cap points (spotipy#868)
+        raise ApiFail(400, "Bad request.")
     if offset + limit > 1000:
         raise ApiFail(400, "Invalid offset")
     market = ctx.market()
     extra = [(k, ctx.params[k]) for k in ("market", "include_external") if k in ctx.params]
+    locale = ctx.locale()
+    if locale:
+        extra.append(("locale", locale))
     cat, base, dev = ctx.state.catalog, ctx.base, ctx.dev
     out: JSON = {}
     for t in types:
@@ -174,11 +203,11 @@ def h_search(ctx: Ctx) -> JSON:
         if t == "artist":
             items = [render.artist(x, base, dev) for x in page]
         elif t == "album":
-            items = [render.simple_album(cat, x, base, dev) for x in page]
+            items = [render.simple_album(cat, x, base, dev, market=market) for x in page]
         elif t == "track":
             items = [render.track(cat, x, base, dev, market) for x in page]
         elif t == "playlist":
-            items = [render.simple_playlist(x, base, dev) for x in page]
+            items = [None if x.null_in_search else render.simple_playlist(x, base, dev) for x in page]
         elif t == "show":
             items = [render.simple_show(x, base, dev) for x in page]
         elif t == "episode":
@@ -209,12 +238,14 @@ def h_artist_albums(ctx: Ctx) -> JSON:
     market = ctx.market()
     albums = ctx.state.catalog.artist_albums(artist.index, groups, market)
     items = [
-        render.simple_album(ctx.state.catalog, al, ctx.base, ctx.dev, group)
+        render.simple_album(ctx.state.catalog, al, ctx.base, ctx.dev, group, market)
         for al, group in albums[offset : offset + limit]
     ]
-    return render.paging(
-        items, ctx.base, f"/v1/artists/{artist.id}/albums", ctx.other_params(), offset, limit, len(albums)
-    )
+    params = ctx.other_params()
+    if raw is None:  # links always say which groups
+        params.append(("include_groups", DEFAULT_GROUPS))
+    path = f"/v1/artists/{artist.id}/albums"
+    return render.paging(items, ctx.base, path, params, offset, limit, len(albums))
 
 
 def h_top_tracks(ctx: Ctx) -> JSON:
@@ -424,6 +455,11 @@ def h_forbidden(ctx: Ctx) -> JSON:
     raise ApiFail(403, "Forbidden")
 
 
+def h_removed(ctx: Ctx) -> JSON:
+    """Endpoints removed in November 2024: 403 without a message, whatever the app's mode."""
+    raise ApiFail(403, "")
+
+
 @dataclass(frozen=True)
 class Spec:
     """A Web API route: handler, Cache-Control, ETag support, allowed in Development Mode."""
@@ -433,6 +469,7 @@ class Spec:
     cache: str = CATALOG_CACHE
     etag: bool = False
     development: bool = True
+    removed: bool = False
 
 
 SPECS = (
@@ -463,10 +500,11 @@ SPECS = (
     Spec("/v1/markets", h_markets, PRIVATE_CACHE, development=False),
     Spec("/v1/browse/categories", h_forbidden, development=False),
     Spec("/v1/users/{id}", h_forbidden, development=False),
-    Spec("/v1/recommendations", h_forbidden, development=False),
-    Spec("/v1/artists/{id}/related-artists", h_forbidden, development=False),
-    Spec("/v1/audio-features", h_forbidden, development=False),
-    Spec("/v1/audio-features/{id}", h_forbidden, development=False),
+    Spec("/v1/recommendations", h_removed, removed=True),
+    Spec("/v1/artists/{id}/related-artists", h_removed, removed=True),
+    Spec("/v1/audio-features", h_removed, removed=True),
+    Spec("/v1/audio-features/{id}", h_removed, removed=True),
+    Spec("/v1/audio-analysis/{id}", h_removed, removed=True),
 )
 
 
@@ -492,6 +530,11 @@ def _log(request: Request, status: str, started: float) -> None:
             status,
             (time.perf_counter() - started) * 1000,
         )
+
+
+def _count(state: EmulatorState, request: Request, route: str, status: str) -> None:
+    scope = request.scope
+    state.record(route, status, scope["method"], scope["path"], scope["query_string"])
 
 
 def _challenge(error: str, description: str) -> str:
@@ -530,16 +573,42 @@ def _limit(state: EmulatorState) -> None:
     raise ApiFail(429, "API rate limit exceeded", headers)
 
 
+def preflight() -> Response:
+    """The answer to a CORS preflight (``OPTIONS``), on any path."""
+    return Response(b"", status_code=200, headers=CORS)
+
+
+def _method_not_allowed() -> Response:
+    response = error_response(ApiFail(405, "Method not allowed", {"allow": "GET, HEAD, OPTIONS"}))
+    response.raw_headers.extend(_CORS_RAW)
+    return response
+
+
+WEB_API_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
 def _web_api(spec: Spec) -> Callable[[Request], Any]:
     route = f"GET {spec.template}"
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
         state = _state(request)
+        method = request.method
+        if method != "GET" and method != "HEAD":
+            # a preflight, or a wrong method on a known path: answered at once, never limited
+            response = preflight() if method == "OPTIONS" else _method_not_allowed()
+            _count(state, request, f"{method} {spec.template}", str(response.status_code))
+            _log(request, str(response.status_code), started)
+            return response
         await _delay(state)
         response = _answer(spec, state, request)
-        status = "drop" if isinstance(response, faults.DroppedResponse) else str(response.status_code)
-        state.record(route, status)
+        if isinstance(response, faults.DroppedResponse):
+            status = "drop"
+        else:
+            status = str(response.status_code)
+            if not isinstance(response, CatalogResponse):
+                response.raw_headers.extend(_ORIGIN_RAW if response.status_code < 400 else _CORS_RAW)
+        _count(state, request, route, status)
         _log(request, status, started)
         return response
 
@@ -556,11 +625,20 @@ def _answer(spec: Spec, state: EmulatorState, request: Request) -> Response:
             raise ApiFail(*faults.STATUS_BODIES[fault])
         if fault == "drop":
             return faults.DroppedResponse()
+        if fault in RAW_FAULTS:
+            return faults.raw_answer(fault, {"cache-control": PRIVATE_CACHE})
         dev = state.config.profile == "development"
-        if dev and not spec.development:
+        if dev and not spec.development and not spec.removed:
             raise ApiFail(403, "Forbidden")
-        path = {**request.path_params, "tail": request.url.path.rsplit("/", 1)[-1]}
-        ctx = Ctx(state, request.query_params, path, str(request.base_url).rstrip("/"), dev)
+        path = {**request.path_params, "tail": request.url.path.rstrip("/").rsplit("/", 1)[-1]}
+        ctx = Ctx(
+            state,
+            request.query_params,
+            path,
+            str(request.base_url).rstrip("/"),
+            dev,
+            request,
+        )
         body = _encode(spec.handler(ctx))
     except ApiFail as fail:
         response = error_response(fail)
@@ -577,7 +655,26 @@ def _answer(spec: Spec, state: EmulatorState, request: Request) -> Response:
             return Response(b"", status_code=304, headers={"cache-control": spec.cache, "etag": tag})
     if fault in BODY_FAULTS:
         return faults.mangle(fault, body, 200, headers)
-    return Response(body, status_code=200, headers=headers)
+    if spec.etag:
+        return Response(body, status_code=200, headers=headers)
+    return CatalogResponse(body, _success_headers(spec.cache))
+
+
+class CatalogResponse(Response):
+    """A 200 whose headers (CORS included) are prepared once per route: the common case, kept quick."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(body, status_code=200)  # sets content-length only
+        self.raw_headers.extend(raw_headers)
+
+
+@functools.cache
+def _success_headers(cache: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", JSON_TYPE.encode()),
+        (b"cache-control", cache.encode()),
+        *_ORIGIN_RAW,
+    ]
 
 
 # ----------------------------------------------------------------------------- token endpoint
@@ -653,7 +750,7 @@ async def token_endpoint(request: Request) -> Response:
     if raw is None:  # nobody is left to read an answer
         return _token_error("invalid_request", "incomplete request body")
     response = _token_answer(state, request, raw)
-    state.record("POST /api/token", str(response.status_code))
+    _count(state, request, "POST /api/token", str(response.status_code))
     _log(request, str(response.status_code), started)
     return response
 
@@ -661,9 +758,13 @@ async def token_endpoint(request: Request) -> Response:
 async def not_found(request: Request) -> Response:
     started = time.perf_counter()
     state = _state(request)
-    response = error_response(ApiFail(404, "Service not found"))
-    state.record(f"{request.method} (unknown)", "404")
-    _log(request, "404", started)
+    if request.method == "OPTIONS":
+        response = preflight()
+    else:
+        response = error_response(ApiFail(404, "Service not found"))
+        response.raw_headers.extend(_CORS_RAW)
+    _count(state, request, f"{request.method} (unknown)", str(response.status_code))
+    _log(request, str(response.status_code), started)
     return response
 
 
@@ -676,6 +777,10 @@ def _control_json(body: Any, status: int = 200) -> Response:
 
 async def control_stats(request: Request) -> Response:
     return _control_json(_state(request).stats())
+
+
+async def control_requests(request: Request) -> Response:
+    return _control_json([dataclasses.asdict(r) for r in _state(request).requests()])
 
 
 async def control_reset(request: Request) -> Response:
@@ -743,14 +848,18 @@ def create_app(
     """The emulator as an ASGI app; ``app.state.emulator`` is its :class:`EmulatorState`."""
     state = state or EmulatorState(config or EmulatorConfig(), clock)
     routes = [Route("/api/token", token_endpoint, methods=["POST"])]
-    routes += [Route(spec.template, _web_api(spec), methods=["GET"]) for spec in SPECS]
+    routes += [Route(spec.template, _web_api(spec), methods=WEB_API_METHODS) for spec in SPECS]
     routes += [
         Route("/_emulator/stats", control_stats, methods=["GET"]),
+        Route("/_emulator/requests", control_requests, methods=["GET"]),
         Route("/_emulator/reset", control_reset, methods=["POST"]),
         Route("/_emulator/advance", control_advance, methods=["POST"]),
         Route("/_emulator/config", control_config, methods=["GET", "POST"]),
-        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
     ]
+    # spotipy asks for `tracks/?ids=`, `albums/{id}/tracks/`: Spotify serves them (spotipy#160); these
+    # come after the routes without the slash, which stay the quickest to match
+    routes += [Route(spec.template + "/", _web_api(spec), methods=WEB_API_METHODS) for spec in SPECS]
+    routes += [Route("/{path:path}", not_found, methods=WEB_API_METHODS)]
     app = Starlette(routes=routes)
     app.state.emulator = state
     return app

@@ -174,6 +174,16 @@ class Playlist:
     image_key: str
     snapshot_id: str
 
+    @property
+    def uploaded_cover(self) -> bool:
+        """A cover its owner uploaded: one image, ``height``/``width`` ``null`` (one in four)."""
+        return self.index % 4 == 1
+
+    @property
+    def null_in_search(self) -> bool:
+        """Search answers ``null`` in its place (one in five), as Spotify does for some playlists."""
+        return self.index % 5 == 2
+
 
 Entity = Artist | Album | Track | Show | Episode | Audiobook | Chapter | Playlist
 

@@ -12,8 +12,10 @@ Profile = Literal["development", "extended"]
 RetryAfterMode = Literal["normal", "zero", "omit"]
 PROFILES = ("development", "extended")
 STATUS_FAULTS = ("500", "502", "503")
-BODY_FAULTS = ("truncated", "html", "content_type", "missing_field", "extra_field")
-FAULT_KINDS = (*STATUS_FAULTS, "drop", *BODY_FAULTS)
+BODY_FAULTS = ("truncated", "html", "content_type", "missing_field", "extra_field", "null_items")
+# answered before the handler runs, like the status faults, but with a body that is not JSON
+RAW_FAULTS = ("plain_text_error", "empty_429")
+FAULT_KINDS = (*STATUS_FAULTS, "drop", *BODY_FAULTS, *RAW_FAULTS)
 DEFAULT_FAULTS = (*STATUS_FAULTS, "drop")
 # settings that may change while the emulator runs (seed and artists shape the catalog: fixed)
 RUNTIME_FIELDS = (

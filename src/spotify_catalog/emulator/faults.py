@@ -6,7 +6,11 @@
 ``html``: 200 with an HTML error page. ``content_type``: the real body labelled ``text/html``.
 ``missing_field``: the real JSON with the ``id`` of its first object that has one removed (a top-level
 object, the first item of a list or page). ``extra_field``: the real JSON with an unknown field added to
-the top-level object and to every object that has an ``id``. Error answers keep their body for these two.
+the top-level object and to every object that has an ``id``. ``null_items``: the real JSON with a ``null``
+put first in the ``items`` of every paging object (Spotify's search does this, for playlists mostly, and
+so do show episodes; ``total`` stays). Error answers keep their body for these three.
+``plain_text_error``: ``429`` with the ``text/plain`` body ``Too many requests`` and ``Retry-After: 1``
+(spotify/web-api#1267). ``empty_429``: ``429`` with an empty body, no content type, ``Retry-After: 1``.
 """
 
 from __future__ import annotations
@@ -90,10 +94,24 @@ def _add_extra(data: Any, top: bool = True) -> None:
             _add_extra(item, top=False)
 
 
+def _null_items(data: Any) -> None:
+    if isinstance(data, dict):
+        items = data.get("items")
+        if isinstance(items, list) and "total" in data:
+            items.insert(0, None)
+        for value in data.values():
+            _null_items(value)
+    elif isinstance(data, list):
+        for item in data:
+            _null_items(item)
+
+
 def _edit_json(kind: str, body: bytes) -> bytes:
     data = json.loads(body)
     if kind == "missing_field":
         _drop_first_id(data)
+    elif kind == "null_items":
+        _null_items(data)
     else:
         _add_extra(data)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
@@ -101,7 +119,7 @@ def _edit_json(kind: str, body: bytes) -> bytes:
 
 def mangle(kind: str, body: bytes, status: int, headers: dict[str, str]) -> Response:
     """A body-bearing fault applied to the response the request would have had."""
-    if kind in ("missing_field", "extra_field"):
+    if kind in ("missing_field", "extra_field", "null_items"):
         edited = _edit_json(kind, body) if status == 200 else body
         return Response(edited, status_code=status, headers=headers)
     if kind == "truncated":
@@ -109,3 +127,13 @@ def mangle(kind: str, body: bytes, status: int, headers: dict[str, str]) -> Resp
     if kind == "html":
         return Response(HTML_PAGE, status_code=200, headers={"content-type": "text/html; charset=utf-8"})
     return Response(body, status_code=status, headers={**headers, "content-type": "text/html; charset=utf-8"})
+
+
+def raw_answer(kind: str, headers: dict[str, str]) -> Response:
+    """A fault answered instead of the request: an error whose body is not JSON."""
+    headers = {**headers, "retry-after": "1"}
+    if kind == "plain_text_error":
+        return Response(
+            b"Too many requests", status_code=429, headers={**headers, "content-type": "text/plain"}
+        )
+    return Response(b"", status_code=429, headers=headers)

@@ -30,7 +30,8 @@ API = "/v1"
 
 
 def query_string(params: Params) -> str:
-    return urlencode(list(params), quote_via=quote, safe=",:")
+    """Spotify's encoding: ``:`` as ``%3A`` (``query=artist%3ABTS``), commas and ``;`` kept."""
+    return urlencode(list(params), quote_via=quote, safe=",;")
 
 
 def paging(
@@ -43,12 +44,18 @@ def paging(
     total: int,
     max_end: int | None = None,
 ) -> JSON:
-    """A paging object; ``href``/``next``/``previous`` keep the request's other query parameters."""
+    """A paging object; ``href``/``next``/``previous`` keep the request's other query parameters.
+
+    ``max_end`` (search: 1000): ``next`` is given while its offset is at most ``max_end``, so the last
+    one points at offset 1000, which is refused (``400 Bad request.``), as Spotify's does."""
+
+    rest = query_string(params)  # encoded once for the three links
+    rest = f"&{rest}" if rest else ""
 
     def link(at: int) -> str:
-        return f"{base}{path}?{query_string([('offset', str(at)), ('limit', str(limit)), *params])}"
+        return f"{base}{path}?offset={at}&limit={limit}{rest}"
 
-    has_next = offset + limit < total and (max_end is None or offset + 2 * limit <= max_end)
+    has_next = offset + limit < total and (max_end is None or offset + limit <= max_end)
     return {
         "href": link(offset),
         "items": items,
@@ -90,7 +97,8 @@ def artist(artist: Artist, base: str, dev: bool) -> JSON:
     out: JSON = {**_links(base, "artist", artist.id)}
     if not dev:
         out["followers"] = {"href": None, "total": artist.followers}
-    out["genres"] = [] if dev else list(artist.genres)
+    if not dev:  # Development Mode: no genres key at all (2026; spotDL#2615)
+        out["genres"] = list(artist.genres)
     out["images"] = _images(artist.image_key, (640, 320, 160), "ab6761610000")
     out["name"] = artist.name
     if not dev:
@@ -100,9 +108,17 @@ def artist(artist: Artist, base: str, dev: bool) -> JSON:
     return out
 
 
-def simple_album(cat: Catalog, album: Album, base: str, dev: bool, group: str | None = None) -> JSON:
+def simple_album(
+    cat: Catalog,
+    album: Album,
+    base: str,
+    dev: bool,
+    group: str | None = None,
+    market: str | None = None,
+) -> JSON:
+    """With a ``market``: ``is_playable`` there, and no ``available_markets`` (as Spotify answers)."""
     out: JSON = {"album_type": album.album_type, "total_tracks": album.total_tracks}
-    if not dev:
+    if not dev and not market:
         out["available_markets"] = list(album.markets)
     out.update(_links(base, "album", album.id))
     out["images"] = _images(album.image_key, (640, 300, 64), "ab67616d0000")
@@ -114,11 +130,13 @@ def simple_album(cat: Catalog, album: Album, base: str, dev: bool, group: str | 
     out["artists"] = [simple_artist(cat.artist(album.artist), base)]
     if group is not None and not dev:
         out["album_group"] = group
+    if market:
+        out["is_playable"] = market in album.markets
     return out
 
 
 def album(cat: Catalog, album_: Album, base: str, dev: bool, market: str | None) -> JSON:
-    out = simple_album(cat, album_, base, dev)
+    out = simple_album(cat, album_, base, dev, market=market)
     tracks = cat.tracks_of(album_.artist, album_.number)
     params = [("market", market)] if market else []
     page = [simple_track(cat, t, base, dev, market) for t in tracks[:50]]
@@ -129,8 +147,8 @@ def album(cat: Catalog, album_: Album, base: str, dev: bool, market: str | None)
         {"text": f"℗ {year} {album_.label}", "type": "P"},
     ]
     out["external_ids"] = {"upc": album_.upc}
-    out["genres"] = []
-    if not dev:
+    if not dev:  # Development Mode: no genres key at all
+        out["genres"] = []
         out["label"] = album_.label
         out["popularity"] = album_.popularity
     return out
@@ -139,7 +157,7 @@ def album(cat: Catalog, album_: Album, base: str, dev: bool, market: str | None)
 def simple_track(cat: Catalog, track_: Track, base: str, dev: bool, market: str | None) -> JSON:
     album_ = cat.album_of(track_)
     out: JSON = {"artists": [simple_artist(cat.artist(a), base) for a in track_.artists]}
-    if not dev:
+    if not dev and not market:
         out["available_markets"] = list(album_.markets)
     out["disc_number"] = track_.disc_number
     out["duration_ms"] = track_.duration_ms
@@ -160,7 +178,7 @@ def simple_track(cat: Catalog, track_: Track, base: str, dev: bool, market: str 
 
 
 def track(cat: Catalog, track_: Track, base: str, dev: bool, market: str | None) -> JSON:
-    out: JSON = {"album": simple_album(cat, cat.album_of(track_), base, dev)}
+    out: JSON = {"album": simple_album(cat, cat.album_of(track_), base, dev, market=market)}
     out.update(simple_track(cat, track_, base, dev, market))
     out["external_ids"] = {"isrc": track_.isrc}
     if not dev:
@@ -305,7 +323,11 @@ def simple_playlist(playlist_: Playlist, base: str, dev: bool) -> JSON:
     ref = {"href": f"{base}{API}/playlists/{playlist_.id}/tracks", "total": playlist_.total_items}
     out: JSON = {"collaborative": False, "description": playlist_.description}
     out.update(_links(base, "playlist", playlist_.id))
-    out["images"] = _images(playlist_.image_key, (640,), "ab67706c0000")
+    if playlist_.uploaded_cover:  # a cover the owner uploaded: no dimensions
+        url = f"https://image-cdn-ak.spotifycdn.com/image/ab67706c0000da84{playlist_.image_key}"
+        out["images"] = [{"url": url, "height": None, "width": None}]
+    else:
+        out["images"] = _images(playlist_.image_key, (640,), "ab67706c0000")
     out["name"] = playlist_.name
     out["owner"] = _owner(playlist_, base)
     out["primary_color"] = None

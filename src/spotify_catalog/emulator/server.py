@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -17,7 +17,10 @@ from spotify_catalog.emulator.app import create_app
 from spotify_catalog.emulator.catalog import Catalog
 from spotify_catalog.emulator.config import EmulatorConfig
 from spotify_catalog.emulator.faults import quiet_server_logs
-from spotify_catalog.emulator.state import EmulatorState
+from spotify_catalog.emulator.state import EmulatorState, LoggedRequest
+
+if TYPE_CHECKING:
+    from spotify_catalog.emulator.redirect import RedirectTransport
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -111,6 +114,16 @@ class RunningEmulator:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
+
+    def requests(self) -> list[LoggedRequest]:
+        """What was asked since start or :meth:`reset`: method, path, query (a dict), status."""
+        return self.state.requests()
+
+    def transport(self) -> RedirectTransport:
+        """An httpx transport that sends ``api.spotify.com``/``accounts.spotify.com`` requests here."""
+        from spotify_catalog.emulator.redirect import RedirectTransport  # httpx: only when asked
+
+        return RedirectTransport(self.url)
 
     def reset(self) -> None:
         self.state.reset()

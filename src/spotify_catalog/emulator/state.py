@@ -17,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from spotify_catalog.emulator.catalog import Catalog
 from spotify_catalog.emulator.config import EmulatorConfig
@@ -24,6 +25,23 @@ from spotify_catalog.emulator.search import Searcher
 
 RATE_WINDOW = 30.0
 QUOTA_WINDOW = 86_400.0
+REQUEST_LOG_SIZE = 20_000
+"""The request log keeps the latest this many requests."""
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request the emulator answered: ``status`` 0 for a connection dropped on purpose."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+
+    @property
+    def refused(self) -> bool:
+        """Answered with an error status (4xx/5xx) or dropped."""
+        return self.status >= 400 or self.status == 0
 
 
 class EmulatorClock:
@@ -66,6 +84,7 @@ class EmulatorState:
         self._by_route: Counter[str] = Counter()
         self._by_status: Counter[str] = Counter()
         self._requests = 0
+        self._log: deque[tuple[str, str, bytes, str]] = deque(maxlen=REQUEST_LOG_SIZE)
 
     # ---------------------------------------------------------------- tokens
     def issue_token(self) -> str:
@@ -116,11 +135,29 @@ class EmulatorState:
             return self.faults.choice(config.fault_kinds)
 
     # ---------------------------------------------------------------- stats
-    def record(self, route: str, status: str) -> None:
+    def record(self, route: str, status: str, method: str = "", path: str = "", query: bytes = b"") -> None:
+        """Count one answered request (and log it, when ``method`` is given)."""
         with self._lock:
             self._requests += 1
             self._by_route[route] += 1
             self._by_status[status] += 1
+            if method:
+                self._log.append((method, path, query, status))
+
+    def requests(self) -> list[LoggedRequest]:
+        """The requests answered since start or :meth:`reset`, oldest first (``/_emulator/*`` left
+        out; the latest ``REQUEST_LOG_SIZE``)."""
+        with self._lock:
+            entries = list(self._log)
+        return [
+            LoggedRequest(
+                method,
+                path,
+                dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)),
+                0 if status == "drop" else int(status),
+            )
+            for method, path, query, status in entries
+        ]
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -135,6 +172,7 @@ class EmulatorState:
             self._requests = 0
             self._by_route.clear()
             self._by_status.clear()
+            self._log.clear()
             self._rate.clear()
             self._quota.clear()
 

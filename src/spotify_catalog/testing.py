@@ -1,0 +1,133 @@
+"""A pytest plugin: the Spotify Web API emulator as fixtures, for anyone's Spotify code (docs/testing.md).
+
+Registered as the ``pytest11`` entry point ``spotify_catalog``, so pytest loads it wherever
+``spotify-catalog`` is installed. Loading it imports nothing but pytest: the emulator (the ``emulator``
+extra) is imported when a fixture is first used, and a test that uses one without the extra is
+skipped with the command that installs it.
+
+Fixtures:
+
+- ``spotify_emulator``: one emulator for the whole run (session scope; settings from the
+  ``spotify_emulator_config`` fixture, which a conftest.py may override);
+- ``spotify_emulator_factory(**config)``: a fresh emulator with its own settings, stopped at test end;
+- ``spotify_env``: points the usual environment variables at ``spotify_emulator`` (and spotipy, when
+  installed, at its URLs) for one test; gives the emulator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from spotify_catalog.emulator import RunningEmulator
+
+INSTALL_HINT = "pip install 'spotify-catalog[emulator]'"
+CLIENT_ID = "emulator-client-id"
+CLIENT_SECRET = "emulator-client-secret"  # noqa: S105 - the emulator's well-known test secret
+
+
+def _emulator_module() -> Any:
+    try:
+        from spotify_catalog import emulator
+    except ImportError as exc:  # starlette/uvicorn missing
+        pytest.skip(f"the Spotify emulator needs the emulator extra ({INSTALL_HINT}): {exc}")
+    return emulator
+
+
+def _start(stack: ExitStack, settings: dict[str, Any]) -> RunningEmulator:
+    emulator = _emulator_module()
+    settings = dict(settings)
+    clock = settings.pop("clock", None)
+    kwargs = {"clock": clock} if clock is not None else {}
+    if isinstance(settings.get("fault_kinds"), list):
+        settings["fault_kinds"] = tuple(settings["fault_kinds"])
+    running: RunningEmulator = stack.enter_context(
+        emulator.serve_in_thread(emulator.EmulatorConfig(**settings), **kwargs)
+    )
+    return running
+
+
+@pytest.fixture(scope="session")
+def spotify_emulator_config() -> dict[str, Any]:
+    """Settings of ``spotify_emulator`` (``EmulatorConfig`` fields); override it in a conftest.py."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def spotify_emulator(spotify_emulator_config: dict[str, Any]) -> Iterator[RunningEmulator]:
+    """A running emulator shared by the whole test run: ``.url``, ``.requests()``, ``.reset()``,
+    ``.configure(...)``, ``.catalog``, ``.transport()`` (see docs/emulator.md)."""
+    with ExitStack() as stack:
+        yield _start(stack, spotify_emulator_config)
+
+
+@pytest.fixture
+def spotify_emulator_factory() -> Iterator[Callable[..., RunningEmulator]]:
+    """``spotify_emulator_factory(profile="extended", rate_limit=10, ...)``: a fresh emulator of this
+    test's own (``EmulatorConfig`` fields, and ``clock=``); every one is stopped at test end."""
+    with ExitStack() as stack:
+
+        def start(**config: Any) -> RunningEmulator:
+            return _start(stack, config)
+
+        yield start
+
+
+@pytest.fixture
+def spotify_env(spotify_emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> RunningEmulator:
+    """Point code at ``spotify_emulator`` for one test: ``SPOTIFY_CLIENT_ID``/``_SECRET``,
+    ``SPOTIFY_API_URL``, ``SPOTIFY_TOKEN_URL``, ``SPOTIPY_CLIENT_ID``/``_SECRET``; when spotipy is
+    installed, its client-credentials token URL and every new ``spotipy.Spotify``'s prefix too."""
+    url = spotify_emulator.url
+    config = spotify_emulator.config
+    for name, value in {
+        "SPOTIFY_CLIENT_ID": config.client_id,
+        "SPOTIFY_CLIENT_SECRET": config.client_secret,
+        "SPOTIFY_API_URL": f"{url}/v1",
+        "SPOTIFY_TOKEN_URL": f"{url}/api/token",
+        "SPOTIPY_CLIENT_ID": config.client_id,
+        "SPOTIPY_CLIENT_SECRET": config.client_secret,
+    }.items():
+        monkeypatch.setenv(name, value)
+    if importlib.util.find_spec("spotipy") is not None:
+        _point_spotipy(url, monkeypatch)
+    return spotify_emulator
+
+
+def _point_spotipy(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """spotipy reads no URL from the environment: its token URL is a class attribute and each client
+    sets ``prefix`` in ``__init__``. Its client-credentials tokens are kept in memory unless a
+    ``cache_handler`` is given: by default spotipy writes them to ``.cache`` in the working directory,
+    where an emulator's token would outlive the emulator (401s) or reach Spotify."""
+    import spotipy
+
+    credentials = spotipy.SpotifyClientCredentials
+    monkeypatch.setattr(credentials, "OAUTH_TOKEN_URL", f"{url}/api/token")
+    original_credentials = credentials.__init__
+
+    def credentials_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) < 5:  # cache_handler is the sixth parameter
+            kwargs.setdefault("cache_handler", spotipy.MemoryCacheHandler())
+        original_credentials(self, *args, **kwargs)
+
+    monkeypatch.setattr(credentials, "__init__", credentials_init)
+    original = spotipy.Spotify.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.prefix = f"{url}/v1/"
+
+    monkeypatch.setattr(spotipy.Spotify, "__init__", init)
+
+
+__all__ = [
+    "spotify_emulator",
+    "spotify_emulator_config",
+    "spotify_emulator_factory",
+    "spotify_env",
+]
