@@ -425,6 +425,8 @@ def _spec(title: str, values: list[dict[str, Any]], subtitle: str = "", **rest: 
         "height": 220,
     }
     spec.update(rest)
+    if isinstance(spec["height"], dict):  # a height per bar: only the width fits the container
+        spec["autosize"] = {"type": "fit-x", "contains": "padding"}
     return spec
 
 
@@ -552,7 +554,7 @@ def crawl_charts(report: Report) -> list[Chart]:
                 mark={"type": "bar", "tooltip": True},
                 encoding={
                     "y": _axis("status", "nominal", field="status", sort="-x"),
-                    "x": _axis("runs", "quantitative", field="runs", axis={"tickMinStep": 1}),
+                    "x": _axis("runs", "quantitative", field="runs", axis={"tickMinStep": 1, "format": "d"}),
                 },
             ),
             ("status", "stop reason", "runs"),
