@@ -78,7 +78,8 @@ def screenshot(page: Path, out: Path, *, width: int = 1280, height: int = 2400, 
         extra.append("--force-dark-mode")
     done = _run(page, out.parent / f"profile-{out.stem}", *extra)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert out.is_file() and out.stat().st_size > 10_000
+    assert out.is_file()
+    assert out.stat().st_size > 10_000
     return out
 
 

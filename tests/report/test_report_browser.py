@@ -6,15 +6,14 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from report_browser import Page, cells_in, charts_in, number, open_page, screenshot
 
-from report_browser import cells_in, charts_in, number, open_page, screenshot
 from spotify_catalog.cli import main
 from spotify_catalog.storage import db, schema
 
@@ -41,7 +40,7 @@ CATALOG_CHARTS = {
 
 
 @pytest.fixture(scope="module", params=["development", "extended"])
-def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """``demo`` run once per profile: (profile, its directory holding spotify-demo.db and .html)."""
     where = tmp_path_factory.mktemp(f"demo-{request.param}")
     database = where / "spotify-demo.db"
@@ -50,19 +49,20 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     )
     assert result.exit_code == 0, result.output
     assert f"Report: {where / 'spotify-demo.html'}" in result.output
-    yield request.param, where
+    return request.param, where
 
 
-def _offline_and_clean(html: str, page: object) -> None:
+def _offline_and_clean(html: str, page: Page) -> None:
     """No resource from the network: no http(s) src/href but links to open.spotify.com, a CSP that
     forbids the rest, no request in Chromium's net log, no error in the console or the page."""
     for attribute, url in re.findall(r'\b(src|href|action|srcset)\s*=\s*["\']?(https?:[^"\'\s>]*)', html):
-        assert attribute == "href" and url.startswith("https://open.spotify.com/"), (attribute, url)
+        assert attribute == "href", url
+        assert url.startswith("https://open.spotify.com/"), url
     assert "default-src 'none'" in html
-    assert page.requests == []  # type: ignore[attr-defined]
-    errors = [m for m in page.console if m.startswith("ERROR") or "Uncaught" in m or "Refused" in m]  # type: ignore[attr-defined]
+    assert page.requests == []
+    errors = [m for m in page.console if m.startswith("ERROR") or "Uncaught" in m or "Refused" in m]
     assert errors == []
-    assert "data-errors=" not in page.dom  # type: ignore[attr-defined]
+    assert "data-errors=" not in page.dom
 
 
 @pytest.mark.slow
@@ -80,9 +80,11 @@ def test_the_demo_report_draws_every_chart_offline_with_the_databases_numbers(
     expected = CATALOG_CHARTS | (EXTENDED_CHARTS if profile == "extended" else set())
     assert set(charts) == expected
     for chart_id, found in charts.items():
-        assert found["svg"] >= 1 and found["marks"] > 0, (chart_id, found)
+        assert found["svg"] >= 1, chart_id
+        assert found["marks"] > 0, chart_id
     drawn = re.search(r'<body[^>]*\sdata-charts="(\d+)"', page.dom)
-    assert drawn is not None and int(drawn.group(1)) == len(expected)
+    assert drawn is not None
+    assert int(drawn.group(1)) == len(expected)
     if profile == "development":
         assert "None: popularity, followers" in page.dom
 
@@ -107,7 +109,8 @@ def test_the_demo_report_draws_every_chart_offline_with_the_databases_numbers(
         runs = conn.execute(sa.select(sa.func.count()).select_from(schema.runs)).scalar_one()
     engine.dispose()
     shown = {row[0]: number(row[1]) for row in cells.tables["table-requests-per-day"][1:]}
-    assert shown == dict(per_day) and sum(shown.values()) > 0
+    assert shown == dict(per_day)
+    assert sum(shown.values()) > 0
     shown_tasks = {}
     for kind, done, pending, failed, _left in cells.tables["table-tasks"][1:]:
         for st, value in (("done", done), ("pending", pending), ("failed", failed)):
