@@ -554,7 +554,12 @@ def crawl_charts(report: Report) -> list[Chart]:
                 mark={"type": "bar", "tooltip": True},
                 encoding={
                     "y": _axis("status", "nominal", field="status", sort="-x"),
-                    "x": _axis("runs", "quantitative", field="runs", axis={"tickMinStep": 1, "format": "d"}),
+                    "x": _axis(
+                        "runs",
+                        "quantitative",
+                        field="runs",
+                        axis={"tickCount": min(8, max(runs.values(), default=1))},
+                    ),
                 },
             ),
             ("status", "stop reason", "runs"),
