@@ -180,7 +180,8 @@ def _columns(inspector: sa.Inspector, table: str) -> set[str]:
 
 
 def _counts(conn: sa.Connection, report: Report) -> None:
-    for table in (schema.artists, schema.albums, schema.tracks):
+    _tracks(conn, report)
+    for table in (schema.artists, schema.albums):
         rows = conn.execute(sa.select(table.c.detail, sa.func.count()).group_by(table.c.detail))
         found = {str(detail): int(n) for detail, n in rows}
         report.counts[table.name] = {"full": found.get("full", 0), "simplified": found.get("simplified", 0)}
@@ -220,7 +221,7 @@ def _crawl(conn: sa.Connection, report: Report) -> None:
 
 
 def _catalog(conn: sa.Connection, report: Report) -> None:
-    a, t = schema.albums, schema.tracks
+    a = schema.albums
     year = sa.func.substr(a.c.release_date, 1, 4)
     album_type = sa.func.coalesce(a.c.album_type, "unknown")
     query = (
@@ -232,19 +233,6 @@ def _catalog(conn: sa.Connection, report: Report) -> None:
     report.releases = [(str(y), str(kind), int(n)) for y, kind, n in conn.execute(query)]
     report.top_by_tracks = _top_artists(conn, schema.track_artists)
     report.top_by_albums = _top_artists(conn, schema.album_artists)
-
-    d = t.c.duration_ms
-    bucket = sa.case((d >= DURATION_CAP_MS, DURATION_CAP_MS), else_=d - d % DURATION_BUCKET_MS)
-    query = sa.select(bucket, sa.func.count()).where(d.is_not(None)).group_by(bucket).order_by(bucket)
-    report.durations = [(int(b) // 1000, int(n)) for b, n in conn.execute(query)]
-
-    query = sa.select(t.c.explicit, sa.func.count()).group_by(t.c.explicit)
-    found = {e: int(n) for e, n in conn.execute(query)}
-    report.explicit = [
-        (label, found[key])
-        for key, label in ((True, "explicit"), (False, "not explicit"), (None, "not given"))
-        if found.get(key)
-    ]
 
     size = sa.case((a.c.total_tracks >= ALBUM_SIZE_CAP, ALBUM_SIZE_CAP), else_=a.c.total_tracks)
     query = (
@@ -275,17 +263,58 @@ def _top_artists(conn: sa.Connection, credits: sa.Table) -> list[tuple[str, str,
     ]
 
 
+def _popularity_bucket(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """0-9 -> 0, ..., 90-100 -> 90."""
+    return sa.case((column >= 100, 90), else_=column - column % 10)
+
+
 def _popularity(conn: sa.Connection, column: sa.ColumnElement[int]) -> list[tuple[int, int]]:
-    bucket = sa.case((column >= 100, 90), else_=column - column % 10)
+    bucket = _popularity_bucket(column)
     query = sa.select(bucket, sa.func.count()).where(column.is_not(None)).group_by(bucket).order_by(bucket)
     return [(int(b), int(n)) for b, n in conn.execute(query)]
 
 
+def _tracks(conn: sa.Connection, report: Report) -> None:
+    """Everything counted over ``tracks`` in one scan (the largest table): one GROUP BY of detail,
+    explicit, duration bucket and popularity bucket (a few thousand groups at most), added up here."""
+    t = schema.tracks
+    d, p = t.c.duration_ms, t.c.popularity
+    duration = sa.case((d >= DURATION_CAP_MS, DURATION_CAP_MS), else_=d - d % DURATION_BUCKET_MS)
+    popularity = _popularity_bucket(p)
+    query = sa.select(t.c.detail, t.c.explicit, duration, popularity, sa.func.count()).group_by(
+        t.c.detail, t.c.explicit, duration, popularity
+    )
+    details: Counter[str] = Counter()
+    explicit: Counter[bool | None] = Counter()
+    durations: Counter[int] = Counter()
+    popularities: Counter[int] = Counter()
+    for detail, is_explicit, d_bucket, p_bucket, count in conn.execute(query):
+        details[str(detail)] += int(count)
+        explicit[None if is_explicit is None else bool(is_explicit)] += int(count)
+        if d_bucket is not None:
+            durations[int(d_bucket) // 1000] += int(count)
+        if p_bucket is not None:
+            popularities[int(p_bucket)] += int(count)
+    report.counts["tracks"] = {"full": details["full"], "simplified": details["simplified"]}
+    report.explicit = [
+        (label, explicit[key])
+        for key, label in ((True, "explicit"), (False, "not explicit"), (None, "not given"))
+        if explicit[key]
+    ]
+    report.durations = sorted(durations.items())
+    if popularities:
+        report.popularity["track"] = sorted(popularities.items())
+
+
 def _extended(conn: sa.Connection, report: Report) -> None:
     for entity, table in ENTITY_TABLES.items():
+        if entity == "track":  # counted with the other figures of tracks
+            continue
         found = _popularity(conn, table.c.popularity)
         if found:
             report.popularity[entity] = found
+    order = list(ENTITY_TABLES)
+    report.popularity = dict(sorted(report.popularity.items(), key=lambda item: order.index(item[0])))
     f = schema.artists.c.followers
     bucket = sa.case(
         *((f < bound, index) for index, bound in enumerate(FOLLOWER_BOUNDS)), else_=len(FOLLOWER_BOUNDS)
