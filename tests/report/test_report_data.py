@@ -256,3 +256,50 @@ def test_the_javascript_bundle_is_kept_in_the_cache_directory(
     assert "</script" not in text
     monkeypatch.setattr(report_lib, "_BUNDLE", {})
     assert report_lib.vega_javascript(cache_dir=tmp_path) == text  # read back from the file
+
+
+def test_names_are_escaped_in_the_page_and_in_the_chart_data(tmp_path: Path) -> None:
+    engine = _stored(tmp_path / "x.db")
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    evil = "</script><script>alert(1)</script>"
+    with engine.begin() as conn:
+        _add_artist(conn, "e1", evil, detail="simplified")
+        conn.execute(sa.insert(schema.track_artists).values(track_id="t1", position=0, artist_id="e1"))
+        conn.execute(
+            sa.insert(schema.artist_resolutions).values(
+                input=evil, artist_id=None, exact=False, alternatives=[], resolved_at=now
+            )
+        )
+    with engine.connect() as conn:
+        report = report_lib.collect(conn, now=now)
+    engine.dispose()
+    assert report.top_by_tracks == [("e1", evil, 1)]
+    page = report_lib.render(report, title=evil, source="db", javascript="/* vega */")
+    assert "<script>alert(1)" not in page
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "\\u003c/script>\\u003cscript>alert(1)" in page  # in the charts' JSON
+
+
+def test_an_unwritable_out_is_a_usage_error(tmp_path: Path) -> None:
+    engine = _stored(tmp_path / "c.db")
+    engine.dispose()
+    out = tmp_path / "no" / "such" / "dir" / "r.html"
+    result = CliRunner().invoke(main, ["report", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: cannot write {out}")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_db_schema_reports_that_schema(postgres_url: str, tmp_path: Path) -> None:
+    engine = db.open_database(postgres_url, schema="spotify")
+    with engine.begin() as conn:
+        _add_artist(conn, "s1", "In the schema")
+    engine.dispose()
+    base = ["report", "--db", postgres_url]
+    out = tmp_path / "schema.html"
+    result = CliRunner().invoke(main, [*base, "--db-schema", "spotify", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert 'id="count-artists" data-value="1"' in out.read_text("utf-8")
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "public.html")])
+    assert result.exit_code == 0, result.output
+    assert "Nothing collected yet" in (tmp_path / "public.html").read_text("utf-8")
