@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "demo": "crawl:demo",
     "export": "export:export",
     "status": "status:status",
+    "report": "report:report",
 }
 
 

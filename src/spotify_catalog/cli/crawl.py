@@ -32,6 +32,7 @@ from spotify_catalog.storage import db, schema
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
 DEMO_DB = "sqlite:///spotify-demo.db"
+DEMO_HTML = "spotify-demo.html"
 DEPTHS = [d.label for d in crawl_lib.Depth]
 
 
@@ -402,3 +403,9 @@ def demo(
             max_requests=None,
             quiet=quiet,
         )
+    from spotify_catalog.cli.report import write_report  # the report beside the SQLite file, else here
+
+    database = sa.engine.make_url(db_url).database if db_url.startswith("sqlite") else ""
+    out = Path(database).with_suffix(".html") if database not in ("", ":memory:", None) else Path(DEMO_HTML)
+    write_report(db_url, out, db_schema=db_schema, title="spotify-catalog demo")
+    click.echo(f"Report: {out}")
