@@ -391,34 +391,31 @@ def _quality(conn: sa.Connection, report: Report, columns: Mapping[str, set[str]
             )
         )
 
-    if all("gone_at" in columns[table.name] for table in ENTITY_TABLES.values()):
-        report.gone_source = "gone_at"
-        for entity, table in ENTITY_TABLES.items():
-            gone_at = sa.column("gone_at", schema.UtcDateTime())
-            where = gone_at.is_not(None)
-            count = int(conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
-            if count:
-                report.gone_counts[entity] = count
-            rows = conn.execute(
-                sa.select(table.c.id, table.c.name, gone_at).where(where).order_by(table.c.id).limit(SAMPLES)
-            )
-            report.gone += [(entity, str(row.id), row.name, row.gone_at) for row in rows]
-        return
+    # entities answered 404: stored rows marked gone, and ids asked for that were never stored
     t = schema.tasks
-    failed = sa.and_(t.c.state == state.FAILED, t.c.error == NOT_FOUND, t.c.kind.in_(list(ENTITY_TABLES)))
-    per_kind = sa.select(t.c.kind, sa.func.count()).where(failed).group_by(t.c.kind).order_by(t.c.kind)
-    report.gone_counts = {str(kind): int(n) for kind, n in conn.execute(per_kind)}
+    failed = sa.and_(t.c.state == state.FAILED, t.c.error == NOT_FOUND)
+    has_gone_at = all("gone_at" in columns[table.name] for table in ENTITY_TABLES.values())
+    report.gone_source = "gone_at" if has_gone_at else "tasks"
     for entity, table in ENTITY_TABLES.items():
-        if not report.gone_counts.get(entity):
-            continue
-        failures = (
-            sa.select(t.c.key, table.c.name, t.c.done_at)
+        parts = []
+        if has_gone_at:
+            gone_at = sa.column("gone_at", schema.UtcDateTime())
+            parts.append(
+                sa.select(table.c.id.label("id"), table.c.name.label("name"), gone_at.label("at")).where(
+                    gone_at.is_not(None)
+                )
+            )
+        parts.append(
+            sa.select(t.c.key.label("id"), table.c.name.label("name"), t.c.done_at.label("at"))
             .select_from(t.outerjoin(table, table.c.id == t.c.key))
-            .where(failed, t.c.kind == entity)
-            .order_by(t.c.key)
-            .limit(SAMPLES)
+            .where(failed, t.c.kind == entity, table.c.id.is_(None) if has_gone_at else sa.true())
         )
-        report.gone += [(entity, str(row.key), row.name, row.done_at) for row in conn.execute(failures)]
+        gone = sa.union_all(*parts).subquery()
+        count = int(conn.execute(sa.select(sa.func.count()).select_from(gone)).scalar_one())
+        if count:
+            report.gone_counts[entity] = count
+        rows = conn.execute(sa.select(gone).order_by(gone.c.id).limit(SAMPLES))
+        report.gone += [(entity, str(row.id), row.name, row.at) for row in rows]
 
 
 # ------------------------------------------------------------------------------------- the page

@@ -18,7 +18,7 @@ from spotify_catalog.cli import main
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import db, schema, state
 
 T0 = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)  # the second crawl starts on the next UTC day
 MISSING_ID = "0000000000000000000000"
@@ -147,7 +147,7 @@ def test_the_figures_aggregated_in_sql_equal_those_counted_from_the_rows(
     ]
     # data quality: the name that found nothing, with BTS's doubles not listed (BTS is exact)
     assert [(name, artist_id) for name, artist_id, _, _ in report.resolutions] == [(NOBODY, None)]
-    assert report.gone_source == "tasks"
+    assert report.gone_source == "gone_at"  # the schema has the column
     assert report.gone_counts == {"artist": 1}
     assert [(e, i) for e, i, _, _ in report.gone] == [("artist", MISSING_ID)]
     assert report.status is not None
@@ -167,21 +167,21 @@ def _add_artist(conn: sa.Connection, artist_id: str, name: str, detail: str = "f
     conn.execute(sa.insert(schema.artists).values(id=artist_id, name=name, detail=detail))
 
 
-def test_gone_at_is_used_when_the_database_has_it(tmp_path: Path) -> None:
+def test_gone_at_and_404s_never_stored_are_listed(tmp_path: Path) -> None:
     engine = _stored(tmp_path / "g.db")
     now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    gone = datetime(2026, 11, 29, 10, tzinfo=UTC)
     with engine.begin() as conn:
-        for table in ("artists", "albums", "tracks"):
-            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN gone_at TIMESTAMP"))
         _add_artist(conn, "a1", "Kept")
         _add_artist(conn, "a2", "Gone")
-        conn.execute(sa.text("UPDATE artists SET gone_at = '2026-11-29 10:00:00' WHERE id = 'a2'"))
+        conn.execute(sa.update(schema.artists).where(schema.artists.c.id == "a2").values(gone_at=gone))
+        state.finish_tasks(conn, "artist", ["a3"], now=gone, run_id=None, state="failed", error="not found")
     with engine.connect() as conn:
         report = report_lib.collect(conn, now=now)
     engine.dispose()
     assert report.gone_source == "gone_at"
-    assert report.gone_counts == {"artist": 1}
-    assert report.gone == [("artist", "a2", "Gone", datetime(2026, 11, 29, 10, tzinfo=UTC))]
+    assert report.gone_counts == {"artist": 2}
+    assert report.gone == [("artist", "a2", "Gone", gone), ("artist", "a3", None, gone)]
 
 
 def test_inexact_names_are_listed_with_their_candidates(tmp_path: Path) -> None:
