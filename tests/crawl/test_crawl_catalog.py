@@ -17,11 +17,12 @@ from test_crawl_cli import run
 
 from emulated import contents, differences, web_requests
 from spotify_catalog import export as lake_export
-from spotify_catalog import transform
+from spotify_catalog import status, transform
 from spotify_catalog.crawl import Depth
 from spotify_catalog.crawl.catalog import Playlist, handle_playlist
 from spotify_catalog.errors import Stopped
 from spotify_catalog.inputs import ArtistInput
+from spotify_catalog.settings import ApiMode
 from spotify_catalog.storage import db, schema
 
 
@@ -333,4 +334,38 @@ def test_cli_crawls_playlists_from_a_file_and_shows(make_emulator: Any, tmp_path
     assert _count(engine, schema.playlists) == 2
     assert _count(engine, schema.shows) == 1
     assert _count(engine, schema.artists, schema.artists.c.detail == "full") == 0
+    engine.dispose()
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_plan_counts_the_new_task_kinds(make_emulator: Any, tmp_path: Path, profile: str) -> None:
+    """``crawl --plan`` / ``status``: exact once the database knows the totals, every kind included."""
+    emu = make_emulator(profile=profile)
+    more = extras(emu.catalog, top_tracks=profile == "extended")
+    artists = [ArtistInput(i, True) for i in pick().ids]
+    engine = new_engine(tmp_path / "c.db")
+    mode = ApiMode(profile)
+
+    def plan(fresh_since: datetime | None) -> status.Estimate:
+        wanted = status.Plan(
+            tuple(artists), Depth.ARTISTS, mode=mode, fresh_since=fresh_since, market="US",
+            top_tracks=more.top_tracks, playlists=more.playlists, shows=more.shows, audiobooks=more.audiobooks,
+        )  # fmt: skip
+        with engine.connect() as conn:
+            return status.estimate(conn, wanted)
+
+    before = plan(None)
+    assert before.requests["show"] == len(more.shows)
+    assert before.requests["playlist"] == len(more.playlists)
+    result = crawl(emu, engine, artists, mode=profile, depth=Depth.ARTISTS, more=more)
+    assert plan(T0).total == 0
+    again = plan(T0 + timedelta(seconds=1))  # everything stale: all of it again
+    assert again.exact
+    extra_pages = {"show": 2, "audiobook": 1}
+    assert again.requests["playlist"] == len(more.playlists)  # items stored: an unchanged snapshot costs one
+    assert again.requests["show"] == len(more.shows) + extra_pages["show"]
+    books = len(more.audiobooks) if profile == "development" else 1
+    assert again.requests["audiobook"] == books + extra_pages["audiobook"]
+    assert again.requests["top_tracks"] == (len(artists) if profile == "extended" else 0)
+    assert result.requests == web_requests(emu)
     engine.dispose()
