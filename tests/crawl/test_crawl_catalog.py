@@ -349,7 +349,8 @@ def test_plan_counts_the_new_task_kinds(make_emulator: Any, tmp_path: Path, prof
     def plan(fresh_since: datetime | None) -> status.Estimate:
         wanted = status.Plan(
             tuple(artists), Depth.ARTISTS, mode=mode, fresh_since=fresh_since, market="US",
-            top_tracks=more.top_tracks, playlists=more.playlists, shows=more.shows, audiobooks=more.audiobooks,
+            top_tracks=more.top_tracks, playlists=more.playlists, shows=more.shows,
+            audiobooks=more.audiobooks,
         )  # fmt: skip
         with engine.connect() as conn:
             return status.estimate(conn, wanted)
