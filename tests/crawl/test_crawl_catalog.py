@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -370,3 +375,102 @@ def test_plan_counts_the_new_task_kinds(make_emulator: Any, tmp_path: Path, prof
     assert again.requests["top_tracks"] == (len(artists) if profile == "extended" else 0)
     assert result.requests == web_requests(emu)
     engine.dispose()
+
+
+def test_the_extended_demo_collects_3_playlists_and_1_show(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = run(None, "demo", "--db", url, "--profile", "extended", "--depth", "artists")
+    assert result.exit_code == 0, result.output
+    assert "3 playlists and 1 show" in result.output
+    summary = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in result.output.splitlines()
+        if line.count("│") == 3
+    }
+    assert summary["playlists"] == "3"
+    assert summary["shows"] == "1"
+    assert int(summary["episodes"]) > 0
+    assert int(summary["playlist_items"]) > 0
+
+
+def _whole(engine: sa.Engine) -> None:
+    """Every stored playlist with items has all of them; every show and audiobook all its episodes and
+    chapters: a unit is one transaction."""
+    p, i = schema.playlists, schema.playlist_items
+    with engine.connect() as conn:
+        for playlist_id, total in conn.execute(
+            sa.select(p.c.id, p.c.total_items).where(p.c.items_snapshot_id.is_not(None))
+        ):
+            assert (
+                conn.execute(sa.select(sa.func.count()).where(i.c.playlist_id == playlist_id)).scalar_one()
+                == total
+            )
+        for table, child, parent, total in (
+            (schema.shows, schema.episodes, schema.episodes.c.show_id, schema.shows.c.total_episodes),
+            (
+                schema.audiobooks,
+                schema.chapters,
+                schema.chapters.c.audiobook_id,
+                schema.audiobooks.c.total_chapters,
+            ),
+        ):
+            for entity_id, count in conn.execute(
+                sa.select(table.c.id, total).where(table.c.detail == "full")
+            ):
+                assert (
+                    conn.execute(
+                        sa.select(sa.func.count()).select_from(child).where(parent == entity_id)
+                    ).scalar_one()
+                    == count
+                )
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_the_same_tables(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(profile="extended", latency_ms=30)
+    more = extras(emu.catalog, top_tracks=True)
+    artists = [ArtistInput(i, True) for i in pick().ids]
+    reference_db = new_engine(tmp_path / "ref.db")
+    today = datetime.now(UTC)  # the killed crawls write snapshots of the real day
+    crawl(emu, reference_db, artists, mode="extended", depth=Depth.ARTISTS, more=more, now=today)
+    reference = contents(reference_db)
+    total = web_requests(emu)
+    args = [a for i in pick().ids for a in ("--artist", i)]
+    args += [a for x in more.playlists for a in ("--playlist", x)] + [
+        a for x in more.shows for a in ("--show", x)
+    ]
+    args += [a for x in more.audiobooks for a in ("--audiobook", x)]
+    env = {
+        **os.environ,
+        "SPOTIFY_CLIENT_ID": "emulator-client-id",
+        "SPOTIFY_CLIENT_SECRET": "emulator-client-secret",
+    }
+    env.pop("SPOTIFY_CATALOG_MODE", None)
+    for n, kill_after in enumerate([3, total // 2, total - 3]):
+        url = f"sqlite:///{tmp_path / f'kill{n}.db'}"
+        command = [
+            sys.executable, "-m", "spotify_catalog", "--api-url", emu.url + "/v1", "--token-url",
+            emu.url + "/api/token", "crawl", "--db", url, "--mode", "extended", "--depth", "artists",
+            "--with", "top-tracks", "--market", "US", "--quiet", *args,
+        ]  # fmt: skip
+        start = web_requests(emu)
+        proc = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 60
+        while web_requests(emu) - start < kill_after and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
+        engine = new_engine(tmp_path / f"kill{n}.db")
+        _whole(engine)
+        assert contents(engine) != reference  # the kill did stop it half-way
+        crawl(emu, engine, artists, mode="extended", depth=Depth.ARTISTS, more=more, now=datetime.now(UTC))
+        _whole(engine)
+        diff = differences(contents(engine), reference)
+        assert not diff, "\n".join(diff)
+        engine.dispose()
+    reference_db.dispose()

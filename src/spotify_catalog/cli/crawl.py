@@ -392,6 +392,13 @@ def demo_artists(catalog: Any) -> list[ArtistInput]:
     return inputs
 
 
+def demo_extras(catalog: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The extended demo's 3 playlists and 1 show (available in the US, the market it is crawled in)."""
+    playlists = tuple(p.id for p in catalog.playlists[:3])
+    shows = tuple(s.id for s in catalog.shows if "US" in s.markets)[:1]
+    return playlists, shows
+
+
 @click.command()
 @db_options(DEMO_DB)
 @click.option(
@@ -438,14 +445,21 @@ def demo(
             environ={},
             dotenv_path=Path("/nonexistent/.env"),
         )
+        playlists, shows = demo_extras(emu.catalog) if profile == "extended" else ((), ())
         options = crawl_lib.CrawlOptions(
-            artists=tuple(demo_artists(emu.catalog)), depth=crawl_lib.Depth.parse(depth), workers=workers
+            artists=tuple(demo_artists(emu.catalog)),
+            depth=crawl_lib.Depth.parse(depth),
+            workers=workers,
+            playlists=playlists,
+            shows=shows,
+            market="US" if shows else None,
         )
         quiet = quiet or _globals().quiet
         if not quiet:
+            more = f", {len(playlists)} playlists and {len(shows)} show" if shows else ""
             click.echo(
                 f"Emulator ({profile} profile) at {emu.url}; "
-                f"crawling {DEMO_SIZE} artists into {db.redact(db_url)}",
+                f"crawling {DEMO_SIZE} artists{more} into {db.redact(db_url)}",
                 err=True,
             )
         run_crawl(
