@@ -23,7 +23,7 @@ from test_crawl_cli import run
 from emulated import contents, differences, web_requests
 from spotify_catalog import export as lake_export
 from spotify_catalog import status, transform
-from spotify_catalog.crawl import Depth
+from spotify_catalog.crawl import Depth, response_problem
 from spotify_catalog.crawl.catalog import Playlist, handle_playlist
 from spotify_catalog.errors import Stopped
 from spotify_catalog.inputs import ArtistInput
@@ -112,14 +112,21 @@ def test_top_tracks_market_and_snapshot_date(make_emulator: Any, tmp_path: Path)
     engine.dispose()
 
 
-def test_top_tracks_in_development_mode_given_is_refused_before_any_request(emulator: Any) -> None:
-    result = run(emulator, "crawl", "--artist", "BTS", "--with", "top-tracks", "--mode", "development")
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_top_tracks_in_development_mode_given_is_refused_before_any_request(
+    emulator: Any, tmp_path: Path, how: str
+) -> None:
+    given = ["--mode", "development"] if how == "option" else []
+    env = {"SPOTIFY_CATALOG_MODE": "development"} if how == "environment" else {}
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    result = run(emulator, "crawl", "--db", url, "--artist", "BTS", "--with", "top-tracks", *given, env=env)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1
     assert lines[0].startswith("Error: ")
     assert "Extended Quota Mode" in lines[0]
     assert emulator.stats()["requests"] == 0
+    assert not (tmp_path / "c.db").exists()
 
 
 def test_top_tracks_in_auto_mode_are_skipped_once_development_is_known(
@@ -229,6 +236,18 @@ def test_local_files_and_removed_tracks_are_kept_as_items() -> None:
     assert items[0]["added_at"] == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert items[1]["local_uri"] == "spotify:local:a:b:z:120"
     assert [r["id"] for r in rows.upserts["episodes"]] == ["e" * 22]
+
+
+def test_local_files_and_removed_tracks_are_not_an_incomplete_response() -> None:
+    local = {"id": None, "type": "track", "is_local": True, "uri": "spotify:local:a:b:z:120"}
+    page = {"items": [{"is_local": True, "track": local}, {"is_local": False, "track": None}], "total": 2}
+    meta = {"id": "p" * 22, "type": "playlist", "snapshot_id": "s", "items": page}
+    assert response_problem("playlist", Playlist(meta, [page])) is None
+    assert (
+        response_problem("playlist", Playlist(meta, [{"items": [], "limit": 50}]))
+        == "page without items or total"
+    )
+    assert response_problem("playlist", Playlist({"name": "x"})) == "a playlist without an id"
 
 
 @pytest.mark.parametrize("profile", ["development", "extended"])

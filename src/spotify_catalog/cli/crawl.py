@@ -319,6 +319,7 @@ def crawl(
         shows=tuple(show_ids),
         audiobooks=tuple(audiobook_ids),
     )
+    crawl_lib.check_mode(options, settings.mode)  # before the database is opened
     if plan:  # from the database alone: no request, no credentials
         from spotify_catalog.cli.status import print_plan
 

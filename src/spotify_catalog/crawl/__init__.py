@@ -33,7 +33,7 @@ from spotify_catalog.crawl.options import (
     Depth,
     Progress,
 )
-from spotify_catalog.crawl.run import Crawler
+from spotify_catalog.crawl.run import Crawler, check_mode
 from spotify_catalog.crawl.units import observed_mode, response_problem
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Crawler",
     "Depth",
     "Progress",
+    "check_mode",
     "observed_mode",
     "response_problem",
 ]

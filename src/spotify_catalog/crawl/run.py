@@ -110,11 +110,7 @@ class Crawler:
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         self._given_mode = self.client.mode
-        if self.options.top_tracks and self._given_mode is ApiMode.DEVELOPMENT:
-            raise UsageError(
-                "--with top-tracks: GET /artists/{id}/top-tracks needs Extended Quota Mode and the app is "
-                "in development mode (--mode development); nothing was sent"
-            )
+        check_mode(self.options, self._given_mode)
         try:
             self._start()
         except sa.exc.SQLAlchemyError as exc:
@@ -614,6 +610,16 @@ class Crawler:
 
 BATCHED = ENTITY_TYPES | catalog.BATCHED
 """Kinds asked for in batches in Extended mode."""
+
+
+def check_mode(options: CrawlOptions, mode: ApiMode | None) -> None:
+    """Refuse at once (:class:`UsageError`, exit 2) what the given API mode cannot do: top tracks need
+    Extended Quota Mode."""
+    if options.top_tracks and mode is ApiMode.DEVELOPMENT:
+        raise UsageError(
+            "--with top-tracks: GET /artists/{id}/top-tracks needs Extended Quota Mode and the app is in "
+            "development mode (--mode development); nothing was sent"
+        )
 
 
 def _stored_mode(conn: sa.Connection) -> str | None:
