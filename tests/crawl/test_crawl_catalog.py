@@ -25,8 +25,8 @@ from spotify_catalog import export as lake_export
 from spotify_catalog import status, transform
 from spotify_catalog.crawl import Depth, response_problem
 from spotify_catalog.crawl.catalog import Playlist, handle_playlist
-from spotify_catalog.errors import Stopped
-from spotify_catalog.inputs import ArtistInput
+from spotify_catalog.errors import Stopped, UsageError
+from spotify_catalog.inputs import ArtistInput, parse_spotify_id, read_ids_file
 from spotify_catalog.settings import ApiMode
 from spotify_catalog.storage import db, schema
 
@@ -493,3 +493,19 @@ def test_kill_9_then_rerun_gives_the_same_tables(make_emulator: Any, tmp_path: P
         assert not diff, "\n".join(diff)
         engine.dispose()
     reference_db.dispose()
+
+
+def test_ids_of_other_kinds_parse_like_artists(tmp_path: Path) -> None:
+    pid = "3cEYpjA9oz9GiPac4AsH4n"
+    for text in (pid, f"spotify:playlist:{pid}", f"https://open.spotify.com/intl-de/playlist/{pid}?si=x"):
+        assert parse_spotify_id(text, "playlist") == pid
+    with pytest.raises(UsageError, match="is a show, not a playlist"):
+        parse_spotify_id(f"spotify:show:{pid}", "playlist")
+    with pytest.raises(UsageError, match="not a Spotify audiobook id"):
+        parse_spotify_id("Dune", "audiobook")
+    listing = tmp_path / "lists.csv"
+    listing.write_text(f"name,playlist\nmine,{pid}\nbad,spotify:track:{pid}\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"1 bad line\(s\): line 3: .* is a track, not a playlist"):
+        read_ids_file(listing, "playlist")
+    listing.write_text(f"\ufeffname,playlist\nmine,{pid}\n", encoding="utf-8")
+    assert read_ids_file(listing, "playlist") == [pid]
