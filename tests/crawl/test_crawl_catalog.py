@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -509,3 +510,23 @@ def test_ids_of_other_kinds_parse_like_artists(tmp_path: Path) -> None:
         read_ids_file(listing, "playlist")
     listing.write_text(f"\ufeffname,playlist\nmine,{pid}\n", encoding="utf-8")
     assert read_ids_file(listing, "playlist") == [pid]
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_audiobooks_alone_learn_the_mode_from_the_first_one(
+    make_emulator: Any, tmp_path: Path, profile: str
+) -> None:
+    """With no artist to tell the mode, the first audiobook is asked alone and its answer tells it
+    (Development Mode leaves out ``publisher``): the others are then batched in Extended mode."""
+    emu = make_emulator(profile=profile)
+    books = tuple(b.id for b in emu.catalog.audiobooks[:5])
+    engine = new_engine(tmp_path / "c.db")
+    result = crawl(emu, engine, [], mode=None, more=Extras(audiobooks=books))
+    pages = sum(math.ceil(max(0, emu.catalog.lookup(b).total_chapters - 50) / 50) for b in books)
+    assert result.api_mode == profile
+    assert result.requests == web_requests(emu) == (5 if profile == "development" else 2) + pages
+    assert _count(engine, schema.chapters) == sum(emu.catalog.lookup(b).total_chapters for b in books)
+    with engine.connect() as conn:
+        publishers = set(conn.execute(sa.select(schema.audiobooks.c.publisher)).scalars())
+    assert (publishers == {None}) == (profile == "development")
+    engine.dispose()

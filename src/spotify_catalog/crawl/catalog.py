@@ -144,6 +144,17 @@ def fetch_paged(client: SpotifyClient, kind: str, keys: list[str], market: str |
 # ------------------------------------------------------------------------------------------ checks
 
 
+def observed_mode(kind: str, result: Paged) -> ApiMode | None:
+    """The mode full audiobooks show: Development Mode leaves out ``publisher`` (and
+    ``available_markets``); ``None`` for shows (not needed: they are fetched one by one anyway)."""
+    if kind != AUDIOBOOK:
+        return None
+    first = next((item for item in result.items if isinstance(item, dict)), None)
+    if first is None:
+        return None
+    return ApiMode.EXTENDED if "publisher" in first else ApiMode.DEVELOPMENT
+
+
 def response_problem(kind: str, result: Any) -> str | None:
     """What makes a response unfit to store (see :func:`spotify_catalog.crawl.units.response_problem`).
     Playlist items may have no id (local files) or be ``null`` (removed tracks): they are kept."""

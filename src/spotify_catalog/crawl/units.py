@@ -77,7 +77,7 @@ def make_unit(
     (``known``: the stored playlists' item snapshots, see :mod:`spotify_catalog.crawl.catalog`)."""
     if kind in catalog.KINDS:
         fetch, handle = catalog.make_unit(client, kind, keys, market, known)
-        return Unit(kind, keys, fetch, handle, mode_sensitive=False)
+        return Unit(kind, keys, fetch, handle, mode_sensitive=kind in catalog.BATCHED)
     if kind == "search":
         (name,) = keys
         return Unit(
@@ -176,7 +176,10 @@ def get_items(client: SpotifyClient, kind: str, keys: list[str], market: str | N
 
 def observed_mode(kind: str, result: Any) -> ApiMode | None:
     """The API mode a response shows, or ``None``: full artists, albums and tracks of a Development-Mode
-    app have no ``popularity`` (nor artists ``followers``, albums ``label``)."""
+    app have no ``popularity`` (nor artists ``followers``, albums ``label``), audiobooks no
+    ``publisher``."""
+    if isinstance(result, catalog.Paged):
+        return catalog.observed_mode(kind, result)
     if isinstance(result, Albums):
         items: Any = result.items
     elif kind == "search" and isinstance(result, dict):
