@@ -86,7 +86,7 @@ def test_batches_from_a_database_with_lists_of_objects_and_decimals(tmp_path: Pa
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'db'}")
     meta.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text('INSERT INTO t VALUES (2, \'[{"url": "b", "h": 1}]\', \'3.50\')'))
+        conn.execute(sa.text("INSERT INTO t VALUES (2, '[{\"url\": \"b\", \"h\": 1}]', '3.50')"))
         conn.execute(sa.text("INSERT INTO t VALUES (1, NULL, NULL)"))
         conn.execute(sa.text("INSERT INTO t VALUES (3, '[]', '0.01')"))
     with engine.connect() as conn:

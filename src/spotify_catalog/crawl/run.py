@@ -637,3 +637,5 @@ def _listing_written(conn: sa.Connection, listing: Listing, when: datetime) -> N
     if listing.pages is not None:
         changes.restart_listing(conn, listing.artist_id, listing.groups, listing.pages, now=when)
     changes.listing_page_written(conn, listing.artist_id, listing.groups, listing.album_ids, now=when)
+
+
