@@ -530,3 +530,26 @@ def test_audiobooks_alone_learn_the_mode_from_the_first_one(
         publishers = set(conn.execute(sa.select(schema.audiobooks.c.publisher)).scalars())
     assert (publishers == {None}) == (profile == "development")
     engine.dispose()
+
+
+def test_an_unknown_playlist_or_show_fails_its_task_and_is_not_asked_again(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    emu = make_emulator(profile="development")
+    real = extras(emu.catalog)
+    unknown = "0000000000000000000000"
+    more = Extras(playlists=(real.playlists[2], unknown), shows=(unknown,), audiobooks=(unknown,))
+    engine = new_engine(tmp_path / "c.db")
+    first = crawl(emu, engine, [], mode="development", more=more)
+    assert first.status == "done"
+    assert first.requests == 4
+    with engine.connect() as conn:
+        failed = conn.execute(
+            sa.select(schema.tasks.c.kind)
+            .where(schema.tasks.c.state == "failed")
+            .order_by(schema.tasks.c.kind)
+        ).scalars()
+        assert list(failed) == ["audiobook", "playlist", "show"]
+    again = crawl(emu, engine, [], mode="development", more=more, now=T0 + timedelta(days=1))
+    assert again.requests == 0
+    engine.dispose()
