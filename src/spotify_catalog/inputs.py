@@ -28,6 +28,7 @@ class ArtistInput:
     is_id: bool
 
 
+NAMED_KINDS = frozenset({"artist"})  # kinds that may be given by name (resolved by a search)
 CSV_COLUMNS = ("artist", "artist_id", "spotify_id", "id", "uri", "url", "spotify_url", "name", "artist_name")
 
 
@@ -46,47 +47,66 @@ def _shown(text: str) -> str:
 def parse_artist(text: str) -> ArtistInput:
     """An id (bare, ``spotify:artist:ID`` or ``open.spotify.com/artist/ID``) or a name. Links to
     other sites and bare tokens that look like an id of the wrong length are refused."""
+    return parse_input(text, "artist")
+
+
+def parse_spotify_id(text: str, kind: str) -> str:
+    """The id of a ``kind`` (``playlist``, ``show``, ``audiobook``) given as an id, URI or URL."""
+    return parse_input(text, kind).value
+
+
+def parse_input(text: str, kind: str = "artist") -> ArtistInput:
+    """An id of ``kind`` (bare, ``spotify:KIND:ID`` or ``open.spotify.com/KIND/ID``), or for artists a
+    name (:data:`NAMED_KINDS`)."""
     value = " ".join(text.split())
     if not value:
-        raise UsageError("empty artist")
+        raise UsageError(f"empty {kind}")
     if any(ord(ch) < 32 for ch in text.strip("\r\n")):
         raise UsageError(f"control characters in {_shown(text)}")
     looks_like_link = value.lower().startswith(("spotify:", "open.spotify.com")) or bool(_LINK.match(value))
     try:
-        return ArtistInput(endpoints.parse_id(value, "artist"), True)
+        return ArtistInput(endpoints.parse_id(value, kind), True)
     except UsageError as exc:
-        if looks_like_link:
+        if looks_like_link or kind not in NAMED_KINDS:
             if "is a" in str(exc):  # a valid URI or URL of another kind: short
                 raise UsageError(str(exc)) from None
-            raise UsageError(f"not a Spotify artist id, URI or URL: {_shown(value)}") from None
+            raise UsageError(f"not a Spotify {kind} id, URI or URL: {_shown(value)}") from None
     if _ID_LIKE.fullmatch(value):
         raise UsageError(f"{_shown(value)} looks like a Spotify id but has {len(value)} characters, not 22")
     if len(value) > MAX_NAME:
-        raise UsageError(f"artist name longer than {MAX_NAME} characters")
+        raise UsageError(f"{kind} name longer than {MAX_NAME} characters")
     return ArtistInput(value, False)
 
 
+def csv_columns(kind: str) -> tuple[str, ...]:
+    """The CSV columns that name a ``kind``, in the order they are tried."""
+    if kind == "artist":
+        return CSV_COLUMNS
+    return (kind, f"{kind}_id", "spotify_id", "id", "uri", "url", "spotify_url")
+
+
 def parse_artists_text(
-    text: str, source: str = "artists file", *, csv_file: bool = False
+    text: str, source: str = "artists file", *, csv_file: bool = False, kind: str = "artist"
 ) -> list[ArtistInput]:
-    """The artists of a file's text: one per line, or a CSV whose header names a column such as
-    ``artist``, ``name``, ``id``, ``spotify_id`` or ``uri`` (``csv_file``: it must). Blank lines and
-    ``#`` comments are skipped. Bad lines are reported at once, the first few by number
-    (:class:`UsageError`); so is a file with none."""
+    """The artists (or ``kind``\\ s) of a file's text: one per line, or a CSV whose header names a
+    column such as ``artist``, ``name``, ``id``, ``spotify_id`` or ``uri`` (``csv_file``: it must).
+    Blank lines and ``#`` comments are skipped. Bad lines are reported at once, the first few by
+    number (:class:`UsageError`); so is a file with none."""
+    columns_of_kind = csv_columns(kind)
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)]
     content = [(n, line) for n, line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not content:
-        raise UsageError(f"{source}: no artists in it")
-    header = _csv_header(content[0][1])
+        raise UsageError(f"{source}: no {kind}s in it")
+    header = _csv_header(content[0][1], columns_of_kind)
     if csv_file and header is None:
         raise UsageError(
-            f"{source}: the CSV header {_shown(content[0][1])} has no artist column "
-            f"(one of {', '.join(CSV_COLUMNS)})"
+            f"{source}: the CSV header {_shown(content[0][1])} has no {kind} column "
+            f"(one of {', '.join(columns_of_kind)})"
         )
     inputs: list[ArtistInput] = []
     bad: list[str] = []
     if header is not None:
-        columns = [c for c in CSV_COLUMNS if c in header]
+        columns = [c for c in columns_of_kind if c in header]
         for number, line in content[1:]:
             if len(header) == 1 and not line.lstrip().startswith('"'):
                 fields = [line]  # one column: the whole line, commas and all
@@ -95,15 +115,15 @@ def parse_artists_text(
             record = dict(zip(header, fields, strict=False))
             cell = next((record[c] for c in columns if (record.get(c) or "").strip()), "")
             try:
-                inputs.append(parse_artist(cell))
+                inputs.append(parse_input(cell, kind))
             except UsageError as exc:
                 bad.append(f"line {number}: {exc}")
         if not inputs and not bad:
-            raise UsageError(f"{source}: no artists in it (only a CSV header)")
+            raise UsageError(f"{source}: no {kind}s in it (only a CSV header)")
     else:
         for number, line in content:
             try:
-                inputs.append(parse_artist(line))
+                inputs.append(parse_input(line, kind))
             except UsageError as exc:
                 bad.append(f"line {number}: {exc}")
     if bad:
@@ -112,27 +132,33 @@ def parse_artists_text(
     return inputs
 
 
-def _csv_header(line: str) -> list[str] | None:
-    """The column names if ``line`` is a CSV header naming an artist column (a one-column header
-    such as ``artist`` counts too)."""
+def _csv_header(line: str, columns: tuple[str, ...] = CSV_COLUMNS) -> list[str] | None:
+    """The column names if ``line`` is a CSV header naming a column of ``columns`` (a one-column
+    header such as ``artist`` counts too)."""
     fields = [f.strip().lower() for f in next(csv.reader(io.StringIO(line)))]
-    return fields if any(f in CSV_COLUMNS for f in fields) else None
+    return fields if any(f in columns for f in fields) else None
 
 
-def read_artists_file(path: str | Path) -> list[ArtistInput]:
+def read_artists_file(path: str | Path, kind: str = "artist") -> list[ArtistInput]:
     """:func:`parse_artists_text` of a file (UTF-8, a BOM allowed)."""
+    what = f"{kind}s file"
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise UsageError(f"artists file not found: {path}") from None
+        raise UsageError(f"{what} not found: {path}") from None
     except UnicodeDecodeError as exc:
         raise UsageError(
-            f"cannot read artists file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"cannot read {what} {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
             f"offset {exc.start}); save it as UTF-8"
         ) from None
     except OSError as exc:
-        raise UsageError(f"cannot read artists file {path}: {exc.strerror or exc}") from None
-    return parse_artists_text(text, source=str(path), csv_file=Path(path).suffix.lower() == ".csv")
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return parse_artists_text(text, source=str(path), csv_file=Path(path).suffix.lower() == ".csv", kind=kind)
+
+
+def read_ids_file(path: str | Path, kind: str) -> list[str]:
+    """The ids of ``kind`` in a file (as :func:`read_artists_file`; only ids, URIs or URLs)."""
+    return [item.value for item in read_artists_file(path, kind)]
 
 
 def parse_duration(text: str) -> timedelta:

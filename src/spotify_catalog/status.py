@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from spotify_catalog import endpoints
 from spotify_catalog.crawl import ALBUM_TRACKS_PAGE, DEFAULT_GROUPS, MODE_STATE_KEY, Depth
+from spotify_catalog.crawl.options import top_tracks_market
 from spotify_catalog.errors import StorageError, UsageError
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import ApiMode
@@ -47,7 +48,18 @@ MORE_TRACK_PAGES_PER_ALBUM = 0.05
 PRIOR_WEIGHT = 3.0
 """How many artists (albums: ten times as many) the constants weigh against what is stored."""
 
-KINDS = ("search", "artist", "artist_albums", "album", "album_tracks", "track")
+KINDS = (
+    "search",
+    "artist",
+    "top_tracks",
+    "playlist",
+    "show",
+    "audiobook",
+    "artist_albums",
+    "album",
+    "album_tracks",
+    "track",
+)
 """Task kinds in the order the crawl's phases do them."""
 
 
@@ -66,6 +78,11 @@ class Plan:
     """``None``: the mode the database learnt (``_state.api_mode``), else development (the dearer)."""
     fresh_since: datetime | None = None
     source: str = "the given options"
+    market: str | None = None
+    top_tracks: bool = False
+    playlists: tuple[str, ...] = ()
+    shows: tuple[str, ...] = ()
+    audiobooks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,6 +136,7 @@ def estimate(conn: sa.Connection, plan: Plan) -> Estimate:
         out.notes.append("API mode not known yet: development assumed (the dearer)")
     counter = _Counter(conn, plan, _Tasks(rows, plan.fresh_since), out)
     counter.resolve()
+    counter.catalog()
     if plan.depth >= Depth.ALBUMS:
         counter.discographies()
     if plan.depth >= Depth.TRACKS:
@@ -175,6 +193,47 @@ class _Counter:
             self.out.notes.append(
                 f"{len(unsearched)} name(s) not searched yet: each assumed to be a new artist"
             )
+
+    def catalog(self) -> None:
+        """Top tracks (one request an artist, Extended mode only), playlists (one each, and in
+        Extended mode the item pages past 100 of those whose items are not stored), shows (one each,
+        and the episode pages past 50) and audiobooks (one each / batches of 50, and the chapter pages
+        past 50). Totals not stored yet count no further page (not exact)."""
+        plan, tasks = self.plan, self.tasks
+        if plan.top_tracks:
+            if self.dev and self.out.mode_known:
+                self.out.notes.append("top tracks: skipped in development mode")
+            else:
+                market = top_tracks_market(plan.market)
+                todo = [a for a in self.artists if not tasks.fresh("top_tracks", f"{a}|{market}")]
+                self.add("top_tracks", len(todo) + self.unknown_artists, exact=not self.unknown_artists)
+        p = schema.playlists
+        for kind, wanted, table, total, page_start in (
+            ("playlist", plan.playlists, p, p.c.total_items, 100),
+            ("show", plan.shows, schema.shows, schema.shows.c.total_episodes, 50),
+            ("audiobook", plan.audiobooks, schema.audiobooks, schema.audiobooks.c.total_chapters, 50),
+        ):
+            todo = sorted(
+                tasks.pending(kind) | {k for k in dict.fromkeys(wanted) if not tasks.fresh(kind, k)}
+            )
+            if not todo:
+                continue
+            columns = [table.c.id, total] + ([p.c.items_snapshot_id] if table is p else [])
+            stored = {
+                row[0]: row for row in self.conn.execute(sa.select(*columns).where(table.c.id.in_(todo)))
+            }
+            first = _batches(len(todo), self.dev, kind) if kind == "audiobook" else float(len(todo))
+            pages = 0.0
+            for key in todo:
+                row = stored.get(key)
+                if row is None or row[1] is None:
+                    if not (kind == "playlist" and self.dev):
+                        self.out.exact = False
+                    continue
+                if kind == "playlist" and (self.dev or row[2] is not None):
+                    continue  # metadata only, or items stored (an unchanged snapshot costs nothing more)
+                pages += math.ceil(max(0, int(row[1]) - page_start) / 50)
+            self.add(kind, first + pages)
 
     def discographies(self) -> None:
         """Phase 2: the discography pages of the crawl's artists, and any other page still pending."""
@@ -361,7 +420,9 @@ def plan_from_database(conn: sa.Connection) -> Plan:
     depth and groups read from its command line and its artists from the task queue; the mode from
     ``_state`` (development when unknown, the dearer)."""
     saved = _saved_options(state.get_state(conn, OPTIONS_STATE_KEY))
-    if saved is not None and saved["artists"]:
+    if saved is not None and (
+        saved["artists"] or saved["playlists"] or saved["shows"] or saved["audiobooks"]
+    ):
         return Plan(**saved, source="the last crawl's options")
     t = schema.tasks
     found = conn.execute(
@@ -390,6 +451,11 @@ def _saved_options(text: str | None) -> dict[str, Any] | None:
             groups = groups.split(",")
         artists = tuple(ArtistInput(str(a["value"]), bool(a["is_id"])) for a in data.get("artists") or [])
         return {
+            "market": data.get("market"),
+            "top_tracks": bool(data.get("top_tracks")),
+            "playlists": tuple(str(x) for x in data.get("playlists") or ()),
+            "shows": tuple(str(x) for x in data.get("shows") or ()),
+            "audiobooks": tuple(str(x) for x in data.get("audiobooks") or ()),
             "artists": artists,
             "depth": Depth(depth) if isinstance(depth, int) else Depth.parse(str(depth)),
             "include_groups": tuple(str(g).strip() for g in groups if str(g).strip()),

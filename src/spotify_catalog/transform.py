@@ -284,3 +284,238 @@ def add_resolution(rows: Rows, query: str, candidates: list[JSON], fetched_at: d
 
 def _day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
+
+
+# ------------------------------------------------------------------------------------------ the rest
+# top tracks, playlists, shows and episodes, audiobooks and chapters
+
+
+def add_top_tracks(rows: Rows, artist_id: str, market: str, tracks: Any, fetched_at: datetime) -> list[str]:
+    """``/artists/{id}/top-tracks``: the full tracks and the day's list; returns the tracks' ids."""
+    ids: list[str] = []
+    for track in tracks or []:
+        if track and track.get("id"):
+            add_track(rows, track, FULL, fetched_at)
+            rows.add(
+                "artist_top_tracks",
+                {
+                    "artist_id": artist_id,
+                    "market": market,
+                    "snapshot_date": _day(fetched_at),
+                    "position": len(ids),
+                    "track_id": track["id"],
+                },
+            )
+            ids.append(track["id"])
+    return ids
+
+
+_SHOW_KEYS = (
+    "publisher",
+    "description",
+    "explicit",
+    "languages",
+    "media_type",
+    "total_episodes",
+    "is_externally_hosted",
+    "available_markets",
+)
+_EPISODE_KEYS = (
+    "description",
+    "release_date",
+    "release_date_precision",
+    "duration_ms",
+    "language",
+    "languages",
+    "explicit",
+    "is_externally_hosted",
+    "is_playable",
+)
+_AUDIOBOOK_KEYS = (
+    "publisher",
+    "description",
+    "edition",
+    "explicit",
+    "languages",
+    "media_type",
+    "total_chapters",
+    "available_markets",
+)
+_CHAPTER_KEYS = (
+    "chapter_number",
+    "description",
+    "release_date",
+    "release_date_precision",
+    "duration_ms",
+    "explicit",
+    "languages",
+    "is_playable",
+    "available_markets",
+)
+
+
+def _copy(obj: JSON, row: dict[str, Any], keys: Iterable[str]) -> None:
+    for key in keys:
+        if key in obj:
+            row[key] = obj[key]
+
+
+def _names(objects: Any) -> list[str]:
+    return [str(o.get("name")) for o in objects or [] if o and o.get("name")]
+
+
+def _timestamp(text: Any) -> datetime | None:
+    """An ISO 8601 time as Spotify gives it (``2025-01-02T12:00:00Z``); ``None`` if missing or odd."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def page_items(obj: JSON, key: str) -> JSON | None:
+    """The page ``obj[key]`` when it carries items (a full playlist's ``items``/``tracks``, a full
+    show's ``episodes``), else ``None`` (Development Mode: a playlist's metadata only)."""
+    page = obj.get(key)
+    return page if isinstance(page, dict) and isinstance(page.get("items"), list) else None
+
+
+def add_playlist(
+    rows: Rows, playlist: JSON, fetched_at: datetime, *, items_snapshot_id: str | None = None
+) -> None:
+    """A playlist's metadata (``/playlists/{id}``, full); ``items_snapshot_id``: the snapshot whose
+    items this response's unit stored (see :func:`add_playlist_items`)."""
+    row = _common(playlist, FULL, fetched_at)
+    row.pop("restriction", None)
+    if items_snapshot_id is not None:
+        row["items_snapshot_id"] = items_snapshot_id
+    _copy(playlist, row, ("description", "public", "collaborative", "snapshot_id"))
+    if "owner" in playlist:
+        owner = playlist["owner"] or {}
+        row["owner_id"] = owner.get("id")
+        row["owner_name"] = owner.get("display_name")
+    if "followers" in playlist:
+        row["followers"] = (playlist["followers"] or {}).get("total")
+    page = playlist.get("items") if isinstance(playlist.get("items"), dict) else playlist.get("tracks")
+    if isinstance(page, dict) and isinstance(page.get("total"), int):
+        row["total_items"] = page["total"]
+    row["gone_at"] = None
+    rows.add("playlists", row)
+
+
+def add_playlist_items(
+    rows: Rows, playlist_id: str, pages: Sequence[JSON], fetched_at: datetime
+) -> list[str]:
+    """All of a playlist's items (its pages in order, from offset 0), replacing the stored ones, and
+    the tracks and episodes in them (full). Local files and removed tracks (``null``) are kept as items
+    with NULL ids. Returns the ids of the full tracks."""
+    items: list[dict[str, Any]] = []
+    tracks: list[str] = []
+    for page in pages:
+        for entry in page.get("items") or []:
+            entry = entry or {}
+            obj = entry.get("item") if "item" in entry else entry.get("track")
+            obj = obj if isinstance(obj, dict) else None
+            is_local = bool(entry.get("is_local") or (obj or {}).get("is_local"))
+            item: dict[str, Any] = {
+                "playlist_id": playlist_id,
+                "position": len(items),
+                "item_type": obj.get("type") if obj else None,
+                "track_id": None,
+                "episode_id": None,
+                "added_at": _timestamp(entry.get("added_at")),
+                "added_by_id": (entry.get("added_by") or {}).get("id"),
+                "is_local": is_local,
+                "local_uri": obj.get("uri") if obj and is_local else None,
+            }
+            if obj and obj.get("id") and not is_local:
+                if obj.get("type") == "episode":
+                    item["episode_id"] = obj["id"]
+                    add_episode(rows, obj, FULL, fetched_at)
+                else:
+                    item["track_id"] = obj["id"]
+                    add_track(rows, obj, FULL, fetched_at)
+                    tracks.append(obj["id"])
+            items.append(item)
+    rows.replace("playlist_items", playlist_id, items)
+    return tracks
+
+
+def add_show(rows: Rows, show: JSON, detail: str, fetched_at: datetime) -> None:
+    """A show: full (``/shows/{id}``, with its first page of episodes) or simplified (an episode's)."""
+    row = _common(show, detail, fetched_at)
+    row.pop("restriction", None)
+    _copy(show, row, _SHOW_KEYS)
+    if "copyrights" in show:
+        row["copyrights"] = [c.get("text") for c in show["copyrights"] or [] if c]
+    if detail == FULL:
+        row["gone_at"] = None
+    rows.add("shows", row)
+    if detail == FULL:
+        page = page_items(show, "episodes")
+        add_episodes_page(rows, show["id"], page or {}, fetched_at)
+
+
+def add_episode(
+    rows: Rows, episode: JSON, detail: str, fetched_at: datetime, *, show_id: str | None = None
+) -> None:
+    """An episode: simplified (a show's list, which gives ``show_id``) or full (with its show)."""
+    row = _common(episode, detail, fetched_at)
+    show = episode.get("show")
+    if isinstance(show, dict) and show.get("id"):
+        show_id = show["id"]
+        add_show(rows, show, SIMPLIFIED, fetched_at)
+    if show_id is not None:
+        row["show_id"] = show_id
+    _copy(episode, row, _EPISODE_KEYS)
+    row["gone_at"] = None
+    rows.add("episodes", row)
+
+
+def add_episodes_page(rows: Rows, show_id: str, page: JSON, fetched_at: datetime) -> None:
+    """One page of ``/shows/{id}/episodes`` (or a full show's first page)."""
+    for episode in page.get("items") or []:
+        if episode and episode.get("id"):
+            add_episode(rows, episode, SIMPLIFIED, fetched_at, show_id=show_id)
+
+
+def add_audiobook(rows: Rows, book: JSON, detail: str, fetched_at: datetime) -> None:
+    """An audiobook: full (``/audiobooks``, with its first page of chapters) or simplified (a chapter's)."""
+    row = _common(book, detail, fetched_at)
+    row.pop("restriction", None)
+    _copy(book, row, _AUDIOBOOK_KEYS)
+    for key in ("authors", "narrators"):
+        if key in book:
+            row[key] = _names(book[key])
+    if "copyrights" in book:
+        row["copyrights"] = [c.get("text") for c in book["copyrights"] or [] if c]
+    if detail == FULL:
+        row["gone_at"] = None
+    rows.add("audiobooks", row)
+    if detail == FULL:
+        add_chapters_page(rows, book["id"], page_items(book, "chapters") or {}, fetched_at)
+
+
+def add_chapter(
+    rows: Rows, chapter: JSON, detail: str, fetched_at: datetime, *, audiobook_id: str | None = None
+) -> None:
+    """A chapter: simplified (an audiobook's list, which gives ``audiobook_id``) or full."""
+    row = _common(chapter, detail, fetched_at)
+    book = chapter.get("audiobook")
+    if isinstance(book, dict) and book.get("id"):
+        audiobook_id = book["id"]
+        add_audiobook(rows, book, SIMPLIFIED, fetched_at)
+    if audiobook_id is not None:
+        row["audiobook_id"] = audiobook_id
+    _copy(chapter, row, _CHAPTER_KEYS)
+    row["gone_at"] = None
+    rows.add("chapters", row)
+
+
+def add_chapters_page(rows: Rows, audiobook_id: str, page: JSON, fetched_at: datetime) -> None:
+    """One page of ``/audiobooks/{id}/chapters`` (or a full audiobook's first page)."""
+    for chapter in page.get("items") or []:
+        if chapter and chapter.get("id"):
+            add_chapter(rows, chapter, SIMPLIFIED, fetched_at, audiobook_id=audiobook_id)

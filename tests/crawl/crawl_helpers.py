@@ -8,7 +8,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +88,22 @@ def crawl(
     now: datetime = T0,
     groups: tuple[str, ...] = GROUPS,
     sleep: Any = None,
+    more: Extras | None = None,
+    market: str | None = None,
+    refresh_after: timedelta | None = None,
 ) -> CrawlResult:
+    more = more or Extras()
     options = CrawlOptions(
-        artists=tuple(artists or pick().inputs), depth=depth, workers=workers, include_groups=groups
+        artists=tuple(pick().inputs if artists is None else artists),
+        depth=depth,
+        workers=workers,
+        include_groups=groups,
+        top_tracks=more.top_tracks,
+        playlists=more.playlists,
+        shows=more.shows,
+        audiobooks=more.audiobooks,
+        market=market or ("US" if more.shows or more.audiobooks else None),
+        **({"refresh_after": refresh_after} if refresh_after is not None else {}),
     )
     extra = {"sleep": sleep} if sleep is not None else {}
     with SpotifyClient(emulator_settings(emu, mode), request_budget=budget, **extra) as client:
@@ -105,19 +118,27 @@ def minimum_requests(
     mode: str,
     depth: Depth,
     groups: tuple[str, ...] = GROUPS,
+    more: Extras | None = None,
+    market: str | None = None,
 ) -> int:
     """docs/crawl.md's formula, from the catalog's truth. ``names`` maps each name to the artist the
-    search is expected to choose."""
+    search is expected to choose; ``more``: top tracks, playlists, shows, audiobooks."""
     dev = mode == "development"
     crawl_artists = list(dict.fromkeys([*names.values(), *ids]))
     fetch_ids = [i for i in dict.fromkeys(ids) if i not in names.values()]
     total = len(names) + (len(fetch_ids) if dev else math.ceil(len(fetch_ids) / 50))
+    full: set[str] = set()
+    if more is not None:
+        extra, full = extras_minimum(catalog, crawl_artists, more, mode=mode)
+        total += extra
     if depth < Depth.ALBUMS:
         return total
     page = 10 if dev else 50
     albums: list[str] = []
     for artist_id in crawl_artists:
-        listed = catalog.artist_album_ids(artist_id, groups)
+        if more is not None and (more.shows or more.audiobooks):
+            market = market or "US"  # as crawl() gives
+        listed = catalog.artist_album_ids(artist_id, groups, market)
         total += max(1, math.ceil(len(listed) / page))
         albums.extend(listed)
     unique_albums = list(dict.fromkeys(albums))
@@ -127,9 +148,82 @@ def minimum_requests(
     total += sum(math.ceil(max(0, catalog.album(a).total_tracks - 50) / 50) for a in unique_albums)
     if depth < Depth.TRACK_DETAILS:
         return total
-    tracks = {t for a in unique_albums for t in catalog.album_track_ids(a)}
+    tracks = {t for a in unique_albums for t in catalog.album_track_ids(a)} - full
     return total + (len(tracks) if dev else math.ceil(len(tracks) / 50))
 
 
 def new_engine(path: Path) -> sa.Engine:
     return db.open_database(f"sqlite:///{path}")
+
+
+# ------------------------------------------------------------------------------------------ the rest
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Playlists, shows and audiobooks to crawl, and whether to fetch the artists' top tracks."""
+
+    playlists: tuple[str, ...] = ()
+    shows: tuple[str, ...] = ()
+    audiobooks: tuple[str, ...] = ()
+    top_tracks: bool = False
+
+
+def extras(catalog: Any, *, top_tracks: bool = False) -> Extras:
+    """Three playlists (one of more than 100 items, one of 51-100, one of at most 50), two shows and
+    two audiobooks (one of more than 50 episodes/chapters each), all available in the US."""
+    lists = catalog.playlists
+    playlists = (
+        next(p for p in lists if p.total_items > 100).id,
+        next(p for p in lists if 50 < p.total_items <= 100).id,
+        next(p for p in lists if p.total_items <= 50).id,
+    )
+    us_shows = [s for s in catalog.shows if "US" in s.markets]
+    shows = (
+        next(s for s in us_shows if s.total_episodes > 100).id,
+        next(s for s in us_shows if s.total_episodes <= 50).id,
+    )
+    books = catalog.audiobooks
+    audiobooks = (
+        next(b for b in books if b.total_chapters > 50).id,
+        next(b for b in books if b.total_chapters <= 50).id,
+    )
+    return Extras(playlists, shows, audiobooks, top_tracks)
+
+
+def top_track_ids(catalog: Any, artist_id: str) -> list[str]:
+    """The emulator's top tracks of an artist (its ten most popular tracks of its ten most popular albums)."""
+    artist = catalog.lookup(artist_id)
+    albums = sorted(catalog.discography(artist.index), key=lambda al: -al.popularity)[:10]
+    tracks = sorted(
+        (t for al in albums for t in catalog.tracks_of(al.artist, al.number)),
+        key=lambda t: (-t.popularity, t.id),
+    )[:10]
+    return [t.id for t in tracks]
+
+
+def _pages(total: int, first: int, step: int = 50) -> int:
+    return math.ceil(max(0, total - first) / step)
+
+
+def extras_minimum(catalog: Any, artists: Sequence[str], more: Extras, *, mode: str) -> tuple[int, set[str]]:
+    """docs/crawl.md's formula for top tracks, playlists, shows and audiobooks; and the tracks these
+    delivered in full (left out of track details)."""
+    dev = mode == "development"
+    total = 0
+    full: set[str] = set()
+    if more.top_tracks and not dev:
+        total += len(set(artists))
+        full |= {t for a in set(artists) for t in top_track_ids(catalog, a)}
+    for playlist_id in dict.fromkeys(more.playlists):
+        playlist = catalog.lookup(playlist_id)
+        total += 1
+        if not dev:
+            total += _pages(playlist.total_items, 100)
+            full |= {t.id for t in catalog.playlist_items(playlist.index)}
+    for show_id in dict.fromkeys(more.shows):
+        total += 1 + _pages(catalog.lookup(show_id).total_episodes, 50)
+    books = list(dict.fromkeys(more.audiobooks))
+    total += len(books) if dev else math.ceil(len(books) / 50)
+    total += sum(_pages(catalog.lookup(b).total_chapters, 50) for b in books)
+    return total, full

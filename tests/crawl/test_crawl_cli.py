@@ -74,7 +74,7 @@ def test_a_file_without_artists_is_refused(emulator: Any, tmp_path: Path, text: 
         (["--artist", "BTS", "--market", "USA"], "2-letter country code"),
         (["--artist", "spotify:track:3Nrfpe0tUJi4K4DXYWgMUX"], "is a track, not an artist"),
         (["--artists-file", "missing.txt"], "artists file not found"),
-        ([], "no artists given"),
+        ([], "nothing to crawl"),
     ],
 )
 def test_bad_options_exit_2(emulator: Any, args: list[str], message: str) -> None:

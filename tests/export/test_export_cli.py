@@ -127,6 +127,37 @@ def test_real_schema_types() -> None:
     assert snapshots.field("snapshot_date").type == pa.date32()
 
 
+def test_the_catalog_tables_beyond_artists_have_ddl_and_types() -> None:
+    top = lake_export.arrow_schema(metadata.tables["artist_top_tracks"])
+    assert top.names == ["artist_id", "market", "snapshot_date", "position", "track_id"]
+    assert top.field("snapshot_date").type == pa.date32()
+    items = lake_export.arrow_schema(metadata.tables["playlist_items"])
+    assert items.field("added_at").type == pa.timestamp("us", tz="UTC")
+    assert items.field("track_id").nullable  # local files and removed tracks have no id
+    assert lake_export.arrow_schema(metadata.tables["episodes"]).field("languages").type == pa.list_(
+        pa.string()
+    )
+    assert lake_export.arrow_schema(metadata.tables["audiobooks"]).field("authors").type == pa.list_(
+        pa.string()
+    )
+    code, ddl, _ = run(
+        "--to", "s3://bucket/lake/", "--print-ddl", "athena", "--tables",
+        "artist_top_tracks,playlists,playlist_items,shows,episodes,audiobooks,chapters",
+    )  # fmt: skip
+    assert code == 0
+    for name in (
+        "artist_top_tracks",
+        "playlists",
+        "playlist_items",
+        "shows",
+        "episodes",
+        "audiobooks",
+        "chapters",
+    ):
+        assert f"CREATE EXTERNAL TABLE IF NOT EXISTS `{name}` (" in ddl, name
+    assert "`languages` array<string>" in ddl
+
+
 def test_printed_duckdb_ddl_counts_every_table(catalog: str, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     for day in ("2026-11-24", "2026-11-25"):

@@ -26,7 +26,14 @@ from spotify_catalog import crawl as crawl_lib
 from spotify_catalog.cli import Globals, db_options, market_option, one_line
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
-from spotify_catalog.inputs import ArtistInput, parse_artist, parse_duration, read_artists_file
+from spotify_catalog.inputs import (
+    ArtistInput,
+    parse_artist,
+    parse_duration,
+    parse_spotify_id,
+    read_artists_file,
+    read_ids_file,
+)
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import db, schema
 
@@ -201,6 +208,29 @@ def run_crawl(
     type=click.Path(dir_okay=False),
     help="One name/id/URI/URL per line, or a CSV with an artist/name/id/uri column.",
 )
+@click.option("--playlist", "playlists", multiple=True, metavar="ID|URI|URL", help="A playlist (repeatable).")
+@click.option("--playlists-file", type=click.Path(dir_okay=False), help="One playlist id/URI/URL per line.")
+@click.option(
+    "--show",
+    "shows",
+    multiple=True,
+    metavar="ID|URI|URL",
+    help="A show and its episodes (repeatable; needs --market).",
+)
+@click.option(
+    "--audiobook",
+    "audiobooks",
+    multiple=True,
+    metavar="ID|URI|URL",
+    help="An audiobook and its chapters (repeatable; needs --market).",
+)
+@click.option(
+    "--with",
+    "with_",
+    multiple=True,
+    type=click.Choice(crawl_lib.WITH_CHOICES),
+    help="Also each artist's top tracks (Extended Quota Mode; market: --market, else US).",
+)
 @click.option("--depth", type=click.Choice(DEPTHS), default="tracks", show_default=True)
 @click.option(
     "--include-groups",
@@ -239,6 +269,11 @@ def crawl(
     db_schema: str | None,
     artists: tuple[str, ...],
     artists_file: str | None,
+    playlists: tuple[str, ...],
+    playlists_file: str | None,
+    shows: tuple[str, ...],
+    audiobooks: tuple[str, ...],
+    with_: tuple[str, ...],
     depth: str,
     include_groups: str,
     market: str | None,
@@ -258,6 +293,8 @@ def crawl(
     continue where it stopped.
     """
     inputs = _inputs(artists, artists_file)
+    playlist_ids = _ids("playlist", playlists, playlists_file)
+    show_ids, audiobook_ids = _ids("show", shows, None), _ids("audiobook", audiobooks, None)
     g = _globals()
     settings = Settings.load(
         {
@@ -278,7 +315,12 @@ def crawl(
         workers=workers,
         daily_budget=settings.daily_budget,
         force=force,
+        top_tracks="top-tracks" in with_,
+        playlists=tuple(playlist_ids),
+        shows=tuple(show_ids),
+        audiobooks=tuple(audiobook_ids),
     )
+    crawl_lib.check_mode(options, settings.mode)  # before the database is opened
     if plan:  # from the database alone: no request, no credentials
         from spotify_catalog.cli.status import print_plan
 
@@ -308,9 +350,23 @@ def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[ArtistIn
         raise UsageError("; ".join(bad))
     if artists_file is not None:
         inputs.extend(read_artists_file(artists_file))
-    if not inputs:
-        raise UsageError("no artists given: use --artist NAME_OR_ID or --artists-file FILE")
-    return inputs
+    return inputs  # none: CrawlOptions says what is missing
+
+
+def _ids(kind: str, values: tuple[str, ...], file: str | None) -> list[str]:
+    """Ids of ``kind`` given with ``--KIND`` (and a file): bad ones refused together, before any request."""
+    found: list[str] = []
+    bad: list[str] = []
+    for value in values:
+        try:
+            found.append(parse_spotify_id(value, kind))
+        except UsageError as exc:
+            bad.append(f"--{kind} {value!r}: {exc}")
+    if bad:
+        raise UsageError("; ".join(bad))
+    if file is not None:
+        found.extend(read_ids_file(file, kind))
+    return found
 
 
 # ------------------------------------------------------------------------------------------ demo
@@ -336,6 +392,13 @@ def demo_artists(catalog: Any) -> list[ArtistInput]:
         else:
             inputs.append(ArtistInput(catalog.artist_by_id(artist_id).name, False))
     return inputs
+
+
+def demo_extras(catalog: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The extended demo's 3 playlists and 1 show (available in the US, the market it is crawled in)."""
+    playlists = tuple(p.id for p in catalog.playlists[:3])
+    shows = tuple(s.id for s in catalog.shows if "US" in s.markets)[:1]
+    return playlists, shows
 
 
 @click.command()
@@ -384,14 +447,21 @@ def demo(
             environ={},
             dotenv_path=Path("/nonexistent/.env"),
         )
+        playlists, shows = demo_extras(emu.catalog) if profile == "extended" else ((), ())
         options = crawl_lib.CrawlOptions(
-            artists=tuple(demo_artists(emu.catalog)), depth=crawl_lib.Depth.parse(depth), workers=workers
+            artists=tuple(demo_artists(emu.catalog)),
+            depth=crawl_lib.Depth.parse(depth),
+            workers=workers,
+            playlists=playlists,
+            shows=shows,
+            market="US" if shows else None,
         )
         quiet = quiet or _globals().quiet
         if not quiet:
+            more = f", {len(playlists)} playlists and {len(shows)} show" if shows else ""
             click.echo(
                 f"Emulator ({profile} profile) at {emu.url}; "
-                f"crawling {DEMO_SIZE} artists into {db.redact(db_url)}",
+                f"crawling {DEMO_SIZE} artists{more} into {db.redact(db_url)}",
                 err=True,
             )
         run_crawl(

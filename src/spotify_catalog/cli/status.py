@@ -158,6 +158,11 @@ def print_plan(
         include_groups=options.include_groups,
         mode=settings.mode,
         fresh_since=now - options.refresh_after,
+        market=options.market,
+        top_tracks=options.top_tracks,
+        playlists=options.playlists,
+        shows=options.shows,
+        audiobooks=options.audiobooks,
     )
     estimate = status_lib.estimate_for(db_url, plan, db_schema)
     out = _console()

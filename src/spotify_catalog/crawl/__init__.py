@@ -28,12 +28,13 @@ from spotify_catalog.crawl.options import (
     MODE_STATE_KEY,
     NOT_FOUND,
     OPTIONS_STATE_KEY,
+    WITH_CHOICES,
     CrawlOptions,
     CrawlResult,
     Depth,
     Progress,
 )
-from spotify_catalog.crawl.run import Crawler
+from spotify_catalog.crawl.run import Crawler, check_mode
 from spotify_catalog.crawl.units import observed_mode, response_problem
 
 __all__ = [
@@ -43,11 +44,13 @@ __all__ = [
     "MODE_STATE_KEY",
     "NOT_FOUND",
     "OPTIONS_STATE_KEY",
+    "WITH_CHOICES",
     "CrawlOptions",
     "CrawlResult",
     "Crawler",
     "Depth",
     "Progress",
+    "check_mode",
     "observed_mode",
     "response_problem",
 ]

@@ -20,6 +20,10 @@ OPTIONS_STATE_KEY = "crawl_options"  # what the last crawl was asked for, for ``
 NOT_FOUND = "not found"
 CLAIM_POLL = 0.1  # seconds between looks at tasks another crawl holds
 ENTITY_TYPES = frozenset({"artist", "album", "track"})  # the kinds with batch endpoints
+TOP_TRACKS_MARKET = "US"  # top tracks need a market: this one unless --market says otherwise
+PLAYLIST_ITEMS_PAGE = 50  # /playlists/{id}/items pages after the full playlist's first 100 items
+EPISODES_PAGE = 50  # /shows/{id}/episodes and /audiobooks/{id}/chapters pages
+WITH_CHOICES = ("top-tracks",)
 
 
 class Depth(enum.IntEnum):
@@ -47,7 +51,7 @@ class Depth(enum.IntEnum):
 class CrawlOptions:
     """What to crawl and how."""
 
-    artists: tuple[ArtistInput, ...]
+    artists: tuple[ArtistInput, ...] = ()
     depth: Depth = Depth.TRACKS
     include_groups: tuple[str, ...] = DEFAULT_GROUPS
     market: str | None = None
@@ -58,10 +62,23 @@ class CrawlOptions:
     """At most this many requests in a rolling 24 h, counted from ``_runs`` (``None``: no limit)."""
     force: bool = False
     """Run even before the ``retry_at`` Spotify gave the last run."""
+    top_tracks: bool = False
+    """Each crawled artist's top tracks (``--with top-tracks``; Extended Quota Mode only)."""
+    playlists: tuple[str, ...] = ()
+    shows: tuple[str, ...] = ()
+    audiobooks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.artists:
-            raise UsageError("no artists to crawl: give --artist or --artists-file")
+        if not (self.artists or self.playlists or self.shows or self.audiobooks):
+            raise UsageError(
+                "nothing to crawl: give --artist, --artists-file, --playlist, --playlists-file, --show "
+                "or --audiobook"
+            )
+        if self.top_tracks and not self.artists:
+            raise UsageError("--with top-tracks needs artists: give --artist or --artists-file")
+        if (self.shows or self.audiobooks) and not self.market:
+            what = "--show" if self.shows else "--audiobook"
+            raise UsageError(f"{what} needs --market (Spotify shows them only in a market, e.g. --market US)")
         if self.workers < 1:
             raise UsageError("--workers must be at least 1")
         for group in self.include_groups:
@@ -81,6 +98,10 @@ class CrawlOptions:
                 "include_groups": list(self.include_groups),
                 "market": self.market,
                 "artists": [{"value": a.value, "is_id": a.is_id} for a in self.artists],
+                "top_tracks": self.top_tracks,
+                "playlists": list(self.playlists),
+                "shows": list(self.shows),
+                "audiobooks": list(self.audiobooks),
             }
         )
 
@@ -112,3 +133,9 @@ class CrawlResult:
     not_found: list[str] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
     api_mode: str | None = None
+    skipped: list[str] = field(default_factory=list)
+    """What the API mode left out (``top-tracks`` in Development Mode with ``--mode auto``)."""
+
+
+def top_tracks_market(market: str | None) -> str:
+    return market or TOP_TRACKS_MARKET

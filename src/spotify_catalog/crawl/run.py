@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl import catalog
 from spotify_catalog.crawl.options import (
     CLAIM_POLL,
     ENTITY_TYPES,
@@ -25,6 +26,7 @@ from spotify_catalog.crawl.options import (
     CrawlResult,
     Depth,
     Progress,
+    top_tracks_market,
 )
 from spotify_catalog.crawl.units import (
     STOPS,
@@ -44,6 +46,7 @@ from spotify_catalog.errors import (
     SpotifyError,
     Stopped,
     StorageError,
+    UsageError,
     WrongModeError,
     format_time,
 )
@@ -91,6 +94,8 @@ class Crawler:
         self._daily_limit: int | None = None  # the client's request count at which the daily budget is spent
         self._unresolved: list[str] = []
         self._not_found: list[str] = []
+        self._skipped: list[str] = []
+        self._playlist_snapshots: dict[str, str | None] = {}
 
     @property
     def _run_id(self) -> int:
@@ -105,6 +110,7 @@ class Crawler:
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         self._given_mode = self.client.mode
+        check_mode(self.options, self._given_mode)
         try:
             self._start()
         except sa.exc.SQLAlchemyError as exc:
@@ -247,7 +253,7 @@ class Crawler:
         run; a learnt one is corrected and the unit is tried again."""
         if self.client.mode is not ApiMode.EXTENDED:
             return False
-        batch_refused = isinstance(exc, ForbiddenError) and unit.kind in ENTITY_TYPES
+        batch_refused = isinstance(exc, ForbiddenError) and unit.kind in BATCHED | {catalog.TOP_TRACKS}
         limit_refused = isinstance(exc, BadRequestError) and unit.kind == "artist_albums"
         limit_refused = limit_refused and "limit" in exc.message.lower()
         if not (batch_refused or limit_refused):
@@ -292,6 +298,14 @@ class Crawler:
                 [a for a in resolved.values() if a] + [i for i in ids if artist_states.get(i) == "done"]
             )
         )
+        if opts.top_tracks:
+            self._top_tracks(pool, artist_ids)
+        if opts.playlists:
+            self._playlists(pool, list(dict.fromkeys(opts.playlists)))
+        for kind, wanted in ((catalog.SHOW, opts.shows), (catalog.AUDIOBOOK, opts.audiobooks)):
+            if wanted:
+                self._phase(f"{kind}s", [(kind, list(dict.fromkeys(wanted)))])
+                self._drain(pool, [kind])
 
         if opts.depth >= Depth.ALBUMS:
             self._phase("artist albums", [("artist_albums", [f"{a}|{self._groups}|0" for a in artist_ids])])
@@ -327,7 +341,44 @@ class Crawler:
             not_found=self._not_found,
             unresolved=self._unresolved,
             api_mode=str(self.client.mode) if self.client.mode else None,
+            skipped=self._skipped,
         )
+
+    def _top_tracks(self, pool: ThreadPoolExecutor, artist_ids: Sequence[str]) -> None:
+        """Each artist's top tracks in the market asked for (Extended Quota Mode only: skipped with a
+        warning once the mode is known to be development)."""
+        market = top_tracks_market(self.options.market)
+        if self.client.mode is not ApiMode.DEVELOPMENT:
+            self._phase("top tracks", [(catalog.TOP_TRACKS, [f"{a}|{market}" for a in artist_ids])])
+            self._drain(pool, [catalog.TOP_TRACKS])
+        if self.client.mode is ApiMode.DEVELOPMENT:
+            log.warning(
+                "top tracks skipped: GET /artists/{id}/top-tracks needs Extended Quota Mode and the app "
+                "is in development mode"
+            )
+            self._skipped.append("top-tracks")
+
+    def _playlists(self, pool: ThreadPoolExecutor, playlist_ids: list[str]) -> None:
+        """Playlists: metadata, and their items unless their snapshot_id is the stored items' one."""
+        p = schema.playlists
+        with self.engine.connect() as conn:
+            for chunk in endpoints.chunked(playlist_ids, 500):
+                query = sa.select(p.c.id, p.c.items_snapshot_id).where(p.c.id.in_(chunk))
+                for playlist_id, snapshot in conn.execute(query):
+                    self._playlist_snapshots[playlist_id] = snapshot
+        self._phase("playlists", [(catalog.PLAYLIST, playlist_ids)])
+        self._drain(pool, [catalog.PLAYLIST])
+        without = 0
+        with self.engine.connect() as conn:
+            for chunk in endpoints.chunked(playlist_ids, 500):
+                count = sa.select(sa.func.count()).where(p.c.id.in_(chunk), p.c.items_snapshot_id.is_(None))
+                without += int(conn.execute(count).scalar_one())
+        if without:
+            log.warning(
+                "%d playlist(s) stored without their items: playlist items need Extended Quota Mode "
+                "(a development-mode app gets the metadata only)",
+                without,
+            )
 
     def _resolutions(self, conn: sa.Connection, names: Sequence[str]) -> dict[str, str | None]:
         r = schema.artist_resolutions
@@ -403,8 +454,10 @@ class Crawler:
     def _units(self, kind: str) -> Iterator[Unit]:
         """Units of claimed tasks; claims more while there are (one key while the mode is unknown)."""
         while True:
+            if kind == catalog.TOP_TRACKS and self.client.mode is ApiMode.DEVELOPMENT:
+                return  # refused in development mode: not one request more
             size = self._batch_size(kind)
-            unknown_mode = kind in ENTITY_TYPES and self.client.mode is None
+            unknown_mode = kind in BATCHED and self.client.mode is None
             with self.engine.begin() as conn:
                 keys = state.claim(
                     conn,
@@ -417,10 +470,16 @@ class Crawler:
             if not keys:
                 return
             for start in range(0, len(keys), size):
-                yield make_unit(self.client, kind, keys[start : start + size], self.options.market)
+                yield make_unit(
+                    self.client,
+                    kind,
+                    keys[start : start + size],
+                    self.options.market,
+                    self._playlist_snapshots,
+                )
 
     def _batch_size(self, kind: str) -> int:
-        if kind not in ENTITY_TYPES or self.client.mode is not ApiMode.EXTENDED:
+        if kind not in BATCHED or self.client.mode is not ApiMode.EXTENDED:
             return 1  # the mode unknown: one item, whose answer tells the mode
         return endpoints.BATCH_MAX[kind]
 
@@ -547,6 +606,20 @@ class Crawler:
                 self.progress.failed += 1
         self._report()
         return None
+
+
+BATCHED = ENTITY_TYPES | catalog.BATCHED
+"""Kinds asked for in batches in Extended mode."""
+
+
+def check_mode(options: CrawlOptions, mode: ApiMode | None) -> None:
+    """Refuse at once (:class:`UsageError`, exit 2) what the given API mode cannot do: top tracks need
+    Extended Quota Mode."""
+    if options.top_tracks and mode is ApiMode.DEVELOPMENT:
+        raise UsageError(
+            "--with top-tracks: GET /artists/{id}/top-tracks needs Extended Quota Mode and the app is in "
+            "development mode (--mode development); nothing was sent"
+        )
 
 
 def _stored_mode(conn: sa.Connection) -> str | None:

@@ -4,13 +4,14 @@ and the pure handlers that turn it into rows and into what became of its tasks."
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl import catalog
 from spotify_catalog.crawl.options import ALBUM_TRACKS_PAGE, ENTITY_TYPES, SEARCH_LIMIT
 from spotify_catalog.errors import (
     AuthenticationError,
@@ -65,8 +66,18 @@ def split_key(key: str) -> list[str]:
     return key.split("|")
 
 
-def make_unit(client: SpotifyClient, kind: str, keys: list[str], market: str | None) -> Unit:
-    """The unit of work of tasks ``keys`` of ``kind``: how to fetch them, how to store the answer."""
+def make_unit(
+    client: SpotifyClient,
+    kind: str,
+    keys: list[str],
+    market: str | None,
+    known: Mapping[str, str | None] | None = None,
+) -> Unit:
+    """The unit of work of tasks ``keys`` of ``kind``: how to fetch them, how to store the answer
+    (``known``: the stored playlists' item snapshots, see :mod:`spotify_catalog.crawl.catalog`)."""
+    if kind in catalog.KINDS:
+        fetch, handle = catalog.make_unit(client, kind, keys, market, known)
+        return Unit(kind, keys, fetch, handle, mode_sensitive=kind in catalog.BATCHED)
     if kind == "search":
         (name,) = keys
         return Unit(
@@ -79,7 +90,6 @@ def make_unit(client: SpotifyClient, kind: str, keys: list[str], market: str | N
     if kind == "artist":
         return Unit(kind, keys, lambda: get_items(client, kind, keys, market), _handle_artists, True)
     if kind == "album":
-
         return Unit(kind, keys, lambda: fetch_albums(client, keys, market), _handle_albums, True)
     if kind == "track":
         return Unit(kind, keys, lambda: get_items(client, kind, keys, market), _handle_tracks, True)
@@ -166,7 +176,10 @@ def get_items(client: SpotifyClient, kind: str, keys: list[str], market: str | N
 
 def observed_mode(kind: str, result: Any) -> ApiMode | None:
     """The API mode a response shows, or ``None``: full artists, albums and tracks of a Development-Mode
-    app have no ``popularity`` (nor artists ``followers``, albums ``label``)."""
+    app have no ``popularity`` (nor artists ``followers``, albums ``label``), audiobooks no
+    ``publisher``."""
+    if isinstance(result, catalog.Paged):
+        return catalog.observed_mode(kind, result)
     if isinstance(result, Albums):
         items: Any = result.items
     elif kind == "search" and isinstance(result, dict):
@@ -184,7 +197,6 @@ def observed_mode(kind: str, result: Any) -> ApiMode | None:
 # ------------------------------------------------------------------------------------------ checks
 
 
-
 def fetch_checked(unit: Unit) -> Any:
     """The unit's response, refused (:class:`InvalidResponseError`, retried later) if it is not whole."""
     result = unit.fetch()
@@ -198,6 +210,8 @@ def response_problem(kind: str, result: Any) -> str | None:
     """What makes a response unfit to store, or ``None``: an artist, album or track without its
     ``id``, a page without ``items`` or ``total``, a batch item that is not an object. Extra fields
     are fine."""
+    if kind in catalog.KINDS:
+        return catalog.response_problem(kind, result)
     if isinstance(result, Albums):
         return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
     if kind in ENTITY_TYPES:

@@ -185,6 +185,120 @@ artist_resolutions = _table(
     sa.Column("resolved_at", UtcDateTime, nullable=False),
 )
 
+artist_top_tracks = _table(
+    "artist_top_tracks",
+    _belongs_to("artist_id", "artists", primary_key=True),
+    sa.Column("market", sa.String(2), primary_key=True),
+    sa.Column("snapshot_date", sa.Date, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("track_id", sa.String(ID), nullable=False, index=True),
+)
+
+playlists = _table(
+    "playlists",
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("owner_id", sa.String(255)),
+    sa.Column("owner_name", sa.Text),
+    sa.Column("public", sa.Boolean),
+    sa.Column("collaborative", sa.Boolean),
+    sa.Column("snapshot_id", sa.String(255)),
+    sa.Column("followers", sa.Integer),
+    sa.Column("total_items", sa.Integer),
+    # the snapshot_id of the items stored in playlist_items (NULL: never fetched, development mode)
+    sa.Column("items_snapshot_id", sa.String(255)),
+    sa.Column("image_url", sa.Text),
+    *_entity_columns(),
+)
+
+playlist_items = _table(
+    "playlist_items",
+    _belongs_to("playlist_id", "playlists", primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("item_type", sa.String(16)),  # track | episode | NULL (removed from Spotify)
+    sa.Column("track_id", sa.String(ID), index=True),
+    sa.Column("episode_id", sa.String(ID)),
+    sa.Column("added_at", UtcDateTime),
+    sa.Column("added_by_id", sa.String(255)),
+    sa.Column("is_local", sa.Boolean),
+    sa.Column("local_uri", sa.Text),  # a local file's spotify:local:… URI (no id)
+)
+
+shows = _table(
+    "shows",
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("publisher", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("explicit", sa.Boolean),
+    _list_of("languages", sa.String(16)),
+    sa.Column("media_type", sa.String(16)),
+    sa.Column("total_episodes", sa.Integer),
+    sa.Column("is_externally_hosted", sa.Boolean),
+    _list_of("available_markets", sa.String(2)),
+    _list_of("copyrights", sa.Text()),
+    sa.Column("image_url", sa.Text),
+    *_entity_columns(),
+)
+
+episodes = _table(
+    "episodes",
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("show_id", sa.String(ID), index=True),
+    sa.Column("name", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date_precision", sa.String(8)),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Column("language", sa.String(16)),
+    _list_of("languages", sa.String(16)),
+    sa.Column("explicit", sa.Boolean),
+    sa.Column("is_externally_hosted", sa.Boolean),
+    sa.Column("is_playable", sa.Boolean),
+    sa.Column("image_url", sa.Text),
+    sa.Column("restriction", sa.String(64)),
+    *_entity_columns(),
+)
+
+audiobooks = _table(
+    "audiobooks",
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.Text),
+    _list_of("authors", sa.Text()),
+    _list_of("narrators", sa.Text()),
+    sa.Column("publisher", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("edition", sa.Text),
+    sa.Column("explicit", sa.Boolean),
+    _list_of("languages", sa.String(16)),
+    sa.Column("media_type", sa.String(16)),
+    sa.Column("total_chapters", sa.Integer),
+    _list_of("available_markets", sa.String(2)),
+    _list_of("copyrights", sa.Text()),
+    sa.Column("image_url", sa.Text),
+    *_entity_columns(),
+)
+
+chapters = _table(
+    "chapters",
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("audiobook_id", sa.String(ID), index=True),
+    sa.Column("chapter_number", sa.Integer),
+    sa.Column("name", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date_precision", sa.String(8)),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Column("explicit", sa.Boolean),
+    _list_of("languages", sa.String(16)),
+    sa.Column("is_playable", sa.Boolean),
+    _list_of("available_markets", sa.String(2)),
+    sa.Column("image_url", sa.Text),
+    sa.Column("restriction", sa.String(64)),
+    *_entity_columns(),
+)
+
 state = _table(
     "_state",
     sa.Column("key", sa.String(100), primary_key=True),
