@@ -12,19 +12,20 @@ import json
 import logging
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import engine_lake
+import pytest
 import tools
 
 HERE = Path(__file__).parent
 
-CHECK_TIMEOUT = 240  # seconds for one engine's whole check
+CHECK_TIMEOUT = 420  # seconds for the three checks, side by side (about a minute on an idle 2-core box)
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing-secret",
@@ -100,59 +101,77 @@ def printed_ddl(to: str, dialect: str) -> str:
     return result.stdout
 
 
-def run_check(python: Path, script: str, args: list[str], work: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run an engine's check script in its own environment; its JSON result."""
-    out = work / "result.json"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYSPARK", "SPARK", "VIRTUAL_ENV"))}
-    try:
-        done = subprocess.run(
-            [str(python), str(HERE / script), *args, str(out)],
-            cwd=work,
-            env={**clean, **env},
-            capture_output=True,
-            text=True,
-            timeout=CHECK_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{script} {args[0]} took more than {CHECK_TIMEOUT} s")
-    if done.returncode != 0:
-        errors = [
-            line.strip()
-            for line in done.stderr.splitlines()
-            if ("Error" in line or "Exception" in line) and not line.lstrip().startswith("at ")
-        ]
-        pytest.fail(f"{script} failed (exit {done.returncode}): {' | '.join(errors[-5:]) or done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(out.read_text())
-    return result
+@dataclass
+class Check:
+    """One engine's check, started in the background: its script in its own environment."""
+
+    name: str
+    process: subprocess.Popen[str]
+    out: Path
+
+    @classmethod
+    def start(
+        cls, name: str, python: Path, script: str, args: list[str], work: Path, env: dict[str, str]
+    ) -> Check:
+        inherited = ("PYTHON", "PYSPARK", "SPARK", "VIRTUAL_ENV")
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
+        out = work / "result.json"
+        command = [str(python), str(HERE / script), *args, str(out)]
+        with open(work / "output.log", "w") as log:  # a file, not a pipe: nothing waits on a reader
+            process = subprocess.Popen(
+                command, cwd=work, env={**clean, **env}, stdout=log, stderr=subprocess.STDOUT, text=True
+            )
+        return cls(name, process, out)
+
+    def result(self, deadline: float) -> dict[str, Any]:
+        """Wait (until the ``time.monotonic()`` ``deadline``) for the JSON result; fail with the engine's
+        own error lines."""
+        try:
+            self.process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"{self.name}: no result within {CHECK_TIMEOUT} s")
+        if self.process.returncode != 0:
+            output = (self.out.parent / "output.log").read_text(errors="replace")
+            errors = [
+                line.strip()
+                for line in output.splitlines()
+                if ("Error" in line or "Exception" in line) and not line.lstrip().startswith("at ")
+            ]
+            detail = " | ".join(errors[-5:]) or output[-2000:]
+            pytest.fail(f"{self.name} failed (exit {self.process.returncode}): {detail}")
+        result: dict[str, Any] = json.loads(self.out.read_text())
+        return result
 
 
 @pytest.fixture(scope="session")
-def spark_read(engine_tools: tools.Tools, lake: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The printed Spark SQL DDL for the local lake, run in a plain Spark session (JVM in Tokyo)."""
+def checks(
+    engine_tools: tools.Tools, lake: Any, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Check]]:
+    """The three checks, run side by side (each is mostly waiting on one JVM or on S3):
+
+    - ``spark``: the printed Spark SQL DDL for the local lake, a plain Spark session, JVM in Tokyo;
+    - ``athena``: the printed Athena DDL for the S3 lake with ``s3://`` rewritten to the local copy, a
+      Spark session with Hive support (Derby), JVM in New York; read by Spark's and by Hive's reader;
+    - ``duckdb``: the printed DuckDB DDL for the S3 lake, DuckDB with httpfs against the moto server.
+    """
+    started: dict[str, Check] = {}
+    spark_env = {"SPARK_LOCAL_IP": "127.0.0.1"}
     work = tmp_path_factory.mktemp("spark")
     (work / "ddl.sql").write_text(printed_ddl(str(lake.root), "spark"))
-    env = {"TZ": "Asia/Tokyo", "SPARK_LOCAL_IP": "127.0.0.1"}
-    return run_check(engine_tools.spark_python, "spark_check.py", ["spark", "ddl.sql", str(_spec(work))], work, env)
-
-
-@pytest.fixture(scope="session")
-def athena_read(engine_tools: tools.Tools, lake: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The printed Athena DDL for the S3 lake, its ``s3://`` location rewritten to the local copy, run in
-    a Spark session with Hive support (JVM in New York)."""
+    started["spark"] = Check.start(
+        "spark", engine_tools.spark_python, "spark_check.py", ["spark", "ddl.sql", str(_spec(work))], work,
+        {**spark_env, "TZ": "Asia/Tokyo"},
+    )  # fmt: skip
     work = tmp_path_factory.mktemp("athena")
     ddl = printed_ddl(lake.s3, "athena")
     assert lake.s3 + "/" in ddl
     (work / "ddl.sql").write_text(ddl.replace(lake.s3 + "/", lake.root.as_uri() + "/"))
-    env = {"TZ": "America/New_York", "SPARK_LOCAL_IP": "127.0.0.1"}
-    return run_check(engine_tools.spark_python, "spark_check.py", ["athena", "ddl.sql", str(_spec(work))], work, env)
-
-
-@pytest.fixture(scope="session")
-def duckdb_read(
-    engine_tools: tools.Tools, lake: Any, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    """The printed DuckDB DDL for the S3 lake, run by DuckDB with httpfs against the moto server."""
+    started["athena"] = Check.start(
+        "athena", engine_tools.spark_python, "spark_check.py", ["athena", "ddl.sql", str(_spec(work))], work,
+        {**spark_env, "TZ": "America/New_York"},
+    )  # fmt: skip
     work = tmp_path_factory.mktemp("duckdb")
     (work / "ddl.sql").write_text(printed_ddl(lake.s3, "duckdb"))
     s3 = {
@@ -161,5 +180,34 @@ def duckdb_read(
         "secret": S3_ENV["AWS_SECRET_ACCESS_KEY"],
         "region": S3_ENV["AWS_DEFAULT_REGION"],
     }
-    env = {"HOME": str(work)}  # no ~/.duckdb from elsewhere: httpfs comes from its package only
-    return run_check(engine_tools.duckdb_python, "duckdb_check.py", ["ddl.sql", str(_spec(work, s3=s3))], work, env)
+    started["duckdb"] = Check.start(
+        "duckdb", engine_tools.duckdb_python, "duckdb_check.py", ["ddl.sql", str(_spec(work, s3=s3))], work,
+        {"HOME": str(work)},  # no ~/.duckdb from elsewhere: httpfs comes from its package only
+    )  # fmt: skip
+    try:
+        yield started
+    finally:
+        for check in started.values():
+            if check.process.poll() is None:
+                check.process.kill()
+                check.process.wait()
+
+
+@pytest.fixture(scope="session")
+def deadline(checks: dict[str, Check]) -> float:
+    return time.monotonic() + CHECK_TIMEOUT
+
+
+@pytest.fixture(scope="session")
+def spark_read(checks: dict[str, Check], deadline: float) -> dict[str, Any]:
+    return checks["spark"].result(deadline)
+
+
+@pytest.fixture(scope="session")
+def athena_read(checks: dict[str, Check], deadline: float) -> dict[str, Any]:
+    return checks["athena"].result(deadline)
+
+
+@pytest.fixture(scope="session")
+def duckdb_read(checks: dict[str, Check], deadline: float) -> dict[str, Any]:
+    return checks["duckdb"].result(deadline)

@@ -31,7 +31,9 @@ def main() -> None:
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET TimeZone = 'America/New_York'")  # instants must not depend on it
-    extension = next(Path(duckdb_extension_httpfs.__file__).parent.glob("extensions/v*/httpfs.duckdb_extension"))
+    extension = next(
+        Path(duckdb_extension_httpfs.__file__).parent.glob("extensions/v*/httpfs.duckdb_extension")
+    )
     con.execute(f"LOAD '{extension}'")
     s3 = spec["s3"]
     con.execute(
@@ -39,9 +41,16 @@ def main() -> None:
         f"REGION '{s3['region']}', ENDPOINT '{s3['endpoint']}', URL_STYLE 'path', USE_SSL false)"
     )
     con.execute(Path(ddl_file).read_text())
-    out: dict[str, Any] = {"counts": {}, "latest": {}, "rows_read": {}, "types": {}, "instants": {}, "lists": {}}
+    out: dict[str, Any] = {
+        "counts": {},
+        "latest": {},
+        "rows_read": {},
+        "types": {},
+        "instants": {},
+        "lists": {},
+    }
     for table in spec["tables"]:
-        out["counts"][table] = {dt: n for dt, n in rows(con, f"SELECT dt, count(*) FROM {table} GROUP BY dt")}
+        out["counts"][table] = dict(rows(con, f"SELECT dt, count(*) FROM {table} GROUP BY dt"))
         out["latest"][table] = rows(con, f"SELECT count(*), min(dt), max(dt) FROM {table}_latest")[0]
         out["rows_read"][table] = len(rows(con, f"SELECT * FROM {table}"))
         out["types"][table] = {name: kind for name, kind, *_ in rows(con, f"DESCRIBE {table}")}

@@ -87,7 +87,9 @@ def build(workdir: Path, s3: str, env: dict[str, str | None]) -> EngineLake:
                 (FIRST, (ArtistInput(name, False), ArtistInput(second, True))),
                 (SECOND, (ArtistInput(third, True),)),
             ):
-                moment = datetime.combine(when, datetime.min.time(), UTC) + timedelta(hours=10, microseconds=123457)
+                moment = datetime.combine(when, datetime.min.time(), UTC) + timedelta(
+                    hours=10, microseconds=123457
+                )
                 options = CrawlOptions(artists=inputs, depth=Depth.TRACKS)
                 with SpotifyClient(emulator_settings(emu)) as client:
                     Crawler(engine, client, options, now=lambda moment=moment: moment).run()

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import engine_lake
+import pytest
 import tools
 
 if (reason := tools.unavailable()) is not None:
@@ -74,7 +73,9 @@ def test_spark_runs_the_printed_spark_ddl(spark_read: dict[str, Any], lake: Any)
     check(spark_read["spark_reader"], lake, SPARK_TYPES)
 
 
-def test_the_athena_ddl_in_spark_with_hive_through_spark_reader(athena_read: dict[str, Any], lake: Any) -> None:
+def test_the_athena_ddl_in_spark_with_hive_through_spark_reader(
+    athena_read: dict[str, Any], lake: Any
+) -> None:
     assert athena_read["statements"] == 2 * len(engine_lake.TABLES)  # external table, _latest view
     assert "FileScan parquet" in athena_read["spark_reader"]["plan"]
     check(athena_read["spark_reader"], lake, SPARK_TYPES)
@@ -90,8 +91,3 @@ def test_hive_reader_reads_every_column_and_timestamp(athena_read: dict[str, Any
 def test_duckdb_reads_the_lake_on_s3(duckdb_read: dict[str, Any], lake: Any) -> None:
     assert duckdb_read["version"] == "1.5.5"
     check(duckdb_read["duckdb"], lake, DUCKDB_TYPES)
-
-
-@pytest.mark.parametrize("fixture", ["spark_read", "athena_read", "duckdb_read"])
-def test_each_engine_within_its_time(fixture: str, request: pytest.FixtureRequest) -> None:
-    assert request.getfixturevalue(fixture)["seconds"] < 180

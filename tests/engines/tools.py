@@ -94,7 +94,11 @@ def _venv(name: str, packages: tuple[str, ...], install: bool) -> Path:
             return python
         shutil.rmtree(where, ignore_errors=True)  # a half-made one
         venv.EnvBuilder(with_pip=True, clear=True).create(where)
-        _run([str(python), "-m", "pip", "install", "-q", *packages], f"pip install {' '.join(packages)}", PIP_TIMEOUT)
+        _run(
+            [str(python), "-m", "pip", "install", "-q", *packages],
+            f"pip install {' '.join(packages)}",
+            PIP_TIMEOUT,
+        )
         (where / ".ready").write_text("\n".join(packages) + "\n")
     return python
 
