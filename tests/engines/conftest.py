@@ -1,9 +1,9 @@
 """Fixtures of the engines suite: the tools (Java, pyspark, DuckDB + httpfs), the lake they read, an S3
 server (moto) on 127.0.0.1, and each engine's reading of the lake, done once per session.
 
-Without the tools the suite skips with one line, unless ``SPOTIFY_CATALOG_REQUIRE_ENGINES=1`` (set by
-``make test-engines`` and ``.ci/run``): then it installs what is missing, and a tool it cannot have is a
-failure.
+The suite runs when ``SPOTIFY_CATALOG_REQUIRE_ENGINES=1`` (set by ``make test-engines`` and ``.ci/run``):
+it installs what is missing, and a tool it cannot have is a failure. Otherwise (a plain ``make test``)
+it skips with one line saying why.
 """
 
 from __future__ import annotations
@@ -31,12 +31,6 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.engines)
 
 
 @pytest.fixture(scope="session")

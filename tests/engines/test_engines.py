@@ -14,6 +14,8 @@ import tools
 if (reason := tools.unavailable()) is not None:
     pytest.skip(reason, allow_module_level=True)  # one line for the whole suite
 
+pytestmark = pytest.mark.engines
+
 SPARK_TYPES = {
     ("tracks", "id"): "string",
     ("tracks", "available_markets"): "array<string>",
