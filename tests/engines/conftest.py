@@ -25,7 +25,7 @@ import tools
 
 HERE = Path(__file__).parent
 
-CHECK_TIMEOUT = 420  # seconds for the three checks, side by side (about a minute on an idle 2-core box)
+CHECK_TIMEOUT = 420  # seconds for the three checks side by side (under two minutes on the shared 2-core box)
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing-secret",
