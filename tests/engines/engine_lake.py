@@ -4,6 +4,7 @@ engine must find in it, taken from the database at each export."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -66,10 +67,13 @@ def _small_artists(catalog: Any, n: int) -> list[str]:
     return [a for a, size in sizes.items() if 2 <= size <= 4][:n]
 
 
-def _export(db_url: str, to: str, when: date, env: dict[str, str | None]) -> None:
+def _export(db_url: str, to: str, when: date, env: dict[str, str | None]) -> dict[str, int]:
+    """``spotify-catalog export``; the rows it reports per table (``tracks: 1,234 rows -> ...``)."""
     args = ["export", "--db", db_url, "--to", to, "--snapshot-date", when.isoformat()]
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, (result.stderr, result.exception)
+    reported = (re.fullmatch(r"(\w+): ([\d,]+) rows -> .*", line) for line in result.stderr.splitlines())
+    return {m[1]: int(m[2].replace(",", "")) for m in reported if m}
 
 
 def build(workdir: Path, s3: str, env: dict[str, str | None]) -> EngineLake:
@@ -93,8 +97,11 @@ def build(workdir: Path, s3: str, env: dict[str, str | None]) -> EngineLake:
                 options = CrawlOptions(artists=inputs, depth=Depth.TRACKS)
                 with SpotifyClient(emulator_settings(emu)) as client:
                     Crawler(engine, client, options, now=lambda moment=moment: moment).run()
-                for to in (str(lake.root), s3):
-                    _export(url, to, when, env)
+                local, remote = (_export(url, to, when, env) for to in (str(lake.root), s3))
+                assert local == remote
+                assert set(local) == set(TABLES)
+                for table, rows in local.items():
+                    lake.counts.setdefault(table, {})[when.isoformat()] = rows
                 _record(engine, lake, when.isoformat())
         with engine.connect() as conn:
             for table, column in LISTS:
@@ -108,11 +115,8 @@ def build(workdir: Path, s3: str, env: dict[str, str | None]) -> EngineLake:
 
 
 def _record(engine: sa.Engine, lake: EngineLake, dt: str) -> None:
-    """What the export of ``dt`` holds: rows per table, and every timestamp."""
+    """Every timestamp of the database when ``dt`` was exported."""
     with engine.connect() as conn:
-        for table in schema.CATALOG_TABLES:
-            rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-            lake.counts.setdefault(table.name, {})[dt] = rows
         for name, (key, columns) in timestamp_columns().items():
             table = schema.metadata.tables[name]
             for column in columns:
