@@ -10,10 +10,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from emulated import emulator_settings
+from spotify_catalog import export as lake_export
 from spotify_catalog.cli import main
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
@@ -33,14 +35,19 @@ JOIN = (
 
 
 def timestamp_columns() -> dict[str, tuple[str, list[str]]]:
-    """``table -> (key, [timestamp columns])`` for the tables that have timestamps."""
+    """``table -> (key, [timestamp columns])`` for the tables whose exported columns have timestamps;
+    ``key`` is SQL that Spark and DuckDB alike read as the primary key in one string (``a|b``)."""
     out = {}
     for table in schema.CATALOG_TABLES:
-        columns = [c.name for c in table.columns if isinstance(c.type, sa.DateTime | schema.UtcDateTime)]
+        columns = [f.name for f in lake_export.arrow_schema(table) if pa.types.is_timestamp(f.type)]
         if columns:
-            (key,) = table.primary_key.columns  # one key column: instants are compared by key
-            out[table.name] = (key.name, columns)
+            keys = ", ".join(f"CAST({c.name} AS STRING)" for c in table.primary_key.columns)
+            out[table.name] = (f"concat_ws('|', {keys})", columns)
     return out
+
+
+def _key(row: Any) -> str:
+    return "|".join(str(v) for v in row)
 
 
 @dataclass
@@ -117,10 +124,11 @@ def build(workdir: Path, s3: str, env: dict[str, str | None]) -> EngineLake:
 def _record(engine: sa.Engine, lake: EngineLake, dt: str) -> None:
     """Every timestamp of the database when ``dt`` was exported."""
     with engine.connect() as conn:
-        for name, (key, columns) in timestamp_columns().items():
+        for name, (_, columns) in timestamp_columns().items():
             table = schema.metadata.tables[name]
+            keys = list(table.primary_key.columns)
             for column in columns:
-                query = sa.select(table.c[key], table.c[column]).where(table.c[column].is_not(None))
+                query = sa.select(table.c[column], *keys).where(table.c[column].is_not(None))
                 lake.instants.setdefault(name, {}).setdefault(column, {})[dt] = {
-                    str(k): (v - EPOCH) // timedelta(microseconds=1) for k, v in conn.execute(query)
+                    _key(k): (v - EPOCH) // timedelta(microseconds=1) for v, *k in conn.execute(query)
                 }

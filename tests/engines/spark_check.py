@@ -5,7 +5,7 @@ what it reads as JSON.
     python spark_check.py athena DDL_FILE SPEC_FILE OUT_FILE   Athena DDL, Hive support (Derby metastore);
                                                               read by Spark's and by Hive's Parquet reader
 
-SPEC_FILE (JSON): ``tables``, ``timestamps`` ({table: [key, [columns]]}), ``lists`` ([[table, column]]),
+SPEC_FILE (JSON): ``tables``, ``timestamps`` ({table: [key SQL, [columns]]}), ``lists`` ([[table, column]]),
 ``join`` (SQL with {tracks}, {albums}, {album_artists}, {artists}), ``work`` (a scratch directory).
 """
 
@@ -77,7 +77,7 @@ def read(spark: SparkSession, spec: dict[str, Any]) -> dict[str, Any]:
     }
     sql = union(
         [
-            f"SELECT '{t}', '{c}', dt, CAST({key} AS STRING), unix_micros({c}) FROM {t} WHERE {c} IS NOT NULL"
+            f"SELECT '{t}', '{c}', dt, {key}, unix_micros({c}) FROM {t} WHERE {c} IS NOT NULL"
             for t, (key, columns) in spec["timestamps"].items()
             for c in columns
         ]
