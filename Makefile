@@ -1,10 +1,11 @@
 # The two set-up commands of the README: `make demo` and `make test`. Both install what they need.
+# `make test-engines`: the lake read by Spark, Hive and DuckDB (tests/engines; .ci/run runs it).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-engines lint bench clean
 
 install: $(STAMP)
 
@@ -19,6 +20,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Spark (with Hive) and DuckDB read the lake: installs Java (apt-get) and the engines' own virtual
+# environments in ~/.cache/spotify-catalog-engines if missing, then runs tests/engines.
+test-engines: install
+	SPOTIFY_CATALOG_REQUIRE_ENGINES=1 $(PY) -m pytest tests/engines -m engines $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -5,13 +5,14 @@ Layout (Hive-style partitions, one folder per snapshot date)::
     TO/<table>/dt=YYYY-MM-DD/part-00000.parquet
 
 Everything is generic over a ``sqlalchemy.MetaData``: :func:`arrow_schema` maps the column types to
-Arrow types (integers stay integers, timestamps are UTC, ``info={"list_of": T}`` JSON columns become
-lists), rows are streamed from the database in batches and written as row groups, so memory stays
-flat however large the table. A partition is written to ``TO/_staging/<run>/`` first (names starting
-with ``_`` are ignored by Hive-partition readers) and swapped into place only when every table of the
-run is complete; see ``docs/lake.md`` for exactly what a reader can observe locally and on S3. An
-export removes its staging area (and aborts its S3 multipart uploads) however it ends, Ctrl-C and
-SIGTERM included, and removes what exports that died left behind (:func:`remove_stale_staging`).
+Arrow types (integers stay integers, timestamps are UTC, written as INT96 for Hive's reader,
+``info={"list_of": T}`` JSON columns become lists), rows are streamed from the database in batches
+and written as row groups, so memory stays flat however large the table. A partition is written to
+``TO/_staging/<run>/`` first (names starting with ``_`` are ignored by Hive-partition readers) and
+swapped into place only when every table of the run is complete; see ``docs/lake.md`` for exactly
+what a reader can observe locally and on S3. An export removes its staging area (and aborts its S3
+multipart uploads) however it ends, Ctrl-C and SIGTERM included, and removes what exports that died
+left behind (:func:`remove_stale_staging`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -63,6 +65,10 @@ DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps 
 DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches gathered until then)
 ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
 STALE_STAGING = timedelta(hours=1)  # staging untouched this long was left by an export that died
+# Parquet timestamps as INT96 (UTC instants, nanoseconds), the encoding Spark writes by default: Hive's
+# Parquet reader (Hive 2 and 3, Spark with spark.sql.hive.convertMetastoreParquet=false) cannot read
+# INT64 timestamps at all; Spark, Athena/Trino and DuckDB read INT96 as the same instants (docs/lake.md).
+INT96_TIMESTAMPS = True
 
 Progress = Callable[[str, int], None]
 """``progress(table, rows_written_so_far)``: called after every batch (and once at the end of a table)."""
@@ -267,7 +273,9 @@ def write_file(
     hold at least ``row_group_rows`` rows or :data:`ROW_GROUP_BYTES` of data."""
     rows = 0
     if fmt == "parquet":
-        with pq.ParquetWriter(sink, schema, compression=cast(Any, compression)) as writer:
+        with pq.ParquetWriter(
+            sink, schema, compression=cast(Any, compression), use_deprecated_int96_timestamps=INT96_TIMESTAMPS
+        ) as writer:
             pending: list[pa.RecordBatch] = []
             pending_rows = pending_bytes = 0
             for batch in batches:
@@ -747,6 +755,34 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+LATEST_SUFFIX = "_latest"
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _view_name(name: str, quote: str) -> str:
+    """A name as a view statement writes it: plain names bare (Athena's views are Trino SQL, which has
+    no backticks, while Spark reads double quotes as a string), others quoted for the one engine."""
+    return name if _PLAIN_NAME.fullmatch(name) else f"{quote}{name.replace(quote, quote * 2)}{quote}"
+
+
+def _latest_view(table: str, quote: str) -> str:
+    """``<table>_latest``: the rows of the table's newest ``dt`` (a string ``YYYY-MM-DD``, so the
+    greatest string is the newest date)."""
+    view, name = _view_name(table + LATEST_SUFFIX, quote), _view_name(table, quote)
+    newest = f"(SELECT max({PARTITION}) FROM {name})"  # noqa: S608
+    return f"CREATE OR REPLACE VIEW {view} AS\nSELECT * FROM {name} WHERE {PARTITION} = {newest};"
+
+
+def _duckdb_columns(schema: pa.Schema) -> str:
+    """``*``, with every timestamp column read as ``TIMESTAMP WITH TIME ZONE``: the files hold INT96
+    instants in UTC, which DuckDB reads as a ``TIMESTAMP`` without a zone."""
+    stamps = [f.name for f in schema if pa.types.is_timestamp(f.type)]
+    if not stamps:
+        return "*"
+    quoted = ['"' + name.replace('"', '""') + '"' for name in stamps]
+    return "* REPLACE (" + ", ".join(f"timezone('UTC', {q}) AS {q}" for q in quoted) + ")"
+
+
 def ddl(
     metadata: sa.MetaData,
     location: str,
@@ -756,9 +792,10 @@ def ddl(
     with_raw: bool = False,
     include_gone: bool = False,
 ) -> str:
-    """``CREATE`` statements (one per table, named as the table) that read the Parquet lake at
-    ``location``: Athena ``CREATE EXTERNAL TABLE`` with partition projection on ``dt``, Spark SQL
-    ``CREATE TABLE ... USING parquet`` (+ ``MSCK REPAIR TABLE``), DuckDB ``CREATE VIEW``."""
+    """The statements that read the Parquet lake at ``location``, per table: one named as the table
+    over every snapshot (Athena ``CREATE EXTERNAL TABLE`` with partition projection on ``dt``, Spark SQL
+    ``CREATE TABLE ... USING parquet`` + ``MSCK REPAIR TABLE``, DuckDB ``CREATE VIEW``), then a view
+    ``<table>_latest`` of only its newest ``dt``."""
     if dialect not in DDL_DIALECTS:
         raise UsageError(f"unknown DDL dialect {dialect!r}; choose {', '.join(DDL_DIALECTS)}")
     root = location.rstrip("/")
@@ -770,9 +807,11 @@ def ddl(
         where = f"{root}/{table.name}"
         if dialect == "duckdb":
             glob = _sql_string(f"{where}/*/*.parquet")
+            name = '"' + table.name.replace('"', '""') + '"'
             statements.append(
-                f'CREATE OR REPLACE VIEW "{table.name}" AS SELECT * FROM read_parquet({glob}, '  # noqa: S608
-                f"hive_partitioning = true, hive_types = {{'{PARTITION}': VARCHAR}});"
+                f"CREATE OR REPLACE VIEW {name} AS SELECT {_duckdb_columns(schema)} FROM "  # noqa: S608
+                f"read_parquet({glob}, hive_partitioning = true, hive_types = {{'{PARTITION}': VARCHAR}});\n"
+                + _latest_view(table.name, '"')
             )
             continue
         cols = ",\n".join(f"  `{f.name}` {hive_type(f.type)}" for f in schema)
@@ -780,7 +819,7 @@ def ddl(
             statements.append(
                 f"CREATE TABLE IF NOT EXISTS `{table.name}` (\n{cols},\n  `{PARTITION}` string\n)\n"
                 f"USING parquet\nPARTITIONED BY ({PARTITION})\nLOCATION {_sql_string(where + '/')};\n"
-                f"MSCK REPAIR TABLE `{table.name}`;"
+                f"MSCK REPAIR TABLE `{table.name}`;\n" + _latest_view(table.name, "`")
             )
         else:
             props = {
@@ -796,6 +835,7 @@ def ddl(
             statements.append(
                 f"CREATE EXTERNAL TABLE IF NOT EXISTS `{table.name}` (\n{cols}\n)\n"
                 f"PARTITIONED BY (`{PARTITION}` string)\nSTORED AS PARQUET\n"
-                f"LOCATION {_sql_string(where + '/')}\nTBLPROPERTIES (\n{tblprops}\n);"
+                f"LOCATION {_sql_string(where + '/')}\nTBLPROPERTIES (\n{tblprops}\n);\n"
+                + _latest_view(table.name, '"')
             )
     return "\n\n".join(statements) + "\n"

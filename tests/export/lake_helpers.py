@@ -9,9 +9,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import sqlalchemy as sa
 
 from spotify_catalog import export as lake_export
+
+PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
+# timestamps are INT96 in the files: pyarrow reads them as naive timestamps (nanoseconds by default)
+PARQUET = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(coerce_int96_timestamp_unit="us"))
+
+
+def as_read(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as pyarrow reads the files back: every timestamp naive (INT96 carries no zone)."""
+    for i, f in enumerate(schema):
+        if pa.types.is_timestamp(f.type):
+            schema = schema.set(i, f.with_type(pa.timestamp(f.type.unit)))
+    return schema
 
 
 def small_metadata() -> sa.MetaData:
@@ -134,7 +147,8 @@ def database_rows(
 
 
 def lake_rows(arrow_table: pa.Table, table: sa.Table) -> list[dict[str, Any]]:
-    """Rows read back from the lake, JSON text columns parsed, sorted by primary key, without dt."""
+    """Rows read back from the lake, JSON text columns parsed, naive timestamps taken as UTC, sorted by
+    primary key, without dt."""
     json_columns = {
         c.name
         for c in table.columns
@@ -143,6 +157,9 @@ def lake_rows(arrow_table: pa.Table, table: sa.Table) -> list[dict[str, Any]]:
     rows = arrow_table.to_pylist()
     for row in rows:
         row.pop("dt", None)
+        for key, value in row.items():
+            if isinstance(value, datetime) and value.tzinfo is None:  # INT96: UTC
+                row[key] = value.replace(tzinfo=UTC)
         for key in json_columns & row.keys():
             if row[key] is not None:
                 row[key] = json.loads(row[key])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -10,13 +11,14 @@ import pyarrow.dataset as ds
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from lake_helpers import database_rows, fill, lake_rows
+from lake_helpers import PARQUET, as_read, database_rows, fill, lake_rows
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.cli import main
 from spotify_catalog.storage.schema import metadata
 
 PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EXPORTED = [t.name for t in metadata.sorted_tables if not t.name.startswith("_")]
 
 
@@ -49,9 +51,9 @@ def test_every_table_of_the_real_schema_round_trips(db_url: str, tmp_path: Path)
         for name in EXPORTED:
             table = metadata.tables[name]
             assert f"{name}: 23 rows -> {tmp_path}/lake/{name}/dt=2026-11-25/part-00000.parquet" in err
-            got = ds.dataset(tmp_path / "lake" / name, format="parquet", partitioning=PARTITIONING).to_table()
+            got = ds.dataset(tmp_path / "lake" / name, format=PARQUET, partitioning=PARTITIONING).to_table()
             want = lake_export.arrow_schema(table, with_raw=True, include_gone=True)
-            assert got.schema.equals(want.append(pa.field("dt", pa.string()))), name
+            assert got.schema.equals(as_read(want).append(pa.field("dt", pa.string()))), name
             rows = database_rows(engine, table, with_raw=True, include_gone=True)
             assert lake_rows(got, table) == rows, name
         assert not (tmp_path / "lake" / "_tasks").exists()
@@ -101,10 +103,10 @@ def test_gone_rows_are_left_out_unless_include_gone(catalog: str, tmp_path: Path
     )  # fmt: skip
     assert code == 0, err
     for name in EXPORTED:
-        got = ds.dataset(tmp_path / "lake" / name, format="parquet", partitioning=PARTITIONING).to_table()
+        got = ds.dataset(tmp_path / "lake" / name, format=PARQUET, partitioning=PARTITIONING).to_table()
         assert lake_rows(got, metadata.tables[name]) == everything[name], name
-    albums = ds.dataset(tmp_path / "lake" / "albums", format="parquet", partitioning=PARTITIONING).to_table()
-    assert albums.schema.field("gone_at").type == pa.timestamp("us", tz="UTC")
+    albums = ds.dataset(tmp_path / "lake" / "albums", format=PARQUET, partitioning=PARTITIONING).to_table()
+    assert albums.schema.field("gone_at").type == pa.timestamp("us")  # INT96: UTC without a zone
     code, ddl, _ = run("--to", str(tmp_path / "lake"), "--print-ddl", "spark", "--tables", "albums")
     assert "`gone_at`" not in ddl
     code, ddl, _ = run(
@@ -169,7 +171,54 @@ def test_printed_duckdb_ddl_counts_every_table(catalog: str, tmp_path: Path) -> 
     con.execute(ddl)
     for name in EXPORTED:
         assert con.execute(f'SELECT count(*), count(DISTINCT dt) FROM "{name}"').fetchone() == (46, 2), name
+        assert con.execute(f"SELECT count(*), min(dt) FROM {name}_latest").fetchone() == (23, "2026-11-25")
     assert con.execute("SELECT max(dt) FROM tracks").fetchone() == ("2026-11-25",)
+
+    # one table exported on a later date: its _latest moves on, the others' stay
+    engine = sa.create_engine(catalog)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.delete(metadata.tables["artists"]).where(metadata.tables["artists"].c.id > "id000019")
+        )
+    engine.dispose()
+    code, _, err = run(
+        "--db", catalog, "--to", str(lake), "--snapshot-date", "2026-11-26", "--tables", "artists"
+    )
+    assert code == 0, err
+    assert con.execute("SELECT count(*), min(dt) FROM artists_latest").fetchone() == (20, "2026-11-26")
+    assert con.execute("SELECT count(*), min(dt) FROM tracks_latest").fetchone() == (23, "2026-11-25")
+    assert con.execute("SELECT count(*) FROM artists").fetchone() == (66,)
+
+
+def test_printed_duckdb_ddl_reads_timestamps_as_the_same_instants(catalog: str, tmp_path: Path) -> None:
+    """The files hold INT96 (no zone): the printed views make them TIMESTAMP WITH TIME ZONE, the same
+    instants as in the database whatever DuckDB's own time zone."""
+    lake = tmp_path / "lake"
+    code, _, err = run("--db", catalog, "--to", str(lake), "--snapshot-date", "2026-11-25")
+    assert code == 0, err
+    _, ddl, _ = run("--to", str(lake), "--print-ddl", "duckdb")
+    engine = sa.create_engine(catalog)
+    want = {
+        name: sorted(
+            (r["id"] if "id" in r else r["input"], r[column])
+            for r in database_rows(engine, metadata.tables[name])
+            if r[column] is not None
+        )
+        for name, column in (("tracks", "fetched_at"), ("artist_resolutions", "resolved_at"))
+    }
+    engine.dispose()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'America/New_York'")
+    con.execute(ddl)
+    for name, column in (("tracks", "fetched_at"), ("artist_resolutions", "resolved_at")):
+        key = "id" if name == "tracks" else "input"
+        assert con.execute(f"SELECT DISTINCT typeof({column}) FROM {name}_latest").fetchall() == [
+            ("TIMESTAMP WITH TIME ZONE",)
+        ]
+        got = con.execute(
+            f"SELECT {key}, epoch_us({column}) FROM {name} WHERE {column} IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        assert got == [(k, (v - EPOCH) // timedelta(microseconds=1)) for k, v in want[name]], name
 
 
 def test_athena_and_spark_ddl() -> None:

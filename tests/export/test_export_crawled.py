@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import sqlalchemy as sa
-from lake_helpers import database_rows, lake_rows
+from lake_helpers import PARQUET, database_rows, lake_rows
 
 from emulated import emulator_settings
 from spotify_catalog import export as lake_export
@@ -43,7 +43,7 @@ def test_a_crawled_catalog_round_trips(emulator: Any, db_url: str, tmp_path: Pat
         assert counts["tracks"] > 0
 
         for table in schema.CATALOG_TABLES:
-            got = ds.dataset(tmp_path / "lake" / table.name, format="parquet", partitioning=PARTITIONING)
+            got = ds.dataset(tmp_path / "lake" / table.name, format=PARQUET, partitioning=PARTITIONING)
             assert lake_rows(got.to_table(), table) == database_rows(engine, table), table.name
 
         con = duckdb.connect()

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 import sqlalchemy as sa
-from lake_helpers import database_rows, fill, lake_rows, small_metadata
+from lake_helpers import PARQUET, as_read, database_rows, fill, lake_rows, small_metadata
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.errors import UsageError
@@ -27,7 +27,7 @@ def keys(bucket: str) -> list[str]:
 
 def read(lake: lake_export.Lake, table: str) -> pa.Table:
     return ds.dataset(
-        f"{lake.root}/{table}", filesystem=lake.fs, format="parquet", partitioning=PARTITIONING
+        f"{lake.root}/{table}", filesystem=lake.fs, format=PARQUET, partitioning=PARTITIONING
     ).to_table()
 
 
@@ -52,7 +52,7 @@ def test_round_trip_replace_and_other_dates(s3_bucket: str, sqlite_engine: sa.En
         for d in ("2026-11-24", "2026-11-25")
     ]  # no staging objects, no directory markers inside the tables
     got = read(lake, "items")
-    want = lake_export.arrow_schema(items, with_raw=True).append(pa.field("dt", pa.string()))
+    want = as_read(lake_export.arrow_schema(items, with_raw=True)).append(pa.field("dt", pa.string()))
     assert got.schema.equals(want)
     by_day = {
         day: lake_rows(got.filter(pa.compute.equal(got.column("dt"), day)), items)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -86,7 +87,7 @@ def test_batches_from_a_database_with_lists_of_objects_and_decimals(tmp_path: Pa
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'db'}")
     meta.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO t VALUES (2, '[{\"url\": \"b\", \"h\": 1}]', '3.50')"))
+        conn.execute(sa.text('INSERT INTO t VALUES (2, \'[{"url": "b", "h": 1}]\', \'3.50\')'))
         conn.execute(sa.text("INSERT INTO t VALUES (1, NULL, NULL)"))
         conn.execute(sa.text("INSERT INTO t VALUES (3, '[]', '0.01')"))
     with engine.connect() as conn:
@@ -127,6 +128,7 @@ def test_duckdb_ddl_quotes_the_location() -> None:
     assert lake_export.ddl(meta, "/data/o'brien/", "duckdb") == (
         "CREATE OR REPLACE VIEW \"t\" AS SELECT * FROM read_parquet('/data/o''brien/t/*/*.parquet', "
         "hive_partitioning = true, hive_types = {'dt': VARCHAR});\n"
+        "CREATE OR REPLACE VIEW t_latest AS\nSELECT * FROM t WHERE dt = (SELECT max(dt) FROM t);\n"
     )
     with pytest.raises(UsageError, match="unknown DDL dialect"):
         lake_export.ddl(meta, "/x", "hive")
@@ -141,3 +143,66 @@ def test_directories_are_swapped_in_one_step(tmp_path: Path) -> None:
         pytest.skip("no renameat2(RENAME_EXCHANGE) here")
     assert (tmp_path / "old" / "f").read_text() == "new"
     assert (tmp_path / "new" / "f").read_text() == "old"
+
+
+def test_latest_views_in_every_dialect() -> None:
+    """``<table>_latest`` after each table: plain names bare (Trino has no backticks, Spark takes double
+    quotes for a string), other names quoted for the engine; DuckDB reads the INT96 timestamps as UTC."""
+    meta = sa.MetaData()
+    sa.Table(
+        "Odd-Name",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("seen_at", sa.DateTime(timezone=True)),
+        sa.Column('say "hi"', sa.DateTime()),
+    )
+    sa.Table("plain", meta, sa.Column("id", sa.Integer, primary_key=True))
+    athena = lake_export.ddl(meta, "s3://b/l", "athena")
+    spark = lake_export.ddl(meta, "s3a://b/l", "spark")
+    duck = lake_export.ddl(meta, "s3://b/l", "duckdb")
+    for text, quote in ((athena, '"'), (spark, "`"), (duck, '"')):
+        odd = f"{quote}Odd-Name{quote}"
+        assert (
+            f"CREATE OR REPLACE VIEW {quote}Odd-Name_latest{quote} AS\n"
+            f"SELECT * FROM {odd} WHERE dt = (SELECT max(dt) FROM {odd});"
+        ) in text
+        latest = "SELECT * FROM plain WHERE dt = (SELECT max(dt) FROM plain);\n"
+        assert text.endswith(f"CREATE OR REPLACE VIEW plain_latest AS\n{latest}")
+    assert spark.count("MSCK REPAIR TABLE") == 2
+    assert spark.index("MSCK REPAIR TABLE `plain`;") < spark.index("CREATE OR REPLACE VIEW plain_latest")
+    assert (
+        'CREATE OR REPLACE VIEW "Odd-Name" AS SELECT * REPLACE (timezone(\'UTC\', "seen_at") AS "seen_at", '
+        'timezone(\'UTC\', "say ""hi""") AS "say ""hi""") '
+        "FROM read_parquet('s3://b/l/Odd-Name/*/*.parquet', "
+    ) in duck
+    assert 'CREATE OR REPLACE VIEW "plain" AS SELECT * FROM read_parquet(' in duck
+
+
+def test_timestamps_are_int96_in_parquet(tmp_path: Path) -> None:
+    """Hive's Parquet reader takes only INT96 timestamps (an INT64 one fails with a ClassCastException);
+    the Arrow schema stays timestamp[us, UTC], the files hold INT96."""
+    meta = sa.MetaData()
+    table = sa.Table(
+        "t",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("day", sa.Date),
+    )
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    moment = datetime(2026, 11, 25, 10, 17, 3, 123456)
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            table.insert(),
+            [{"id": 1, "at": moment, "day": moment.date()}, {"id": 2, "at": None, "day": None}],
+        )
+    lake = lake_export.open_lake(str(tmp_path / "lake"))
+    lake_export.export(engine, meta, lake, date(2026, 11, 25))
+    engine.dispose()
+    parquet = pq.ParquetFile(tmp_path / "lake" / "t" / "dt=2026-11-25" / "part-00000.parquet")
+    physical = {c.name: c.physical_type for c in parquet.schema}
+    assert physical == {"id": "INT32", "at": "INT96", "day": "INT32"}
+    assert parquet.schema_arrow.field("at").type == pa.timestamp("ns")  # INT96 carries no zone
+    got = pq.read_table(tmp_path / "lake" / "t", coerce_int96_timestamp_unit="us")
+    assert got.column("at").to_pylist() == [moment, None]  # the instant, in UTC
