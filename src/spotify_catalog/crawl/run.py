@@ -517,8 +517,15 @@ class Crawler:
     def _write_group(self, answers: Sequence[Answer]) -> None:
         def work(conn: sa.Connection) -> int:
             written = 0
+            plain: list[Answer] = []  # answers whose writes touch their rows and tasks only
             for answer in answers:
+                if _plain(answer.outcome):
+                    plain.append(answer)
+                    continue
+                written += self._write_plain(conn, plain)
+                plain = []
                 written += self._write_outcome(conn, answer)
+            written += self._write_plain(conn, plain)
             self._touch(conn, answers[-1].when, rows_written=self.rows_written + written)
             return written
 
@@ -536,11 +543,34 @@ class Crawler:
             self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
 
+    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer]) -> int:
+        """Answers in a row none of which marks anything gone or closes a listing: their rows are
+        written together, fewer and larger statements (the same rows as one after the other: a key in
+        two answers keeps the later one's values, and ``raw``/``detail`` never depend on the order),
+        then what became of their tasks."""
+        if len(answers) <= 1:
+            return sum(self._write_outcome(conn, answer) for answer in answers)
+        rows = Rows()
+        for answer in answers:
+            for table, table_rows in answer.rows.upserts.items():
+                rows.upserts.setdefault(table, []).extend(table_rows)
+            for table, parents in answer.rows.children.items():
+                rows.children.setdefault(table, {}).update(parents)
+        written = db.write_rows(conn, rows)
+        for answer in answers:
+            self._write_tasks(conn, answer)
+        return written
+
     def _write_outcome(self, conn: sa.Connection, answer: Answer) -> int:
         """One response's rows and what became of its tasks, in the transaction of its group; rows
         written."""
-        unit, outcome, when = answer.unit, answer.outcome, answer.when
         written = db.write_rows(conn, answer.rows)
+        self._write_tasks(conn, answer)
+        return written
+
+    def _write_tasks(self, conn: sa.Connection, answer: Answer) -> None:
+        """What became of an answer's tasks (and what it marks gone, the listing it belongs to)."""
+        unit, outcome, when = answer.unit, answer.outcome, answer.when
         state.finish_tasks(conn, unit.kind, outcome.done, now=when, run_id=self._run_id)
         if outcome.not_found:
             state.finish_tasks(
@@ -553,13 +583,12 @@ class Crawler:
                 error=NOT_FOUND,
             )
             changes.not_found(conn, unit.kind, outcome.not_found, now=when)
-        for kind, keys in outcome.also_done:
+        for kind, keys in _by_kind(outcome.also_done):
             state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id)
-        for kind, keys in outcome.follow_up:
+        for kind, keys in _by_kind(outcome.follow_up):
             state.ensure_tasks(conn, kind, keys, now=when, fresh_since=self._fresh_since)
         if outcome.listing is not None:
             _listing_written(conn, outcome.listing, when)
-        return written
 
     def _failed(self, unit: Unit, exc: SpotifyError) -> BaseException | None:
         """Record a unit's error; returns it if nothing more can be done in this run."""
@@ -591,6 +620,20 @@ class Crawler:
                 self.progress.failed += 1
         self._report()
         return None
+
+
+def _plain(outcome: Outcome) -> bool:
+    """Whether writing an answer touches its rows and tasks only (nothing marked gone, no listing)."""
+    return not outcome.not_found and outcome.listing is None
+
+
+def _by_kind(tasks: Sequence[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """Task keys gathered per kind (in the order kinds first come), so that each kind takes one
+    statement: an album's further track pages are one ``album_tracks`` update, not one each."""
+    gathered: dict[str, list[str]] = {}
+    for kind, keys in tasks:
+        gathered.setdefault(kind, []).extend(keys)
+    return list(gathered.items())
 
 
 def _stored_mode(conn: sa.Connection) -> str | None:

@@ -601,11 +601,25 @@ def replace_children(
     ids = sorted(set(parent_ids))
     if not ids:
         return 0
-    conn.execute(table.delete().where(table.c[parent_column].in_(ids)))
+    delete, insert = _child_statements(table, parent_column)
+    conn.execute(delete, {"parents": ids})
     rows = list(rows)
     if rows:
-        conn.execute(table.insert(), rows)
+        conn.execute(insert, rows)
     return len(rows)
+
+
+_child_cache: dict[tuple[str, str], tuple[sa.Delete, sa.Insert, sa.Table]] = {}
+
+
+def _child_statements(table: sa.Table, parent_column: str) -> tuple[sa.Delete, sa.Insert]:
+    """The delete (of the children of the bound ``parents``) and the insert of a child table, built once."""
+    cached = _child_cache.get((table.name, parent_column))
+    if cached is None or cached[2] is not table:
+        parents: sa.BindParameter[str] = sa.bindparam("parents", expanding=True)
+        cached = (table.delete().where(table.c[parent_column].in_(parents)), table.insert(), table)
+        _child_cache[(table.name, parent_column)] = cached
+    return cached[0], cached[1]
 
 
 def insert_missing(conn: sa.Connection, table: sa.Table, rows: Iterable[Row]) -> int:
