@@ -55,6 +55,8 @@ from spotify_catalog.transform import Rows
 
 log = logging.getLogger(__name__)
 
+ANALYZE_AFTER = 1000
+"""A phase that queues at least this many tasks refreshes the planner's statistics of ``_tasks``."""
 GROUP_ANSWERS = 32
 """At most this many answers are written in one transaction (group commit)."""
 GROUP_ROWS = 2000
@@ -376,8 +378,11 @@ class Crawler:
 
     def _phase(self, name: str, seeds: list[tuple[str, list[str]]]) -> None:
         with self.engine.begin() as conn:
+            queued = 0
             for kind, keys in seeds:
-                state.ensure_tasks(conn, kind, keys, now=self.now(), fresh_since=self._fresh_since)
+                queued += state.ensure_tasks(conn, kind, keys, now=self.now(), fresh_since=self._fresh_since)
+            if queued >= ANALYZE_AFTER:
+                state.analyze(conn)
             pending = sum(len(state.pending_keys(conn, kind)) for kind, _ in seeds)
         self.progress.phase = name
         self.progress.done = 0
