@@ -309,7 +309,7 @@ def table(rows: list[Row], latency_ms: float) -> str:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="load")
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--workers", default="1,8,16")
+    parser.add_argument("--workers", default="1,4,8,16")
     parser.add_argument("--ids", type=int, default=100, help="artists by id of the first part")
     parser.add_argument(
         "--id-runs",
