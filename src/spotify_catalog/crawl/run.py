@@ -381,9 +381,10 @@ class Crawler:
             queued = 0
             for kind, keys in seeds:
                 queued += state.ensure_tasks(conn, kind, keys, now=self.now(), fresh_since=self._fresh_since)
-            if queued >= ANALYZE_AFTER:
-                state.analyze(conn)
             pending = sum(len(state.pending_keys(conn, kind)) for kind, _ in seeds)
+        if queued >= ANALYZE_AFTER:
+            with self.engine.begin() as conn:  # its own transaction: holds no lock of the phase's
+                state.analyze(conn)
         self.progress.phase = name
         self.progress.done = 0
         self.progress.total = pending
