@@ -1,20 +1,29 @@
-"""Load: the collector against a slow API, and the same crawl done the lesson's way.
+"""Load: the collector against a slow API, its CPU per request, and the same crawl done the lesson's way.
 
 The emulator runs as ``spotify-catalog emulator --profile extended --latency-ms 50`` in its own process.
-The collector crawls ``--artists`` artists (by name; small discographies) at depth ``track-details``
-with 1, 4, 8 and 16 workers: requests/s against the bound ``workers / latency``; then with 16 workers
+First the crawl of issue 12: ``--ids`` artists by id (``random.Random(42).sample`` of the catalog's),
+depth ``track-details``, in this process, with 1, 8 and 16 workers into SQLite and 8 and 16 into
+PostgreSQL and MariaDB (the servers of ``SPOTIFY_CATALOG_TEST_POSTGRES_URL`` /
+``SPOTIFY_CATALOG_TEST_MYSQL_URL``, a fresh database each; skipped when they cannot be reached): wall
+time against the bound ``requests x latency / workers`` and the CPU the crawling process used
+(``getrusage(RUSAGE_SELF)``: user + system; the emulator is another process), per request. Then the
+collector crawls ``--artists`` artists (by name; small discographies) at depth ``track-details`` with
+``--workers`` workers: requests/s against the bound ``workers / latency``; then with 16 workers
 under the emulator's rate limit (``--rate-limit`` per 30 s): requests/s against what a rolling 30 s
 window admits in that time (``limit * (1 + T/30) / T``). Finally a subset (``--lesson-artists``) is
 crawled both ways, for the request counts: the collector with one worker, and the lesson's way (one
 request at a time, single-item calls, no reuse of embedded objects: search each name, GET each
 artist, each album page, GET each album, each further track page, GET each track). Prints a markdown
-table. ``python -m benchmarks load`` (about 2.5 minutes on 2 cores).
+table. ``python -m benchmarks load`` (about 5 minutes on 2 cores; ``--only-ids`` for the first part).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +43,7 @@ from spotify_catalog.emulator import Catalog
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import db
+from spotify_catalog.storage.db import redact
 from spotify_catalog.transform import normalize_name
 
 CLIENT = ("emulator-client-id", "emulator-client-secret")
@@ -112,6 +122,135 @@ def collector(url: str, names: list[str], workers: int, directory: Path) -> tupl
     return web_requests(url) - before, seconds
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class IdRow:
+    backend: str
+    workers: int
+    requests: int
+    seconds: float
+    cpu: float  # seconds of CPU of this process (user + system) during the crawl
+    latency: float
+
+    @property
+    def bound(self) -> float:
+        """The shortest wall time ``workers`` can take for ``requests`` at ``latency``."""
+        return self.requests * self.latency / self.workers
+
+
+def crawl_ids(
+    url: str, database: str, ids: list[str], workers: int, directory: Path
+) -> tuple[int, float, float]:
+    """(Web API requests, seconds, CPU seconds) of one crawl by id into the new database ``database``."""
+    settings = Settings.load(
+        {"client_id": CLIENT[0], "client_secret": CLIENT[1], "api_url": url + "/v1",
+         "token_url": url + "/api/token", "mode": "extended", "max_wait": 60},
+        environ={}, dotenv_path=directory / "none.env",
+    )  # fmt: skip
+    engine = db.open_database(database)
+    options = CrawlOptions(
+        artists=tuple(ArtistInput(i, True) for i in ids), depth=Depth.TRACK_DETAILS, workers=workers
+    )
+    before = web_requests(url)
+    cpu = cpu_seconds()
+    started = time.perf_counter()
+    with SpotifyClient(settings) as client:
+        result = Crawler(engine, client, options).run()
+    seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
+    engine.dispose()
+    assert result.status == "done", result
+    return web_requests(url) - before, seconds, cpu
+
+
+SERVERS = {
+    "postgresql": ("SPOTIFY_CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mariadb": ("SPOTIFY_CATALOG_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+
+
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of a new empty database of ``backend`` (dropped at the end)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / f'ids-{time.monotonic_ns()}.db'}"
+        return
+    import sqlalchemy as sa
+
+    variable, default = SERVERS[backend]
+    server = os.environ.get(variable, default)
+    name = f"sc_bench_{time.monotonic_ns()}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if backend == "postgresql" else ""
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        admin.dispose()
+
+
+def reachable(backend: str) -> str | None:
+    """Why ``backend``'s server cannot be used, or ``None``."""
+    if backend == "sqlite":
+        return None
+    import sqlalchemy as sa
+
+    variable, default = SERVERS[backend]
+    server = os.environ.get(variable, default)
+    engine = sa.create_engine(server)
+    try:
+        with engine.connect():
+            return None
+    except sa.exc.SQLAlchemyError as exc:
+        return f"{redact(server)}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
+    finally:
+        engine.dispose()
+
+
+def id_table(rows: list[IdRow]) -> str:
+    lines = [
+        "| backend | workers | requests | wall | bound (requests x latency / workers) | share of the bound "
+        "| CPU | CPU per request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.backend} | {r.workers} | {r.requests} | {r.seconds:.1f} s | {r.bound:.1f} s | "
+            f"{100 * r.bound / r.seconds:.0f} % | {r.cpu:.1f} s | {1000 * r.cpu / r.requests:.1f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def by_id(url: str, ids: list[str], runs: list[tuple[str, int]], latency: float, tmp: Path) -> list[IdRow]:
+    rows: list[IdRow] = []
+    skipped: dict[str, str | None] = {}
+    for backend, workers in runs:
+        if backend not in skipped:
+            skipped[backend] = reachable(backend)
+            if skipped[backend]:
+                print(f"{backend} skipped: {skipped[backend]}", file=sys.stderr)
+        if skipped[backend]:
+            continue
+        reset(url, rate_limit=0)
+        with fresh_database(backend, tmp) as database:
+            requests, seconds, cpu = crawl_ids(url, database, ids, workers, tmp)
+        rows.append(IdRow(backend, workers, requests, seconds, cpu, latency))
+        print(
+            f"by id, {backend}, {workers} workers: {requests} requests in {seconds:.1f} s, "
+            f"CPU {cpu:.1f} s ({1000 * cpu / requests:.1f} ms a request)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return rows
+
+
 def lesson(url: str, names: list[str]) -> tuple[int, float]:
     """The lesson's crawl: one request at a time, one item per call, nothing reused."""
     requests = 0
@@ -171,6 +310,13 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="load")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--workers", default="1,4,8,16")
+    parser.add_argument("--ids", type=int, default=100, help="artists by id of the first part")
+    parser.add_argument(
+        "--id-runs",
+        default="sqlite:1,sqlite:8,sqlite:16,postgresql:8,postgresql:16,mariadb:8,mariadb:16",
+        help="backend:workers of the first part",
+    )
+    parser.add_argument("--only-ids", action="store_true", help="the first part only")
     parser.add_argument("--artists", type=int, default=100)
     parser.add_argument("--rate-limit", type=int, default=200, help="per 30 s; 0: skip that run")
     parser.add_argument("--lesson-artists", type=int, default=10)
@@ -179,8 +325,17 @@ def main(argv: list[str]) -> None:
     latency = args.latency_ms / 1000
     catalog = Catalog(42, 2000)
     names = pick_names(catalog, args.artists)
+    ids = random.Random(42).sample(catalog.artist_ids(), args.ids)
+    runs = [(b, int(w)) for b, _, w in (r.partition(":") for r in args.id_runs.split(",") if r)]
     rows: list[Row] = []
     with emulator(args.latency_ms, 2000) as url, tempfile.TemporaryDirectory() as tmp:
+        id_rows = by_id(url, ids, runs, latency, Path(tmp))
+        print(f"emulator: extended profile, latency {args.latency_ms:g} ms; {len(ids)} artists by id, depth "
+              f"track-details; Python {sys.version.split()[0]}\n")  # fmt: skip
+        print(id_table(id_rows), flush=True)
+        if args.only_ids:
+            return
+        print()
         for workers in (int(w) for w in args.workers.split(",")):
             reset(url, rate_limit=0)
             requests, seconds = collector(url, names, workers, Path(tmp))
@@ -212,8 +367,7 @@ def main(argv: list[str]) -> None:
         reset(url, rate_limit=0)
         requests, seconds = lesson(url, subset)
         rows.append(Row("lesson's way", 1, len(subset), requests, seconds, bound, "single-item calls"))
-    print(f"emulator: extended profile, latency {args.latency_ms:g} ms; depth track-details; Python "
-          f"{sys.version.split()[0]}\n")  # fmt: skip
+    print(f"{len(names)} artists by name (small discographies), depth track-details:\n")
     print(table(rows, args.latency_ms))
     ratio = rows[-1].requests / rows[-2].requests
     print(f"\nthe lesson's way needs {ratio:.1f}x the requests of the collector for the same catalog")

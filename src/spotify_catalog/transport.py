@@ -13,7 +13,6 @@ than ``max_wait``: those raise :class:`~spotify_catalog.errors.MustWaitError` at
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -24,6 +23,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 import tenacity
 
 from spotify_catalog.errors import (
@@ -394,8 +394,8 @@ def json_body(response: httpx.Response, url: str) -> dict[str, Any]:
         problem = f"expected JSON, got content type {content_type or 'none'!r}"
     else:
         try:
-            data = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+            data = orjson.loads(response.content)
+        except (ValueError, UnicodeDecodeError):  # orjson.JSONDecodeError is a ValueError
             problem = f"body is not valid JSON ({len(response.content)} bytes)"
         else:
             if not isinstance(data, dict):
@@ -409,7 +409,7 @@ def json_body(response: httpx.Response, url: str) -> dict[str, Any]:
 def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
     """Spotify's ``error.message`` and ``error.reason`` from an error body, tolerating any body."""
     try:
-        data = json.loads(response.content)
+        data = orjson.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         data = None
     if isinstance(data, dict):

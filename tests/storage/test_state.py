@@ -96,3 +96,21 @@ def test_runs_and_state(engine: sa.Engine) -> None:
         state.set_state(conn, "api_mode", "development")
         state.set_state(conn, "api_mode", "extended")
         assert state.get_state(conn, "api_mode") == "extended"
+
+
+def test_analyze_gives_the_planner_the_tasks_queued(postgres_url: str) -> None:
+    """Queued in one go, thousands of tasks leave PostgreSQL's planner counting next to none (until
+    autovacuum passes): it then reads every task of a kind through ``(kind, state)`` to mark 50 done.
+    ``analyze``, run by a crawl phase that queues many, makes it count them."""
+    engine = db.open_database(postgres_url)
+    count = sa.text("SELECT reltuples FROM pg_class WHERE relname = '_tasks'")
+    try:
+        with engine.begin() as conn:
+            state.ensure_tasks(conn, "track", [f"t{i:06d}" for i in range(5000)], now=T0, fresh_since=T0)
+        with engine.begin() as conn:
+            assert conn.execute(count).scalar_one() < 100
+            state.analyze(conn)
+        with engine.begin() as conn:
+            assert conn.execute(count).scalar_one() == 5000
+    finally:
+        engine.dispose()

@@ -1,8 +1,9 @@
 """The crawler: artists in, a complete catalog out, with the fewest requests, resumable.
 
 The crawl runs in phases; each phase queues its work as tasks in the database (``_tasks``) and
-drains them, one request per unit of work and one transaction per response (rows + the task marked
-done), so a rerun continues where a stopped or killed run left off:
+drains them, one request per unit of work; each response is written whole with its tasks marked done
+(the responses that arrived together share one transaction), so a rerun continues where a stopped or
+killed run left off:
 
 1. resolve: names -> one search each (the artist in the result is complete); ids -> ``/artists?ids=``
    in chunks of 50 (extended) or ``/artists/{id}`` (development, or the mode not known yet);

@@ -1,5 +1,6 @@
 """The run: phases that queue tasks in the database and drain them with a pool of workers, the API mode,
-budgets and stops, one transaction per answer (see :mod:`spotify_catalog.crawl`)."""
+budgets and stops, the answers that arrived together written in one transaction (see
+:mod:`spotify_catalog.crawl`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +57,24 @@ from spotify_catalog.storage import changes, db, schema, state
 from spotify_catalog.transform import Rows
 
 log = logging.getLogger(__name__)
+
+ANALYZE_AFTER = 1000
+"""A phase that queues at least this many tasks refreshes the planner's statistics of ``_tasks``."""
+GROUP_ANSWERS = 32
+"""At most this many answers are written in one transaction (group commit)."""
+GROUP_ROWS = 2000
+"""An answer that would take a group past this many rows starts the next group."""
+
+
+@dataclass
+class Answer:
+    """A unit's checked response, turned into rows and what became of its tasks (in a worker)."""
+
+    unit: Unit
+    result: Any
+    rows: Rows
+    outcome: Outcome
+    when: datetime
 
 
 def _utcnow() -> datetime:
@@ -409,9 +429,13 @@ class Crawler:
 
     def _phase(self, name: str, seeds: list[tuple[str, list[str]]]) -> None:
         with self.engine.begin() as conn:
+            queued = 0
             for kind, keys in seeds:
-                state.ensure_tasks(conn, kind, keys, now=self.now(), fresh_since=self._fresh_since)
+                queued += state.ensure_tasks(conn, kind, keys, now=self.now(), fresh_since=self._fresh_since)
             pending = sum(len(state.pending_keys(conn, kind)) for kind, _ in seeds)
+        if queued >= ANALYZE_AFTER:
+            with self.engine.begin() as conn:  # its own transaction: holds no lock of the phase's
+                state.analyze(conn)
         self.progress.phase = name
         self.progress.done = 0
         self.progress.total = pending
@@ -483,10 +507,19 @@ class Crawler:
             return 1  # the mode unknown: one item, whose answer tells the mode
         return endpoints.BATCH_MAX[kind]
 
+    def _answer(self, unit: Unit) -> Answer:
+        """In a worker thread: fetch a unit, check its answer and turn it into rows (handlers are pure),
+        so that the coordinating thread only writes."""
+        result = fetch_checked(unit)
+        when = self.now()
+        rows = Rows()
+        outcome = unit.handle(unit.keys, result, rows, when)
+        return Answer(unit, result, rows, outcome, when)
+
     def _execute(self, pool: ThreadPoolExecutor, units: Iterator[Unit]) -> None:
-        """Fetch units on the pool (at most ``workers`` at a time), write each response in the
-        coordinating thread."""
-        in_flight: dict[Future[Any], Unit] = {}
+        """Fetch units on the pool (at most ``workers`` at a time); the coordinating thread writes the
+        answers that have arrived, several to a transaction (see :meth:`_write`)."""
+        in_flight: dict[Future[Answer], Unit] = {}
         stop: BaseException | None = None
         held: Unit | None = None
         exclusive = False
@@ -503,58 +536,106 @@ class Crawler:
                         held = unit
                         return
                     exclusive = True
-                in_flight[pool.submit(fetch_checked, unit)] = unit
+                in_flight[pool.submit(self._answer, unit)] = unit
 
         submit()
         while in_flight:
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            done: list[tuple[Unit, Any]] = []
+            done: list[Answer] = []
             for future in finished:
                 unit = in_flight.pop(future)
                 exclusive = False
                 try:
-                    result = future.result()
+                    answer = future.result()
                 except SpotifyError as exc:
                     stop = stop or self._failed(unit, exc)
                 except Stopped as exc:
                     stop = stop or exc  # nothing more can be done in this run
                 else:
-                    done.append((unit, result))
+                    done.append(answer)
                     try:
-                        self._observe(unit, result)
+                        self._observe(unit, answer.result)
                     except WrongModeError as exc:
                         stop = stop or exc
             self._save_mode()
-            stop = stop or next((r.stop for _, r in done if getattr(r, "stop", None)), None)
-            for unit, result in done:  # every response that arrived is written, whatever stops the run
-                self._write(unit, result)
+            stop = stop or next((a.result.stop for a in done if getattr(a.result, "stop", None)), None)
+            self._write(done)  # every response that arrived is written, whatever stops the run
             submit()  # after the writes: a kill loses at most the requests in flight
         if stop is not None:
             raise stop
 
-    def _write(self, unit: Unit, result: Any) -> None:
-        when = self.now()
-        rows = Rows()
-        outcome = unit.handle(unit.keys, result, rows, when)
-        self.rows_written += db.in_transaction(
-            self.engine, lambda conn: self._write_outcome(conn, unit, rows, outcome, when)
-        )
-        for name in outcome.unresolved:  # said in the run that searched it
-            log.warning("no artist found for %r", name)
-            self._unresolved.append(name)
-        if unit.kind == "artist":
-            for artist_id in outcome.not_found:
-                log.warning("artist %s not found", artist_id)
-                self._not_found.append(artist_id)
-        self.progress.done += len(unit.keys)
-        self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
+    def _write(self, answers: Sequence[Answer]) -> None:
+        """Write answers, up to :data:`GROUP_ANSWERS` answers or :data:`GROUP_ROWS` rows to a transaction
+        (group commit): each answer whole, its rows with what became of its tasks, in the order they
+        came; a deadlock runs the whole group again."""
+        group: list[Answer] = []
+        rows = 0
+        for answer in answers:
+            if group and (len(group) >= GROUP_ANSWERS or rows + answer.rows.count() > GROUP_ROWS):
+                self._write_group(group)
+                group, rows = [], 0
+            group.append(answer)
+            rows += answer.rows.count()
+        if group:
+            self._write_group(group)
+
+    def _write_group(self, answers: Sequence[Answer]) -> None:
+        def work(conn: sa.Connection) -> int:
+            written = 0
+            plain: list[Answer] = []  # answers whose writes touch their rows and tasks only
+            for answer in answers:
+                if _plain(answer.outcome):
+                    plain.append(answer)
+                    continue
+                written += self._write_plain(conn, plain)
+                plain = []
+                written += self._write_outcome(conn, answer)
+            written += self._write_plain(conn, plain)
+            self._touch(conn, answers[-1].when, rows_written=self.rows_written + written)
+            return written
+
+        self.rows_written += db.in_transaction(self.engine, work)
+        for answer in answers:
+            outcome, unit = answer.outcome, answer.unit
+            for name in outcome.unresolved:  # said in the run that searched it
+                log.warning("no artist found for %r", name)
+                self._unresolved.append(name)
+            if unit.kind == "artist":
+                for artist_id in outcome.not_found:
+                    log.warning("artist %s not found", artist_id)
+                    self._not_found.append(artist_id)
+            self.progress.done += len(unit.keys)
+            self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
 
-    def _write_outcome(
-        self, conn: sa.Connection, unit: Unit, rows: Rows, outcome: Outcome, when: datetime
-    ) -> int:
-        """One response's rows and what became of its tasks, in one transaction; rows written."""
+    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer]) -> int:
+        """Answers in a row none of which marks anything gone or closes a listing: their rows are
+        written together, fewer and larger statements (the same rows as one after the other: a key in
+        two answers keeps the later one's values, and ``raw``/``detail`` never depend on the order),
+        then what became of their tasks."""
+        if len(answers) <= 1:
+            return sum(self._write_outcome(conn, answer) for answer in answers)
+        rows = Rows()
+        for answer in answers:
+            for table, table_rows in answer.rows.upserts.items():
+                rows.upserts.setdefault(table, []).extend(table_rows)
+            for table, parents in answer.rows.children.items():
+                rows.children.setdefault(table, {}).update(parents)
         written = db.write_rows(conn, rows)
+        for answer in answers:
+            self._write_tasks(conn, answer)
+        return written
+
+    def _write_outcome(self, conn: sa.Connection, answer: Answer) -> int:
+        """One response's rows and what became of its tasks, in the transaction of its group; rows
+        written."""
+        written = db.write_rows(conn, answer.rows)
+        self._write_tasks(conn, answer)
+        return written
+
+    def _write_tasks(self, conn: sa.Connection, answer: Answer) -> None:
+        """What became of an answer's tasks (and what it marks gone, the listing it belongs to)."""
+        unit, outcome, when = answer.unit, answer.outcome, answer.when
         state.finish_tasks(conn, unit.kind, outcome.done, now=when, run_id=self._run_id)
         if outcome.not_found:
             state.finish_tasks(
@@ -567,14 +648,12 @@ class Crawler:
                 error=NOT_FOUND,
             )
             changes.not_found(conn, unit.kind, outcome.not_found, now=when)
-        for kind, keys in outcome.also_done:
+        for kind, keys in _by_kind(outcome.also_done):
             state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id)
-        for kind, keys in outcome.follow_up:
+        for kind, keys in _by_kind(outcome.follow_up):
             state.ensure_tasks(conn, kind, keys, now=when, fresh_since=self._fresh_since)
         if outcome.listing is not None:
             _listing_written(conn, outcome.listing, when)
-        self._touch(conn, when, rows_written=self.rows_written + written)
-        return written
 
     def _failed(self, unit: Unit, exc: SpotifyError) -> BaseException | None:
         """Record a unit's error; returns it if nothing more can be done in this run."""
@@ -620,6 +699,20 @@ def check_mode(options: CrawlOptions, mode: ApiMode | None) -> None:
             "--with top-tracks: GET /artists/{id}/top-tracks needs Extended Quota Mode and the app is in "
             "development mode (--mode development); nothing was sent"
         )
+
+
+def _plain(outcome: Outcome) -> bool:
+    """Whether writing an answer touches its rows and tasks only (nothing marked gone, no listing)."""
+    return not outcome.not_found and outcome.listing is None
+
+
+def _by_kind(tasks: Sequence[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """Task keys gathered per kind (in the order kinds first come), so that each kind takes one
+    statement: an album's further track pages are one ``album_tracks`` update, not one each."""
+    gathered: dict[str, list[str]] = {}
+    for kind, keys in tasks:
+        gathered.setdefault(kind, []).extend(keys)
+    return list(gathered.items())
 
 
 def _stored_mode(conn: sa.Connection) -> str | None:

@@ -225,15 +225,25 @@ def response_problem(kind: str, result: Any) -> str | None:
 
 
 def _shape_problem(data: Any) -> str | None:
-    if isinstance(data, list):
-        return next((p for p in map(_shape_problem, data) if p), None)
-    if not isinstance(data, dict):
-        return None
-    if data.get("type") in ENTITY_TYPES and not (isinstance(data.get("id"), str) and data["id"]):
-        return f"{data['type']} without an id"
-    if "items" in data and not (isinstance(data["items"], list) and isinstance(data.get("total"), int)):
-        return "page without items or total"
-    return next((p for p in map(_shape_problem, data.values()) if p), None)
+    """The first problem met walking ``data`` depth first (objects in key order), or ``None``; a loop,
+    not recursion: it sees every object of every response."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") in ENTITY_TYPES and not (isinstance(item.get("id"), str) and item["id"]):
+                return f"{item['type']} without an id"
+            page = "items" in item
+            if page and not (isinstance(item["items"], list) and isinstance(item.get("total"), int)):
+                return "page without items or total"
+            children: list[Any] = [v for v in item.values() if isinstance(v, dict | list)]
+        elif isinstance(item, list):
+            children = [v for v in item if isinstance(v, dict | list)]
+        else:
+            continue
+        children.reverse()
+        stack.extend(children)
+    return None
 
 
 # ------------------------------------------------------------------------------------------ handlers

@@ -70,6 +70,15 @@ def ensure_tasks(
     return changed
 
 
+def analyze(conn: sa.Connection) -> None:
+    """Refresh PostgreSQL's statistics of ``_tasks`` after many tasks were queued at once. Without them
+    the planner, still counting a few rows, reads every task of a kind through the ``(kind, state)``
+    index to mark 50 of them done (40 ms a statement at 40,000 tasks) instead of using the primary key;
+    autovacuum comes too late for a crawl. Other databases need nothing here."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(schema.tasks)}"))
+
+
 def pending_keys(conn: sa.Connection, kind: str, *, max_attempts: int | None = None) -> list[str]:
     """Keys of the pending tasks of a kind, sorted."""
     t = schema.tasks
