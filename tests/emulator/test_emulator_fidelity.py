@@ -61,17 +61,33 @@ def test_trailing_slash_reaches_the_same_route(emu):
             ("/v1/tracks", {"ids": track}),
             ("/v1/artists", {"ids": artist}),
             ("/v1/albums", {"ids": album}),
+            ("/v1/me", {}),  # spotipy's current_user() and me() call `me/`
         ]:
             plain, slashed = c.get(path, params=params), c.get(path + "/", params=params)
             assert slashed.status_code == plain.status_code, path
             assert slashed.json() == plain.json(), path
             if path in ("/v1/tracks", "/v1/artists", "/v1/albums"):  # batch calls: extended only
                 assert plain.status_code == (403 if _dev(emu) else 200)
+            elif path == "/v1/me":
+                assert plain.status_code == 401
             else:
                 assert plain.status_code == 200
     by_route = emu.stats()["by_route"]
     assert by_route["GET /v1/albums/{id}/tracks"] >= 2
     assert "GET (unknown)" not in by_route
+    assert by_route["GET /v1/me"] >= 2
+
+
+def test_me_needs_a_user(emu):
+    """`GET /v1/me` with a Client Credentials token: 401 `Unauthorized.` (spotify-web-api-php#222:
+    `me()` with a client-credentials token throws `SpotifyWebAPIException: Unauthorized.`, the
+    library's message being the body's `error.message`; spotify-web-api-node#166: `getMe()` after
+    `clientCredentialsGrant()` gives 401). No `WWW-Authenticate`: the token itself is valid."""
+    with client(emu) as c:
+        r = c.get("/v1/me")
+        _error(r, 401, "Unauthorized.")
+        assert "www-authenticate" not in r.headers
+        assert c.get("/v1/search", params={"q": "BTS", "type": "artist"}).status_code == 200
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -157,6 +173,64 @@ def test_market_drops_available_markets_and_adds_is_playable(emu):
     assert ("available_markets" in without) is not _dev(emu)
     assert "is_playable" not in without
     assert "is_playable" not in without["album"]
+
+
+def _relinked(cat: Any) -> tuple[str, str, str, str]:
+    """(album id, track id, market, playable id) of the first track the catalog relinks."""
+    for artist in cat.artist_ids():
+        for album in cat.artist_album_ids(artist, ("album", "single", "compilation")):
+            for track_id in cat.album_track_ids(album):
+                for market in cat.album(album).markets:
+                    playable = cat.relinked_id(cat.track(track_id), market)
+                    if playable:
+                        return album, track_id, market, playable
+    raise AssertionError("no relinked track")
+
+
+def test_relinked_tracks_answer_the_playable_id_and_linked_from(emu):
+    """Spotify's track relinking guide: with `market`, a track relinked there comes back with the
+    playable track's `id`/`href`/`uri` and the requested one in `linked_from`
+    (`{external_urls, href, id, type, uri}`); without `market` no relinking. Development Mode lost
+    `linked_from` in February 2026 (reference, "Track [REMOVED]"): no relinking shown there."""
+    cat = emu.catalog
+    album, track, market, playable = _relinked(cat)
+    assert playable != track
+    with client(emu) as c:
+        one = c.get(f"/v1/tracks/{track}", params={"market": market}).json()
+        plain = c.get(f"/v1/tracks/{track}").json()
+        page = c.get(f"/v1/albums/{album}/tracks", params={"market": market, "limit": 50}).json()
+        full = c.get(f"/v1/albums/{album}", params={"market": market}).json()
+        itself = c.get(f"/v1/tracks/{playable}", params={"market": market})
+        batch = c.get("/v1/tracks", params={"ids": track, "market": market})
+    assert plain["id"] == track
+    assert "linked_from" not in plain
+    assert itself.status_code == 200
+    assert itself.json()["id"] == playable
+    assert "linked_from" not in itself.json()
+    position = cat.album_track_ids(album).index(track)
+    in_page = page["items"][position]
+    if _dev(emu):
+        assert one["id"] == track
+        assert "linked_from" not in one
+        assert in_page["id"] == track
+        return
+    linked = {
+        "external_urls": {"spotify": f"https://open.spotify.com/track/{track}"},
+        "href": f"{emu.url}/v1/tracks/{track}",
+        "id": track,
+        "type": "track",
+        "uri": f"spotify:track:{track}",
+    }
+    for obj in (one, in_page, batch.json()["tracks"][0]):
+        assert obj["id"] == playable
+        assert obj["uri"] == f"spotify:track:{playable}"
+        assert obj["href"] == f"{emu.url}/v1/tracks/{playable}"
+        assert obj["is_playable"] is True
+        assert obj["linked_from"] == linked
+    if position < 50:
+        assert full["tracks"]["items"][position]["linked_from"] == linked
+    others = [t for t in page["items"] if t["id"] != playable]
+    assert all("linked_from" not in t for t in others)
 
 
 # 7 ------------------------------------------------------------------------------------------------

@@ -455,6 +455,11 @@ def h_forbidden(ctx: Ctx) -> JSON:
     raise ApiFail(403, "Forbidden")
 
 
+def h_me(ctx: Ctx) -> JSON:
+    """The current user: a Client Credentials token has none (spotify-web-api-php#222)."""
+    raise ApiFail(401, "Unauthorized.")
+
+
 def h_removed(ctx: Ctx) -> JSON:
     """Endpoints removed in November 2024: 403 without a message, whatever the app's mode."""
     raise ApiFail(403, "")
@@ -500,6 +505,7 @@ SPECS = (
     Spec("/v1/markets", h_markets, PRIVATE_CACHE, development=False),
     Spec("/v1/browse/categories", h_forbidden, development=False),
     Spec("/v1/users/{id}", h_forbidden, development=False),
+    Spec("/v1/me", h_me, PRIVATE_CACHE),
     Spec("/v1/recommendations", h_removed, removed=True),
     Spec("/v1/artists/{id}/related-artists", h_removed, removed=True),
     Spec("/v1/audio-features", h_removed, removed=True),

@@ -17,7 +17,7 @@ import hashlib
 import random
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from typing import Literal
 
@@ -29,6 +29,8 @@ MAX_ARTISTS = 36**3  # the ISRC registrant field encodes the artist index
 ALBUM_GROUPS = ("album", "single", "compilation", "appears_on")
 BTS_ID = "3Nrfpe0tUJi4K4DXYWgMUX"
 TODAY = (2026, 11, 25)
+RELINK_SHARE = 200  # one track in this many is relinked, in some of its markets
+RELINK_BIT = 0x8000  # set in a track id's position: the id of a relinked track's playable copy
 AlbumType = Literal["album", "single", "compilation"]
 
 
@@ -103,6 +105,7 @@ class Track:
     disc_number: int
     track_number: int
     popularity: int
+    relink: bool = False  # the market copy a relinked track's id points at (see Catalog.relinked_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,6 +582,8 @@ class Catalog:
             if kind is Kind.TRACK:
                 if a >= self.size or b >= len(self.discography(a)):
                     return None
+                if c & RELINK_BIT:  # the playable copy of a relinked track
+                    return replace(self.tracks_of(a, b)[c & ~RELINK_BIT], id=entity_id, relink=True)
                 return self.tracks_of(a, b)[c]
             if kind is Kind.SHOW:
                 return self.shows[a]
@@ -591,6 +596,18 @@ class Catalog:
             return self.playlists[a]
         except IndexError:
             return None
+
+    def relinked_id(self, track: Track, market: str) -> str | None:
+        """The id Spotify answers for ``track`` in ``market`` when it relinks it there (its ``linked_from``
+        is then the requested track), else None. One track in :data:`RELINK_SHARE`, in a third of
+        the markets it is sold in; the answered id names a copy of the track that is not relinked."""
+        if track.relink or int(_hex(self.seed, "relink", track.id)[:8], 16) % RELINK_SHARE:
+            return None
+        if int(_hex(self.seed, "relink", track.id, market)[:8], 16) % 3:
+            return None
+        if market not in self.album_of(track).markets:
+            return None
+        return encode_id(self.seed, Kind.TRACK, track.artist, track.album_number, track.number | RELINK_BIT)
 
     def album_of(self, track: Track) -> Album:
         return self.discography(track.artist)[track.album_number]

@@ -162,17 +162,25 @@ def simple_track(cat: Catalog, track_: Track, base: str, dev: bool, market: str 
     out["disc_number"] = track_.disc_number
     out["duration_ms"] = track_.duration_ms
     out["explicit"] = track_.explicit
-    out.update(_links(base, "track", track_.id))
+    # Development Mode lost `linked_from` in February 2026: no relinking shown there
+    relinked = cat.relinked_id(track_, market) if market and not dev else None
+    out.update(_links(base, "track", relinked or track_.id))
     if market:
         playable = market in album_.markets
         out["is_playable"] = playable
         if not playable:
             out["restrictions"] = {"reason": "market"}
+    if relinked:  # Spotify's track relinking: the playable track's id, the requested one in linked_from
+        out["linked_from"] = {
+            **_links(base, "track", track_.id),
+            "type": "track",
+            "uri": f"spotify:track:{track_.id}",
+        }
     out["name"] = track_.name
     out["preview_url"] = None
     out["track_number"] = track_.track_number
     out["type"] = "track"
-    out["uri"] = f"spotify:track:{track_.id}"
+    out["uri"] = f"spotify:track:{relinked or track_.id}"
     out["is_local"] = False
     return out
 
