@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 import boto3
+import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
@@ -215,13 +216,19 @@ def iter_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream ``table`` as record batches of at most ``batch_rows`` rows, in primary key order
     (server-side cursor where the driver has one); gone rows only with ``include_gone``
-    (:func:`current_rows`)."""
+    (:func:`current_rows`). On SQLite (``sqlite3``) and PostgreSQL (``psycopg``) the driver's own cursor
+    is read column by column and converted in Arrow (:func:`_column_reader`); elsewhere through
+    SQLAlchemy's rows."""
     columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
     schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
-    converters = [_converter(c) for c in columns]
     query = sa.select(*(_selected(c) for c in columns)).order_by(*table.primary_key.columns)
     if not include_gone:
         query = query.where(*current_rows(table))
+    dialect = conn.dialect
+    if (dialect.name, dialect.driver) in _RAW_DRIVERS:
+        yield from _raw_batches(conn, query, columns, schema, batch_rows)
+        return
+    converters = [_converter(c) for c in columns]
     result = conn.execution_options(yield_per=batch_rows).execute(query)
     for rows in result.partitions():
         values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
@@ -230,6 +237,83 @@ def iter_batches(
             for col, conv, f in zip(values, converters, schema, strict=True)
         ]
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+_RAW_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+
+
+def _raw_batches(
+    conn: sa.Connection,
+    query: sa.Select[Any],
+    columns: Sequence[sa.Column[Any]],
+    schema: pa.Schema,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``query`` through the DBAPI cursor of ``conn`` (same transaction, so the same
+    snapshot): no ``Row`` objects, values converted a column at a time."""
+    dialect = conn.dialect
+    compiled = query.compile(dialect=dialect)
+    params: Any = compiled.params
+    if dialect.positional:
+        params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+    conn.exec_driver_sql("SELECT 1").close()  # begins SQLAlchemy's transaction if not yet begun
+    dbapi_conn: Any = conn.connection.driver_connection
+    if dialect.name == "postgresql":  # a server-side cursor: rows arrive batch by batch
+        cursor = dbapi_conn.cursor(name=f"lake_{uuid.uuid4().hex}")
+        cursor.itersize = batch_rows
+    else:
+        cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        readers = [
+            _column_reader(c, f.type, dialect, d[1])
+            for c, f, d in zip(columns, schema, cursor.description, strict=True)
+        ]
+        while rows := cursor.fetchmany(batch_rows):
+            values = list(zip(*rows, strict=True))
+            arrays = [read(col) for read, col in zip(readers, values, strict=True)]
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+    finally:
+        with contextlib.suppress(dialect.loaded_dbapi.Error):  # the connection may be closed already
+            cursor.close()
+
+
+def _column_reader(
+    column: sa.Column[Any], target: pa.DataType, dialect: sa.Dialect, coltype: Any
+) -> Callable[[Sequence[Any]], pa.Array[Any]]:
+    """How to turn the driver's values of ``column`` (one batch) into an Arrow array of ``target``: text
+    timestamps and dates (SQLite) and integer booleans are cast by Arrow, list columns parsed by orjson,
+    other types go through SQLAlchemy's own result processor."""
+
+    def untyped(values: Sequence[Any]) -> pa.Array[Any]:
+        array = pa.array(values)  # all None: a null array, which casts to any type
+        if pa.types.is_timestamp(target) and pa.types.is_string(array.type):
+            array = array.cast(pa.timestamp(target.unit))  # naive text is UTC (the project's convention)
+        return cast("pa.Array[Any]", array.cast(target))
+
+    if pa.types.is_timestamp(target) or pa.types.is_boolean(target) or pa.types.is_date32(target):
+        return untyped
+    convert = _converter(column)
+    if convert is not None and pa.types.is_list(target):
+        objects = isinstance(_base_type(column.info["list_of"]), sa.JSON)
+        parse = functools.partial(_list_value, objects=objects)
+        return lambda values: pa.array([parse(v) for v in values], type=target)
+    if convert is not None:
+        return lambda values: pa.array([convert(v) for v in values], type=target)
+    process = column.type.dialect_impl(dialect).result_processor(dialect, coltype)
+    if process is None:
+        return lambda values: pa.array(values, type=target)
+    return lambda values: pa.array([process(v) for v in values], type=target)
+
+
+def _list_value(value: Any, *, objects: bool) -> Any:
+    """A list column's value: JSON text parsed by orjson (a driver may hand it over parsed already);
+    lists of objects keep each object as JSON text."""
+    if isinstance(value, str | bytes):
+        value = orjson.loads(value)
+    if objects and value is not None:
+        return [_json_text(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------------------------------
