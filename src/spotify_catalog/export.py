@@ -296,8 +296,7 @@ def _column_reader(
     convert = _converter(column)
     if convert is not None and pa.types.is_list(target):
         objects = isinstance(_base_type(column.info["list_of"]), sa.JSON)
-        parse = functools.partial(_list_value, objects=objects)
-        return lambda values: pa.array([parse(v) for v in values], type=target)
+        return functools.partial(_list_array, target=target, objects=objects)
     if convert is not None:
         return lambda values: pa.array([convert(v) for v in values], type=target)
     process = column.type.dialect_impl(dialect).result_processor(dialect, coltype)
@@ -306,14 +305,17 @@ def _column_reader(
     return lambda values: pa.array([process(v) for v in values], type=target)
 
 
-def _list_value(value: Any, *, objects: bool) -> Any:
-    """A list column's value: JSON text parsed by orjson (a driver may hand it over parsed already);
-    lists of objects keep each object as JSON text."""
-    if isinstance(value, str | bytes):
-        value = orjson.loads(value)
-    if objects and value is not None:
-        return [_json_text(v) for v in value]
-    return value
+def _list_array(values: Sequence[Any], *, target: pa.DataType, objects: bool) -> pa.Array[Any]:
+    """A list column's values: JSON texts parsed by orjson in one call (``[t1,t2,...]``); a driver
+    may hand them over parsed already. Lists of objects keep each object as JSON text."""
+    parsed: list[Any] = []
+    if all(v is None or v.__class__ is str for v in values):
+        parsed = orjson.loads("[" + ",".join("null" if v is None else v for v in values) + "]")
+    if len(parsed) != len(values):  # not one JSON value per text (or not all texts): one at a time
+        parsed = [orjson.loads(v) if isinstance(v, str | bytes) else v for v in values]
+    if objects:
+        parsed = [None if v is None else [_json_text(o) for o in v] for v in parsed]
+    return pa.array(parsed, type=target)
 
 
 # --------------------------------------------------------------------------------------------------
