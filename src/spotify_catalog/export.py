@@ -21,6 +21,7 @@ import base64
 import contextlib
 import ctypes
 import functools
+import importlib
 import json
 import logging
 import os
@@ -40,11 +41,13 @@ from urllib.parse import urlparse
 import boto3
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.dialects import postgresql
 
 from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError
 from spotify_catalog.storage import db
@@ -226,7 +229,11 @@ def iter_batches(
         query = query.where(*current_rows(table))
     dialect = conn.dialect
     if (dialect.name, dialect.driver) in _RAW_DRIVERS:
-        yield from _raw_batches(conn, query, columns, schema, batch_rows)
+        arrow = _adbc_postgresql(conn, query, columns) if dialect.name == "postgresql" else None
+        if arrow is not None:
+            yield from _adbc_batches(arrow, query, columns, schema, batch_rows)
+        else:
+            yield from _raw_batches(conn, query, columns, schema, batch_rows)
         return
     converters = [_converter(c) for c in columns]
     result = conn.execution_options(yield_per=batch_rows).execute(query)
@@ -276,6 +283,113 @@ def _raw_batches(
     finally:
         with contextlib.suppress(dialect.loaded_dbapi.Error):  # the connection may be closed already
             cursor.close()
+
+
+def _adbc_simple(column: sa.Column[Any]) -> bool:
+    """Whether ADBC's PostgreSQL types for ``column`` cast to the lake's exactly: text, integers,
+    booleans, floats, timestamps, dates and JSON (lists included); not decimals, times, intervals,
+    binary or UUIDs (those take the psycopg path)."""
+    t = _base_type(column.type)
+    if isinstance(t, sa.JSON):
+        element = column.info.get("list_of")
+        return element is None or isinstance(_base_type(element), sa.JSON | sa.String | sa.Integer)
+    if isinstance(t, sa.Uuid | sa.Enum):
+        return False
+    return isinstance(t, sa.String | sa.Integer | sa.Boolean | sa.Float | sa.DateTime | sa.Date) and not (
+        isinstance(t, sa.Numeric) and not isinstance(t, sa.Float)
+    )
+
+
+def _adbc_postgresql(conn: sa.Connection, query: sa.Select[Any], columns: Sequence[sa.Column[Any]]) -> Any:
+    """An ADBC PostgreSQL connection (``adbc-driver-postgresql``, the ``lake`` extra) that sees what
+    ``conn`` sees: its transaction imports ``conn``'s snapshot (``pg_export_snapshot``) and its
+    ``search_path``. None (read through psycopg instead) when the driver is not installed, a column type
+    has no exact Arrow match, or the connection cannot be made."""
+    if not all(_adbc_simple(c) for c in columns):
+        return None
+    adbc_pg = _adbc_module()
+    if adbc_pg is None:
+        return None
+    compiled = query.compile(dialect=conn.dialect)
+    if compiled.params or "%" in str(compiled):  # written for psycopg's placeholders
+        return None
+    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    search_path = conn.exec_driver_sql("SELECT current_setting('search_path')").scalar_one()
+    url = conn.engine.url.set(drivername="postgresql")
+    try:
+        arrow = adbc_pg.connect(url.render_as_string(hide_password=False), autocommit=True)
+    except adbc_pg.Error as exc:
+        log.info("reading through psycopg: ADBC could not connect (%s)", db.redact(_first_line(exc)))
+        return None
+    try:
+        with arrow.cursor() as cur:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            cur.execute(f"SET LOCAL search_path TO {search_path}")
+    except adbc_pg.Error as exc:
+        arrow.close()
+        log.info("reading through psycopg: ADBC could not share the snapshot (%s)", _first_line(exc))
+        return None
+    return arrow
+
+
+def _adbc_batches(
+    arrow: Any, query: sa.Select[Any], columns: Sequence[sa.Column[Any]], schema: pa.Schema, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``query`` as Arrow from ADBC (PostgreSQL's binary COPY), cast to ``schema``, in
+    slices of ``batch_rows``."""
+    adbc_pg: Any = _adbc_module()
+    from_list = {
+        i: functools.partial(
+            _list_array,
+            target=f.type,
+            objects=isinstance(_base_type(c.info["list_of"]), sa.JSON),
+        )
+        for i, (c, f) in enumerate(zip(columns, schema, strict=True))
+        if pa.types.is_list(f.type)
+    }
+    sql = str(query.compile(dialect=cast("sa.Dialect", postgresql.dialect())))  # type: ignore[no-untyped-call]
+    try:
+        with arrow.cursor() as cur:
+            cur.execute(sql)
+            for batch in cur.fetch_record_batch():
+                arrays = []
+                for i, field in enumerate(schema):
+                    array = batch.column(i)
+                    if isinstance(array, pa.ExtensionArray):  # arrow.json: the JSON text
+                        array = array.storage
+                    if i in from_list:
+                        arrays.append(from_list[i](_json_values(array)))
+                    else:
+                        arrays.append(array.cast(field.type))
+                whole = pa.RecordBatch.from_arrays(arrays, schema=schema)
+                for start in range(0, whole.num_rows, batch_rows):
+                    yield whole.slice(start, batch_rows)
+    except adbc_pg.Error as exc:
+        raise StorageError(f"reading the database failed: {db.redact(_first_line(exc))}") from None
+    finally:
+        with contextlib.suppress(adbc_pg.Error):
+            arrow.close()
+
+
+def _adbc_module() -> Any:
+    """``adbc_driver_postgresql.dbapi``, or None when the ``lake`` extra's driver is not installed."""
+    try:
+        return importlib.import_module("adbc_driver_postgresql.dbapi")
+    except ImportError:
+        return None
+
+
+def _json_values(array: pa.Array[Any]) -> list[Any]:
+    """The values of an Arrow array of JSON texts, parsed by one ``orjson`` call (the texts joined in
+    Arrow as ``[t1,t2,...]``)."""
+    texts: Any = pc.fill_null(cast(Any, array).cast(pa.large_string()), "null")
+    whole = pa.LargeListArray.from_arrays(pa.array([0, len(texts)], pa.int64()), texts)
+    joined: Any = pc.binary_join(whole, pa.scalar(",", pa.large_string()))
+    parsed = orjson.loads("[" + str(joined[0].as_py()) + "]")
+    if len(parsed) != len(array):  # not one JSON value per text: one at a time
+        parsed = [None if t is None else orjson.loads(t) for t in array.to_pylist()]
+    return cast("list[Any]", parsed)
 
 
 def _column_reader(
