@@ -19,9 +19,14 @@ def read(engine: sa.Engine, table: sa.Table, **kwargs: object) -> pa.Table:
     return pa.Table.from_batches(batches, lake_export.arrow_schema(table, **kwargs))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("adbc", [True, False], ids=["adbc", "no-adbc"])
 def test_the_driver_path_gives_what_the_sqlalchemy_path_gives(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
+    db_url: str, adbc: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Arrow from ADBC (PostgreSQL), or the driver's cursor (SQLite, PostgreSQL without the ADBC
+    driver), gives the very batches SQLAlchemy's rows give (MariaDB: SQLAlchemy's rows both times)."""
+    if not adbc:
+        monkeypatch.setattr(lake_export, "_adbc_module", lambda: None)
     meta = small_metadata()
     engine = sa.create_engine(db_url)
     try:
@@ -79,3 +84,21 @@ def test_list_texts_are_parsed_in_one_call_or_one_at_a_time() -> None:
         ['{"a":2,"b":1}'],
         None,
     ]
+
+
+def test_adbc_reads_the_snapshot_of_the_export(postgres_url: str) -> None:
+    """Rows committed by another connection after the export's snapshot was taken are not read: the
+    ADBC connection imports that snapshot."""
+    meta = small_metadata()
+    engine = sa.create_engine(postgres_url)
+    try:
+        fill(engine, meta, 10)
+        links = meta.tables["links"]
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+            conn.execute(sa.select(sa.func.count()).select_from(links)).scalar_one()  # the snapshot
+            with engine.begin() as other:
+                other.execute(links.insert(), [{"item_id": "late", "position": 0, "target": "x"}])
+            rows = sum(b.num_rows for b in lake_export.iter_batches(conn, links))
+        assert rows == 10
+    finally:
+        engine.dispose()
