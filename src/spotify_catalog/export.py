@@ -68,6 +68,7 @@ STAGING = "_staging"
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
 DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches gathered until then)
 ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
+ADBC_BATCH_BYTES = 4 * 2**20  # Arrow data per batch ADBC reads from PostgreSQL (its default: 16 MiB)
 STALE_STAGING = timedelta(hours=1)  # staging untouched this long was left by an export that died
 # Parquet timestamps as INT96 (UTC instants, nanoseconds), the encoding Spark writes by default: Hive's
 # Parquet reader (Hive 2 and 3, Spark with spark.sql.hive.convertMetastoreParquet=false) cannot read
@@ -351,6 +352,7 @@ def _adbc_batches(
     sql = str(query.compile(dialect=cast("sa.Dialect", postgresql.dialect())))  # type: ignore[no-untyped-call]
     try:
         with arrow.cursor() as cur:
+            cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
             cur.execute(sql)
             for batch in cur.fetch_record_batch():
                 arrays = []
