@@ -281,6 +281,8 @@ def _raw_batches(
             values = list(zip(*rows, strict=True))
             arrays = [read(col) for read, col in zip(readers, values, strict=True)]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+    except dialect.loaded_dbapi.Error as exc:  # what SQLAlchemy would have wrapped
+        raise StorageError(f"reading the database failed: {db.redact(_first_line(exc))}") from None
     finally:
         with contextlib.suppress(dialect.loaded_dbapi.Error):  # the connection may be closed already
             cursor.close()

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from lake_helpers import fill, small_metadata
 
 from spotify_catalog import export as lake_export
+from spotify_catalog.errors import StorageError
 
 
 def read(engine: sa.Engine, table: sa.Table, **kwargs: object) -> pa.Table:
@@ -102,3 +103,15 @@ def test_adbc_reads_the_snapshot_of_the_export(postgres_url: str) -> None:
         assert rows == 10
     finally:
         engine.dispose()
+
+
+def test_a_driver_error_while_reading_is_one_line(tmp_path: Path) -> None:
+    """The driver's own error (no SQLAlchemy around it to wrap it) is a StorageError, not a traceback."""
+    meta = small_metadata()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    fill(engine, meta, 3)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("DROP TABLE links")
+        with pytest.raises(StorageError, match=r"^reading the database failed: no such table: links$"):
+            list(lake_export.iter_batches(conn, meta.tables["links"]))
+    engine.dispose()
