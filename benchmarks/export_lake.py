@@ -7,6 +7,10 @@ the peak does not grow with the number of rows.
 
     python -m benchmarks export_lake                   # all three sizes
     python -m benchmarks.export_lake [--sizes 10000,100000] [--batch-rows 5000] [--with-raw]
+    python -m benchmarks.export_lake --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
+
+With ``--db`` (PostgreSQL or MySQL/MariaDB; the database must exist, its tables are dropped and
+made again) the same rows are copied from the SQLite file into that database before each export.
 """
 
 from __future__ import annotations
@@ -82,6 +86,54 @@ def build(path: Path, n: int, *, with_raw: bool = False) -> float:
     return time.perf_counter() - started
 
 
+def copy_to(url: str, source: Path) -> float:
+    """Copy the tracks of the SQLite file ``source`` into a fresh schema at ``url``; returns seconds."""
+    import sqlalchemy as sa
+
+    from spotify_catalog.storage.schema import UtcDateTime, metadata, tracks
+
+    started = time.perf_counter()
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    columns = [c.name for c in tracks.columns]
+    stamps = {i for i, c in enumerate(tracks.columns) if isinstance(c.type, UtcDateTime)}
+    bools = {i for i, c in enumerate(tracks.columns) if isinstance(c.type, sa.Boolean)}
+
+    def typed(row: tuple[object, ...]) -> tuple[object, ...]:
+        return tuple(
+            None if v is None
+            else datetime.fromisoformat(str(v)).replace(tzinfo=UTC) if i in stamps
+            else bool(v) if i in bools
+            else v
+            for i, v in enumerate(row)
+        )  # fmt: skip
+
+    con = sqlite3.connect(source)
+    cursor = con.execute(f"SELECT {', '.join(columns)} FROM tracks")
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if engine.dialect.name == "postgresql":
+            with cur.copy(f"COPY tracks ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                while rows := cursor.fetchmany(10_000):
+                    for r in rows:
+                        copy.write_row(typed(r))
+        else:
+            placeholders = ", ".join("%s" for _ in columns)
+            while rows := cursor.fetchmany(10_000):
+                cur.executemany(
+                    f"INSERT INTO tracks ({', '.join(columns)}) VALUES ({placeholders})",
+                    [typed(r) for r in rows],
+                )
+        raw.commit()
+    finally:
+        raw.close()
+        con.close()
+        engine.dispose()
+    return time.perf_counter() - started
+
+
 def child(db: str, lake: str, batch_rows: int, with_raw: bool) -> None:
     """Runs in its own process: one export of ``tracks``, figures as JSON on stdout."""
     import pyarrow as pa
@@ -90,7 +142,7 @@ def child(db: str, lake: str, batch_rows: int, with_raw: bool) -> None:
     from spotify_catalog import export as lake_export
     from spotify_catalog.storage.schema import metadata
 
-    engine = sa.create_engine(f"sqlite:///{db}")
+    engine = sa.create_engine(db if "://" in db else f"sqlite:///{db}")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     done = lake_export.export(
@@ -119,13 +171,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--batch-rows", type=int, default=5_000)  # the exporter's default
     parser.add_argument("--with-raw", action="store_true", help="fill and export the raw JSON column")
+    parser.add_argument("--db", help="export from this PostgreSQL or MySQL/MariaDB database (dropped first)")
     parser.add_argument("--child", nargs=2, metavar=("DB", "LAKE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child[0], args.child[1], args.batch_rows, args.with_raw)
         return 0
+    where = "SQLite" if not args.db else args.db.split("+")[0].split(":")[0]
     print(
-        f"tracks -> Parquet (zstd), fetched {args.batch_rows:,} rows at a time, row groups of "
+        f"{where}: tracks -> Parquet (zstd), fetched {args.batch_rows:,} rows at a time, row groups of "
         f"{DEFAULT_ROW_GROUP_ROWS:,} rows, one process per size{', with raw' if args.with_raw else ''}"
     )
     print(f"{'rows':>10} {'build s':>8} {'export s':>9} {'rows/s':>9} {'RSS start':>10} "
@@ -134,10 +188,14 @@ def main(argv: list[str]) -> int:
         for n in (int(s) for s in args.sizes.split(",")):
             db = Path(tmp) / f"tracks-{n}.db"
             built = build(db, n, with_raw=args.with_raw)
+            source = str(db)
+            if args.db:
+                built += copy_to(args.db, db)
+                source = args.db
             raw = ["--with-raw"] if args.with_raw else []
             proc = subprocess.run(
                 [sys.executable, "-m", "benchmarks.export_lake", "--batch-rows", str(args.batch_rows), *raw,
-                 "--child", str(db), str(Path(tmp) / f"lake-{n}")],
+                 "--child", source, str(Path(tmp) / f"lake-{n}")],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             f = json.loads(proc.stdout)

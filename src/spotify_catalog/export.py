@@ -21,6 +21,7 @@ import base64
 import contextlib
 import ctypes
 import functools
+import importlib
 import json
 import logging
 import os
@@ -38,12 +39,15 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 import boto3
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.dialects import postgresql
 
 from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError
 from spotify_catalog.storage import db
@@ -64,6 +68,7 @@ STAGING = "_staging"
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
 DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches gathered until then)
 ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
+ADBC_BATCH_BYTES = 4 * 2**20  # Arrow data per batch ADBC reads from PostgreSQL (its default: 16 MiB)
 STALE_STAGING = timedelta(hours=1)  # staging untouched this long was left by an export that died
 # Parquet timestamps as INT96 (UTC instants, nanoseconds), the encoding Spark writes by default: Hive's
 # Parquet reader (Hive 2 and 3, Spark with spark.sql.hive.convertMetastoreParquet=false) cannot read
@@ -215,13 +220,23 @@ def iter_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream ``table`` as record batches of at most ``batch_rows`` rows, in primary key order
     (server-side cursor where the driver has one); gone rows only with ``include_gone``
-    (:func:`current_rows`)."""
+    (:func:`current_rows`). On SQLite (``sqlite3``) and PostgreSQL (``psycopg``) the driver's own cursor
+    is read column by column and converted in Arrow (:func:`_column_reader`); elsewhere through
+    SQLAlchemy's rows."""
     columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
     schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
-    converters = [_converter(c) for c in columns]
     query = sa.select(*(_selected(c) for c in columns)).order_by(*table.primary_key.columns)
     if not include_gone:
         query = query.where(*current_rows(table))
+    dialect = conn.dialect
+    if (dialect.name, dialect.driver) in _RAW_DRIVERS:
+        arrow = _adbc_postgresql(conn, query, columns) if dialect.name == "postgresql" else None
+        if arrow is not None:
+            yield from _adbc_batches(arrow, query, columns, schema, batch_rows)
+        else:
+            yield from _raw_batches(conn, query, columns, schema, batch_rows)
+        return
+    converters = [_converter(c) for c in columns]
     result = conn.execution_options(yield_per=batch_rows).execute(query)
     for rows in result.partitions():
         values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
@@ -230,6 +245,195 @@ def iter_batches(
             for col, conv, f in zip(values, converters, schema, strict=True)
         ]
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+_RAW_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+
+
+def _raw_batches(
+    conn: sa.Connection,
+    query: sa.Select[Any],
+    columns: Sequence[sa.Column[Any]],
+    schema: pa.Schema,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``query`` through the DBAPI cursor of ``conn`` (same transaction, so the same
+    snapshot): no ``Row`` objects, values converted a column at a time."""
+    dialect = conn.dialect
+    compiled = query.compile(dialect=dialect)
+    params: Any = compiled.params
+    if dialect.positional:
+        params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+    conn.exec_driver_sql("SELECT 1").close()  # begins SQLAlchemy's transaction if not yet begun
+    dbapi_conn: Any = conn.connection.driver_connection
+    if dialect.name == "postgresql":  # a server-side cursor: rows arrive batch by batch
+        cursor = dbapi_conn.cursor(name=f"lake_{uuid.uuid4().hex}")
+        cursor.itersize = batch_rows
+    else:
+        cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        readers = [
+            _column_reader(c, f.type, dialect, d[1])
+            for c, f, d in zip(columns, schema, cursor.description, strict=True)
+        ]
+        while rows := cursor.fetchmany(batch_rows):
+            values = list(zip(*rows, strict=True))
+            arrays = [read(col) for read, col in zip(readers, values, strict=True)]
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+    except dialect.loaded_dbapi.Error as exc:  # what SQLAlchemy would have wrapped
+        raise StorageError(f"reading the database failed: {db.redact(_first_line(exc))}") from None
+    finally:
+        with contextlib.suppress(dialect.loaded_dbapi.Error):  # the connection may be closed already
+            cursor.close()
+
+
+def _adbc_simple(column: sa.Column[Any]) -> bool:
+    """Whether ADBC's PostgreSQL types for ``column`` cast to the lake's exactly: text, integers,
+    booleans, floats, timestamps, dates and JSON (lists included); not decimals, times, intervals,
+    binary or UUIDs (those take the psycopg path)."""
+    t = _base_type(column.type)
+    if isinstance(t, sa.JSON):
+        element = column.info.get("list_of")
+        return element is None or isinstance(_base_type(element), sa.JSON | sa.String | sa.Integer)
+    if isinstance(t, sa.Uuid | sa.Enum):
+        return False
+    return isinstance(t, sa.String | sa.Integer | sa.Boolean | sa.Float | sa.DateTime | sa.Date) and not (
+        isinstance(t, sa.Numeric) and not isinstance(t, sa.Float)
+    )
+
+
+def _adbc_postgresql(conn: sa.Connection, query: sa.Select[Any], columns: Sequence[sa.Column[Any]]) -> Any:
+    """An ADBC PostgreSQL connection (``adbc-driver-postgresql``, the ``lake`` extra) that sees what
+    ``conn`` sees: its transaction imports ``conn``'s snapshot (``pg_export_snapshot``) and its
+    ``search_path``. None (read through psycopg instead) when the driver is not installed, a column type
+    has no exact Arrow match, or the connection cannot be made."""
+    if not all(_adbc_simple(c) for c in columns):
+        return None
+    adbc_pg = _adbc_module()
+    if adbc_pg is None:
+        return None
+    compiled = query.compile(dialect=conn.dialect)
+    if compiled.params or "%" in str(compiled):  # written for psycopg's placeholders
+        return None
+    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    search_path = conn.exec_driver_sql("SELECT current_setting('search_path')").scalar_one()
+    url = conn.engine.url.set(drivername="postgresql")
+    try:
+        arrow = adbc_pg.connect(url.render_as_string(hide_password=False), autocommit=True)
+    except adbc_pg.Error as exc:
+        log.info("reading through psycopg: ADBC could not connect (%s)", db.redact(_first_line(exc)))
+        return None
+    try:
+        with arrow.cursor() as cur:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            cur.execute(f"SET LOCAL search_path TO {search_path}")
+    except adbc_pg.Error as exc:
+        arrow.close()
+        log.info("reading through psycopg: ADBC could not share the snapshot (%s)", _first_line(exc))
+        return None
+    return arrow
+
+
+def _adbc_batches(
+    arrow: Any, query: sa.Select[Any], columns: Sequence[sa.Column[Any]], schema: pa.Schema, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``query`` as Arrow from ADBC (PostgreSQL's binary COPY), cast to ``schema``, in
+    slices of ``batch_rows``."""
+    adbc_pg: Any = _adbc_module()
+    from_list = {
+        i: functools.partial(
+            _list_array,
+            target=f.type,
+            objects=isinstance(_base_type(c.info["list_of"]), sa.JSON),
+        )
+        for i, (c, f) in enumerate(zip(columns, schema, strict=True))
+        if pa.types.is_list(f.type)
+    }
+    sql = str(query.compile(dialect=cast("sa.Dialect", postgresql.dialect())))  # type: ignore[no-untyped-call]
+    try:
+        with arrow.cursor() as cur:
+            cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
+            cur.execute(sql)
+            for batch in cur.fetch_record_batch():
+                arrays = []
+                for i, field in enumerate(schema):
+                    array = batch.column(i)
+                    if isinstance(array, pa.ExtensionArray):  # arrow.json: the JSON text
+                        array = array.storage
+                    if i in from_list:
+                        arrays.append(from_list[i](_json_values(array)))
+                    else:
+                        arrays.append(array.cast(field.type))
+                whole = pa.RecordBatch.from_arrays(arrays, schema=schema)
+                for start in range(0, whole.num_rows, batch_rows):
+                    yield whole.slice(start, batch_rows)
+    except adbc_pg.Error as exc:
+        raise StorageError(f"reading the database failed: {db.redact(_first_line(exc))}") from None
+    finally:
+        with contextlib.suppress(adbc_pg.Error):
+            arrow.close()
+
+
+def _adbc_module() -> Any:
+    """``adbc_driver_postgresql.dbapi``, or None when the ``lake`` extra's driver is not installed."""
+    try:
+        return importlib.import_module("adbc_driver_postgresql.dbapi")
+    except ImportError:
+        return None
+
+
+def _json_values(array: pa.Array[Any]) -> list[Any]:
+    """The values of an Arrow array of JSON texts, parsed by one ``orjson`` call (the texts joined in
+    Arrow as ``[t1,t2,...]``)."""
+    texts: Any = pc.fill_null(cast(Any, array).cast(pa.large_string()), "null")
+    whole = pa.LargeListArray.from_arrays(pa.array([0, len(texts)], pa.int64()), texts)
+    joined: Any = pc.binary_join(whole, pa.scalar(",", pa.large_string()))
+    parsed = orjson.loads("[" + str(joined[0].as_py()) + "]")
+    if len(parsed) != len(array):  # not one JSON value per text: one at a time
+        parsed = [None if t is None else orjson.loads(t) for t in array.to_pylist()]
+    return cast("list[Any]", parsed)
+
+
+def _column_reader(
+    column: sa.Column[Any], target: pa.DataType, dialect: sa.Dialect, coltype: Any
+) -> Callable[[Sequence[Any]], pa.Array[Any]]:
+    """How to turn the driver's values of ``column`` (one batch) into an Arrow array of ``target``: text
+    timestamps and dates (SQLite) and integer booleans are cast by Arrow, list columns parsed by orjson,
+    other types go through SQLAlchemy's own result processor."""
+
+    def untyped(values: Sequence[Any]) -> pa.Array[Any]:
+        array = pa.array(values)  # all None: a null array, which casts to any type
+        if pa.types.is_timestamp(target) and pa.types.is_string(array.type):
+            array = array.cast(pa.timestamp(target.unit))  # naive text is UTC (the project's convention)
+        return cast("pa.Array[Any]", array.cast(target))
+
+    if pa.types.is_timestamp(target) or pa.types.is_boolean(target) or pa.types.is_date32(target):
+        return untyped
+    convert = _converter(column)
+    if convert is not None and pa.types.is_list(target):
+        objects = isinstance(_base_type(column.info["list_of"]), sa.JSON)
+        return functools.partial(_list_array, target=target, objects=objects)
+    if convert is not None:
+        return lambda values: pa.array([convert(v) for v in values], type=target)
+    process = column.type.dialect_impl(dialect).result_processor(dialect, coltype)
+    if process is None:
+        return lambda values: pa.array(values, type=target)
+    return lambda values: pa.array([process(v) for v in values], type=target)
+
+
+def _list_array(values: Sequence[Any], *, target: pa.DataType, objects: bool) -> pa.Array[Any]:
+    """A list column's values: JSON texts parsed by orjson in one call (``[t1,t2,...]``); a driver
+    may hand them over parsed already. Lists of objects keep each object as JSON text."""
+    parsed: list[Any] = []
+    if all(v is None or v.__class__ is str for v in values):
+        parsed = orjson.loads("[" + ",".join("null" if v is None else v for v in values) + "]")
+    if len(parsed) != len(values):  # not one JSON value per text (or not all texts): one at a time
+        parsed = [orjson.loads(v) if isinstance(v, str | bytes) else v for v in values]
+    if objects:
+        parsed = [None if v is None else [_json_text(o) for o in v] for v in parsed]
+    return pa.array(parsed, type=target)
 
 
 # --------------------------------------------------------------------------------------------------
