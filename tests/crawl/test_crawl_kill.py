@@ -85,7 +85,7 @@ def test_kill_9_at_several_points_then_rerun(make_emulator: Any, tmp_path: Path)
 
 
 def test_ctrl_c_exits_130_and_records_the_run(make_emulator: Any, tmp_path: Path) -> None:
-    emu = make_emulator(profile="development", latency_ms=20)  # still crawling when Ctrl-C comes
+    emu = make_emulator(profile="development", latency_ms=50)  # still crawling when Ctrl-C comes
     env = {
         **os.environ,
         "SPOTIFY_CLIENT_ID": "emulator-client-id",
