@@ -31,12 +31,12 @@ def test_tasks_are_queued_once_and_reopened_when_stale(engine: sa.Engine) -> Non
     with engine.begin() as conn:
         assert state.ensure_tasks(conn, "album", ["b", "a", "a"], now=T0, fresh_since=week_ago) == 2
         assert state.ensure_tasks(conn, "album", ["a", "b"], now=T0, fresh_since=week_ago) == 0
-        assert state.pending_keys(conn, "album") == ["a", "b"]
+        assert state.count_pending(conn, ["album"]) == 2
         state.finish_tasks(conn, "album", ["a"], now=T0, run_id=1)
         state.finish_tasks(conn, "album", ["b"], now=T0, run_id=1, state=state.FAILED, error="not found")
         # an artist a search delivered: finished without having been queued
         state.finish_tasks(conn, "artist", ["x"], now=T0, run_id=1)
-        assert state.pending_keys(conn, "album") == []
+        assert state.count_pending(conn, ["album", "artist"]) == 0
         assert state.task_states(conn, "album", ["a", "b", "c"]) == {"a": "done", "b": "failed"}
     with engine.begin() as conn:  # six days later: fresh
         later = T0 + timedelta(days=6)
@@ -62,9 +62,12 @@ def test_failed_attempts_are_counted_and_given_back_next_run(engine: sa.Engine) 
         state.ensure_tasks(conn, "track", ["t1", "t2"], now=T0, fresh_since=T0)
         for _ in range(3):
             state.retry_later(conn, "track", ["t1"], error="503", now=T0)
-        assert state.pending_keys(conn, "track", max_attempts=3) == ["t2"]
+        claimed = state.claim(conn, "track", 10, run_id=1, now=T0, max_attempts=3)
+        assert claimed == ["t2"]  # t1 failed 3 times in this run
         state.reset_attempts(conn)
-        assert state.pending_keys(conn, "track", max_attempts=3) == ["t1", "t2"]
+        assert state.claim(conn, "track", 10, run_id=2, now=T0, max_attempts=3) == ["t1"]  # t2 is run 1's
+        lapsed = T0 + state.LEASE + timedelta(seconds=1)
+        assert state.claim(conn, "track", 10, run_id=2, now=lapsed, max_attempts=3) == ["t1", "t2"]
 
 
 def test_many_keys_are_chunked(engine: sa.Engine) -> None:
@@ -72,7 +75,8 @@ def test_many_keys_are_chunked(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         assert state.ensure_tasks(conn, "track", keys, now=T0, fresh_since=T0) == 1234
         state.finish_tasks(conn, "track", keys[:1000], now=T0, run_id=None)
-        assert state.pending_keys(conn, "track") == keys[1000:]
+        assert state.count_pending(conn, ["track"]) == 234
+        assert state.claim(conn, "track", 2000, run_id=1, now=T0) == keys[1000:]
 
 
 def test_runs_and_state(engine: sa.Engine) -> None:

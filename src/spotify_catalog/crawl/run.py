@@ -432,7 +432,7 @@ class Crawler:
             queued = 0
             for kind, keys in seeds:
                 queued += state.ensure_tasks(conn, kind, keys, now=self.now(), fresh_since=self._fresh_since)
-            pending = sum(len(state.pending_keys(conn, kind)) for kind, _ in seeds)
+            pending = state.count_pending(conn, [kind for kind, _ in seeds])
         if queued >= ANALYZE_AFTER:
             with self.engine.begin() as conn:  # its own transaction: holds no lock of the phase's
                 state.analyze(conn)
@@ -638,22 +638,22 @@ class Crawler:
         unit, outcome, when = answer.unit, answer.outcome, answer.when
         state.finish_tasks(conn, unit.kind, outcome.done, now=when, run_id=self._run_id)
         if outcome.not_found:
-            state.finish_tasks(
-                conn,
-                unit.kind,
-                outcome.not_found,
-                now=when,
-                run_id=self._run_id,
-                state=state.FAILED,
-                error=NOT_FOUND,
-            )
-            changes.not_found(conn, unit.kind, outcome.not_found, now=when)
+            self._give_up(conn, unit.kind, outcome.not_found, when, error=NOT_FOUND, gone=True)
         for kind, keys in _by_kind(outcome.also_done):
             state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id)
         for kind, keys in _by_kind(outcome.follow_up):
             state.ensure_tasks(conn, kind, keys, now=when, fresh_since=self._fresh_since)
         if outcome.listing is not None:
             _listing_written(conn, outcome.listing, when)
+
+    def _give_up(
+        self, conn: sa.Connection, kind: str, keys: list[str], when: datetime, *, error: str, gone: bool
+    ) -> None:
+        """Tasks failed for good (a 404 or 400: not asked again while fresh); ``gone``: a 404, what
+        they name is marked gone."""
+        state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id, state=state.FAILED, error=error)
+        if gone:
+            changes.not_found(conn, kind, keys, now=when)
 
     def _failed(self, unit: Unit, exc: SpotifyError) -> BaseException | None:
         """Record a unit's error; returns it if nothing more can be done in this run."""
@@ -668,17 +668,8 @@ class Crawler:
         with self.engine.begin() as conn:
             if isinstance(exc, NotFoundError | BadRequestError):
                 log.warning("%s %s: %s", unit.kind, ",".join(unit.keys), exc)
-                state.finish_tasks(
-                    conn,
-                    unit.kind,
-                    unit.keys,
-                    now=when,
-                    run_id=self._run_id,
-                    state=state.FAILED,
-                    error=str(exc),
-                )
-                if isinstance(exc, NotFoundError):
-                    changes.not_found(conn, unit.kind, unit.keys, now=when)
+                gone = isinstance(exc, NotFoundError)
+                self._give_up(conn, unit.kind, unit.keys, when, error=str(exc), gone=gone)
             else:
                 log.warning("%s %s failed, will retry: %s", unit.kind, ",".join(unit.keys), exc)
                 state.retry_later(conn, unit.kind, unit.keys, error=str(exc), now=when)

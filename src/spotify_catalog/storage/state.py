@@ -79,13 +79,11 @@ def analyze(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(schema.tasks)}"))
 
 
-def pending_keys(conn: sa.Connection, kind: str, *, max_attempts: int | None = None) -> list[str]:
-    """Keys of the pending tasks of a kind, sorted."""
+def count_pending(conn: sa.Connection, kinds: Sequence[str]) -> int:
+    """How many tasks of ``kinds`` are pending (for progress: the keys themselves are claimed)."""
     t = schema.tasks
-    query = sa.select(t.c.key).where(t.c.kind == kind, t.c.state == PENDING)
-    if max_attempts is not None:
-        query = query.where(t.c.attempts < max_attempts)
-    return list(conn.execute(query.order_by(t.c.key)).scalars())
+    query = sa.select(sa.func.count()).select_from(t).where(t.c.kind.in_(kinds), t.c.state == PENDING)
+    return int(conn.execute(query).scalar_one())
 
 
 def finish_tasks(
