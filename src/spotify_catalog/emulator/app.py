@@ -14,8 +14,9 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,8 +24,9 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from spotify_catalog.emulator import faults, render
 from spotify_catalog.emulator.catalog import (
@@ -103,7 +105,25 @@ def etag_of(body: bytes) -> str:
     return '"MC-' + base64.b64encode(f'"{digest}"'.encode()).decode() + '"'
 
 
-@dataclass
+Headers = Sequence[tuple[bytes, bytes]]
+"""An ASGI scope's ``headers``: lower-case names, as the server received them."""
+
+
+def header(headers: Headers, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), as Starlette's ``Request.headers.get``."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def query_params(query_string: bytes) -> QueryParams:
+    """The parsed query string (immutable, so the same object serves every request that sends it)."""
+    return QueryParams(query_string)
+
+
+@dataclass(slots=True)
 class Ctx:
     """What a Web API handler sees."""
 
@@ -112,11 +132,11 @@ class Ctx:
     path: dict[str, str]
     base: str
     dev: bool
-    request: Request | None = None
+    headers: Headers = ()
 
     def locale(self) -> str | None:
         """The request's ``Accept-Language`` (search links carry it as ``locale=``)."""
-        return None if self.request is None else self.request.headers.get("accept-language")
+        return header(self.headers, b"accept-language")
 
     def market(self) -> str | None:
         value = self.params.get("market")
@@ -476,6 +496,11 @@ class Spec:
     development: bool = True
     removed: bool = False
 
+    @functools.cached_property
+    def route(self) -> str:
+        """How ``/_emulator/stats`` names a ``GET`` of this route."""
+        return f"GET {self.template}"
+
 
 SPECS = (
     Spec("/v1/search", h_search),
@@ -525,17 +550,22 @@ async def _delay(state: EmulatorState) -> None:
         await asyncio.sleep(state.config.latency_ms / 1000)
 
 
-def _log(request: Request, status: str, started: float) -> None:
+def _log_line(method: str, path: str, query: str, status: str, started: float) -> None:
     if log.isEnabledFor(logging.INFO):
-        query = f"?{request.url.query}" if request.url.query else ""
         log.info(
             "%s %s%s %s %.1f ms",
-            request.method,
-            request.url.path,
-            query,
+            method,
+            path,
+            f"?{query}" if query else "",
             status,
             (time.perf_counter() - started) * 1000,
         )
+
+
+def _log(request: Request, status: str, started: float) -> None:
+    if log.isEnabledFor(logging.INFO):
+        url = request.url
+        _log_line(request.method, url.path, url.query, status, started)
 
 
 def _count(state: EmulatorState, request: Request, route: str, status: str) -> None:
@@ -547,15 +577,14 @@ def _challenge(error: str, description: str) -> str:
     return f'Bearer realm="spotify", error="{error}", error_description="{description}"'
 
 
-def _authenticate(state: EmulatorState, request: Request) -> None:
-    header = request.headers.get("authorization")
-    if header is None:
+def _authenticate(state: EmulatorState, authorization: str | None) -> None:
+    if authorization is None:
         raise ApiFail(
             401,
             UNAUTHORIZED_MESSAGE,
             {"www-authenticate": _challenge("missing_token", "No token provided")},
         )
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiFail(400, "Only valid bearer authentication supported")
     status = state.token_status(token.strip())
@@ -594,7 +623,9 @@ WEB_API_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 def _web_api(spec: Spec) -> Callable[[Request], Any]:
-    route = f"GET {spec.template}"
+    """The Starlette endpoint of a Web API route: every method, and the GETs that :class:`EmulatorApp`
+    leaves to Starlette (a path with characters outside :data:`_PLAIN_PATH`, a ``root_path``)."""
+    route = spec.route
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -607,13 +638,11 @@ def _web_api(spec: Spec) -> Callable[[Request], Any]:
             _log(request, str(response.status_code), started)
             return response
         await _delay(state)
-        response = _answer(spec, state, request)
-        if isinstance(response, faults.DroppedResponse):
-            status = "drop"
-        else:
-            status = str(response.status_code)
-            if not isinstance(response, CatalogResponse):
-                response.raw_headers.extend(_ORIGIN_RAW if response.status_code < 400 else _CORS_RAW)
+        scope = request.scope
+        path = {**request.path_params, "tail": request.url.path.rstrip("/").rsplit("/", 1)[-1]}
+        base = str(request.base_url).rstrip("/")
+        response = _answer(spec, state, scope["headers"], path, scope["query_string"], base)
+        status = _settle(response)
         _count(state, request, route, status)
         _log(request, status, started)
         return response
@@ -621,10 +650,27 @@ def _web_api(spec: Spec) -> Callable[[Request], Any]:
     return endpoint
 
 
-def _answer(spec: Spec, state: EmulatorState, request: Request) -> Response:
+def _settle(response: Response) -> str:
+    """The status to count and log (``drop``: a connection closed on purpose); the CORS headers of an
+    answer whose headers were not prepared whole (:class:`CatalogResponse`)."""
+    if isinstance(response, faults.DroppedResponse):
+        return "drop"
+    if not isinstance(response, CatalogResponse):
+        response.raw_headers.extend(_ORIGIN_RAW if response.status_code < 400 else _CORS_RAW)
+    return str(response.status_code)
+
+
+def _answer(
+    spec: Spec,
+    state: EmulatorState,
+    headers: Headers,
+    path: dict[str, str],
+    query_string: bytes,
+    base: str,
+) -> Response:
     fault: str | None = None
     try:
-        _authenticate(state, request)
+        _authenticate(state, header(headers, b"authorization"))
         _limit(state)
         fault = state.fault()
         if fault in faults.STATUS_BODIES:
@@ -636,15 +682,7 @@ def _answer(spec: Spec, state: EmulatorState, request: Request) -> Response:
         dev = state.config.profile == "development"
         if dev and not spec.development and not spec.removed:
             raise ApiFail(403, "Forbidden")
-        path = {**request.path_params, "tail": request.url.path.rstrip("/").rsplit("/", 1)[-1]}
-        ctx = Ctx(
-            state,
-            request.query_params,
-            path,
-            str(request.base_url).rstrip("/"),
-            dev,
-            request,
-        )
+        ctx = Ctx(state, query_params(query_string), path, base, dev, headers)
         body = _encode(spec.handler(ctx))
     except ApiFail as fail:
         response = error_response(fail)
@@ -653,16 +691,16 @@ def _answer(spec: Spec, state: EmulatorState, request: Request) -> Response:
                 fault, bytes(response.body), response.status_code, {"content-type": JSON_TYPE}
             )
         return response
-    headers = {"content-type": JSON_TYPE, "cache-control": spec.cache}
     if spec.etag:
         tag = etag_of(body)
-        headers["etag"] = tag
-        if tag in request.headers.get("if-none-match", ""):
+        if tag in (header(headers, b"if-none-match") or ""):
             return Response(b"", status_code=304, headers={"cache-control": spec.cache, "etag": tag})
+        out = {"content-type": JSON_TYPE, "cache-control": spec.cache, "etag": tag}
+        if fault in BODY_FAULTS:
+            return faults.mangle(fault, body, 200, out)
+        return Response(body, status_code=200, headers=out)
     if fault in BODY_FAULTS:
-        return faults.mangle(fault, body, 200, headers)
-    if spec.etag:
-        return Response(body, status_code=200, headers=headers)
+        return faults.mangle(fault, body, 200, {"content-type": JSON_TYPE, "cache-control": spec.cache})
     return CatalogResponse(body, _success_headers(spec.cache))
 
 
@@ -670,8 +708,11 @@ class CatalogResponse(Response):
     """A 200 whose headers (CORS included) are prepared once per route: the common case, kept quick."""
 
     def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        super().__init__(body, status_code=200)  # sets content-length only
-        self.raw_headers.extend(raw_headers)
+        # what Response.__init__ makes of it (content-length first), without its general machinery
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", str(len(body)).encode("latin-1")), *raw_headers]
 
 
 @functools.cache
@@ -681,6 +722,105 @@ def _success_headers(cache: str) -> list[tuple[bytes, bytes]]:
         (b"cache-control", cache.encode()),
         *_ORIGIN_RAW,
     ]
+
+
+# ----------------------------------------------------------------------------- the quick lane
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/._~!$&'()*+,;=:@%-]*")
+"""Paths whose URL (the request log, ``tail``) is the path itself: no character that Starlette's
+``URL`` escapes or drops (``?``, ``#``, ``\\``, spaces, controls, non-ASCII)."""
+_PLAIN_QUERY = re.compile(rb"[!-\"$-~]*")
+"""Query strings that Starlette's ``URL`` keeps as they are: printable ASCII without ``#``."""
+
+
+class RouteTable:
+    """The Web API route a path takes, as Starlette's router picks it, by dictionary look-up: the
+    templates have one ``{id}`` at most, always the third segment (``/v1/artists/{id}/albums``)."""
+
+    def __init__(self, specs: Sequence[Spec]) -> None:
+        self._by_template = {spec.template: (index, spec) for index, spec in enumerate(specs)}
+        for spec in specs:
+            params = [(i, part) for i, part in enumerate(spec.template.split("/")) if "{" in part]
+            if params not in ([], [(3, "{id}")]):
+                raise ValueError(f"the quick lane cannot route {spec.template}")
+
+    def match(self, path: str) -> tuple[Spec, dict[str, str]] | None:
+        """The spec and path parameters of the first route (in :data:`SPECS` order, routes without a
+        trailing slash first) that matches ``path``; ``None`` where only the catch-all would."""
+        parts = path.split("/")
+        if parts[-1] == "" and len(parts) > 2:  # a trailing slash: the routes that end with one
+            parts.pop()
+        literal = self._by_template.get("/".join(parts))
+        if len(parts) > 3 and parts[3]:
+            parts[3], entity_id = "{id}", parts[3]
+            found = self._by_template.get("/".join(parts))
+            if found is not None and (literal is None or found[0] < literal[0]):
+                return found[1], {"id": entity_id}
+        return None if literal is None else (literal[1], {})
+
+
+_BASES: dict[tuple[Any, ...], str] = {}
+
+
+def _base(scope: Scope) -> str:
+    """``str(request.base_url).rstrip("/")``, worked out once per scheme, server and ``Host``."""
+    headers = scope["headers"]
+    key = (scope.get("scheme", "http"), scope.get("server"), header(headers, b"host"))
+    base = _BASES.get(key)
+    if base is None:
+        base = str(Request(scope).base_url).rstrip("/")
+        if len(_BASES) >= 256:  # the Host header is the client's to choose
+            _BASES.clear()
+        _BASES[key] = base
+    return base
+
+
+async def _quick_get(
+    state: EmulatorState, spec: Spec, path_params: dict[str, str], scope: Scope, receive: Receive, send: Send
+) -> None:
+    """A Web API ``GET`` answered as :func:`_web_api`'s endpoint answers it, without building Starlette's
+    ``Request`` or routing through its middleware (see :class:`EmulatorApp`)."""
+    started = time.perf_counter()
+    if state.config.latency_ms > 0:
+        await asyncio.sleep(state.config.latency_ms / 1000)
+    path: str = scope["path"]
+    query: bytes = scope["query_string"]
+    path_params["tail"] = path.rstrip("/").rsplit("/", 1)[-1]
+    response = _answer(spec, state, scope["headers"], path_params, query, _base(scope))
+    status = _settle(response)
+    state.record(spec.route, status, "GET", path, query)
+    _log_line("GET", path, query.decode(), status, started)
+    await response(scope, receive, send)
+
+
+class EmulatorApp(Starlette):
+    """The emulator's Starlette app with a quick lane: a ``GET`` on a Web API route whose path and query
+    are plain ASCII skips Starlette's router, ``Request`` and middleware and goes to the same
+    :func:`_answer`; everything else (other methods, the token endpoint, ``/_emulator/*``, unknown
+    paths, unusual characters) takes Starlette's routes. Both give the same answers, counts and logs."""
+
+    def __init__(self, state: EmulatorState, routes: Sequence[BaseRoute]) -> None:
+        super().__init__(routes=routes)
+        self.state.emulator = state
+        self._emulator = state
+        self._routes = RouteTable(SPECS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and not scope.get("root_path")
+            and _PLAIN_PATH.fullmatch(scope["path"])
+            and _PLAIN_QUERY.fullmatch(scope["query_string"])
+        ):
+            found = self._routes.match(scope["path"])
+            if found is not None:
+                try:
+                    await _quick_get(self._emulator, found[0], found[1], scope, receive, send)
+                except Exception:  # as Starlette's ServerErrorMiddleware answers, then re-raises
+                    await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+                    raise
+                return
+        await super().__call__(scope, receive, send)
 
 
 # ----------------------------------------------------------------------------- token endpoint
@@ -866,9 +1006,7 @@ def create_app(
     # come after the routes without the slash, which stay the quickest to match
     routes += [Route(spec.template + "/", _web_api(spec), methods=WEB_API_METHODS) for spec in SPECS]
     routes += [Route("/{path:path}", not_found, methods=WEB_API_METHODS)]
-    app = Starlette(routes=routes)
-    app.state.emulator = state
-    return app
+    return EmulatorApp(state, routes)
 
 
 __all__ = ["ApiFail", "create_app", "etag_of", "public_config"]
