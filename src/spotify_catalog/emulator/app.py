@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
@@ -85,6 +86,13 @@ class ApiFail(Exception):
 
 def _encode(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _encode_catalog(body: JSON) -> bytes:
+    """What :func:`_encode` writes, 10 to 20 times quicker, for what the handlers return: strings, ints,
+    booleans, ``None``, lists and dicts, never a float (``orjson`` and ``json`` write floats differently;
+    ``test_every_body_is_what_json_writes`` checks the bytes are the same)."""
+    return orjson.dumps(body)
 
 
 def error_response(fail: ApiFail) -> Response:
@@ -551,15 +559,16 @@ async def _delay(state: EmulatorState) -> None:
 
 
 def _log_line(method: str, path: str, query: str, status: str, started: float) -> None:
+    """The request log line (``GET /v1/artists/… 200 0.4 ms``) at INFO. The record is made here, as
+    ``log.info`` would make it, without its walk up the stack to find where it was called from."""
     if log.isEnabledFor(logging.INFO):
-        log.info(
-            "%s %s%s %s %.1f ms",
-            method,
-            path,
-            f"?{query}" if query else "",
-            status,
-            (time.perf_counter() - started) * 1000,
-        )
+        args = (method, path, f"?{query}" if query else "", status, (time.perf_counter() - started) * 1000)
+        where = (__file__, _LOG_LINENO)
+        log.handle(log.makeRecord(log.name, logging.INFO, *where, _LOG_FORMAT, args, None, "_log_line"))
+
+
+_LOG_FORMAT = "%s %s%s %s %.1f ms"
+_LOG_LINENO = _log_line.__code__.co_firstlineno
 
 
 def _log(request: Request, status: str, started: float) -> None:
@@ -683,7 +692,7 @@ def _answer(
         if dev and not spec.development and not spec.removed:
             raise ApiFail(403, "Forbidden")
         ctx = Ctx(state, query_params(query_string), path, base, dev, headers)
-        body = _encode(spec.handler(ctx))
+        body = _encode_catalog(spec.handler(ctx))
     except ApiFail as fail:
         response = error_response(fail)
         if fault in BODY_FAULTS:
