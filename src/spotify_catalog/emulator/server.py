@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -64,9 +65,53 @@ def _spotify_400(self: Any, msg: str) -> None:
     self.transport.close()
 
 
+class CorkedTransport:
+    """A transport whose writes during one turn of the event loop leave as one ``write`` at the end of
+    that turn. uvicorn writes a response's status line and headers, then its body: corked, they travel
+    in one TCP segment, so the client wakes up once per response instead of twice, and the server makes
+    one ``send`` system call instead of two. The bytes and their order are unchanged; ``close`` sends
+    what is pending first."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        """Send what was written since the last flush (nothing if the connection is closing)."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending = []
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(len(data) for data in self._pending)
+
+    def __getattr__(self, name: str) -> Any:  # get_extra_info, pause_reading, set_protocol...
+        return getattr(self._transport, name)
+
+
 def http_protocol(kind: str = "auto") -> type[Any]:
     """uvicorn's HTTP protocol (``auto``: httptools when installed, as uvicorn picks, else ``h11``) with
-    :func:`_spotify_400` for requests it cannot parse."""
+    :func:`_spotify_400` for requests it cannot parse, writing through a :class:`CorkedTransport`."""
     base: type[Any] | None = None
     if kind != "h11":
         with contextlib.suppress(ImportError):  # httptools is an optional speed-up of uvicorn
@@ -77,7 +122,13 @@ def http_protocol(kind: str = "auto") -> type[Any]:
         from uvicorn.protocols.http.h11_impl import H11Protocol
 
         base = H11Protocol
-    return type(f"Spotify{base.__name__}", (base,), {"send_400_response": _spotify_400})
+    protocol: Any = base
+
+    def connection_made(self: Any, transport: asyncio.Transport) -> None:
+        protocol.connection_made(self, CorkedTransport(transport, self.loop))
+
+    methods = {"send_400_response": _spotify_400, "connection_made": connection_made}
+    return type(f"Spotify{base.__name__}", (base,), methods)
 
 
 def make_server(
