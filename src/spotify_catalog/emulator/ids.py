@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from enum import IntEnum
+from functools import lru_cache
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
@@ -69,8 +70,10 @@ def encode_id(seed: int, kind: Kind, a: int, b: int = 0, c: int = 0) -> str:
     return "".join(reversed(chars))
 
 
+@lru_cache(maxsize=65536)
 def decode_id(seed: int, value: str) -> tuple[Kind, int, int, int] | None:
-    """(kind, a, b, c) of an id made by :func:`encode_id` with this seed, else None."""
+    """(kind, a, b, c) of an id made by :func:`encode_id` with this seed, else None (remembered: a
+    crawl asks for an artist's id in several requests, and the decoding is a few microseconds)."""
     if not is_base62_id(value):
         return None
     x = 0
