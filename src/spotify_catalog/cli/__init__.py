@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,15 +113,33 @@ def one_line(text: str) -> str:
     (client secret, tokens, database credentials) replaced by ``**********``."""
     from spotify_catalog.settings import redact
 
-    return _CONTROL.sub(_escape, redact(text))
+    text = redact(text)
+    if text.isascii() and text.isprintable():  # no C0 control nor DEL, the only ASCII in _CONTROL
+        return text
+    return _CONTROL.sub(_escape, text)
 
 
 class OneLineFormatter(logging.Formatter):
     """A log formatter whose messages are :func:`one_line` (a traceback, with ``-vv``, stays as it is)."""
 
+    _second: tuple[int, str] = (-1, "")  # the date and time of the last second formatted
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = one_line(record.message)
         return super().formatMessage(record)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """As :class:`logging.Formatter` writes it, the date and time worked out once a second (the
+        emulator logs thousands of lines a second)."""
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second, stamp = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = (second, stamp)
+        msec_format = self.default_msec_format
+        return msec_format % (stamp, record.msecs) if msec_format else stamp
 
 
 def _market_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
