@@ -746,7 +746,8 @@ class RouteTable:
     templates have one ``{id}`` at most, always the third segment (``/v1/artists/{id}/albums``)."""
 
     def __init__(self, specs: Sequence[Spec]) -> None:
-        self._by_template = {spec.template: (index, spec) for index, spec in enumerate(specs)}
+        self._literal = {s.template: (i, s) for i, s in enumerate(specs) if "{" not in s.template}
+        self._with_id = {s.template: (i, s) for i, s in enumerate(specs) if "{" in s.template}
         for spec in specs:
             params = [(i, part) for i, part in enumerate(spec.template.split("/")) if "{" in part]
             if params not in ([], [(3, "{id}")]):
@@ -758,10 +759,10 @@ class RouteTable:
         parts = path.split("/")
         if parts[-1] == "" and len(parts) > 2:  # a trailing slash: the routes that end with one
             parts.pop()
-        literal = self._by_template.get("/".join(parts))
+        literal = self._literal.get("/".join(parts))
         if len(parts) > 3 and parts[3]:
             parts[3], entity_id = "{id}", parts[3]
-            found = self._by_template.get("/".join(parts))
+            found = self._with_id.get("/".join(parts))
             if found is not None and (literal is None or found[0] < literal[0]):
                 return found[1], {"id": entity_id}
         return None if literal is None else (literal[1], {})
