@@ -114,7 +114,7 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 GROUPS = (  # where a function's own time goes, by the file it is in (first match)
-    ("request log (logging, the CLI's formatter, filter)", ("logging/", "spotify_catalog/cli/", "settings.py")),
+    ("request log (logging, the CLI's formatter)", ("logging/", "spotify_catalog/cli/", "settings.py")),
     ("uvicorn (HTTP protocol, proxy headers)", ("uvicorn/",)),
     ("Starlette (routing, Request, Response)", ("starlette/",)),
     ("JSON encoding", ("json/", "orjson")),
