@@ -1,7 +1,10 @@
 """The Starlette application: token endpoint, Web API routes, ``/_emulator/*`` control routes.
 
-Every Web API request goes through :func:`_web_api`: latency, authentication, quota, rate limit,
-faults, profile restrictions, the handler, then ETag/304 and counters.
+Every Web API request goes through :func:`_answer`: authentication, quota, rate limit, faults,
+profile restrictions, the handler, then ETag/304; around it latency, counters and the request log. A
+``GET`` on a plain path takes the quick lane (:class:`EmulatorApp`, :func:`_quick_get`): no Starlette
+router, ``Request`` or middleware; everything else takes Starlette's routes (:func:`_web_api`). Both
+give the same answers (``tests/emulator/test_emulator_quick_lane.py``).
 """
 
 from __future__ import annotations
