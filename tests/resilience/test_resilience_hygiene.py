@@ -43,6 +43,21 @@ def test_one_line_escapes_every_control_character() -> None:
     assert one_line("two\nlines\r\ttab\x00\x7f\x9b") == "two\\x0alines\\x0d\\x09tab\\x00\\x7f\\x9b"
     assert one_line("user \u202eevil") == "user \\u202eevil"  # a right-to-left override
     assert one_line("naïve Beyoncé 방탄소년단 ✓") == "naïve Beyoncé 방탄소년단 ✓"  # printable text stays
+    assert one_line("GET /v1/artists/x?q=a+b 200 0.4 ms") == "GET /v1/artists/x?q=a+b 200 0.4 ms"
+    assert one_line("tab\tin ASCII") == "tab\\x09in ASCII"  # the ASCII short cut still escapes
+
+
+def test_the_log_formatter_writes_the_time_as_logging_does() -> None:
+    """The CLI's formatter works the date and time out once a second: each record still gets its own."""
+    from spotify_catalog.cli import OneLineFormatter
+
+    ours = OneLineFormatter("%(asctime)s %(message)s")
+    stdlib = logging.Formatter("%(asctime)s %(message)s")
+    start = 1_764_590_399.5  # half a second before a minute, an hour and a day turn
+    for created in [start + step * 0.137 for step in range(40)] + [start - 86_400, start + 0.001]:
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == stdlib.format(record)
 
 
 @pytest.mark.parametrize("command", ["crawl", "export"])
