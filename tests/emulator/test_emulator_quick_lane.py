@@ -220,3 +220,27 @@ def test_each_response_reaches_the_client_in_one_piece(emulator: Any) -> None:
             head, _, body = first.partition(b"\r\n\r\n")
             headers = dict(h.partition(b": ")[::2] for h in head.split(b"\r\n")[1:])
             assert len(body) == int(headers[b"content-length"])
+
+
+def test_a_handler_that_fails_is_a_500_in_both_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spotify_catalog.emulator import render
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(render, "artist", broken)
+    app = create_app(EmulatorConfig(artists=10))
+
+    async def through_starlette(scope: Any, receive: Any, send: Any) -> None:
+        await Starlette.__call__(app, scope, receive, send)
+
+    async def scenario(target: Any) -> tuple[int, str, str]:
+        transport = httpx.ASGITransport(app=target, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://emu") as c:
+            r = await c.post("/api/token", data={"grant_type": "client_credentials"}, auth=CLIENT)
+            auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            r = await c.get(f"/v1/artists/{BTS_ID}", headers=auth)
+            return r.status_code, r.headers["content-type"], r.text
+
+    quick, routed = asyncio.run(scenario(app)), asyncio.run(scenario(through_starlette))
+    assert quick == routed == (500, "text/plain; charset=utf-8", "Internal Server Error")

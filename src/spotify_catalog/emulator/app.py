@@ -651,9 +651,12 @@ def _web_api(spec: Spec) -> Callable[[Request], Any]:
             return response
         await _delay(state)
         scope = request.scope
-        path = {**request.path_params, "tail": request.url.path.rstrip("/").rsplit("/", 1)[-1]}
-        base = str(request.base_url).rstrip("/")
-        response = _answer(spec, state, scope["headers"], path, scope["query_string"], base)
+
+        def where() -> tuple[dict[str, str], str]:
+            path = {**request.path_params, "tail": request.url.path.rstrip("/").rsplit("/", 1)[-1]}
+            return path, str(request.base_url).rstrip("/")
+
+        response = _answer(spec, state, scope["headers"], scope["query_string"], where)
         status = _settle(response)
         _count(state, request, route, status)
         _log(request, status, started)
@@ -676,10 +679,11 @@ def _answer(
     spec: Spec,
     state: EmulatorState,
     headers: Headers,
-    path: dict[str, str],
     query_string: bytes,
-    base: str,
+    where: Callable[[], tuple[dict[str, str], str]],
 ) -> Response:
+    """The answer to a Web API ``GET``. ``where()`` gives the path parameters (with ``tail``, the last
+    segment) and the base URL; it is called once the request is admitted, as it always was."""
     fault: str | None = None
     try:
         _authenticate(state, header(headers, b"authorization"))
@@ -694,6 +698,7 @@ def _answer(
         dev = state.config.profile == "development"
         if dev and not spec.development and not spec.removed:
             raise ApiFail(403, "Forbidden")
+        path, base = where()
         ctx = Ctx(state, query_params(query_string), path, base, dev, headers)
         body = _encode_catalog(spec.handler(ctx))
     except ApiFail as fail:
@@ -797,11 +802,19 @@ async def _quick_get(
         await asyncio.sleep(state.config.latency_ms / 1000)
     path: str = scope["path"]
     query: bytes = scope["query_string"]
-    path_params["tail"] = path.rstrip("/").rsplit("/", 1)[-1]
-    response = _answer(spec, state, scope["headers"], path_params, query, _base(scope))
-    status = _settle(response)
-    state.record(spec.route, status, "GET", path, query)
-    _log_line("GET", path, query.decode(), status, started)
+    try:
+
+        def where() -> tuple[dict[str, str], str]:
+            path_params["tail"] = path.rstrip("/").rsplit("/", 1)[-1]
+            return path_params, _base(scope)
+
+        response = _answer(spec, state, scope["headers"], query, where)
+        status = _settle(response)
+        state.record(spec.route, status, "GET", path, query)
+        _log_line("GET", path, query.decode(), status, started)
+    except Exception:  # as Starlette's ServerErrorMiddleware answers, then re-raises
+        await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+        raise
     await response(scope, receive, send)
 
 
@@ -827,11 +840,7 @@ class EmulatorApp(Starlette):
         ):
             found = self._routes.match(scope["path"])
             if found is not None:
-                try:
-                    await _quick_get(self._emulator, found[0], found[1], scope, receive, send)
-                except Exception:  # as Starlette's ServerErrorMiddleware answers, then re-raises
-                    await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
-                    raise
+                await _quick_get(self._emulator, found[0], found[1], scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
