@@ -43,6 +43,83 @@ class Rows:
         )
 
 
+_COPY_CHILDREN = {"albums": ("album_artists",), "artists": ("artist_genres",)}
+"""Child tables a copy of an entity fills (an album's artists)."""
+_NOT_COMPARED = frozenset({"raw", "fetched_at"})
+
+
+def is_copy(row: Mapping[str, Any]) -> bool:
+    """Whether ``row`` is a simplified copy of an entity inside another object (a track's album, an
+    album's artists): such a row never clears ``gone_at``, its own object and its listings do."""
+    return row.get("detail") == SIMPLIFIED and "gone_at" not in row and "id" in row
+
+
+class WrittenCopies:
+    """The copies a run has written, by content: an album comes inside each of its tracks and an
+    artist inside each of its albums and tracks, the same each time. A copy whose columns (``raw``
+    and ``fetched_at`` aside) and child rows equal those of one written before in the run is not
+    written again: an album of 17 tracks is written once from them, not 17 times. Remembers at most
+    ``limit`` copies (then starts over)."""
+
+    def __init__(self, limit: int = 250_000) -> None:
+        self.limit = limit
+        self._digests: dict[tuple[str, str], int] = {}
+
+    def without_known(self, rows: Rows, fresh: dict[tuple[str, str], int]) -> Rows:
+        """``rows`` without the copies written before (``rows`` is left as it is); the copies kept are
+        added to ``fresh``, to pass to :meth:`written` once their transaction has committed."""
+        out: Rows | None = None
+        for table, table_rows in rows.upserts.items():
+            copies: dict[str, dict[str, Any]] = {}
+            own: set[str] = set()
+            for row in table_rows:
+                if is_copy(row):
+                    copies[row["id"]] = row  # the last one is what would be written
+                elif "id" in row:
+                    own.add(row["id"])
+            known: set[str] = set()
+            for key, row in copies.items():
+                if key in own:
+                    continue
+                children = tuple(
+                    _frozen(rows.children.get(child, {}).get(key)) for child in _COPY_CHILDREN.get(table, ())
+                )
+                try:
+                    digest = hash((_frozen(row), children))
+                except TypeError:  # a value that cannot be compared this way: written
+                    continue
+                if self._digests.get((table, key)) == digest:
+                    known.add(key)
+                else:
+                    fresh[(table, key)] = digest
+            if not known:
+                continue
+            if out is None:
+                out = Rows(dict(rows.upserts), dict(rows.children))
+            out.upserts[table] = [r for r in table_rows if r.get("id") not in known]
+            for child in _COPY_CHILDREN.get(table, ()):
+                if child in out.children:
+                    out.children[child] = {p: c for p, c in out.children[child].items() if p not in known}
+        return rows if out is None else out
+
+    def written(self, fresh: Mapping[tuple[str, str], int]) -> None:
+        """Remember copies that are now in the database."""
+        if len(self._digests) + len(fresh) > self.limit:
+            self._digests.clear()
+        self._digests.update(fresh)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of a row, a list of rows or a value (lists become tuples)."""
+    if isinstance(value, Mapping):
+        return tuple((k, _frozen(v)) for k, v in value.items() if k not in _NOT_COMPARED)
+    if isinstance(value, list):
+        if value and isinstance(value[0], Mapping | list):
+            return tuple(_frozen(v) for v in value)
+        return tuple(value)  # a list of strings (markets): an unhashable item later raises TypeError
+    return value
+
+
 # ------------------------------------------------------------------------------------------ helpers
 
 

@@ -238,6 +238,8 @@ def _shape_problem(data: Any) -> str | None:
                 return "page without items or total"
             children: list[Any] = [v for v in item.values() if isinstance(v, dict | list)]
         elif isinstance(item, list):
+            if item and isinstance(item[0], str | int | float):
+                continue  # a list of values (a track's markets): nothing to check inside
             children = [v for v in item if isinstance(v, dict | list)]
         else:
             continue
