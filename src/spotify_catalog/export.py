@@ -235,10 +235,13 @@ def iter_batches(
     if (dialect.name, dialect.driver) in _RAW_DRIVERS:
         arrow = _adbc_postgresql(conn, query, columns) if dialect.name == "postgresql" else None
         if arrow is not None:
+            log.info("reading %s through ADBC (adbc-driver-postgresql)", table.name)
             yield from _adbc_batches(arrow, query, columns, schema, batch_rows)
         else:
+            log.info("reading %s through the %s cursor", table.name, dialect.driver)
             yield from _raw_batches(conn, query, columns, schema, batch_rows)
         return
+    log.info("reading %s through SQLAlchemy rows (%s)", table.name, dialect.driver)
     converters = [_converter(c) for c in columns]
     result = conn.execution_options(yield_per=batch_rows).execute(query)
     for rows in result.partitions():
@@ -534,9 +537,11 @@ def _sqlite_arrow(
     The driver has a SQLite library of its own. Two SQLite libraries with the same file open in one
     process break each other's POSIX locks (closing a file drops every lock of the process on it), so
     the engine's idle connections are closed first, and ADBC is used only when no other file
-    descriptor of this process is on the database or its ``-wal``/``-shm``. The file is opened
-    ``mode=ro``; in a read-only directory where that fails (no ``-shm`` can be made) with
-    ``immutable=1``, as :func:`db.open_readonly` does."""
+    descriptor of this process is on the database or its ``-wal``/``-shm``. The file is opened as
+    :func:`db.open_readonly` opens it: ``mode=rw`` with ``PRAGMA query_only`` (so that, the last
+    connection of a WAL database, it removes the ``-wal`` and ``-shm`` files when closed, as
+    ``sqlite3`` does), and in a read-only directory where that fails (no ``-shm`` can be made)
+    ``mode=ro&immutable=1``."""
     module = _adbc_sqlite_module()
     if module is None:
         return None
@@ -556,15 +561,18 @@ def _sqlite_arrow(
     if _open_in_process(path):
         log.info("reading through sqlite3: the database is open elsewhere in this process")
         return None
-    uri = f"file:{quote(path)}?mode=ro"
+    uri = f"file:{quote(path)}"
     problem = ""
-    for attempt in (uri, f"{uri}&immutable=1"):
+    for attempt in (f"{uri}?mode=rw", f"{uri}?mode=ro&immutable=1"):
         connection = None
         try:
             connection = module.connect(attempt)  # autocommit off: one transaction until closed
-            with connection.cursor() as cur:  # the first read begins the read transaction
-                cur.execute("SELECT count(*) FROM sqlite_master")
+            with connection.cursor() as cur:
+                if "mode=rw" in attempt:
+                    cur.execute("PRAGMA query_only=ON")
+                cur.execute("SELECT count(*) FROM sqlite_master")  # begins the read transaction
                 cur.fetchall()
+            log.debug("ADBC reads %s", attempt)
             return _SqliteArrow(connection, queries)
         except module.Error as exc:
             if connection is not None:
