@@ -14,6 +14,7 @@ rows). Flat memory means the peak does not grow with the number of rows.
     python -m benchmarks export_lake                   # 100k and 1M tracks on every backend
     python -m benchmarks.export_lake [--sizes 10000,100000] [--backends sqlite,postgresql] [--with-raw]
     python -m benchmarks.export_lake --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    python -m benchmarks.export_lake --before ../main-worktree/src   # before/after, one after the other
 
 With ``--db`` (PostgreSQL or MySQL/MariaDB; the database must exist, its tables are dropped and made
 again) that one database is used instead of fresh ones.
@@ -234,12 +235,17 @@ def unreachable(backend: str) -> str | None:
         engine.dispose()
 
 
-def export_in_child(source: str, lake: Path, batch_rows: int, with_raw: bool) -> dict[str, Any]:
+def export_in_child(
+    source: str, lake: Path, batch_rows: int, with_raw: bool, code: str | None = None
+) -> dict[str, Any]:
+    """One export in a child process; ``code``: the ``src`` directory of other code of the library
+    (e.g. a worktree of main), imported in its place."""
     raw = ["--with-raw"] if with_raw else []
+    env = dict(os.environ, PYTHONPATH=code) if code else None
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.export_lake", "--batch-rows", str(batch_rows), *raw,
          "--child", source, str(lake)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
     return dict(json.loads(proc.stdout))
 
@@ -264,6 +270,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-rows", type=int, default=5_000)  # the exporter's default
     parser.add_argument("--with-raw", action="store_true", help="fill and export the raw JSON column")
     parser.add_argument("--db", help="export from this PostgreSQL or MySQL/MariaDB database (dropped first)")
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also export with the library in SRC (e.g. a worktree of main: WORKTREE/src), just before each "
+        "export with this code, from the same database",
+    )
     parser.add_argument("--child", nargs=2, metavar=("DB", "LAKE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -276,12 +288,12 @@ def main(argv: list[str]) -> int:
         f"{DEFAULT_ROW_GROUP_ROWS:,} rows, one process per export{', with raw' if args.with_raw else ''}; "
         "CPU: every thread of the exporting process"
     )
-    print(f"{'backend':<10} {'rows':>10} {'build s':>8} {'export s':>9} {'rows/s':>9} {'CPU s':>6} "
+    print(f"{'backend':<17} {'rows':>10} {'build s':>8} {'export s':>9} {'rows/s':>9} {'CPU s':>6} "
           f"{'RSS start':>10} {'peak RSS':>9} {'arrow peak':>11} {'file':>8} {'load':>5}  path")  # fmt: skip
     skipped = {b: unreachable(b) for b in backends if b in SERVERS}
     for backend, why in skipped.items():
         if why:
-            print(f"{backend:<10} skipped: {why}")
+            print(f"{backend:<17} skipped: {why}")
     results: dict[str, dict[int, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-lake-") as tmp:
         for n in sizes:
@@ -290,19 +302,22 @@ def main(argv: list[str]) -> int:
             for backend in backends:
                 if skipped.get(backend):
                     continue
-                lake = Path(tmp) / f"lake-{backend}-{n}"
                 with _source(backend, db, args.db) as (source, copied):
-                    f = export_in_child(source, lake, args.batch_rows, args.with_raw)
-                results.setdefault(backend, {})[n] = f
-                name = "SQLite" if backend == "sqlite" else backend
-                print(
-                    f"{name:<10} {n:>10,} {built + copied:>8.1f} {f['seconds']:>9.1f} "
-                    f"{f['rows'] / f['seconds']:>9,.0f} {f['cpu']:>6.1f} "
-                    f"{f['rss_before_mib']:>6.0f} MiB {f['peak_rss_mib']:>5.0f} MiB "
-                    f"{f['arrow_pool_peak_mib']:>7.0f} MiB {f['file_mib']:>4.0f} MiB "
-                    f"{os.getloadavg()[0]:>5.1f}  {f['path']}",
-                    flush=True,
-                )
+                    runs = [("before", args.before), ("", None)] if args.before else [("", None)]
+                    for label, code in runs:
+                        lake = Path(tmp) / f"lake-{backend}-{n}-{label}"
+                        f = export_in_child(source, lake, args.batch_rows, args.with_raw, code)
+                        if not label:
+                            results.setdefault(backend, {})[n] = f
+                        name = ("SQLite" if backend == "sqlite" else backend) + (f" {label}" if label else "")
+                        print(
+                            f"{name:<17} {n:>10,} {built + copied:>8.1f} {f['seconds']:>9.1f} "
+                            f"{f['rows'] / f['seconds']:>9,.0f} {f['cpu']:>6.1f} "
+                            f"{f['rss_before_mib']:>6.0f} MiB {f['peak_rss_mib']:>5.0f} MiB "
+                            f"{f['arrow_pool_peak_mib']:>7.0f} MiB {f['file_mib']:>4.0f} MiB "
+                            f"{os.getloadavg()[0]:>5.1f}  {f['path']}",
+                            flush=True,
+                        )
             db.unlink()
     if len(sizes) > 1:
         for backend, by_size in results.items():
