@@ -500,9 +500,9 @@ def _sqlite_arrow_query(
     compiled = query.compile(dialect=dialect)
     if compiled.params:
         return None
-    quote = dialect.identifier_preparer.quote
+    quoted = dialect.identifier_preparer.quote
     first = ", ".join(
-        f"{'NULL' if c in keys else _type_literal(f.type)} AS {quote(c.name)}"
+        f"{'NULL' if c in keys else _type_literal(f.type)} AS {quoted(c.name)}"
         for c, f in zip(columns, schema, strict=True)
     )
     order = ", ".join(str(columns.index(k) + 1) for k in keys)
@@ -676,10 +676,18 @@ def _arrow_converter(column: sa.Column[Any], target: pa.DataType) -> Callable[[p
         if pa.types.is_timestamp(target) and pa.types.is_string(array.type):
             array = array.cast(pa.timestamp(target.unit))  # naive text is UTC (the project's convention)
         if array.type == target:  # copied into Arrow's pool: the driver's batch is freed at once
-            return cast("pa.Array[Any]", cast(Any, array).copy_to(pa.default_cpu_memory_manager()))
+            return _own_copy(array)
         return cast("pa.Array[Any]", array.cast(target))
 
     return cast_to
+
+
+def _own_copy(array: pa.Array[Any]) -> pa.Array[Any]:
+    """``array`` copied into Arrow's memory pool (pyarrow 16 and later; before, as it is)."""
+    try:
+        return cast("pa.Array[Any]", cast(Any, array).copy_to(pa.default_cpu_memory_manager()))
+    except AttributeError:
+        return array
 
 
 def _json_values(array: pa.Array[Any]) -> list[Any]:
