@@ -8,6 +8,7 @@ a full one; ``raw`` is replaced only by a full object or while the stored row is
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import random
 import re
@@ -580,25 +581,30 @@ def execute_many(conn: sa.Connection, stmt: Any, columns: Sequence[str], rows: S
 
 
 def _parameters(prepared: _Prepared, rows: Sequence[Row]) -> list[Any]:
-    names, convert = prepared.names, prepared.convert
-    params: list[Any]
-    if prepared.positional:
-        params = []
-        for row in rows:
-            values = [row[name] for name in names]
-            for position, _, process in convert:
-                values[position] = process(values[position])
-            params.append(tuple(values))
-    elif convert:
-        params = []
-        for row in rows:
-            named = dict(row)
-            for _, name, process in convert:
+    """The driver's parameters of ``rows``: tuples in parameter order (positional paramstyles) or
+    dicts, converted a column at a time."""
+    convert = prepared.convert
+    if not prepared.positional:
+        if not convert:
+            return list(rows)
+        params = [dict(row) for row in rows]
+        for _, name, process in convert:
+            for named in params:
                 named[name] = process(named[name])
-            params.append(named)
+        return params
+    names = prepared.names
+    if len(names) == 1:
+        (name,) = names
+        values: list[Any] = [(row[name],) for row in rows]
     else:
-        params = list(rows)
-    return params
+        get = operator.itemgetter(*names)
+        values = [get(row) for row in rows]
+    if not convert or not values:
+        return values
+    columns: list[Any] = list(zip(*values, strict=True))
+    for position, _, process in convert:
+        columns[position] = list(map(process, columns[position]))
+    return list(zip(*columns, strict=True))
 
 
 def _prepare(dialect: sa.Dialect, stmt: Any, columns: Sequence[str]) -> _Prepared | None:
