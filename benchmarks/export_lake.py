@@ -1,22 +1,31 @@
-"""Export rate and peak memory of the lake writer for 10k, 100k and 1M tracks.
+"""Export rate and peak memory of the lake writer for 100k and 1M tracks, on SQLite, PostgreSQL and
+MariaDB (issue 12: at least 250k rows/s at 1M on SQLite and PostgreSQL, peak RSS at most 300 MiB and
+flat from 100k to 1M; MariaDB at least as fast as before).
 
-Each size gets its own SQLite database with the project's schema (tracks filled with executemany)
-and is exported to a fresh local lake as Parquet (zstd) in a child process, so that the peak RSS
-(``ru_maxrss``) and the peak of pyarrow's memory pool belong to that one export. Flat memory means
-the peak does not grow with the number of rows.
+Each size gets a SQLite database with the project's schema (tracks filled with executemany); for
+PostgreSQL and MariaDB the same rows are copied into a fresh database on the server of
+``SPOTIFY_CATALOG_TEST_POSTGRES_URL`` / ``SPOTIFY_CATALOG_TEST_MYSQL_URL`` (made and dropped by the
+benchmark; a server that cannot be reached is skipped). Each export (``tracks`` to a fresh local lake,
+Parquet/zstd) runs in a child process, so that the peak RSS (``ru_maxrss``), the CPU time (every thread
+of the exporting process; not the database server's) and the peak of pyarrow's memory pool belong to
+that one export. The path column says how the rows were read (ADBC, the driver's cursor, SQLAlchemy's
+rows). Flat memory means the peak does not grow with the number of rows.
 
-    python -m benchmarks export_lake                   # all three sizes
-    python -m benchmarks.export_lake [--sizes 10000,100000] [--batch-rows 5000] [--with-raw]
+    python -m benchmarks export_lake                   # 100k and 1M tracks on every backend
+    python -m benchmarks.export_lake [--sizes 10000,100000] [--backends sqlite,postgresql] [--with-raw]
     python -m benchmarks.export_lake --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    python -m benchmarks.export_lake --before ../main-worktree/src   # before/after, one after the other
 
-With ``--db`` (PostgreSQL or MySQL/MariaDB; the database must exist, its tables are dropped and
-made again) the same rows are copied from the SQLite file into that database before each export.
+With ``--db`` (PostgreSQL or MySQL/MariaDB; the database must exist, its tables are dropped and made
+again) that one database is used instead of fresh ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import random
 import resource
 import sqlite3
@@ -24,8 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from spotify_catalog.export import DEFAULT_ROW_GROUP_ROWS
 
@@ -142,9 +154,20 @@ def child(db: str, lake: str, batch_rows: int, with_raw: bool) -> None:
     from spotify_catalog import export as lake_export
     from spotify_catalog.storage.schema import metadata
 
+    paths: list[str] = []
+
+    class Path_(logging.Handler):  # the exporter logs "reading <table> through <path>"
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("reading tracks through "):
+                paths.append(message.removeprefix("reading tracks through "))
+
+    logger = logging.getLogger("spotify_catalog.export")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Path_())
     engine = sa.create_engine(db if "://" in db else f"sqlite:///{db}")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     done = lake_export.export(
         engine,
         metadata,
@@ -154,59 +177,157 @@ def child(db: str, lake: str, batch_rows: int, with_raw: bool) -> None:
         with_raw=with_raw,
         batch_rows=batch_rows,
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     figures = {
         "rows": done[0].rows,
         "seconds": seconds,
+        "cpu": cpu,
         "rss_before_mib": before / 1024,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "arrow_pool_peak_mib": pa.default_memory_pool().max_memory() / 2**20,
         "file_mib": Path(done[0].uri).stat().st_size / 2**20,
+        "path": ", ".join(paths) or "?",
     }
     print(json.dumps(figures))
 
 
+SERVERS = {
+    "postgresql": ("SPOTIFY_CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mariadb": ("SPOTIFY_CATALOG_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+
+
+@contextmanager
+def fresh_database(backend: str) -> Iterator[str]:
+    """The URL of a new empty database on ``backend``'s server, dropped at the end."""
+    import sqlalchemy as sa
+
+    variable, default = SERVERS[backend]
+    server = os.environ.get(variable, default)
+    name = f"sc_bench_lake_{time.monotonic_ns()}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if backend == "postgresql" else ""
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        admin.dispose()
+
+
+def unreachable(backend: str) -> str | None:
+    """Why ``backend``'s server cannot be used, or None."""
+    import sqlalchemy as sa
+
+    from spotify_catalog.storage.db import redact
+
+    variable, default = SERVERS[backend]
+    server = os.environ.get(variable, default)
+    engine = sa.create_engine(server)
+    try:
+        with engine.connect():
+            return None
+    except sa.exc.SQLAlchemyError as exc:
+        return f"{redact(server)}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
+    finally:
+        engine.dispose()
+
+
+def export_in_child(
+    source: str, lake: Path, batch_rows: int, with_raw: bool, code: str | None = None
+) -> dict[str, Any]:
+    """One export in a child process; ``code``: the ``src`` directory of other code of the library
+    (e.g. a worktree of main), imported in its place."""
+    raw = ["--with-raw"] if with_raw else []
+    env = dict(os.environ, PYTHONPATH=code) if code else None
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.export_lake", "--batch-rows", str(batch_rows), *raw,
+         "--child", source, str(lake)],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    return dict(json.loads(proc.stdout))
+
+
+@contextmanager
+def _source(backend: str, db: Path, given: str | None) -> Iterator[tuple[str, float]]:
+    """The database to export and the seconds taken to fill it: the SQLite file itself, or its rows
+    copied into ``given`` or into a fresh database of ``backend``."""
+    if backend == "sqlite":
+        yield str(db), 0.0
+    elif given:
+        yield given, copy_to(given, db)
+    else:
+        with fresh_database(backend) as url:
+            yield url, copy_to(url, db)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks export_lake")
-    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--backends", default="sqlite,postgresql,mariadb")
     parser.add_argument("--batch-rows", type=int, default=5_000)  # the exporter's default
     parser.add_argument("--with-raw", action="store_true", help="fill and export the raw JSON column")
     parser.add_argument("--db", help="export from this PostgreSQL or MySQL/MariaDB database (dropped first)")
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also export with the library in SRC (e.g. a worktree of main: WORKTREE/src), just before each "
+        "export with this code, from the same database",
+    )
     parser.add_argument("--child", nargs=2, metavar=("DB", "LAKE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child[0], args.child[1], args.batch_rows, args.with_raw)
         return 0
-    where = "SQLite" if not args.db else args.db.split("+")[0].split(":")[0]
+    backends = ["given"] if args.db else args.backends.split(",")
+    sizes = [int(s) for s in args.sizes.split(",")]
     print(
-        f"{where}: tracks -> Parquet (zstd), fetched {args.batch_rows:,} rows at a time, row groups of "
-        f"{DEFAULT_ROW_GROUP_ROWS:,} rows, one process per size{', with raw' if args.with_raw else ''}"
+        f"tracks -> Parquet (zstd), {args.batch_rows:,} rows a batch, row groups of "
+        f"{DEFAULT_ROW_GROUP_ROWS:,} rows, one process per export{', with raw' if args.with_raw else ''}; "
+        "CPU: every thread of the exporting process"
     )
-    print(f"{'rows':>10} {'build s':>8} {'export s':>9} {'rows/s':>9} {'RSS start':>10} "
-          f"{'peak RSS':>9} {'arrow peak':>11} {'file':>8}")  # fmt: skip
+    print(f"{'backend':<17} {'rows':>10} {'build s':>8} {'export s':>9} {'rows/s':>9} {'CPU s':>6} "
+          f"{'RSS start':>10} {'peak RSS':>9} {'arrow peak':>11} {'file':>8} {'load':>5}  path")  # fmt: skip
+    skipped = {b: unreachable(b) for b in backends if b in SERVERS}
+    for backend, why in skipped.items():
+        if why:
+            print(f"{backend:<17} skipped: {why}")
+    results: dict[str, dict[int, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-lake-") as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
+        for n in sizes:
             db = Path(tmp) / f"tracks-{n}.db"
             built = build(db, n, with_raw=args.with_raw)
-            source = str(db)
-            if args.db:
-                built += copy_to(args.db, db)
-                source = args.db
-            raw = ["--with-raw"] if args.with_raw else []
-            proc = subprocess.run(
-                [sys.executable, "-m", "benchmarks.export_lake", "--batch-rows", str(args.batch_rows), *raw,
-                 "--child", source, str(Path(tmp) / f"lake-{n}")],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            f = json.loads(proc.stdout)
-            print(
-                f"{f['rows']:>10,} {built:>8.1f} {f['seconds']:>9.1f} {f['rows'] / f['seconds']:>9,.0f} "
-                f"{f['rss_before_mib']:>7.0f} MiB {f['peak_rss_mib']:>5.0f} MiB "
-                f"{f['arrow_pool_peak_mib']:>7.0f} MiB "
-                f"{f['file_mib']:>4.0f} MiB",
-                flush=True,
-            )
+            for backend in backends:
+                if skipped.get(backend):
+                    continue
+                with _source(backend, db, args.db) as (source, copied):
+                    runs = [("before", args.before), ("", None)] if args.before else [("", None)]
+                    for label, code in runs:
+                        lake = Path(tmp) / f"lake-{backend}-{n}-{label}"
+                        f = export_in_child(source, lake, args.batch_rows, args.with_raw, code)
+                        if not label:
+                            results.setdefault(backend, {})[n] = f
+                        name = ("SQLite" if backend == "sqlite" else backend) + (f" {label}" if label else "")
+                        print(
+                            f"{name:<17} {n:>10,} {built + copied:>8.1f} {f['seconds']:>9.1f} "
+                            f"{f['rows'] / f['seconds']:>9,.0f} {f['cpu']:>6.1f} "
+                            f"{f['rss_before_mib']:>6.0f} MiB {f['peak_rss_mib']:>5.0f} MiB "
+                            f"{f['arrow_pool_peak_mib']:>7.0f} MiB {f['file_mib']:>4.0f} MiB "
+                            f"{os.getloadavg()[0]:>5.1f}  {f['path']}",
+                            flush=True,
+                        )
             db.unlink()
+    if len(sizes) > 1:
+        for backend, by_size in results.items():
+            low, high = by_size[min(by_size)], by_size[max(by_size)]
+            goal = "as fast as before" if backend == "mariadb" else "at least 250,000"
+            print(
+                f"{backend}: {max(by_size):,} rows at {high['rows'] / high['seconds']:,.0f} rows/s "
+                f"(goal: {goal}); peak RSS {low['peak_rss_mib']:.0f} MiB at {min(by_size):,} -> "
+                f"{high['peak_rss_mib']:.0f} MiB at {max(by_size):,} (goal: at most 300, flat)"
+            )
     return 0
 
 

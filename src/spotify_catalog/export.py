@@ -30,13 +30,14 @@ import shutil
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import boto3
 import orjson
@@ -44,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
@@ -68,6 +70,7 @@ STAGING = "_staging"
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
 DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches gathered until then)
 ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
+ADBC_SQLITE_BATCH_ROWS = 10_000  # rows per batch ADBC reads from SQLite (its default: 1,024)
 ADBC_BATCH_BYTES = 4 * 2**20  # Arrow data per batch ADBC reads from PostgreSQL (its default: 16 MiB)
 STALE_STAGING = timedelta(hours=1)  # staging untouched this long was left by an export that died
 # Parquet timestamps as INT96 (UTC instants, nanoseconds), the encoding Spark writes by default: Hive's
@@ -232,10 +235,13 @@ def iter_batches(
     if (dialect.name, dialect.driver) in _RAW_DRIVERS:
         arrow = _adbc_postgresql(conn, query, columns) if dialect.name == "postgresql" else None
         if arrow is not None:
+            log.info("reading %s through ADBC (adbc-driver-postgresql)", table.name)
             yield from _adbc_batches(arrow, query, columns, schema, batch_rows)
         else:
+            log.info("reading %s through the %s cursor", table.name, dialect.driver)
             yield from _raw_batches(conn, query, columns, schema, batch_rows)
         return
+    log.info("reading %s through SQLAlchemy rows (%s)", table.name, dialect.driver)
     converters = [_converter(c) for c in columns]
     result = conn.execution_options(yield_per=batch_rows).execute(query)
     for rows in result.partitions():
@@ -344,7 +350,7 @@ def _adbc_batches(
     adbc_pg: Any = _adbc_module()
     from_list = {
         i: functools.partial(
-            _list_array,
+            _list_column,
             target=f.type,
             objects=isinstance(_base_type(c.info["list_of"]), sa.JSON),
         )
@@ -356,24 +362,67 @@ def _adbc_batches(
         with arrow.cursor() as cur:
             cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
             cur.execute(sql)
-            for batch in cur.fetch_record_batch():
-                arrays = []
-                for i, field in enumerate(schema):
-                    array = batch.column(i)
-                    if isinstance(array, pa.ExtensionArray):  # arrow.json: the JSON text
-                        array = array.storage
-                    if i in from_list:
-                        arrays.append(from_list[i](_json_values(array)))
-                    else:
-                        arrays.append(array.cast(field.type))
-                whole = pa.RecordBatch.from_arrays(arrays, schema=schema)
-                for start in range(0, whole.num_rows, batch_rows):
-                    yield whole.slice(start, batch_rows)
+            reader = cur.fetch_record_batch()
+            with contextlib.closing(_read_ahead(reader, (adbc_pg.Error,))) as batches:
+                yield from _cast_adbc(batches, from_list, schema, batch_rows)
     except adbc_pg.Error as exc:
         raise StorageError(f"reading the database failed: {db.redact(_first_line(exc))}") from None
     finally:
         with contextlib.suppress(adbc_pg.Error):
             arrow.close()
+
+
+def _cast_adbc(
+    batches: Iterator[pa.RecordBatch],
+    from_list: Mapping[int, Callable[[pa.Array[Any]], pa.Array[Any]]],
+    schema: pa.Schema,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """ADBC PostgreSQL batches cast to ``schema`` (lists parsed), in slices of ``batch_rows``."""
+    for batch in batches:
+        arrays = []
+        for i, field in enumerate(schema):
+            array = batch.column(i)
+            if isinstance(array, pa.ExtensionArray):  # arrow.json: the JSON text
+                array = array.storage
+            if i in from_list:
+                arrays.append(from_list[i](array))
+            else:
+                arrays.append(array.cast(field.type))
+        whole = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        for start in range(0, whole.num_rows, batch_rows):
+            yield whole.slice(start, batch_rows)
+
+
+def _read_ahead(reader: Any, errors: tuple[type[Exception], ...]) -> Generator[pa.RecordBatch, None, None]:
+    """The batches of the Arrow ``reader`` (ADBC), the next one read in a thread while the caller
+    converts and writes the one before: the driver reads without the GIL, so the database side and
+    Arrow/Parquet use two cores. The driver's errors (``errors``, and Arrow's while streaming) are
+    a :class:`StorageError`. Closing the generator waits for the read in flight and closes ``reader``."""
+
+    def next_batch() -> pa.RecordBatch | None:
+        try:
+            return cast("pa.RecordBatch", reader.read_next_batch())
+        except StopIteration:
+            return None
+
+    caught: tuple[type[Exception], ...] = (*errors, pa.ArrowException, OSError)
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="lake-read") as pool:
+            future = pool.submit(next_batch)
+            while True:
+                try:
+                    batch = future.result()
+                except caught as exc:
+                    message = db.redact(_adbc_message(exc))
+                    raise StorageError(f"reading the database failed: {message}") from None
+                if batch is None:
+                    return
+                future = pool.submit(next_batch)
+                yield batch
+    finally:
+        with contextlib.suppress(*caught):
+            reader.close()
 
 
 def _adbc_module() -> Any:
@@ -382,6 +431,263 @@ def _adbc_module() -> Any:
         return importlib.import_module("adbc_driver_postgresql.dbapi")
     except ImportError:
         return None
+
+
+def _adbc_message(exc: BaseException) -> str:
+    """An ADBC error's first line without the driver's prefixes (``INVALID_ARGUMENT: [SQLite] Failed
+    to prepare query: no such table: t`` -> ``no such table: t``)."""
+    return _ADBC_PREFIX.sub("", _first_line(exc))
+
+
+_ADBC_PREFIX = re.compile(r"^(?:[A-Z_]+: )?(?:\[SQLite\] )?(?:Failed to \w+ query: )?")
+
+
+# --------------------------------------------------------------------------------------------------
+# SQLite as Arrow: adbc-driver-sqlite, one read transaction across the export's tables
+
+
+def _adbc_sqlite_module() -> Any:
+    """``adbc_driver_sqlite.dbapi``, or None when the ``lake`` extra's driver is not installed."""
+    try:
+        return importlib.import_module("adbc_driver_sqlite.dbapi")
+    except ImportError:
+        return None
+
+
+def _sqlite_arrow_simple(column: sa.Column[Any], target: pa.DataType) -> bool:
+    """Whether ADBC's SQLite values of ``column`` become the lake's exactly as the ``sqlite3`` path
+    makes them: timestamps, dates and booleans (cast by Arrow on both paths, under any
+    ``TypeDecorator``), text, integers, floats and JSON; not decimals, enums, UUIDs, intervals, times
+    or binary, nor another ``TypeDecorator`` (whose result processing is Python)."""
+    if isinstance(column.type, sa.Enum | sa.Uuid | sa.Interval):
+        return False
+    if pa.types.is_timestamp(target) or pa.types.is_date32(target) or pa.types.is_boolean(target):
+        return True
+    if isinstance(column.type, sa.types.TypeDecorator):
+        return False
+    t = _base_type(column.type)
+    if isinstance(t, sa.JSON):
+        return True
+    if isinstance(t, sa.Numeric) and not isinstance(t, sa.Float):
+        return False
+    return bool(pa.types.is_string(target) or pa.types.is_integer(target) or pa.types.is_floating(target))
+
+
+def _sqlite_arrow_query(
+    table: sa.Table, dialect: sa.Dialect, *, with_raw: bool, include_gone: bool
+) -> str | None:
+    """The query ADBC reads ``table`` with, or None when a column has no exact path
+    (:func:`_sqlite_arrow_simple`).
+
+    The driver takes each column's Arrow type from the values of the first batch, and a column that is
+    NULL there becomes int64 (the first text after it then fails). So a first row of typed literals
+    (``''``, ``0``, ``0.0``; NULL in the key, which sorts it first) is put before the rows and dropped
+    by :func:`_sqlite_arrow_batches`; ``ORDER BY`` on the whole ``UNION ALL`` keeps primary key order
+    (SQLite merges the literal row into the scan of the key's index, no sort). JSON objects are read
+    ``CAST(... AS TEXT)`` (:func:`_selected`): the affinity of a JSON column is NUMERIC, so SQLite may
+    hold a JSON number as a number; other text columns hold text only (TEXT affinity; SQLAlchemy writes
+    timestamps, dates and lists as text)."""
+    columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
+    schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
+    keys = list(table.primary_key.columns)
+    if not keys or any(k not in columns for k in keys):
+        return None
+    if not all(_sqlite_arrow_simple(c, f.type) for c, f in zip(columns, schema, strict=True)):
+        return None
+    query = sa.select(*(_selected(c) for c in columns))
+    if not include_gone:
+        query = query.where(*current_rows(table))
+    compiled = query.compile(dialect=dialect)
+    if compiled.params:
+        return None
+    quoted = dialect.identifier_preparer.quote
+    first = ", ".join(
+        f"{'NULL' if c in keys else _type_literal(f.type)} AS {quoted(c.name)}"
+        for c, f in zip(columns, schema, strict=True)
+    )
+    order = ", ".join(str(columns.index(k) + 1) for k in keys)
+    return f"SELECT {first} UNION ALL {compiled} ORDER BY {order}"
+
+
+def _type_literal(target: pa.DataType) -> str:
+    if pa.types.is_integer(target) or pa.types.is_boolean(target):
+        return "0"
+    if pa.types.is_floating(target):
+        return "0.0"
+    return "''"
+
+
+@dataclass
+class _SqliteArrow:
+    """A read-only ADBC connection to the SQLite file, in one read transaction (begun by its first
+    read, before any table is read), and the query of each table."""
+
+    connection: Any
+    queries: dict[str, str]
+
+
+def _sqlite_arrow(
+    engine: sa.Engine, tables: Sequence[sa.Table], *, with_raw: bool, include_gone: bool
+) -> _SqliteArrow | None:
+    """An ADBC SQLite connection (``adbc-driver-sqlite``, the ``lake`` extra) for the export of
+    ``tables``, or None (read through ``sqlite3`` instead): the driver is not installed, a column has
+    no exact Arrow path, the database is not a file, the file is open in this process otherwise, or
+    ADBC cannot open it.
+
+    The driver has a SQLite library of its own. Two SQLite libraries with the same file open in one
+    process break each other's POSIX locks (closing a file drops every lock of the process on it), so
+    the engine's idle connections are closed first, and ADBC is used only when no other file
+    descriptor of this process is on the database or its ``-wal``/``-shm``. The file is opened as
+    :func:`db.open_readonly` opens it: ``mode=rw`` with ``PRAGMA query_only`` (so that, the last
+    connection of a WAL database, it removes the ``-wal`` and ``-shm`` files when closed, as
+    ``sqlite3`` does), and in a read-only directory where that fails (no ``-shm`` can be made)
+    ``mode=ro&immutable=1``."""
+    module = _adbc_sqlite_module()
+    if module is None:
+        return None
+    queries: dict[str, str] = {}
+    for table in tables:
+        sql = _sqlite_arrow_query(table, engine.dialect, with_raw=with_raw, include_gone=include_gone)
+        if sql is None:
+            log.info("reading through sqlite3: %s has a column ADBC cannot read exactly", table.name)
+            return None
+        queries[table.name] = sql
+    with engine.connect() as conn:
+        files = {row[1]: row[2] for row in conn.exec_driver_sql("PRAGMA database_list")}
+    path = files.get("main") or ""
+    if not path:
+        return None
+    engine.dispose()  # the pool's idle sqlite3 connections: see the docstring
+    if _open_in_process(path):
+        log.info("reading through sqlite3: the database is open elsewhere in this process")
+        return None
+    uri = f"file:{quote(path)}"
+    problem = ""
+    for attempt in (f"{uri}?mode=rw", f"{uri}?mode=ro&immutable=1"):
+        connection = None
+        try:
+            connection = module.connect(attempt)  # autocommit off: one transaction until closed
+            with connection.cursor() as cur:
+                if "mode=rw" in attempt:
+                    cur.execute("PRAGMA query_only=ON")
+                cur.execute("SELECT count(*) FROM sqlite_master")  # begins the read transaction
+                cur.fetchall()
+            log.debug("ADBC reads %s", attempt)
+            return _SqliteArrow(connection, queries)
+        except module.Error as exc:
+            if connection is not None:
+                _close_adbc(connection, module)
+            problem = _adbc_message(exc)
+        if os.access(Path(path).parent, os.W_OK):  # immutable=1 only where nobody can write
+            break
+    log.info("reading through sqlite3: ADBC cannot read the database (%s)", problem)
+    return None
+
+
+def _open_in_process(path: str) -> bool:
+    """Whether a file descriptor of this process is on the database ``path`` or its ``-wal``,
+    ``-shm`` or ``-journal`` (True where that cannot be told)."""
+    files = set()
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        with contextlib.suppress(OSError):
+            st = os.stat(name)
+            files.add((st.st_dev, st.st_ino))
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return True
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            st = os.stat(f"/proc/self/fd/{fd}")
+            if (st.st_dev, st.st_ino) in files:
+                return True
+    return False
+
+
+def _close_adbc(connection: Any, module: Any) -> None:
+    with contextlib.suppress(module.Error):
+        connection.close()
+
+
+def _sqlite_arrow_batches(
+    arrow: _SqliteArrow, table: sa.Table, *, with_raw: bool, batch_rows: int, include_gone: bool
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``table`` as Arrow from ADBC SQLite, in the connection's read transaction: the
+    typed first row of :func:`_sqlite_arrow_query` dropped, each column cast to the lake's type (text
+    timestamps and dates, integer booleans, as the ``sqlite3`` path does) and list columns parsed."""
+    module: Any = _adbc_sqlite_module()
+    columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
+    schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
+    convert = [_arrow_converter(c, f.type) for c, f in zip(columns, schema, strict=True)]
+    log.info("reading %s through ADBC (adbc-driver-sqlite)", table.name)
+    with arrow.connection.cursor() as cur:
+        try:
+            rows = str(max(ADBC_SQLITE_BATCH_ROWS, batch_rows))
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": rows})
+            cur.execute(arrow.queries[table.name])
+            reader = cur.fetch_record_batch()
+        except module.Error as exc:
+            raise StorageError(f"reading the database failed: {_adbc_message(exc)}") from None
+        batches = _read_ahead(reader, (module.Error,))
+        with contextlib.closing(batches):
+            first = True
+            carry: pa.RecordBatch | None = None  # the rows of the last read that did not fill a batch
+            for batch in batches:
+                if first:
+                    _check_typed_row(batch, table)
+                    batch, first = batch.slice(1), False
+                if not batch.num_rows:
+                    continue
+                arrays = [conv(batch.column(i)) for i, conv in enumerate(convert)]
+                whole = pa.RecordBatch.from_arrays(arrays, schema=schema)
+                if carry is not None:  # batches of exactly batch_rows, as the other paths give
+                    head = whole.slice(0, batch_rows - carry.num_rows)
+                    joined = pa.Table.from_batches([carry, head]).combine_chunks().to_batches()[0]
+                    whole = whole.slice(head.num_rows)
+                    if joined.num_rows < batch_rows:
+                        carry = joined
+                        continue
+                    yield joined
+                full = whole.num_rows - whole.num_rows % batch_rows
+                for start in range(0, full, batch_rows):
+                    yield whole.slice(start, batch_rows)
+                carry = whole.slice(full) if full < whole.num_rows else None
+            if carry is not None:
+                yield carry
+
+
+def _check_typed_row(batch: pa.RecordBatch, table: sa.Table) -> None:
+    """The first row read is the typed row of :func:`_sqlite_arrow_query` (NULL in every key column,
+    which no row of the table has), not a row of the table."""
+    keys = [batch.schema.get_field_index(k.name) for k in table.primary_key.columns]
+    if not batch.num_rows or any(batch.column(i)[0].is_valid for i in keys):
+        raise StorageError(f"reading {table.name} failed: the first row is not the typed row")
+
+
+def _arrow_converter(column: sa.Column[Any], target: pa.DataType) -> Callable[[pa.Array[Any]], pa.Array[Any]]:
+    """How an ADBC SQLite column (text, int64 or double) becomes ``target``."""
+    if pa.types.is_list(target):
+        objects = isinstance(_base_type(column.info["list_of"]), sa.JSON)
+        return functools.partial(_list_column, target=target, objects=objects)
+
+    def cast_to(array: pa.Array[Any]) -> pa.Array[Any]:
+        if array.null_count == len(array):  # int64 when every value of a batch is NULL
+            return cast("pa.Array[Any]", pa.nulls(len(array), type=cast(Any, target)))
+        if pa.types.is_timestamp(target) and pa.types.is_string(array.type):
+            array = array.cast(pa.timestamp(target.unit))  # naive text is UTC (the project's convention)
+        if array.type == target:  # copied into Arrow's pool: the driver's batch is freed at once
+            return _own_copy(array)
+        return cast("pa.Array[Any]", array.cast(target))
+
+    return cast_to
+
+
+def _own_copy(array: pa.Array[Any]) -> pa.Array[Any]:
+    """``array`` copied into Arrow's memory pool (pyarrow 16 and later; before, as it is)."""
+    try:
+        return cast("pa.Array[Any]", cast(Any, array).copy_to(pa.default_cpu_memory_manager()))
+    except AttributeError:
+        return array
 
 
 def _json_values(array: pa.Array[Any]) -> list[Any]:
@@ -424,8 +730,14 @@ def _column_reader(
 
 
 def _list_array(values: Sequence[Any], *, target: pa.DataType, objects: bool) -> pa.Array[Any]:
-    """A list column's values: JSON texts parsed by orjson in one call (``[t1,t2,...]``); a driver
-    may hand them over parsed already. Lists of objects keep each object as JSON text."""
+    """A list column's values: JSON texts parsed by Arrow (:func:`_parse_lists`), else by orjson in one
+    call (``[t1,t2,...]``); a driver may hand them over parsed already. Lists of objects keep each
+    object as JSON text."""
+    if not objects:
+        with contextlib.suppress(pa.ArrowException):  # not all texts: parsed in Python
+            parsed_here = _parse_lists(pa.array(values, type=pa.string()), target)
+            if parsed_here is not None:
+                return parsed_here
     parsed: list[Any] = []
     if all(v is None or v.__class__ is str for v in values):
         parsed = orjson.loads("[" + ",".join("null" if v is None else v for v in values) + "]")
@@ -434,6 +746,79 @@ def _list_array(values: Sequence[Any], *, target: pa.DataType, objects: bool) ->
     if objects:
         parsed = [None if v is None else [_json_text(o) for o in v] for v in parsed]
     return pa.array(parsed, type=target)
+
+
+def _arrow_parses(target: pa.DataType) -> bool:
+    """Whether :func:`_parse_lists` takes lists of ``target``'s elements: text and integers."""
+    element: pa.DataType = cast(Any, target).value_type
+    return bool(pa.types.is_string(element) or pa.types.is_integer(element))
+
+
+def _parse_lists(texts: pa.Array[Any], target: pa.DataType) -> pa.Array[Any] | None:
+    """JSON texts of a list column parsed by Arrow's JSON reader, without a Python object per value:
+    each text becomes the line ``{"v":TEXT}`` of one buffer read with ``target`` as the explicit type.
+    None when that does not give exactly one value of ``target`` per text (a text with a line break,
+    not a list of that element type, not JSON): the caller then parses in Python as before."""
+    if not _arrow_parses(target):
+        return None
+    n = len(texts)
+    if texts.null_count == n:
+        return cast("pa.Array[Any]", pa.nulls(n, type=cast(Any, target)))
+    if pa.types.is_string(cast(Any, target).value_type):
+        split = _split_plain_lists(texts)
+        if split is not None:
+            return cast("pa.Array[Any]", split.cast(target))
+    large: Any = cast(Any, texts).cast(pa.large_string())
+    if pc.any(pc.match_substring_regex(large, "[\r\n]")).as_py():
+        return None
+    text = functools.partial(pa.scalar, type=pa.large_string())
+    lines = pc.binary_join_element_wise(text('{"v":'), pc.fill_null(large, text("null")), text("}"), text(""))
+    whole: Any = pa.LargeListArray.from_arrays(pa.array([0, n], pa.int64()), lines)
+    joined: Any = pc.binary_join(whole, text("\n"))
+    data: pa.Buffer = joined[0].as_buffer()
+    try:
+        parsed = pa_json.read_json(
+            cast(Any, pa.BufferReader(data)),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=data.size + 1),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=pa.schema([("v", target)]), unexpected_field_behavior="error"
+            ),
+        )
+    except pa.ArrowException:  # not JSON, or not lists of the element type
+        return None
+    if parsed.num_rows != n:
+        return None
+    column: Any = parsed.column(0)
+    return cast("pa.Array[Any]", column.combine_chunks())
+
+
+# a JSON list of strings without escapes, written compact or with ", " (orjson, json.dumps)
+_PLAIN_LIST = r'^\[(?:"[^"\\\x00-\x1f]*"(?:, ?"[^"\\\x00-\x1f]*")*)?\]$'
+
+
+def _split_plain_lists(texts: pa.Array[Any]) -> Any:
+    """Lists of plain strings (every text ``["a","b"]``, ``["a", "b"]`` or ``[]``; no escapes, so no
+    ``"`` inside a value) split by Arrow's string kernels, faster still than its JSON reader; None when
+    a text is not such a list."""
+    if not pc.all(pc.match_substring_regex(texts, _PLAIN_LIST), min_count=0).as_py():
+        return None
+    inner: Any = pc.utf8_slice_codeunits(texts, 2, -2)  # a","b (values hold no quote)
+    if pc.any(pc.match_substring(inner, '", "')).as_py():
+        inner = pc.replace_substring(inner, '", "', '","')
+    lists: Any = pc.split_pattern(inner, '","')
+    empty: Any = pc.equal(texts, pa.scalar("[]"))  # split gives [""] for these
+    if pc.any(empty).as_py():
+        lists = pc.if_else(empty, pa.scalar([], lists.type), lists)
+    return lists
+
+
+def _list_column(array: pa.Array[Any], *, target: pa.DataType, objects: bool) -> pa.Array[Any]:
+    """A list column read as Arrow JSON texts (ADBC): parsed by Arrow, else by orjson."""
+    if not objects:
+        parsed = _parse_lists(array, target)
+        if parsed is not None:
+            return parsed
+    return _list_array(_json_values(array), target=target, objects=objects)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -734,7 +1119,9 @@ def export(
     report = progress or (lambda table, rows: None)
     staged: list[_Staged] = []
     try:
-        with _snapshot_connection(engine) as conn:
+        with _reading(
+            engine, chosen, with_raw=with_raw, batch_rows=batch_rows, include_gone=include_gone
+        ) as read:
             for table in chosen:
                 staged_dir = partition_dir(staging_root, table.name, snapshot_date)
                 if not lake.is_s3:
@@ -744,9 +1131,7 @@ def export(
                     rows = write_file(
                         sink,
                         arrow_schema(table, with_raw=with_raw, include_gone=include_gone),
-                        iter_batches(
-                            conn, table, with_raw=with_raw, batch_rows=batch_rows, include_gone=include_gone
-                        ),
+                        read(table),
                         fmt=fmt,
                         compression=compression,
                         row_group_rows=row_group_rows,
@@ -775,6 +1160,34 @@ def export(
         )
         for s in staged
     ]
+
+
+@contextlib.contextmanager
+def _reading(
+    engine: sa.Engine, tables: Sequence[sa.Table], *, with_raw: bool, batch_rows: int, include_gone: bool
+) -> Iterator[Callable[[sa.Table], Iterator[pa.RecordBatch]]]:
+    """How the export reads its tables, every one as of the same moment: on SQLite one ADBC connection
+    in one read transaction (:func:`_sqlite_arrow`) where it can be used, else one SQLAlchemy
+    connection in one transaction (:func:`_snapshot_connection`, :func:`iter_batches`)."""
+    arrow = None
+    if engine.dialect.name == "sqlite":
+        arrow = _sqlite_arrow(engine, tables, with_raw=with_raw, include_gone=include_gone)
+    if arrow is not None:
+        try:
+            yield functools.partial(
+                _sqlite_arrow_batches,
+                arrow,
+                with_raw=with_raw,
+                batch_rows=batch_rows,
+                include_gone=include_gone,
+            )
+        finally:
+            _close_adbc(arrow.connection, _adbc_sqlite_module())
+        return
+    with _snapshot_connection(engine) as conn:
+        yield functools.partial(
+            iter_batches, conn, with_raw=with_raw, batch_rows=batch_rows, include_gone=include_gone
+        )
 
 
 def _snapshot_connection(engine: sa.Engine) -> sa.Connection:

@@ -12,7 +12,7 @@ in one transaction.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -43,6 +43,86 @@ class Rows:
         )
 
 
+_NOT_COMPARED = frozenset({"raw", "fetched_at"})
+
+
+def is_copy(row: Mapping[str, Any]) -> bool:
+    """Whether ``row`` is a simplified copy of an entity inside another object (a track's album, an
+    album's artists): such a row never clears ``gone_at``, its own object and its listings do."""
+    return row.get("detail") == SIMPLIFIED and "gone_at" not in row and "id" in row
+
+
+class WrittenCopies:
+    """What a run has written again and again, by content: an album comes inside each of its tracks
+    and an artist inside each of its albums and tracks, the same each time, and a track's artists
+    come with its album's track list and again with the track. Not written again in the run:
+
+    - a copy of an entity (:func:`is_copy`) whose columns (``raw`` and ``fetched_at`` aside) equal
+      those of one written before: an album of 17 tracks is written once from them, not 17 times;
+    - a parent's child rows (``track_artists`` of a track) equal to those written before for it.
+
+    Own objects and listings are always written. Remembers at most ``limit`` (then starts over)."""
+
+    def __init__(self, limit: int = 250_000) -> None:
+        self.limit = limit
+        self._digests: dict[tuple[str, str], int] = {}
+
+    def without_known(self, rows: Rows, fresh: dict[tuple[str, str], int]) -> Rows:
+        """``rows`` without what was written before (``rows`` is left as it is); what it keeps is
+        added to ``fresh``, to pass to :meth:`written` once its transaction has committed."""
+        out = Rows(dict(rows.upserts), dict(rows.children))
+        for table, table_rows in rows.upserts.items():
+            copies: dict[str, dict[str, Any]] = {}
+            own: set[str] = set()
+            for row in table_rows:
+                if is_copy(row):
+                    copies[row["id"]] = row  # the last one is what would be written
+                elif "id" in row:
+                    own.add(row["id"])
+            known = self._known(table, ((k, r) for k, r in copies.items() if k not in own), _frozen, fresh)
+            if known:
+                out.upserts[table] = [r for r in table_rows if r.get("id") not in known]
+        for table, parents in rows.children.items():
+            known = self._known(table, parents.items(), _frozen_rows, fresh)
+            if known:
+                out.children[table] = {p: c for p, c in parents.items() if p not in known}
+        return out
+
+    def _known(
+        self,
+        table: str,
+        items: Iterable[tuple[str, Any]],
+        frozen: Callable[[Any], Any],
+        fresh: dict[tuple[str, str], int],
+    ) -> set[str]:
+        known: set[str] = set()
+        for key, value in items:
+            try:
+                digest = hash(frozen(value))
+            except TypeError:  # a value that cannot be compared this way: written
+                continue
+            if self._digests.get((table, key)) == digest:
+                known.add(key)
+            else:
+                fresh[(table, key)] = digest
+        return known
+
+    def written(self, fresh: Mapping[tuple[str, str], int]) -> None:
+        """Remember what is now in the database."""
+        if len(self._digests) + len(fresh) > self.limit:
+            self._digests.clear()
+        self._digests.update(fresh)
+
+
+def _frozen_rows(rows: list[dict[str, Any]]) -> tuple[Any, ...]:
+    return tuple(map(_frozen, rows))
+
+
+def _frozen(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A hashable form of a row (lists become tuples; a list of objects stays unhashable: TypeError)."""
+    return tuple([(k, tuple(v) if type(v) is list else v) for k, v in row.items() if k not in _NOT_COMPARED])
+
+
 # ------------------------------------------------------------------------------------------ helpers
 
 
@@ -65,21 +145,23 @@ def best_match(name: str, candidates: Iterable[JSON]) -> tuple[JSON | None, bool
 def _largest_image(images: Any) -> str | None:
     if not isinstance(images, list) or not images:
         return None
-    best = max(images, key=lambda i: (i.get("width") or 0) * (i.get("height") or 0))
-    url = best.get("url")
+    best, area = None, -1
+    for image in images:  # the first of the largest
+        size = (image.get("width") or 0) * (image.get("height") or 0)
+        if size > area:
+            best, area = image, size
+    url = best.get("url") if best else None
     return str(url) if url else None
 
 
 def _common(obj: JSON, detail: str, fetched_at: datetime) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": obj["id"],
-        "detail": detail,
-        "raw": dict(obj),
-        "fetched_at": fetched_at,
-    }
-    for column, key in (("name", "name"), ("uri", "uri"), ("href", "href")):
-        if key in obj:
-            row[column] = obj[key]
+    row: dict[str, Any] = {"id": obj["id"], "detail": detail, "raw": dict(obj), "fetched_at": fetched_at}
+    if "name" in obj:
+        row["name"] = obj["name"]
+    if "uri" in obj:
+        row["uri"] = obj["uri"]
+    if "href" in obj:
+        row["href"] = obj["href"]
     if "external_urls" in obj:
         row["spotify_url"] = (obj["external_urls"] or {}).get("spotify")
     if "images" in obj:

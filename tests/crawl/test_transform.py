@@ -303,3 +303,108 @@ def test_gone_at_is_cleared_by_an_entity_own_object_or_its_listing_only() -> Non
     own = Rows()
     transform.add_artist(own, artist(), FULL, WHEN)
     assert own.upserts["artists"][0]["gone_at"] is None
+
+
+def track_with_album(track_id: str, number: int, **album_changes: Any) -> Rows:
+    track = simple_track(track_id, number)
+    track["album"] = {**album(full=False), **album_changes}
+    rows = Rows()
+    transform.add_track(rows, track, FULL, WHEN)
+    return rows
+
+
+def test_a_copy_written_before_in_the_run_is_left_out() -> None:
+    copies = transform.WrittenCopies()
+    first, fresh = track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1), {}
+    kept = copies.without_known(first, fresh)  # nothing known yet: all of it
+    assert kept.upserts == first.upserts
+    assert kept.children == first.children
+    assert ("albums", "4aawyAB9vmqN3uQ7FjRGTy") in fresh
+    assert ("artists", "0TnOYISbd1XYRBk9myaseg") in fresh
+    assert ("album_artists", "4aawyAB9vmqN3uQ7FjRGTy") in fresh
+    assert ("tracks", "6OmhkSOpvYBokMKQxpIGx2") not in fresh  # own objects are always written
+    copies.written(fresh)
+
+    second = track_with_album("7rv6vDoB3jg0zz0HM4dLuM", 2)
+    kept = copies.without_known(second, fresh2 := {})
+    assert len(second.upserts["albums"]) == 1  # the rows given are left as they are
+    assert kept.upserts["albums"] == []
+    assert kept.children["album_artists"] == {}
+    assert kept.upserts["artists"] == []  # both of its artists came with the first track
+    assert [r["id"] for r in kept.upserts["tracks"]] == ["7rv6vDoB3jg0zz0HM4dLuM"]
+    assert kept.children["track_artists"] == second.children["track_artists"]
+    assert list(fresh2) == [("track_artists", "7rv6vDoB3jg0zz0HM4dLuM")]
+
+
+def test_a_track_s_artists_are_written_once_from_its_album_and_the_track() -> None:
+    """The track list of a full album gives each track's artists; the full track gives them again."""
+    copies = transform.WrittenCopies()
+    from_album, fresh = Rows(), {}
+    transform.add_album(from_album, album(), FULL, WHEN)
+    copies.without_known(from_album, fresh)
+    copies.written(fresh)
+    track = track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1)
+    kept = copies.without_known(track, {})
+    assert [r["id"] for r in kept.upserts["tracks"]] == ["6OmhkSOpvYBokMKQxpIGx2"]  # its full row
+    assert kept.children["track_artists"] == {}
+    changed = simple_track("6OmhkSOpvYBokMKQxpIGx2", 1)
+    changed["artists"] = changed["artists"][:1]
+    rows = Rows()
+    transform.add_track(rows, changed, FULL, WHEN)
+    assert copies.without_known(rows, {}).children["track_artists"] == rows.children["track_artists"]
+
+
+@pytest.mark.parametrize(
+    ("change", "album_row", "album_artists"),
+    [
+        ({"name": "Global Warming (Deluxe)"}, True, False),
+        ({"available_markets": ["US"]}, True, False),
+        (
+            {"artists": [simple_artist("0TnOYISbd1XYRBk9myaseg", "Pitbull"), simple_artist("x" * 22, "X")]},
+            False,
+            True,
+        ),
+    ],
+)
+def test_a_copy_that_differs_is_written(change: dict[str, Any], album_row: bool, album_artists: bool) -> None:
+    copies = transform.WrittenCopies()
+    fresh: dict[tuple[str, str], int] = {}
+    copies.without_known(track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1), fresh)
+    copies.written(fresh)
+    changed = copies.without_known(track_with_album("7rv6vDoB3jg0zz0HM4dLuM", 2, **change), {})
+    assert [r["id"] for r in changed.upserts["albums"]] == (["4aawyAB9vmqN3uQ7FjRGTy"] if album_row else [])
+    assert ("4aawyAB9vmqN3uQ7FjRGTy" in changed.children["album_artists"]) is album_artists
+
+
+def test_copies_not_committed_are_not_known_and_own_objects_are_never_dropped() -> None:
+    copies = transform.WrittenCopies()
+    copies.without_known(track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1), {})  # rolled back: not written()
+    again = track_with_album("7rv6vDoB3jg0zz0HM4dLuM", 2)
+    assert copies.without_known(again, {}).upserts == again.upserts
+    fresh: dict[tuple[str, str], int] = {}
+    copies.without_known(again, fresh)
+    copies.written(fresh)
+    own = Rows()  # the album's own object, and a listing of it: kept although a copy is known
+    transform.add_album(own, album(), FULL, WHEN)
+    page = {"items": [album(full=False)], "limit": 10, "offset": 0, "total": 1}
+    transform.add_artist_albums_page(own, "0TnOYISbd1XYRBk9myaseg", page, WHEN)
+    assert copies.without_known(own, {}).upserts["albums"] == own.upserts["albums"]
+
+
+def test_copies_remembered_are_bounded() -> None:
+    """Past ``limit`` it starts over: a copy known before is written again, not lost."""
+    copies = transform.WrittenCopies(limit=8)
+
+    def write(rows: Rows) -> list[str]:
+        fresh: dict[tuple[str, str], int] = {}
+        kept = copies.without_known(rows, fresh)
+        copies.written(fresh)
+        return [r["id"] for r in kept.upserts["albums"]]
+
+    # each: a track's artists; the first: its album, album artists and 2 artists
+    assert write(track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1)) == ["4aawyAB9vmqN3uQ7FjRGTy"]  # 5 known
+    assert write(track_with_album("7rv6vDoB3jg0zz0HM4dLuM", 2)) == []  # 6
+    assert write(track_with_album("7rv6vDoB3jg0zz0HM4dLuM", 2, id="1" * 22)) == ["1" * 22]  # 8
+    assert write(track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1)) == []
+    assert write(track_with_album("7rv6vDoB3jg0zz0HM4dLuM", 2, id="2" * 22)) == ["2" * 22]  # 10: over
+    assert write(track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1)) == ["4aawyAB9vmqN3uQ7FjRGTy"]

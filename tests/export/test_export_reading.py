@@ -1,10 +1,18 @@
-"""Reading for the lake: the driver's cursor (SQLite, PostgreSQL) gives what SQLAlchemy's rows give."""
+"""Reading for the lake: ADBC (SQLite, PostgreSQL) and the driver's cursor (SQLite, PostgreSQL) give
+what SQLAlchemy's rows give."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
@@ -12,12 +20,36 @@ from lake_helpers import fill, small_metadata
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.errors import StorageError
+from spotify_catalog.storage import db
+
+ADBC_SQLITE = "through ADBC (adbc-driver-sqlite)"
+WRITE = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
 
 
 def read(engine: sa.Engine, table: sa.Table, **kwargs: object) -> pa.Table:
     with engine.connect() as conn:
         batches = list(lake_export.iter_batches(conn, table, batch_rows=3, **kwargs))  # type: ignore[arg-type]
     return pa.Table.from_batches(batches, lake_export.arrow_schema(table, **kwargs))  # type: ignore[arg-type]
+
+
+def read_as_export(
+    engine: sa.Engine, table: sa.Table, *, batch_rows: int = 3, with_raw: bool = False
+) -> pa.Table:
+    """``table`` read as the export reads it (on SQLite: ADBC where it can), in batches of exactly
+    ``batch_rows`` (the last one shorter)."""
+    with lake_export._reading(
+        engine, [table], with_raw=with_raw, batch_rows=batch_rows, include_gone=False
+    ) as read_table:
+        batches = list(read_table(table))
+    assert all(b.num_rows == batch_rows for b in batches[:-1])
+    assert not batches or 0 < batches[-1].num_rows <= batch_rows
+    return pa.Table.from_batches(batches, lake_export.arrow_schema(table, with_raw=with_raw))
+
+
+@pytest.fixture
+def adbc_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="spotify_catalog.export")
+    return caplog
 
 
 @pytest.mark.parametrize("adbc", [True, False], ids=["adbc", "no-adbc"])
@@ -43,9 +75,14 @@ def test_the_driver_path_gives_what_the_sqlalchemy_path_gives(
         engine.dispose()
 
 
-def test_values_after_a_batch_of_nulls_keep_their_types(tmp_path: Path) -> None:
-    """A column that is NULL in the first batches (where a driver guessing types from the first rows
-    would settle on the wrong one) still reads as text, timestamps, dates, booleans and lists."""
+@pytest.mark.parametrize("path", ["adbc", "sqlite3"])
+def test_values_after_a_batch_of_nulls_keep_their_types(
+    tmp_path: Path, path: str, monkeypatch: pytest.MonkeyPatch, adbc_logs: pytest.LogCaptureFixture
+) -> None:
+    """A column that is NULL in the first batches (where ADBC, guessing types from the first batch,
+    would settle on int64) still reads as text, timestamps, dates, booleans, floats and lists, and a
+    JSON number (held as a number: a JSON column's affinity is NUMERIC) as its text."""
+    monkeypatch.setattr(lake_export, "ADBC_SQLITE_BATCH_ROWS", 2)  # the NULLs span several reads
     meta = sa.MetaData()
     table = sa.Table(
         "t",
@@ -55,21 +92,29 @@ def test_values_after_a_batch_of_nulls_keep_their_types(tmp_path: Path) -> None:
         sa.Column("at", sa.DateTime(timezone=True)),
         sa.Column("day", sa.Date),
         sa.Column("flag", sa.Boolean),
+        sa.Column("score", sa.Float),
         sa.Column("markets", sa.JSON, info={"list_of": sa.String(2)}),
+        sa.Column("numbers", sa.JSON, info={"list_of": sa.Integer()}),
         sa.Column("images", sa.JSON, info={"list_of": sa.JSON()}),
+        sa.Column("extra", sa.JSON),
     )
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
     meta.create_all(engine)
     at = datetime(2026, 11, 25, 12, 30, 1, 250, tzinfo=UTC)
-    full = {"name": "x", "at": at, "day": date(2026, 11, 25), "flag": True, "markets": ["SE"],
-            "images": [{"url": "u", "w": 1}]}  # fmt: skip
+    full = {"name": "x", "at": at, "day": date(2026, 11, 25), "flag": True, "score": 0.25, "markets": ["SE"],
+            "numbers": [1, -2], "images": [{"url": "u", "w": 1}], "extra": 5}  # fmt: skip
     with engine.begin() as conn:
         conn.execute(table.insert(), [{"id": i, **dict.fromkeys(full)} for i in range(7)])
         conn.execute(table.insert(), [{"id": 7, **full}, {"id": 8, **full, "flag": False, "markets": []}])
-    got = read(engine, table).to_pylist()
+        conn.exec_driver_sql("UPDATE t SET extra = NULL WHERE id < 7")  # SQL NULL, not JSON null
+    with engine.connect() as conn:  # a JSON number is held as a number
+        assert conn.exec_driver_sql("SELECT typeof(extra) FROM t WHERE id = 7").scalar() == "integer"
     engine.dispose()
+    got = (read_as_export(engine, table) if path == "adbc" else read(engine, table)).to_pylist()
+    engine.dispose()
+    assert (ADBC_SQLITE in adbc_logs.text) == (path == "adbc")
     assert got[:7] == [{"id": i, **dict.fromkeys(full)} for i in range(7)]
-    assert got[7] == {"id": 7, **full, "images": ['{"url":"u","w":1}']}
+    assert got[7] == {"id": 7, **full, "images": ['{"url":"u","w":1}'], "extra": "5"}
     assert got[8]["flag"] is False
     assert got[8]["markets"] == []
 
@@ -115,3 +160,178 @@ def test_a_driver_error_while_reading_is_one_line(tmp_path: Path) -> None:
         with pytest.raises(StorageError, match=r"^reading the database failed: no such table: links$"):
             list(lake_export.iter_batches(conn, meta.tables["links"]))
     engine.dispose()
+
+
+# ----------------------------------------------------------------------------------- ADBC on SQLite
+
+
+def test_adbc_sqlite_gives_what_the_sqlalchemy_path_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adbc_logs: pytest.LogCaptureFixture
+) -> None:
+    """Every column kind (a fifth of the values NULL), read in ADBC batches of 4 and handed on in
+    batches of exactly 3: the very table SQLAlchemy's rows give."""
+    monkeypatch.setattr(lake_export, "ADBC_SQLITE_BATCH_ROWS", 4)
+    meta = small_metadata()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    fill(engine, meta, 40)
+    for table in (meta.tables["items"], meta.tables["links"]):
+        fast = read_as_export(engine, table, with_raw=True)
+        with monkeypatch.context() as m:
+            m.setattr(lake_export, "_RAW_DRIVERS", set())
+            generic = read(engine, table, with_raw=True)
+        assert fast.num_rows == 40
+        assert fast.equals(generic), table.name
+    engine.dispose()
+    assert adbc_logs.text.count(ADBC_SQLITE) == 2
+
+
+def test_adbc_sqlite_reads_every_table_as_of_one_moment(tmp_path: Path) -> None:
+    """Rows another process commits after the export read its first table are not read from the
+    second: one read transaction across tables."""
+    meta = small_metadata()
+    path = tmp_path / "c.db"
+    engine = db.create_engine(f"sqlite:///{path}")  # WAL: the writer does not wait for the reader
+    fill(engine, meta, 10)
+    items, links = meta.tables["items"], meta.tables["links"]
+    with lake_export._reading(
+        engine, [items, links], with_raw=False, batch_rows=4, include_gone=False
+    ) as read_table:
+        assert sum(b.num_rows for b in read_table(items)) == 10
+        sql = "INSERT INTO links VALUES ('late', 0, 'x')"
+        subprocess.run([sys.executable, "-c", WRITE, str(path), sql], check=True)  # another process
+        assert sum(b.num_rows for b in read_table(links)) == 10
+    assert read_as_export(engine, links).num_rows == 11  # a new export sees it
+    engine.dispose()
+
+
+def test_adbc_sqlite_only_reads_and_leaves_no_file_behind(tmp_path: Path) -> None:
+    """The ADBC connection cannot write, and a WAL database is left as it was: no ``-wal`` or ``-shm``
+    beside it (the connection closes as the last one, like ``sqlite3``'s)."""
+    meta = small_metadata()
+    path = tmp_path / "c.db"
+    engine = db.create_engine(f"sqlite:///{path}")
+    fill(engine, meta, 10)
+    engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert list(before) == ["c.db"]
+    arrow = lake_export._sqlite_arrow(engine, list(meta.tables.values()), with_raw=False, include_gone=False)
+    assert arrow is not None
+    try:
+        with (
+            arrow.connection.cursor() as cur,
+            pytest.raises(lake_export._adbc_sqlite_module().Error, match=r"readonly database"),
+        ):
+            cur.execute("DELETE FROM links")
+    finally:
+        arrow.connection.close()
+    lake_export.export(engine, meta, lake_export.open_lake(str(tmp_path / "lake")), date(2026, 11, 25))
+    engine.dispose()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "lake"} == before
+
+
+def test_a_file_open_elsewhere_in_the_process_is_read_through_sqlite3(
+    tmp_path: Path, adbc_logs: pytest.LogCaptureFixture
+) -> None:
+    """Two SQLite libraries (Python's, ADBC's) with one file open break each other's locks: while this
+    process holds another connection to the file, the export reads through ``sqlite3``."""
+    meta = small_metadata()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    fill(engine, meta, 10)
+    with engine.connect() as held:
+        held.exec_driver_sql("SELECT count(*) FROM items").scalar()
+        got = read_as_export(engine, meta.tables["items"])
+    engine.dispose()
+    assert got.num_rows == 10
+    assert "the database is open elsewhere in this process" in adbc_logs.text
+    assert ADBC_SQLITE not in adbc_logs.text
+    assert "through the pysqlite cursor" in adbc_logs.text
+
+
+def test_columns_without_an_exact_arrow_path_take_sqlite3_for_every_table(
+    tmp_path: Path, adbc_logs: pytest.LogCaptureFixture
+) -> None:
+    """A decimal column: that table cannot be read through ADBC, so no table is (one snapshot)."""
+    meta = sa.MetaData()
+    plain = sa.Table("plain", meta, sa.Column("id", sa.Integer, primary_key=True))
+    prices = sa.Table(
+        "prices", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("price", sa.Numeric(6, 2))
+    )
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(plain.insert(), [{"id": 1}])
+        conn.execute(prices.insert(), [{"id": 1, "price": Decimal("3.50")}])
+    assert lake_export._sqlite_arrow_query(plain, engine.dialect, with_raw=False, include_gone=False)
+    assert lake_export._sqlite_arrow(engine, [plain, prices], with_raw=False, include_gone=False) is None
+    with lake_export._reading(
+        engine, [plain, prices], with_raw=False, batch_rows=5, include_gone=False
+    ) as read_table:
+        assert pa.Table.from_batches(list(read_table(prices))).to_pylist() == [
+            {"id": 1, "price": Decimal("3.50")}
+        ]
+    engine.dispose()
+    assert "prices has a column ADBC cannot read exactly" in adbc_logs.text
+    assert ADBC_SQLITE not in adbc_logs.text
+
+
+def test_an_adbc_error_while_reading_is_one_line(tmp_path: Path, adbc_logs: pytest.LogCaptureFixture) -> None:
+    """The driver's message without its prefixes (``INVALID_ARGUMENT: [SQLite] Failed to prepare
+    query: ...``), as a StorageError."""
+    meta = small_metadata()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    fill(engine, meta, 3)
+    engine.dispose()
+    subprocess.run([sys.executable, "-c", WRITE, str(tmp_path / "c.db"), "DROP TABLE links"], check=True)
+    links = meta.tables["links"]
+    with lake_export._reading(
+        engine, [links], with_raw=False, batch_rows=5, include_gone=False
+    ) as read_table:
+        with pytest.raises(StorageError, match=r"^reading the database failed: no such table: links$"):
+            list(read_table(links))
+    engine.dispose()
+    assert ADBC_SQLITE in adbc_logs.text
+
+
+# ------------------------------------------------------------------------------- list columns in Arrow
+
+LIST_TEXTS = [
+    '["US","SE"]', '["US", "SE"]', "[]", None, '[""]', '["",""]', '["a,b","c"]', '["Sigur Rós","東京"]',
+    '["a\\"b"]', '["\\u00e9"]', '[ "x" , "y" ]', "null", '["line\\nbreak"]',
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", LIST_TEXTS)
+def test_list_texts_parsed_in_arrow_are_what_orjson_gives(text: str | None) -> None:
+    """Arrow's string kernels (plain lists) and JSON reader (escapes, spaces) give what orjson does."""
+    target = pa.list_(pa.string())
+    texts = pa.array([text, '["JP"]', None, "[]"], pa.string())
+    want = [None if t is None else orjson.loads(t) for t in texts.to_pylist()]
+    got = lake_export._parse_lists(texts, target)
+    assert got is not None
+    assert got.type == target
+    assert got.to_pylist() == want
+
+
+@pytest.mark.parametrize(
+    ("texts", "target"),
+    [
+        (["[1,2]", "[-3]", "[]", None], pa.list_(pa.int32())),
+        (['["1"]'], pa.list_(pa.int32())),  # not a list of integers
+        (["[1]"], pa.list_(pa.string())),  # not a list of text
+        (['["a"]\n'], pa.list_(pa.string())),  # a line break: never one line per text
+        (['["a"]}\n{"v":["b"]'], pa.list_(pa.string())),
+        (['["a"],"w":1'], pa.list_(pa.string())),
+        (["not json"], pa.list_(pa.string())),
+        (['[{"a":1}]'], pa.list_(pa.string())),
+    ],
+)
+def test_list_texts_arrow_cannot_parse_exactly_go_back_to_python(
+    texts: list[str | None], target: pa.DataType
+) -> None:
+    parsed = lake_export._parse_lists(pa.array(texts, pa.string()), target)
+    if parsed is not None:  # only what orjson gives, exactly
+        assert parsed.to_pylist() == [None if t is None else orjson.loads(t) for t in texts]
+    else:
+        assert texts[0] is not None

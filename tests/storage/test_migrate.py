@@ -167,7 +167,8 @@ def test_a_version_1_database_migrates_keeping_its_rows(db_url: str) -> None:
         for table in schema.metadata.sorted_tables:
             assert set(columns[table.name]) == set(table.columns.keys()), table.name
         with engine.begin() as conn:
-            assert conn.execute(sa.select(schema.state.c.value)).scalars().all() == ["2"]
+            version = conn.execute(sa.select(schema.state.c.value)).scalars().all()
+            assert version == [str(schema.SCHEMA_VERSION)]
             run = conn.execute(sa.select(schema.runs)).mappings().one()
             assert (run["status"], run["requests"], run["command"], run["pid"]) == ("done", 7, "c", None)
             task = conn.execute(sa.select(schema.tasks)).mappings().one()
@@ -178,6 +179,48 @@ def test_a_version_1_database_migrates_keeping_its_rows(db_url: str) -> None:
             conn.execute(schema.tasks.update().values(lease_until=T0, leased_by="h:42:1"))
             assert conn.execute(sa.select(schema.runs.c.updated_at)).scalar() == T0
             assert conn.execute(sa.select(schema.tasks.c.leased_by)).scalar() == "h:42:1"
+    finally:
+        engine.dispose()
+
+
+def test_a_version_2_database_gets_the_claim_index(db_url: str) -> None:
+    """Version 3 replaces the ``(kind, state)`` index of ``_tasks`` by ``(kind, state, key)``; the
+    tasks stay."""
+    old = sa.create_engine(db_url)
+    v2 = sa.MetaData()
+    for table in schema.metadata.sorted_tables:
+        if table.name != schema.tasks.name:
+            table.to_metadata(v2)
+    columns = [c._copy() for c in schema.tasks.columns]
+    tasks = sa.Table(schema.tasks.name, v2, *columns, sa.Index("ix__tasks_kind_state", "kind", "state"),
+                     **schema.tasks.kwargs)  # fmt: skip
+    with old.begin() as conn:
+        v2.create_all(conn)
+        conn.execute(v2.tables["_state"].insert(), [{"key": "schema_version", "value": "2"}])
+        conn.execute(
+            tasks.insert(),
+            [
+                {
+                    "kind": "track",
+                    "key": "t1",
+                    "state": "pending",
+                    "attempts": 0,
+                    "created_at": T0,
+                    "updated_at": T0,
+                }
+            ],
+        )
+    old.dispose()
+
+    engine = db.create_engine(db_url)
+    try:
+        assert db.migrate(engine) == "migrated from version 2"
+        indexes = {i["name"]: i["column_names"] for i in sa.inspect(engine).get_indexes("_tasks")}
+        assert indexes.get("ix__tasks_claim") == ["kind", "state", "key"]
+        assert "ix__tasks_kind_state" not in indexes
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(schema.tasks.c.key)).scalars().all() == ["t1"]
+        assert db.migrate(engine) is None
     finally:
         engine.dispose()
 
@@ -218,7 +261,7 @@ def test_processes_starting_together_create_the_schema_once(db_url: str) -> None
             assert set(columns[table.name]) == set(table.columns.keys()), table.name
         with engine.connect() as conn:
             assert conn.execute(sa.select(schema.state.c.key, schema.state.c.value)).all() == [
-                ("schema_version", "2")
+                ("schema_version", str(schema.SCHEMA_VERSION))
             ]
     finally:
         engine.dispose()

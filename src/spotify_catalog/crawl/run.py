@@ -66,6 +66,10 @@ GROUP_ROWS = 2000
 """An answer that would take a group past this many rows starts the next group."""
 
 
+Copies = dict[tuple[str, str], int]
+"""Copies of entities written in a transaction (see :class:`transform.WrittenCopies`)."""
+
+
 @dataclass
 class Answer:
     """A unit's checked response, turned into rows and what became of its tasks (in a worker)."""
@@ -116,6 +120,7 @@ class Crawler:
         self._not_found: list[str] = []
         self._skipped: list[str] = []
         self._playlist_snapshots: dict[str, str | None] = {}
+        self._copies = transform.WrittenCopies()
 
     @property
     def _run_id(self) -> int:
@@ -580,21 +585,24 @@ class Crawler:
             self._write_group(group)
 
     def _write_group(self, answers: Sequence[Answer]) -> None:
-        def work(conn: sa.Connection) -> int:
+        def work(conn: sa.Connection) -> tuple[int, Copies]:
             written = 0
+            copies: Copies = {}  # the copies written, remembered once committed
             plain: list[Answer] = []  # answers whose writes touch their rows and tasks only
             for answer in answers:
                 if _plain(answer.outcome):
                     plain.append(answer)
                     continue
-                written += self._write_plain(conn, plain)
+                written += self._write_plain(conn, plain, copies)
                 plain = []
-                written += self._write_outcome(conn, answer)
-            written += self._write_plain(conn, plain)
+                written += self._write_outcome(conn, answer, copies)
+            written += self._write_plain(conn, plain, copies)
             self._touch(conn, answers[-1].when, rows_written=self.rows_written + written)
-            return written
+            return written, copies
 
-        self.rows_written += db.in_transaction(self.engine, work)
+        written, copies = db.in_transaction(self.engine, work)
+        self.rows_written += written
+        self._copies.written(copies)
         for answer in answers:
             outcome, unit = answer.outcome, answer.unit
             for name in outcome.unresolved:  # said in the run that searched it
@@ -608,28 +616,28 @@ class Crawler:
             self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
 
-    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer]) -> int:
+    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer], copies: Copies) -> int:
         """Answers in a row none of which marks anything gone or closes a listing: their rows are
         written together, fewer and larger statements (the same rows as one after the other: a key in
         two answers keeps the later one's values, and ``raw``/``detail`` never depend on the order),
         then what became of their tasks."""
         if len(answers) <= 1:
-            return sum(self._write_outcome(conn, answer) for answer in answers)
+            return sum(self._write_outcome(conn, answer, copies) for answer in answers)
         rows = Rows()
         for answer in answers:
             for table, table_rows in answer.rows.upserts.items():
                 rows.upserts.setdefault(table, []).extend(table_rows)
             for table, parents in answer.rows.children.items():
                 rows.children.setdefault(table, {}).update(parents)
-        written = db.write_rows(conn, rows)
+        written = db.write_rows(conn, self._copies.without_known(rows, copies))
         for answer in answers:
             self._write_tasks(conn, answer)
         return written
 
-    def _write_outcome(self, conn: sa.Connection, answer: Answer) -> int:
-        """One response's rows and what became of its tasks, in the transaction of its group; rows
-        written."""
-        written = db.write_rows(conn, answer.rows)
+    def _write_outcome(self, conn: sa.Connection, answer: Answer, copies: Copies) -> int:
+        """One response's rows (without copies written before) and what became of its tasks, in the
+        transaction of its group; rows written."""
+        written = db.write_rows(conn, self._copies.without_known(answer.rows, copies))
         self._write_tasks(conn, answer)
         return written
 
@@ -721,5 +729,3 @@ def _listing_written(conn: sa.Connection, listing: Listing, when: datetime) -> N
     if listing.pages is not None:
         changes.restart_listing(conn, listing.artist_id, listing.groups, listing.pages, now=when)
     changes.listing_page_written(conn, listing.artist_id, listing.groups, listing.album_ids, now=when)
-
-

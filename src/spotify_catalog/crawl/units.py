@@ -224,26 +224,42 @@ def response_problem(kind: str, result: Any) -> str | None:
     return _shape_problem(result)
 
 
+_VALUES_ONLY = frozenset(
+    {"available_markets", "copyrights", "external_ids", "external_urls", "followers", "genres", "images",
+     "restrictions", "resume_point", "languages"}
+)  # fmt: skip
+"""Fields of Spotify objects that hold values, never an entity or a page: not walked (a track's images,
+links and ids were most of the objects of a response)."""
+
+
 def _shape_problem(data: Any) -> str | None:
     """The first problem met walking ``data`` depth first (objects in key order), or ``None``; a loop,
-    not recursion: it sees every object of every response."""
+    not recursion: it sees every object of every response but what :data:`_VALUES_ONLY` names."""
     stack = [data]
     while stack:
         item = stack.pop()
-        if isinstance(item, dict):
+        if type(item) is dict:  # JSON parsers give plain dicts and lists: type() is quicker than isinstance
             if item.get("type") in ENTITY_TYPES and not (isinstance(item.get("id"), str) and item["id"]):
                 return f"{item['type']} without an id"
             page = "items" in item
             if page and not (isinstance(item["items"], list) and isinstance(item.get("total"), int)):
                 return "page without items or total"
-            children: list[Any] = [v for v in item.values() if isinstance(v, dict | list)]
-        elif isinstance(item, list):
-            children = [v for v in item if isinstance(v, dict | list)]
+            children: list[Any] = [
+                v for k, v in item.items() if type(v) in _CONTAINERS and k not in _VALUES_ONLY
+            ]
+        elif type(item) is list:
+            if item and type(item[0]) in _SCALARS:
+                continue  # a list of values: nothing to check inside
+            children = [v for v in item if type(v) in _CONTAINERS]
         else:
             continue
         children.reverse()
         stack.extend(children)
     return None
+
+
+_CONTAINERS = frozenset({dict, list})
+_SCALARS = frozenset({str, int, float, bool})
 
 
 # ------------------------------------------------------------------------------------------ handlers

@@ -8,6 +8,7 @@ a full one; ``raw`` is replaced only by a full object or while the stored row is
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import random
 import re
@@ -163,6 +164,10 @@ _SCHEMA_OPTION = "spotify_catalog_schema"  # engine execution option: the Postgr
 _PG_LOCK = int.from_bytes(b"spcatmig", "big")  # pg_advisory_xact_lock key of schema set-up
 _MYSQL_LOCK = "spotify_catalog_migrate"  # GET_LOCK name (server-wide: the database name is added)
 _MYSQL_LOCK_WAIT = 60  # seconds
+_SQLITE_CACHE_KIB = 65536  # page cache of a SQLite connection (default 2 MiB): a crawl rereads its B-trees
+# WAL pages before a checkpoint copies them into the file (default 1,000): a page a crawl writes again
+# and again is copied once per checkpoint, so fewer checkpoints copy less (2.1 instead of 2.7 GB written)
+_SQLITE_CHECKPOINT_PAGES = 10_000
 
 
 def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
@@ -291,6 +296,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     tables: it may belong to another program."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={_SQLITE_CHECKPOINT_PAGES}")
     if (
         cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
         and cursor.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
@@ -301,12 +308,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 # ----------------------------------------------------------------------------------- migration
 
+
 # version -> what moving up to it needs beyond the generic step. The generic step, run for every
 # version, creates the tables the metadata has and the database lacks and adds the columns a table
 # lacks (nullable ones, or ones with a server default); a step here is for anything else (an index
 # on an existing table, filling a new column, ...). It runs on the migration's connection, under the
 # lock, after the generic step.
-MIGRATION_STEPS: dict[int, Callable[[sa.Connection], None]] = {}
+def _claim_index(conn: sa.Connection) -> None:
+    """Version 3: the ``_tasks`` index on (kind, state) becomes (kind, state, key), which claims read in
+    key order."""
+    detached = sa.Table(schema.tasks.name, sa.MetaData(), sa.Column("kind"), sa.Column("state"))
+    old = sa.Index("ix__tasks_kind_state", detached.c.kind, detached.c.state)
+    if old.name in {i["name"] for i in sa.inspect(conn).get_indexes(schema.tasks.name)}:
+        old.drop(conn)
+    for index in schema.tasks.indexes:
+        index.create(conn, checkfirst=True)
+
+
+MIGRATION_STEPS: dict[int, Callable[[sa.Connection], None]] = {3: _claim_index}
 
 
 @dataclass
@@ -514,10 +533,6 @@ def describe_error(exc: BaseException) -> str:
     return scrub(lines[0]) if lines else type(exc).__name__
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    return _insert_for(conn.dialect.name, table)
-
-
 def _insert_for(name: str, table: sa.Table) -> Any:
     if name == "postgresql":
         return postgresql.insert(table)
@@ -528,40 +543,151 @@ def _insert_for(name: str, table: sa.Table) -> Any:
     raise StorageError(f"unsupported database dialect {name!r}")
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement compiled once for a dialect: its SQL, the row keys its parameters take (in order,
+    for a positional paramstyle) and the bind processors of those that need one."""
+
+    sql: str
+    names: tuple[str, ...]
+    positional: bool
+    convert: tuple[tuple[int, str, Callable[[Any], Any]], ...]  # (position, key, processor)
+
+
+_prepared: dict[tuple[Any, ...], tuple[_Prepared | None, Any]] = {}
+
+
+def execute_many(conn: sa.Connection, stmt: Any, columns: Sequence[str], rows: Sequence[Row]) -> None:
+    """``conn.execute(stmt, rows)`` for rows that all have ``columns``, without SQLAlchemy's per-row
+    work: the statement is compiled once per (dialect, statement, columns) and the rows go to the
+    driver's ``executemany`` as tuples or dicts, each value through its type's bind processor (the
+    same conversions SQLAlchemy makes). A statement whose parameters are not plain column values
+    goes through ``conn.execute``."""
+    dialect = conn.dialect
+    key = (id(stmt), type(dialect), dialect.server_version_info, dialect.paramstyle, tuple(columns))
+    cached = _prepared.get(key)
+    if cached is None or cached[1] is not stmt:
+        cached = (_prepare(dialect, stmt, columns), stmt)
+        _prepared[key] = cached
+    prepared = cached[0]
+    if prepared is None:
+        conn.execute(stmt, list(rows))
+        return
+    try:
+        params = _parameters(prepared, rows)
+    except Exception as exc:  # a bind processor refused a value: as SQLAlchemy reports it
+        raise sa.exc.StatementError(str(exc), prepared.sql, None, exc) from exc
+    conn.exec_driver_sql(prepared.sql, params)
+
+
+def _parameters(prepared: _Prepared, rows: Sequence[Row]) -> list[Any]:
+    """The driver's parameters of ``rows``: tuples in parameter order (positional paramstyles) or
+    dicts, converted a column at a time."""
+    convert = prepared.convert
+    if not prepared.positional:
+        if not convert:
+            return list(rows)
+        params = [dict(row) for row in rows]
+        for _, name, process in convert:
+            for named in params:
+                named[name] = process(named[name])
+        return params
+    names = prepared.names
+    if len(names) == 1:
+        (name,) = names
+        values: list[Any] = [(row[name],) for row in rows]
+    else:
+        get = operator.itemgetter(*names)
+        values = [get(row) for row in rows]
+    if not convert or not values:
+        return values
+    columns: list[Any] = list(zip(*values, strict=True))
+    for position, _, process in convert:
+        columns[position] = list(map(process, columns[position]))
+    return list(zip(*columns, strict=True))
+
+
+def _prepare(dialect: sa.Dialect, stmt: Any, columns: Sequence[str]) -> _Prepared | None:
+    compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+    binds = compiled.binds
+    names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(binds)
+    escaped = getattr(compiled, "escaped_bind_names", None) or {}
+    wanted = set(columns)
+    if escaped or any(binds[n].key != n or n not in wanted for n in names) or len(set(names)) != len(names):
+        return None  # renamed, literal or repeated parameters: leave them to SQLAlchemy
+    if not compiled.positional and set(names) != wanted:
+        return None
+    convert = []
+    for position, name in enumerate(names):
+        kind = binds[name].type
+        process = kind.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            if isinstance(kind, sa.DateTime | sa.Date | schema.UtcDateTime):
+                process = _last_value_cached(process)
+            convert.append((position, name, process))
+    return _Prepared(compiled.string, names, bool(compiled.positional), tuple(convert))
+
+
+def _last_value_cached(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` (of a date or time) that remembers its last argument and result: the rows of one
+    answer share their ``fetched_at`` (one object), converted once instead of once a row. Thread-safe:
+    one tuple swapped."""
+    last: tuple[Any, Any] = (object(), None)
+
+    def cached(value: Any) -> Any:
+        nonlocal last
+        seen, result = last
+        if value is seen and value is not None:
+            return result
+        result = process(value)
+        last = (value, result)
+        return result
+
+    return cached
+
+
 def upsert(conn: sa.Connection, table: sa.Table, rows: Iterable[Row]) -> int:
     """Insert or update ``rows`` by primary key, touching only the columns each row has.
 
     Rows with different column sets are written by separate statements. Returns the number of rows.
     """
-    groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
+    by_order: dict[tuple[str, ...], list[Row]] = defaultdict(list)
     for row in rows:
-        groups[tuple(sorted(row))].append(row)
+        by_order[tuple(row)].append(row)
+    groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
+    for order, same in by_order.items():
+        groups[tuple(sorted(order))].extend(same)
     keys = [c.name for c in table.primary_key.columns]
     count = 0
     for columns, group in groups.items():
         # one row per key within a statement (PostgreSQL refuses duplicates in one ON CONFLICT), in key
         # order: concurrent writers lock rows in the same order
         by_key = {tuple(r[k] for k in keys): r for r in group}
-        unique = [by_key[k] for k in sorted(by_key, key=_sort_key)]
+        try:
+            ordered = sorted(by_key)
+        except TypeError:  # a NULL in a key
+            ordered = sorted(by_key, key=_sort_key)
+        unique = [by_key[k] for k in ordered]
         count += len(unique)
-        conn.execute(_upsert_statement(conn.dialect.name, table, columns), unique)
+        execute_many(conn, _upsert_statement(conn.dialect.name, table, columns), columns, unique)
     return count
 
 
-_statements: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+_statements: dict[tuple[str, str, tuple[str, ...], bool], Any] = {}
 
 
-def _upsert_statement(dialect: str, table: sa.Table, columns: tuple[str, ...]) -> Any:
-    """The upsert of ``table`` for rows with ``columns``, built once per (dialect, table, columns): the
-    same statement object again lets SQLAlchemy skip building its cache key."""
-    key = (dialect, table.name, columns)
+def _upsert_statement(dialect: str, table: sa.Table, columns: tuple[str, ...], *, update: bool = True) -> Any:
+    """The upsert of ``table`` for rows with ``columns`` (``update=False``: an insert of missing keys
+    that leaves existing rows alone), built once per (dialect, table, columns): the same statement
+    object again lets SQLAlchemy skip building its cache key, and :func:`execute_many` compiling it."""
+    key = (dialect, table.name, columns, update)
     stmt = _statements.get(key)
     if stmt is not None and stmt.table is table:
         return stmt
     stmt = _insert_for(dialect, table)
     keys = [c.name for c in table.primary_key.columns]
     new = stmt.inserted if dialect in ("mysql", "mariadb") else stmt.excluded
-    updates = _updates(table, [c for c in columns if c not in keys], new)
+    updates = _updates(table, [c for c in columns if c not in keys], new) if update else []
     if not updates:
         stmt = _do_nothing_for(dialect, table, stmt)
     elif dialect in ("mysql", "mariadb"):
@@ -605,7 +731,7 @@ def replace_children(
     conn.execute(delete, {"parents": ids})
     rows = list(rows)
     if rows:
-        conn.execute(insert, rows)
+        execute_many(conn, insert, tuple(rows[0]), rows)
     return len(rows)
 
 
@@ -627,12 +753,9 @@ def insert_missing(conn: sa.Connection, table: sa.Table, rows: Iterable[Row]) ->
     rows = list(rows)
     if not rows:
         return 0
-    conn.execute(_do_nothing(conn, table, _insert(conn, table)), rows)
+    columns = tuple(rows[0])
+    execute_many(conn, _upsert_statement(conn.dialect.name, table, columns, update=False), columns, rows)
     return len(rows)
-
-
-def _do_nothing(conn: sa.Connection, table: sa.Table, stmt: Any) -> Any:
-    return _do_nothing_for(conn.dialect.name, table, stmt)
 
 
 def _do_nothing_for(dialect: str, table: sa.Table, stmt: Any) -> Any:

@@ -7,6 +7,7 @@ A task is ``(kind, key)`` with a state: ``pending`` (to do), ``done`` or ``faile
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable, Iterable, Sequence
@@ -111,8 +112,9 @@ def finish_tasks(
         "lease_until": None,
         "leased_by": None,
     }
+    update = _finish_statement()
     for chunk in _chunks(keys):
-        updated = conn.execute(t.update().where(t.c.kind == kind, t.c.key.in_(chunk)).values(**values))
+        updated = conn.execute(update, {"kind_": kind, "keys_": list(chunk), **values})
         if updated.rowcount == len(chunk):  # matched rows (MySQL too: SQLAlchemy sets FOUND_ROWS)
             continue
         present = set(conn.execute(sa.select(t.c.key).where(t.c.kind == kind, t.c.key.in_(chunk))).scalars())
@@ -120,6 +122,15 @@ def finish_tasks(
         if missing:  # inserted, or updated if another crawl inserted it meanwhile
             new = [{"kind": kind, "key": k, "attempts": 0, "created_at": now, **values} for k in missing]
             db.upsert(conn, t, new)
+
+
+@functools.cache
+def _finish_statement() -> sa.Update:
+    """The update of :func:`finish_tasks`, built once (its 50 keys are one expanding parameter, not 50
+    literals coerced on every call)."""
+    t = schema.tasks
+    keys: sa.BindParameter[str] = sa.bindparam("keys_", expanding=True)
+    return t.update().where(t.c.kind == sa.bindparam("kind_"), t.c.key.in_(keys))
 
 
 def retry_later(conn: sa.Connection, kind: str, keys: Iterable[str], *, error: str, now: datetime) -> None:
