@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _servers
 from spotify_catalog.export import DEFAULT_ROW_GROUP_ROWS
 
 MARKETS = ["US", "GB", "SE", "DE", "FR", "JP", "BR", "MX", "CA", "AU"]
@@ -191,50 +192,6 @@ def child(db: str, lake: str, batch_rows: int, with_raw: bool) -> None:
     print(json.dumps(figures))
 
 
-SERVERS = {
-    "postgresql": ("SPOTIFY_CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    "mariadb": ("SPOTIFY_CATALOG_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-}
-
-
-@contextmanager
-def fresh_database(backend: str) -> Iterator[str]:
-    """The URL of a new empty database on ``backend``'s server, dropped at the end."""
-    import sqlalchemy as sa
-
-    variable, default = SERVERS[backend]
-    server = os.environ.get(variable, default)
-    name = f"sc_bench_lake_{time.monotonic_ns()}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-        yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            force = " WITH (FORCE)" if backend == "postgresql" else ""
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
-        admin.dispose()
-
-
-def unreachable(backend: str) -> str | None:
-    """Why ``backend``'s server cannot be used, or None."""
-    import sqlalchemy as sa
-
-    from spotify_catalog.storage.db import redact
-
-    variable, default = SERVERS[backend]
-    server = os.environ.get(variable, default)
-    engine = sa.create_engine(server)
-    try:
-        with engine.connect():
-            return None
-    except sa.exc.SQLAlchemyError as exc:
-        return f"{redact(server)}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
-    finally:
-        engine.dispose()
-
-
 def export_in_child(
     source: str, lake: Path, batch_rows: int, with_raw: bool, code: str | None = None
 ) -> dict[str, Any]:
@@ -259,7 +216,7 @@ def _source(backend: str, db: Path, given: str | None) -> Iterator[tuple[str, fl
     elif given:
         yield given, copy_to(given, db)
     else:
-        with fresh_database(backend) as url:
+        with _servers.fresh_database(backend, "sc_bench_lake") as url:
             yield url, copy_to(url, db)
 
 
@@ -290,7 +247,7 @@ def main(argv: list[str]) -> int:
     )
     print(f"{'backend':<17} {'rows':>10} {'build s':>8} {'export s':>9} {'rows/s':>9} {'CPU s':>6} "
           f"{'RSS start':>10} {'peak RSS':>9} {'arrow peak':>11} {'file':>8} {'load':>5}  path")  # fmt: skip
-    skipped = {b: unreachable(b) for b in backends if b in SERVERS}
+    skipped = {b: _servers.unreachable(b) for b in backends if b in _servers.SERVERS}
     for backend, why in skipped.items():
         if why:
             print(f"{backend:<17} skipped: {why}")

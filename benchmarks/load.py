@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import random
 import resource
 import subprocess
@@ -37,13 +36,13 @@ from typing import Any
 
 import httpx
 
+from benchmarks import _servers
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.emulator import Catalog
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import db
-from spotify_catalog.storage.db import redact
 from spotify_catalog.transform import normalize_name
 
 CLIENT = ("emulator-client-id", "emulator-client-secret")
@@ -167,51 +166,19 @@ def crawl_ids(
     return web_requests(url) - before, seconds, cpu
 
 
-SERVERS = {
-    "postgresql": ("SPOTIFY_CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    "mariadb": ("SPOTIFY_CATALOG_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-}
-
-
 @contextmanager
 def fresh_database(backend: str, directory: Path) -> Iterator[str]:
     """The URL of a new empty database of ``backend`` (dropped at the end)."""
     if backend == "sqlite":
         yield f"sqlite:///{directory / f'ids-{time.monotonic_ns()}.db'}"
         return
-    import sqlalchemy as sa
-
-    variable, default = SERVERS[backend]
-    server = os.environ.get(variable, default)
-    name = f"sc_bench_{time.monotonic_ns()}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-        yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            force = " WITH (FORCE)" if backend == "postgresql" else ""
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
-        admin.dispose()
+    with _servers.fresh_database(backend) as url:
+        yield url
 
 
 def reachable(backend: str) -> str | None:
     """Why ``backend``'s server cannot be used, or ``None``."""
-    if backend == "sqlite":
-        return None
-    import sqlalchemy as sa
-
-    variable, default = SERVERS[backend]
-    server = os.environ.get(variable, default)
-    engine = sa.create_engine(server)
-    try:
-        with engine.connect():
-            return None
-    except sa.exc.SQLAlchemyError as exc:
-        return f"{redact(server)}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
-    finally:
-        engine.dispose()
+    return None if backend == "sqlite" else _servers.unreachable(backend)
 
 
 def id_table(rows: list[IdRow]) -> str:

@@ -67,7 +67,8 @@ GROUP_ROWS = 2000
 
 
 Copies = dict[tuple[str, str], int]
-"""Copies of entities written in a transaction (see :class:`transform.WrittenCopies`)."""
+"""Copies and child rows a transaction writes, remembered once it commits (see
+:class:`transform.WrittenCopies`)."""
 
 
 @dataclass
@@ -587,7 +588,7 @@ class Crawler:
     def _write_group(self, answers: Sequence[Answer]) -> None:
         def work(conn: sa.Connection) -> tuple[int, Copies]:
             written = 0
-            copies: Copies = {}  # the copies written, remembered once committed
+            copies: Copies = {}  # remembered once committed
             plain: list[Answer] = []  # answers whose writes touch their rows and tasks only
             for answer in answers:
                 if _plain(answer.outcome):
@@ -635,8 +636,8 @@ class Crawler:
         return written
 
     def _write_outcome(self, conn: sa.Connection, answer: Answer, copies: Copies) -> int:
-        """One response's rows (without copies written before) and what became of its tasks, in the
-        transaction of its group; rows written."""
+        """One response's rows (without what the run wrote before) and what became of its tasks, in
+        the transaction of its group; rows written."""
         written = db.write_rows(conn, self._copies.without_known(answer.rows, copies))
         self._write_tasks(conn, answer)
         return written
