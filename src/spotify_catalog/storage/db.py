@@ -309,11 +309,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # ----------------------------------------------------------------------------------- migration
 
 
-# version -> what moving up to it needs beyond the generic step. The generic step, run for every
-# version, creates the tables the metadata has and the database lacks and adds the columns a table
-# lacks (nullable ones, or ones with a server default); a step here is for anything else (an index
-# on an existing table, filling a new column, ...). It runs on the migration's connection, under the
-# lock, after the generic step.
 def _claim_index(conn: sa.Connection) -> None:
     """Version 3: the ``_tasks`` index on (kind, state) becomes (kind, state, key), which claims read in
     key order."""
@@ -325,6 +320,11 @@ def _claim_index(conn: sa.Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+# version -> what moving up to it needs beyond the generic step. The generic step, run for every
+# version, creates the tables the metadata has and the database lacks and adds the columns a table
+# lacks (nullable ones, or ones with a server default); a step here is for anything else (an index
+# on an existing table, filling a new column, ...). It runs on the migration's connection, under the
+# lock, after the generic step.
 MIGRATION_STEPS: dict[int, Callable[[sa.Connection], None]] = {3: _claim_index}
 
 
