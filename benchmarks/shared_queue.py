@@ -4,7 +4,7 @@ The emulator runs as ``spotify-catalog emulator --profile development --latency-
 process. Each crawl process is given the same artists (by id, small discographies, depth ``tracks``) and
 ``--workers 2``; the processes claim tasks from the database (``FOR UPDATE SKIP LOCKED``), so each request
 is made once whatever the number of processes. Prints requests, wall time, requests/s and the speed-up over
-one process. The database is ``SPOTIFY_CATALOG_BENCH_POSTGRES_URL`` (default: the local test server), a
+one process. The database is ``SPOTIFY_CATALOG_TEST_POSTGRES_URL`` (default: the local test server), a
 fresh database per run. ``python -m benchmarks shared_queue`` (about a minute on 2 cores).
 """
 
@@ -16,17 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
-
+from benchmarks import _servers
 from benchmarks.load import CLIENT, emulator, reset, web_requests
 from spotify_catalog.emulator import Catalog
-
-SERVER = os.environ.get(
-    "SPOTIFY_CATALOG_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 def small_artists(catalog: Catalog, count: int) -> list[str]:
@@ -38,20 +32,6 @@ def small_artists(catalog: Catalog, count: int) -> list[str]:
         if len(found) == count:
             break
     return found
-
-
-def fresh_database() -> tuple[str, sa.Engine]:
-    admin = sa.create_engine(SERVER, isolation_level="AUTOCOMMIT")
-    name = f"sc_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    return sa.engine.make_url(SERVER).set(database=name).render_as_string(hide_password=False), admin
-
-
-def drop(admin: sa.Engine, url: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {sa.engine.make_url(url).database} WITH (FORCE)"))
-    admin.dispose()
 
 
 def run(url: str, api: str, artists_file: Path, processes: int, workers: int) -> float:
@@ -85,11 +65,8 @@ def main(argv: list[str]) -> None:
         artists_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
         for processes in (int(p) for p in args.processes.split(",")):
             reset(api, rate_limit=0)
-            url, admin = fresh_database()
-            try:
+            with _servers.fresh_database("postgresql") as url:
                 seconds = run(url, api, artists_file, processes, args.workers)
-            finally:
-                drop(admin, url)
             requests = web_requests(api)
             rows.append((processes, requests, seconds))
             print(f"{processes} process(es): {requests} requests in {seconds:.1f} s", file=sys.stderr)

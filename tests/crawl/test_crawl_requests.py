@@ -128,3 +128,30 @@ def test_overlapping_inputs_are_fetched_once(make_emulator: Any, tmp_path: Path)
         emu.catalog, names, ids, mode="development", depth=Depth.ALBUMS
     )
     engine.dispose()
+
+
+def test_a_run_writes_what_it_wrote_before_once(make_emulator: Any, tmp_path: Path) -> None:
+    """An album comes inside each of its tracks and a track's artists with its album's list and again
+    with the track: within a run they are written once (``transform.WrittenCopies``), and the tables
+    are the same."""
+    emu = make_emulator(profile="extended")
+    engine = new_engine(tmp_path / "c.db")
+    sent: dict[str, int] = {"albums": 0, "track_artists": 0}
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        for table in sent:
+            if statement.startswith(f"INSERT INTO {table} "):
+                sent[table] += len(parameters) if many else 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    assert crawl(emu, engine, mode="extended", depth=Depth.TRACK_DETAILS, workers=4).status == "done"
+    with engine.connect() as conn:
+        albums = conn.execute(sa.select(sa.func.count()).select_from(schema.albums)).scalar_one()
+        links = conn.execute(sa.select(sa.func.count()).select_from(schema.track_artists)).scalar_one()
+        tracks = conn.execute(sa.select(sa.func.count()).select_from(schema.tracks)).scalar_one()
+        listed = conn.execute(sa.select(sa.func.count()).select_from(schema.artist_albums)).scalar_one()
+    engine.dispose()
+    assert tracks > 3 * albums  # without it, an album would be written once per track
+    # its own object, its listings on discography pages, and the first copy inside a track
+    assert 0 < sent["albums"] <= 2 * albums + listed
+    assert sent["track_artists"] == links  # not again from the full track

@@ -166,7 +166,7 @@ _MYSQL_LOCK = "spotify_catalog_migrate"  # GET_LOCK name (server-wide: the datab
 _MYSQL_LOCK_WAIT = 60  # seconds
 _SQLITE_CACHE_KIB = 65536  # page cache of a SQLite connection (default 2 MiB): a crawl rereads its B-trees
 # WAL pages before a checkpoint copies them into the file (default 1,000): a page a crawl writes again
-# and again is copied once per checkpoint, so fewer checkpoints copy less (2.1 instead of 2.7 GB written)
+# and again is copied once per checkpoint, so fewer checkpoints copy less (1.5 instead of 2.1 GB written)
 _SQLITE_CHECKPOINT_PAGES = 10_000
 
 
@@ -545,31 +545,30 @@ def _insert_for(name: str, table: sa.Table) -> Any:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A statement compiled once for a dialect: its SQL, the row keys its parameters take (in order,
-    for a positional paramstyle) and the bind processors of those that need one."""
+    """A statement compiled once for a dialect: its SQL, how to take a row's parameters (a tuple in
+    parameter order for a positional paramstyle, else the row's dict) and the bind processors of the
+    parameters that need one."""
 
     sql: str
-    names: tuple[str, ...]
     positional: bool
+    values: Callable[[Row], tuple[Any, ...]]  # a row's values in parameter order (positional)
     convert: tuple[tuple[int, str, Callable[[Any], Any]], ...]  # (position, key, processor)
 
 
-_prepared: dict[tuple[Any, ...], tuple[_Prepared | None, Any]] = {}
+_prepared: dict[tuple[Any, ...], _Prepared | None] = {}
 
 
 def execute_many(conn: sa.Connection, stmt: Any, columns: Sequence[str], rows: Sequence[Row]) -> None:
     """``conn.execute(stmt, rows)`` for rows that all have ``columns``, without SQLAlchemy's per-row
-    work: the statement is compiled once per (dialect, statement, columns) and the rows go to the
+    work: the statement is compiled once per (statement, dialect, columns) and the rows go to the
     driver's ``executemany`` as tuples or dicts, each value through its type's bind processor (the
     same conversions SQLAlchemy makes). A statement whose parameters are not plain column values
-    goes through ``conn.execute``."""
+    goes through ``conn.execute``. Meant for statements built once (the cache holds them)."""
     dialect = conn.dialect
-    key = (id(stmt), type(dialect), dialect.server_version_info, dialect.paramstyle, tuple(columns))
-    cached = _prepared.get(key)
-    if cached is None or cached[1] is not stmt:
-        cached = (_prepare(dialect, stmt, columns), stmt)
-        _prepared[key] = cached
-    prepared = cached[0]
+    key = (stmt, type(dialect), dialect.server_version_info, dialect.paramstyle, tuple(columns))
+    if key not in _prepared:
+        _prepared[key] = _prepare(dialect, stmt, columns)
+    prepared = _prepared[key]
     if prepared is None:
         conn.execute(stmt, list(rows))
         return
@@ -592,13 +591,7 @@ def _parameters(prepared: _Prepared, rows: Sequence[Row]) -> list[Any]:
             for named in params:
                 named[name] = process(named[name])
         return params
-    names = prepared.names
-    if len(names) == 1:
-        (name,) = names
-        values: list[Any] = [(row[name],) for row in rows]
-    else:
-        get = operator.itemgetter(*names)
-        values = [get(row) for row in rows]
+    values = list(map(prepared.values, rows))
     if not convert or not values:
         return values
     columns: list[Any] = list(zip(*values, strict=True))
@@ -625,7 +618,12 @@ def _prepare(dialect: sa.Dialect, stmt: Any, columns: Sequence[str]) -> _Prepare
             if isinstance(kind, sa.DateTime | sa.Date | schema.UtcDateTime):
                 process = _last_value_cached(process)
             convert.append((position, name, process))
-    return _Prepared(compiled.string, names, bool(compiled.positional), tuple(convert))
+    if len(names) == 1:
+        (only,) = names
+        values: Callable[[Row], tuple[Any, ...]] = lambda row: (row[only],)  # noqa: E731
+    else:
+        values = operator.itemgetter(*names)
+    return _Prepared(compiled.string, bool(compiled.positional), values, tuple(convert))
 
 
 def _last_value_cached(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
