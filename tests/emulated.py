@@ -3,6 +3,8 @@ its Web API request count, and database contents to compare row by row."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,14 @@ def web_requests(emu: Any) -> int:
     """Web API requests the emulator answered (token requests left out)."""
     stats = emu.stats()
     return int(stats["requests"]) - int(stats["by_route"].get("POST /api/token", 0))
+
+
+def wait_for_requests(emu: Any, proc: subprocess.Popen[Any], count: int, *, poll: float = 0.002) -> None:
+    """Return once the emulator has answered ``count`` Web API requests, or ``proc`` has ended, or
+    after 60 s (what a test then asserts says which)."""
+    deadline = time.monotonic() + 60
+    while web_requests(emu) < count and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(poll)
 
 
 def contents(

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 from crawl_helpers import T0, Extras, crawl, extras, minimum_requests, new_engine, pick, top_track_ids
 from test_crawl_cli import run
 
-from emulated import contents, differences, web_requests
+from emulated import contents, differences, wait_for_requests, web_requests
 from spotify_catalog import export as lake_export
 from spotify_catalog import status, transform
 from spotify_catalog.crawl import Depth, response_problem
@@ -477,9 +476,7 @@ def test_kill_9_then_rerun_gives_the_same_tables(make_emulator: Any, tmp_path: P
         proc = subprocess.Popen(
             command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + 60
-        while web_requests(emu) - start < kill_after and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
+        wait_for_requests(emu, proc, start + kill_after)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

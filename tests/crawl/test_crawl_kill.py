@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from crawl_helpers import crawl, new_engine, pick
 
-from emulated import contents, differences, web_requests
+from emulated import contents, differences, wait_for_requests, web_requests
 from spotify_catalog.crawl import Depth
 from spotify_catalog.storage import schema
 
@@ -63,9 +62,7 @@ def test_kill_9_at_several_points_then_rerun(make_emulator: Any, tmp_path: Path)
         proc = subprocess.Popen(
             command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + 60
-        while web_requests(emu) - start < kill_after and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
+        wait_for_requests(emu, proc, start + kill_after)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -99,9 +96,8 @@ def test_ctrl_c_exits_130_and_records_the_run(make_emulator: Any, tmp_path: Path
     proc = subprocess.Popen(
         command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 60
-    while web_requests(emu) < 20 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
+    wait_for_requests(emu, proc, 20)
+    assert proc.poll() is None, proc.communicate()[1]  # still crawling: Ctrl-C stops it midway
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from resilience_helpers import artist_inputs, cli_args, crawl, new_engine
 
-from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, web_requests
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, wait_for_requests, web_requests
 from spotify_catalog.storage import schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -98,9 +98,7 @@ def test_postgres_stopped_mid_crawl_then_rerun(make_emulator: Any, postgres_url:
     ]  # fmt: skip
     proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while web_requests(emu) < minimum // 3 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_for_requests(emu, proc, minimum // 3, poll=0.005)
         assert proc.poll() is None, proc.communicate()[1].decode()
         _pg(cluster, "stop", "-m", "fast")
         try:

@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from resilience_helpers import artist_inputs, cli_args, crawl, new_engine, orphans
 
-from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, web_requests
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, wait_for_requests, web_requests
 from spotify_catalog.storage import schema
 
 pytestmark = pytest.mark.slow
@@ -59,9 +58,7 @@ def test_kill_9_at_ten_random_moments(make_emulator: Any, tmp_path: Path) -> Non
         proc = subprocess.Popen(
             command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + 60
-        while web_requests(emu) < moment and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
+        wait_for_requests(emu, proc, moment, poll=0.001)
         assert proc.poll() is None, proc.communicate()[1].decode()  # still crawling when killed
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

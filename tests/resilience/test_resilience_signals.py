@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from resilience_helpers import artist_inputs, cli_args, crawl, new_engine
 
-from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, web_requests
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, wait_for_requests
 from spotify_catalog.storage import schema
 
 pytestmark = pytest.mark.slow
@@ -32,9 +32,7 @@ def _env() -> dict[str, str]:
 
 def _signal_after(proc: subprocess.Popen[str], emu: Any, requests: int, signum: int) -> tuple[str, str]:
     """Send ``signum`` once the emulator has answered ``requests`` Web API requests; the output."""
-    deadline = time.monotonic() + 60
-    while web_requests(emu) < requests and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
+    wait_for_requests(emu, proc, requests)
     assert proc.poll() is None, proc.communicate()[1]  # still crawling: the signal stops it midway
     proc.send_signal(signum)
     return proc.communicate(timeout=30)
