@@ -52,6 +52,10 @@ def is_copy(row: Mapping[str, Any]) -> bool:
     return row.get("detail") == SIMPLIFIED and "gone_at" not in row and "id" in row
 
 
+Digests = dict[tuple[str, str], int]
+"""(table, key) -> digest of what was written for it (see :class:`WrittenCopies`)."""
+
+
 class WrittenCopies:
     """What a run has written again and again, by content: an album comes inside each of its tracks
     and an artist inside each of its albums and tracks, the same each time, and a track's artists
@@ -65,9 +69,9 @@ class WrittenCopies:
 
     def __init__(self, limit: int = 250_000) -> None:
         self.limit = limit
-        self._digests: dict[tuple[str, str], int] = {}
+        self._digests: Digests = {}
 
-    def without_known(self, rows: Rows, fresh: dict[tuple[str, str], int]) -> Rows:
+    def without_known(self, rows: Rows, fresh: Digests) -> Rows:
         """``rows`` without what was written before (``rows`` is left as it is); what it keeps is
         added to ``fresh``, to pass to :meth:`written` once its transaction has committed."""
         out = Rows(dict(rows.upserts), dict(rows.children))
@@ -93,7 +97,7 @@ class WrittenCopies:
         table: str,
         items: Iterable[tuple[str, Any]],
         frozen: Callable[[Any], Any],
-        fresh: dict[tuple[str, str], int],
+        fresh: Digests,
     ) -> set[str]:
         known: set[str] = set()
         for key, value in items:
@@ -107,7 +111,7 @@ class WrittenCopies:
                 fresh[(table, key)] = digest
         return known
 
-    def written(self, fresh: Mapping[tuple[str, str], int]) -> None:
+    def written(self, fresh: Digests) -> None:
         """Remember what is now in the database."""
         if len(self._digests) + len(fresh) > self.limit:
             self._digests.clear()

@@ -66,11 +66,6 @@ GROUP_ROWS = 2000
 """An answer that would take a group past this many rows starts the next group."""
 
 
-Copies = dict[tuple[str, str], int]
-"""Copies and child rows a transaction writes, remembered once it commits (see
-:class:`transform.WrittenCopies`)."""
-
-
 @dataclass
 class Answer:
     """A unit's checked response, turned into rows and what became of its tasks (in a worker)."""
@@ -586,9 +581,9 @@ class Crawler:
             self._write_group(group)
 
     def _write_group(self, answers: Sequence[Answer]) -> None:
-        def work(conn: sa.Connection) -> tuple[int, Copies]:
+        def work(conn: sa.Connection) -> tuple[int, transform.Digests]:
             written = 0
-            copies: Copies = {}  # remembered once committed
+            copies: transform.Digests = {}  # remembered once committed
             plain: list[Answer] = []  # answers whose writes touch their rows and tasks only
             for answer in answers:
                 if _plain(answer.outcome):
@@ -617,7 +612,7 @@ class Crawler:
             self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
 
-    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer], copies: Copies) -> int:
+    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer], copies: transform.Digests) -> int:
         """Answers in a row none of which marks anything gone or closes a listing: their rows are
         written together, fewer and larger statements (the same rows as one after the other: a key in
         two answers keeps the later one's values, and ``raw``/``detail`` never depend on the order),
@@ -635,7 +630,7 @@ class Crawler:
             self._write_tasks(conn, answer)
         return written
 
-    def _write_outcome(self, conn: sa.Connection, answer: Answer, copies: Copies) -> int:
+    def _write_outcome(self, conn: sa.Connection, answer: Answer, copies: transform.Digests) -> int:
         """One response's rows (without what the run wrote before) and what became of its tasks, in
         the transaction of its group; rows written."""
         written = db.write_rows(conn, self._copies.without_known(answer.rows, copies))
