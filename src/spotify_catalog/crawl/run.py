@@ -158,7 +158,8 @@ class Crawler:
     def run(self) -> CrawlResult:
         """Crawl; raises ``Stopped`` (budget, quota, long wait), ``Interrupted`` (Ctrl-C),
         ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
-        refused at once (before Spotify's ``retry_at``, the daily budget spent) is not."""
+        refused at once (before Spotify's ``retry_at``, the daily budget spent) is not. While it runs,
+        the cycle collector runs less often (:func:`collecting_less`)."""
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         self._given_mode = self.client.mode
