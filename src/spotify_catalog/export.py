@@ -28,10 +28,11 @@ import os
 import re
 import shutil
 import sys
+import threading
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -72,6 +73,9 @@ DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches ga
 ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
 ADBC_SQLITE_BATCH_ROWS = 10_000  # rows per batch ADBC reads from SQLite (its default: 1,024)
 ADBC_BATCH_BYTES = 4 * 2**20  # Arrow data per batch ADBC reads from PostgreSQL (its default: 16 MiB)
+READ_AHEAD_BATCHES = (
+    4  # ADBC batches read ahead while the main thread converts and writes (docs/performance.md)
+)
 STALE_STAGING = timedelta(hours=1)  # staging untouched this long was left by an export that died
 # Parquet timestamps as INT96 (UTC instants, nanoseconds), the encoding Spark writes by default: Hive's
 # Parquet reader (Hive 2 and 3, Spark with spark.sql.hive.convertMetastoreParquet=false) cannot read
@@ -147,6 +151,43 @@ def arrow_schema(table: sa.Table, *, with_raw: bool = False, include_gone: bool 
             for c in exported_columns(table, with_raw=with_raw, include_gone=include_gone)
         ]
     )
+
+
+def distinct_values(column: sa.Column[Any]) -> bool:
+    """Whether the values of ``column`` are (nearly) all different from row to row: its ``info``
+    says so (``{"distinct": True}``: names, descriptions, URLs, ISRC/UPC/EAN codes; ``False`` overrides
+    the rules), it is its table's whole primary key or ``unique``, or it holds JSON objects (``raw``:
+    one document per row)."""
+    given = column.info.get("distinct")
+    if given is not None:
+        return bool(given)
+    if column.unique or (column.primary_key and len(column.table.primary_key.columns) == 1):
+        return True
+    return isinstance(_base_type(column.type), sa.JSON) and "list_of" not in column.info
+
+
+def parquet_leaves(field: pa.Field[Any]) -> list[str]:
+    """The Parquet column paths of an Arrow field, as the writer names them (lists: ``name.list.element``)."""
+    if pa.types.is_list(field.type):
+        element: pa.Field[Any] = cast(Any, field.type).value_field
+        return [f"{field.name}.list.{leaf}" for leaf in parquet_leaves(element.with_name("element"))]
+    return [field.name]
+
+
+def dictionary_columns(table: sa.Table, *, with_raw: bool = False, include_gone: bool = False) -> list[str]:
+    """The Parquet columns (leaf paths) of ``table`` written with dictionary encoding: every column but
+    those of :func:`distinct_values`. A dictionary pays where values repeat (album ids, types, dates,
+    markets, genres, copyrights, numbers, timestamps); on a column of distinct values it is CPU spent
+    hashing every value for a dictionary the writer drops at 1 MiB anyway (falling back to plain), and a
+    bigger file."""
+    columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
+    schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
+    return [
+        leaf
+        for column, field in zip(columns, schema, strict=True)
+        if not distinct_values(column)
+        for leaf in parquet_leaves(field)
+    ]
 
 
 def current_rows(table: sa.Table) -> list[sa.ColumnElement[bool]]:
@@ -394,32 +435,49 @@ def _cast_adbc(
             yield whole.slice(start, batch_rows)
 
 
-def _read_ahead(reader: Any, errors: tuple[type[Exception], ...]) -> Generator[pa.RecordBatch, None, None]:
-    """The batches of the Arrow ``reader`` (ADBC), the next one read in a thread while the caller
-    converts and writes the one before: the driver reads without the GIL, so the database side and
-    Arrow/Parquet use two cores. The driver's errors (``errors``, and Arrow's while streaming) are
-    a :class:`StorageError`. Closing the generator waits for the read in flight and closes ``reader``."""
+def _read_ahead(
+    reader: Any, errors: tuple[type[Exception], ...], *, depth: int = READ_AHEAD_BATCHES
+) -> Generator[pa.RecordBatch, None, None]:
+    """The batches of the Arrow ``reader`` (ADBC), up to ``depth`` of them read ahead by one thread
+    while the caller converts and writes the ones before: the driver reads without the GIL, so the
+    database side and Arrow/Parquet use two cores, and the reading goes on while a row group is being
+    encoded. The driver's errors (``errors``, and Arrow's while streaming) are a :class:`StorageError`;
+    after an error or the end nothing more is read. Closing the generator cancels the reads not begun,
+    waits for the read in flight and closes ``reader``."""
+    done = threading.Event()  # the end, an error, or the consumer stopped: read no more
 
     def next_batch() -> pa.RecordBatch | None:
+        if done.is_set():
+            return None
         try:
             return cast("pa.RecordBatch", reader.read_next_batch())
         except StopIteration:
+            done.set()
             return None
+        except BaseException:
+            done.set()
+            raise
 
     caught: tuple[type[Exception], ...] = (*errors, pa.ArrowException, OSError)
+    pending: deque[Future[pa.RecordBatch | None]] = deque()
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="lake-read") as pool:
-            future = pool.submit(next_batch)
-            while True:
-                try:
-                    batch = future.result()
-                except caught as exc:
-                    message = db.redact(_adbc_message(exc))
-                    raise StorageError(f"reading the database failed: {message}") from None
-                if batch is None:
-                    return
-                future = pool.submit(next_batch)
-                yield batch
+        with ThreadPoolExecutor(1, thread_name_prefix="lake-read") as pool:  # one thread: reads in order
+            try:
+                pending.extend(pool.submit(next_batch) for _ in range(max(1, depth)))
+                while True:
+                    try:
+                        batch = pending.popleft().result()
+                    except caught as exc:
+                        message = db.redact(_adbc_message(exc))
+                        raise StorageError(f"reading the database failed: {message}") from None
+                    if batch is None:
+                        return
+                    pending.append(pool.submit(next_batch))
+                    yield batch
+            finally:
+                done.set()
+                for future in pending:
+                    future.cancel()
     finally:
         with contextlib.suppress(*caught):
             reader.close()
@@ -857,13 +915,19 @@ def write_file(
     compression: str,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     on_batch: Callable[[int], None] = lambda rows: None,
+    dictionary: Sequence[str] | None = None,
 ) -> int:
     """Write ``batches`` to ``sink``; return the row count. Parquet row groups gather batches until they
-    hold at least ``row_group_rows`` rows or :data:`ROW_GROUP_BYTES` of data."""
+    hold at least ``row_group_rows`` rows or :data:`ROW_GROUP_BYTES` of data; ``dictionary``: the Parquet
+    columns (leaf paths, :func:`dictionary_columns`) written with dictionary encoding (None: all)."""
     rows = 0
     if fmt == "parquet":
         with pq.ParquetWriter(
-            sink, schema, compression=cast(Any, compression), use_deprecated_int96_timestamps=INT96_TIMESTAMPS
+            sink,
+            schema,
+            compression=cast(Any, compression),
+            use_deprecated_int96_timestamps=INT96_TIMESTAMPS,
+            use_dictionary=cast(Any, True if dictionary is None else list(dictionary)),  # stubs: bool only
         ) as writer:
             pending: list[pa.RecordBatch] = []
             pending_rows = pending_bytes = 0
@@ -1136,6 +1200,7 @@ def export(
                         compression=compression,
                         row_group_rows=row_group_rows,
                         on_batch=functools.partial(report, table.name),
+                        dictionary=dictionary_columns(table, with_raw=with_raw, include_gone=include_gone),
                     )
                 report(table.name, rows)
                 final_dir = partition_dir(lake.root, table.name, snapshot_date)

@@ -50,8 +50,6 @@ def _client(settings: Settings | None = None) -> Iterator[SpotifyClient]:
                 modecache.remember(client_id, client.mode)
 
 
-
-
 # ----------------------------------------------------------------------------- columns per type
 
 
@@ -322,7 +320,7 @@ def check() -> None:
             how = f"detected with one request; remembered in {modecache.cache_file()}"
         click.echo(f"api mode: {client.mode} ({how})")
         click.echo(
-            f"pin it: export SPOTIFY_CATALOG_MODE={client.mode}, or mode = \"{client.mode}\" in the "
+            f'pin it: export SPOTIFY_CATALOG_MODE={client.mode}, or mode = "{client.mode}" in the '
             "[spotify] table of the settings file"
         )
 
