@@ -360,6 +360,7 @@ def test_an_adbc_error_while_reading_is_one_line(tmp_path: Path, adbc_logs: pyte
 LIST_TEXTS = [
     '["US","SE"]', '["US", "SE"]', "[]", None, '[""]', '["",""]', '["a,b","c"]', '["Sigur Rós","東京"]',
     '["a\\"b"]', '["\\u00e9"]', '[ "x" , "y" ]', "null", '["line\\nbreak"]',
+    '["a",", ","b"]', '["a", ",", "b"]', '[", "]', '["a",",","b"]', '["a", "b","c"]',
 ]  # fmt: skip
 
 
