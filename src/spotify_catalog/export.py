@@ -867,7 +867,8 @@ def _split_plain_lists(texts: pa.Array[Any]) -> Any:
         return None
     inner: Any = pc.utf8_slice_codeunits(texts, 2, -2)  # a","b (values hold no quote)
     lists: Any = pc.split_pattern(inner, f'"{separator}"')
-    empty: Any = pc.fill_null(pc.equal(texts, pa.scalar("[]")), False)  # split gives [""] for these
+    is_empty: Any = pc.equal(texts, pa.scalar("[]"))  # split gives [""] for these
+    empty: Any = pc.fill_null(is_empty, False)
     if not pc.any(empty).as_py():
         return lists
     lengths: Any = pc.subtract(pc.fill_null(pc.list_value_length(lists), 0), empty.cast(pa.int32()))
