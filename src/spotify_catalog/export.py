@@ -73,9 +73,7 @@ DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches ga
 ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
 ADBC_SQLITE_BATCH_ROWS = 10_000  # rows per batch ADBC reads from SQLite (its default: 1,024)
 ADBC_BATCH_BYTES = 4 * 2**20  # Arrow data per batch ADBC reads from PostgreSQL (its default: 16 MiB)
-READ_AHEAD_BATCHES = (
-    4  # ADBC batches read ahead while the main thread converts and writes (docs/performance.md)
-)
+READ_AHEAD_BATCHES = 4  # ADBC batches read ahead while the main thread converts and writes
 STALE_STAGING = timedelta(hours=1)  # staging untouched this long was left by an export that died
 # Parquet timestamps as INT96 (UTC instants, nanoseconds), the encoding Spark writes by default: Hive's
 # Parquet reader (Hive 2 and 3, Spark with spark.sql.hive.convertMetastoreParquet=false) cannot read
