@@ -427,7 +427,9 @@ def _cast_adbc(
             if i in from_list:
                 arrays.append(from_list[i](array))
             else:
-                arrays.append(array.cast(field.type))
+                # same type: copied into Arrow's pool, so the driver's batch is freed at once (a row group
+                # kept slices of whole driver batches alive, and peak RSS grew with the table)
+                arrays.append(_own_copy(array) if array.type == field.type else array.cast(field.type))
         whole = pa.RecordBatch.from_arrays(arrays, schema=schema)
         for start in range(0, whole.num_rows, batch_rows):
             yield whole.slice(start, batch_rows)
