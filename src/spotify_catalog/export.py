@@ -28,10 +28,11 @@ import os
 import re
 import shutil
 import sys
+import threading
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -72,6 +73,7 @@ DEFAULT_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group (Arrow batches ga
 ROW_GROUP_BYTES = 64 * 2**20  # ... or until they hold this much Arrow data (wide rows: --with-raw)
 ADBC_SQLITE_BATCH_ROWS = 10_000  # rows per batch ADBC reads from SQLite (its default: 1,024)
 ADBC_BATCH_BYTES = 4 * 2**20  # Arrow data per batch ADBC reads from PostgreSQL (its default: 16 MiB)
+READ_AHEAD_BATCHES = 4  # ADBC batches read ahead while the main thread converts and writes
 STALE_STAGING = timedelta(hours=1)  # staging untouched this long was left by an export that died
 # Parquet timestamps as INT96 (UTC instants, nanoseconds), the encoding Spark writes by default: Hive's
 # Parquet reader (Hive 2 and 3, Spark with spark.sql.hive.convertMetastoreParquet=false) cannot read
@@ -147,6 +149,43 @@ def arrow_schema(table: sa.Table, *, with_raw: bool = False, include_gone: bool 
             for c in exported_columns(table, with_raw=with_raw, include_gone=include_gone)
         ]
     )
+
+
+def distinct_values(column: sa.Column[Any]) -> bool:
+    """Whether the values of ``column`` are (nearly) all different from row to row: its ``info``
+    says so (``{"distinct": True}``: names, descriptions, URLs, ISRC/UPC/EAN codes; ``False`` overrides
+    the rules), it is its table's whole primary key or ``unique``, or it holds JSON objects (``raw``:
+    one document per row)."""
+    given = column.info.get("distinct")
+    if given is not None:
+        return bool(given)
+    if column.unique or (column.primary_key and len(column.table.primary_key.columns) == 1):
+        return True
+    return isinstance(_base_type(column.type), sa.JSON) and "list_of" not in column.info
+
+
+def parquet_leaves(field: pa.Field[Any]) -> list[str]:
+    """The Parquet column paths of an Arrow field, as the writer names them (lists: ``name.list.element``)."""
+    if pa.types.is_list(field.type):
+        element: pa.Field[Any] = cast(Any, field.type).value_field
+        return [f"{field.name}.list.{leaf}" for leaf in parquet_leaves(element.with_name("element"))]
+    return [field.name]
+
+
+def dictionary_columns(table: sa.Table, *, with_raw: bool = False, include_gone: bool = False) -> list[str]:
+    """The Parquet columns (leaf paths) of ``table`` written with dictionary encoding: every column but
+    those of :func:`distinct_values`. A dictionary pays where values repeat (album ids, types, dates,
+    markets, genres, copyrights, numbers, timestamps); on a column of distinct values it is CPU spent
+    hashing every value for a dictionary the writer drops at 1 MiB anyway (falling back to plain), and a
+    bigger file."""
+    columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
+    schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
+    return [
+        leaf
+        for column, field in zip(columns, schema, strict=True)
+        if not distinct_values(column)
+        for leaf in parquet_leaves(field)
+    ]
 
 
 def current_rows(table: sa.Table) -> list[sa.ColumnElement[bool]]:
@@ -388,38 +427,57 @@ def _cast_adbc(
             if i in from_list:
                 arrays.append(from_list[i](array))
             else:
-                arrays.append(array.cast(field.type))
+                # same type: copied into Arrow's pool, so the driver's batch is freed at once (a row group
+                # kept slices of whole driver batches alive, and peak RSS grew with the table)
+                arrays.append(_own_copy(array) if array.type == field.type else array.cast(field.type))
         whole = pa.RecordBatch.from_arrays(arrays, schema=schema)
         for start in range(0, whole.num_rows, batch_rows):
             yield whole.slice(start, batch_rows)
 
 
-def _read_ahead(reader: Any, errors: tuple[type[Exception], ...]) -> Generator[pa.RecordBatch, None, None]:
-    """The batches of the Arrow ``reader`` (ADBC), the next one read in a thread while the caller
-    converts and writes the one before: the driver reads without the GIL, so the database side and
-    Arrow/Parquet use two cores. The driver's errors (``errors``, and Arrow's while streaming) are
-    a :class:`StorageError`. Closing the generator waits for the read in flight and closes ``reader``."""
+def _read_ahead(
+    reader: Any, errors: tuple[type[Exception], ...], *, depth: int = READ_AHEAD_BATCHES
+) -> Generator[pa.RecordBatch, None, None]:
+    """The batches of the Arrow ``reader`` (ADBC), up to ``depth`` of them read ahead by one thread
+    while the caller converts and writes the ones before: the driver reads without the GIL, so the
+    database side and Arrow/Parquet use two cores, and the reading goes on while a row group is being
+    encoded. The driver's errors (``errors``, and Arrow's while streaming) are a :class:`StorageError`;
+    after an error or the end nothing more is read. Closing the generator cancels the reads not begun,
+    waits for the read in flight and closes ``reader``."""
+    done = threading.Event()  # the end, an error, or the consumer stopped: read no more
 
     def next_batch() -> pa.RecordBatch | None:
+        if done.is_set():
+            return None
         try:
             return cast("pa.RecordBatch", reader.read_next_batch())
         except StopIteration:
+            done.set()
             return None
+        except BaseException:
+            done.set()
+            raise
 
     caught: tuple[type[Exception], ...] = (*errors, pa.ArrowException, OSError)
+    pending: deque[Future[pa.RecordBatch | None]] = deque()
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="lake-read") as pool:
-            future = pool.submit(next_batch)
-            while True:
-                try:
-                    batch = future.result()
-                except caught as exc:
-                    message = db.redact(_adbc_message(exc))
-                    raise StorageError(f"reading the database failed: {message}") from None
-                if batch is None:
-                    return
-                future = pool.submit(next_batch)
-                yield batch
+        with ThreadPoolExecutor(1, thread_name_prefix="lake-read") as pool:  # one thread: reads in order
+            try:
+                pending.extend(pool.submit(next_batch) for _ in range(max(1, depth)))
+                while True:
+                    try:
+                        batch = pending.popleft().result()
+                    except caught as exc:
+                        message = db.redact(_adbc_message(exc))
+                        raise StorageError(f"reading the database failed: {message}") from None
+                    if batch is None:
+                        return
+                    pending.append(pool.submit(next_batch))
+                    yield batch
+            finally:
+                done.set()
+                for future in pending:
+                    future.cancel()
     finally:
         with contextlib.suppress(*caught):
             reader.close()
@@ -792,24 +850,31 @@ def _parse_lists(texts: pa.Array[Any], target: pa.DataType) -> pa.Array[Any] | N
     return cast("pa.Array[Any]", column.combine_chunks())
 
 
-# a JSON list of strings without escapes, written compact or with ", " (orjson, json.dumps)
-_PLAIN_LIST = r'^\[(?:"[^"\\\x00-\x1f]*"(?:, ?"[^"\\\x00-\x1f]*")*)?\]$'
+# a JSON list of strings without escapes, written compact (orjson) or with ", " (json.dumps, jsonb)
+_PLAIN_VALUE = r'"[^"\\\x00-\x1f]*"'
+_PLAIN_LISTS = {sep: rf"^\[(?:{_PLAIN_VALUE}(?:{sep}{_PLAIN_VALUE})*)?\]$" for sep in (",", ", ")}
 
 
 def _split_plain_lists(texts: pa.Array[Any]) -> Any:
-    """Lists of plain strings (every text ``["a","b"]``, ``["a", "b"]`` or ``[]``; no escapes, so no
-    ``"`` inside a value) split by Arrow's string kernels, faster still than its JSON reader; None when
-    a text is not such a list."""
-    if not pc.all(pc.match_substring_regex(texts, _PLAIN_LIST), min_count=0).as_py():
+    """Lists of plain strings (every text ``["a","b"]`` and ``[]``, or every one ``["a", "b"]`` and
+    ``[]``; no escapes, so no ``"`` inside a value) split by Arrow's string kernels, faster still than
+    its JSON reader; None when a text is not such a list. One separator for all: a ``"`` is then always
+    a value's own quote, so splitting from the left finds exactly the separators (a value ``", "``
+    between compact separators makes both occur: None). The ``[""]`` that splitting gives for ``[]``
+    is dropped through the offsets (``if_else`` builds list arrays value by value: slower)."""
+    separator = ", " if pc.any(pc.match_substring(texts, '", "')).as_py() else ","
+    if not pc.all(pc.match_substring_regex(texts, _PLAIN_LISTS[separator]), min_count=0).as_py():
         return None
     inner: Any = pc.utf8_slice_codeunits(texts, 2, -2)  # a","b (values hold no quote)
-    if pc.any(pc.match_substring(inner, '", "')).as_py():
-        inner = pc.replace_substring(inner, '", "', '","')
-    lists: Any = pc.split_pattern(inner, '","')
-    empty: Any = pc.equal(texts, pa.scalar("[]"))  # split gives [""] for these
-    if pc.any(empty).as_py():
-        lists = pc.if_else(empty, pa.scalar([], lists.type), lists)
-    return lists
+    lists: Any = pc.split_pattern(inner, f'"{separator}"')
+    is_empty: Any = pc.equal(texts, pa.scalar("[]"))  # split gives [""] for these
+    empty: Any = pc.fill_null(is_empty, False)
+    if not pc.any(empty).as_py():
+        return lists
+    lengths: Any = pc.subtract(pc.fill_null(pc.list_value_length(lists), 0), empty.cast(pa.int32()))
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths).cast(pa.int32())])
+    values = pc.filter(pc.list_flatten(lists), pc.invert(pc.take(empty, pc.list_parent_indices(lists))))
+    return pa.ListArray.from_arrays(offsets, values, type=lists.type, mask=pc.is_null(texts))
 
 
 def _list_column(array: pa.Array[Any], *, target: pa.DataType, objects: bool) -> pa.Array[Any]:
@@ -857,13 +922,19 @@ def write_file(
     compression: str,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     on_batch: Callable[[int], None] = lambda rows: None,
+    dictionary: Sequence[str] | None = None,
 ) -> int:
     """Write ``batches`` to ``sink``; return the row count. Parquet row groups gather batches until they
-    hold at least ``row_group_rows`` rows or :data:`ROW_GROUP_BYTES` of data."""
+    hold at least ``row_group_rows`` rows or :data:`ROW_GROUP_BYTES` of data; ``dictionary``: the Parquet
+    columns (leaf paths, :func:`dictionary_columns`) written with dictionary encoding (None: all)."""
     rows = 0
     if fmt == "parquet":
         with pq.ParquetWriter(
-            sink, schema, compression=cast(Any, compression), use_deprecated_int96_timestamps=INT96_TIMESTAMPS
+            sink,
+            schema,
+            compression=cast(Any, compression),
+            use_deprecated_int96_timestamps=INT96_TIMESTAMPS,
+            use_dictionary=cast(Any, True if dictionary is None else list(dictionary)),  # stubs: bool only
         ) as writer:
             pending: list[pa.RecordBatch] = []
             pending_rows = pending_bytes = 0
@@ -1136,6 +1207,7 @@ def export(
                         compression=compression,
                         row_group_rows=row_group_rows,
                         on_batch=functools.partial(report, table.name),
+                        dictionary=dictionary_columns(table, with_raw=with_raw, include_gone=include_gone),
                     )
                 report(table.name, rows)
                 final_dir = partition_dir(lake.root, table.name, snapshot_date)

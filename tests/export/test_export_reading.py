@@ -8,6 +8,8 @@ import logging
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -130,6 +132,65 @@ def test_list_texts_are_parsed_in_one_call_or_one_at_a_time() -> None:
         ['{"a":2,"b":1}'],
         None,
     ]
+
+
+class _Reader:
+    """An Arrow reader stand-in: ``n`` batches of one row (the value is the batch's number), an error
+    instead of batch ``fail_at``; counts its reads."""
+
+    def __init__(self, n: int, *, fail_at: int | None = None) -> None:
+        self.n, self.fail_at = n, fail_at
+        self.reads = 0
+        self.closed = False
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        i = self.reads
+        self.reads += 1
+        if i == self.fail_at:
+            raise OSError("connection lost\nsecond line")
+        if i >= self.n:
+            raise StopIteration
+        return pa.RecordBatch.from_pydict({"i": [i]})
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _values(batches: Iterable[pa.RecordBatch]) -> list[int]:
+    return [v for b in batches for v in b.column(0).to_pylist()]
+
+
+def test_read_ahead_keeps_the_order_and_reads_at_most_depth_batches_ahead() -> None:
+    reader = _Reader(10)
+    batches = lake_export._read_ahead(reader, (), depth=4)
+    assert _values([next(batches), next(batches)]) == [0, 1]
+    deadline = time.monotonic() + 10
+    while reader.reads < 6 and time.monotonic() < deadline:  # 2 handed on, 4 read ahead
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert reader.reads == 6
+    assert _values(batches) == list(range(2, 10))
+    assert reader.closed
+    assert reader.reads == 11  # the end seen once; the reads queued after it do not touch the reader
+
+
+def test_read_ahead_closed_early_stops_reading_and_closes_the_reader() -> None:
+    reader = _Reader(100)
+    batches = lake_export._read_ahead(reader, (), depth=4)
+    assert _values([next(batches)]) == [0]
+    batches.close()
+    assert reader.closed
+    assert reader.reads <= 6  # what was queued when it closed, no more
+
+
+def test_read_ahead_error_is_one_line_and_ends_the_reading() -> None:
+    reader = _Reader(100, fail_at=3)
+    batches = lake_export._read_ahead(reader, (), depth=4)
+    assert _values([next(batches), next(batches), next(batches)]) == [0, 1, 2]
+    with pytest.raises(StorageError, match=r"^reading the database failed: connection lost$"):
+        next(batches)
+    assert reader.reads == 4  # nothing read after the error
+    assert reader.closed
 
 
 def test_adbc_reads_the_snapshot_of_the_export(postgres_url: str) -> None:
@@ -299,6 +360,7 @@ def test_an_adbc_error_while_reading_is_one_line(tmp_path: Path, adbc_logs: pyte
 LIST_TEXTS = [
     '["US","SE"]', '["US", "SE"]', "[]", None, '[""]', '["",""]', '["a,b","c"]', '["Sigur Rós","東京"]',
     '["a\\"b"]', '["\\u00e9"]', '[ "x" , "y" ]', "null", '["line\\nbreak"]',
+    '["a",", ","b"]', '["a", ",", "b"]', '[", "]', '["a",",","b"]', '["a", "b","c"]',
 ]  # fmt: skip
 
 

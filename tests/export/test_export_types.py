@@ -206,3 +206,128 @@ def test_timestamps_are_int96_in_parquet(tmp_path: Path) -> None:
     assert parquet.schema_arrow.field("at").type == pa.timestamp("ns")  # INT96 carries no zone
     got = pq.read_table(tmp_path / "lake" / "t", coerce_int96_timestamp_unit="us")
     assert got.column("at").to_pylist() == [moment, None]  # the instant, in UTC
+
+
+def _dictionary_encoded(path: Path) -> dict[str, bool]:
+    """Per Parquet column (leaf path): whether every row group wrote it with a dictionary page."""
+    meta = pq.ParquetFile(path).metadata
+    columns = [meta.row_group(0).column(i).path_in_schema for i in range(meta.num_columns)]
+    return {
+        name: all(
+            meta.row_group(g).column(i).dictionary_page_offset is not None
+            and "RLE_DICTIONARY" in meta.row_group(g).column(i).encodings
+            for g in range(meta.num_row_groups)
+        )
+        for i, name in enumerate(columns)
+    }
+
+
+def test_dictionary_encoding_only_where_values_repeat(tmp_path: Path) -> None:
+    """A Parquet dictionary for columns whose values repeat (lists' elements too); none for a lone key,
+    a ``unique`` column, JSON objects and columns marked ``info={"distinct": True}``; ``False`` there
+    keeps the dictionary even on a key. Checked in the files written, read back through pyarrow."""
+    meta = sa.MetaData()
+    table = sa.Table(
+        "t",
+        meta,
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("name", sa.Text, info={"distinct": True}),
+        sa.Column("code", sa.String(12), unique=True),
+        sa.Column("kind", sa.String(16)),
+        sa.Column("count", sa.Integer),
+        sa.Column("markets", sa.JSON, info={"list_of": sa.String(2)}),
+        sa.Column("raw", sa.JSON),
+        sa.Column("extra", sa.JSON),
+        sa.Column("at", sa.DateTime(timezone=True)),
+    )
+    links = sa.Table(
+        "links",
+        meta,
+        sa.Column("item_id", sa.String(40), primary_key=True),  # one of two key columns: repeats
+        sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("target", sa.String(40), info={"distinct": False}),
+    )
+    assert lake_export.dictionary_columns(table, with_raw=True) == [
+        "kind",
+        "count",
+        "markets.list.element",
+        "at",
+    ]
+    assert lake_export.dictionary_columns(table) == ["kind", "count", "markets.list.element", "at"]
+    assert lake_export.dictionary_columns(links) == ["item_id", "position", "target"]
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    meta.create_all(engine)
+    moment = datetime(2026, 11, 25, 10, 17, 3)
+    with engine.begin() as conn:
+        conn.execute(
+            table.insert(),
+            [
+                {
+                    "id": f"id{i:04d}",
+                    "name": f"name {i}",
+                    "code": f"c{i}",
+                    "kind": ["album", "single"][i % 2],
+                    "count": i % 3,
+                    "markets": ["US", "GB"][: i % 3],
+                    "raw": {"i": i},
+                    "extra": {"j": i},
+                    "at": moment,
+                }
+                for i in range(50)
+            ],
+        )
+        conn.execute(
+            links.insert(), [{"item_id": f"id{i // 3}", "position": i % 3, "target": "x"} for i in range(9)]
+        )
+    lake = lake_export.open_lake(str(tmp_path / "lake"))
+    lake_export.export(
+        engine, meta, lake, date(2026, 11, 25), with_raw=True, row_group_rows=20, batch_rows=10
+    )
+    engine.dispose()
+    partition = tmp_path / "lake" / "{}" / "dt=2026-11-25" / "part-00000.parquet"
+    assert pq.ParquetFile(str(partition).format("t")).metadata.num_row_groups == 3
+    assert _dictionary_encoded(Path(str(partition).format("t"))) == {
+        "id": False,
+        "name": False,
+        "code": False,
+        "kind": True,
+        "count": True,
+        "markets.list.element": True,
+        "raw": False,
+        "extra": False,
+        "at": True,
+    }
+    assert _dictionary_encoded(Path(str(partition).format("links"))) == dict.fromkeys(
+        ["item_id", "position", "target"], True
+    )
+    got = pq.read_table(str(partition).format("t"))
+    assert got.column("kind").to_pylist()[:3] == ["album", "single", "album"]
+    assert got.column("markets").to_pylist()[:3] == [[], ["US"], ["US", "GB"]]
+
+
+def test_the_catalog_schema_writes_dictionaries_where_values_repeat() -> None:
+    """The project's tables: ids, names, URLs, codes and raw JSON without a dictionary; album ids,
+    types, dates, markets and timestamps with one."""
+    from spotify_catalog.storage.schema import albums, artist_genres, tracks
+
+    assert lake_export.dictionary_columns(tracks, with_raw=True) == [
+        "album_id",
+        "disc_number",
+        "track_number",
+        "explicit",
+        "is_local",
+        "is_playable",
+        "popularity",
+        "available_markets.list.element",
+        "linked_from_id",
+        "restriction",
+        "detail",
+        "fetched_at",
+    ]
+    album_dictionary = lake_export.dictionary_columns(albums)
+    for kept in ("album_type", "release_date", "release_date_precision", "label", "copyrights.list.element"):
+        assert kept in album_dictionary
+    for dropped in ("id", "name", "upc", "uri", "href", "spotify_url", "image_url"):
+        assert dropped not in album_dictionary
+    assert lake_export.dictionary_columns(artist_genres) == ["artist_id", "genre"]

@@ -5,6 +5,9 @@ Conventions (see docs/schema.md):
 - ids are ``String(40)``; names and long texts are ``Text``; every key column has a length.
 - list-valued columns are ``JSON`` with ``info={"list_of": <element type>}``; other JSON columns hold
   objects (``raw``, ``alternatives``).
+- columns whose values are nearly all different from row to row (names, descriptions, URLs, ISRC/UPC/EAN
+  codes, durations, artists' follower counts) carry ``info={"distinct": True}``: the lake writes them
+  without a Parquet dictionary.
 - ``raw`` is the raw JSON of the most complete, last response for that entity; ``detail`` says whether
   the row was last filled from a ``full`` object or only ever seen ``simplified``; ``fetched_at`` is
   when a response last carried the entity (:class:`UtcDateTime`, aware UTC on every backend).
@@ -65,9 +68,9 @@ def _list_of(name: str, element: sa.types.TypeEngine[Any]) -> sa.Column[Any]:
 def _entity_columns() -> list[sa.Column[Any]]:
     """Columns every catalog entity table ends with."""
     return [
-        sa.Column("uri", sa.String(100)),
-        sa.Column("href", sa.String(255)),
-        sa.Column("spotify_url", sa.String(255)),
+        sa.Column("uri", sa.String(100), info={"distinct": True}),
+        sa.Column("href", sa.String(255), info={"distinct": True}),
+        sa.Column("spotify_url", sa.String(255), info={"distinct": True}),
         sa.Column("detail", sa.String(16), nullable=False),  # "simplified" | "full"
         sa.Column("raw", sa.JSON),
         sa.Column("fetched_at", UtcDateTime),
@@ -83,10 +86,10 @@ def _belongs_to(name: str, table: str, **kwargs: Any) -> sa.Column[Any]:
 artists = _table(
     "artists",
     sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("name", sa.Text),
+    sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("popularity", sa.Integer),
-    sa.Column("followers", sa.Integer),
-    sa.Column("image_url", sa.Text),
+    sa.Column("followers", sa.Integer, info={"distinct": True}),
+    sa.Column("image_url", sa.Text, info={"distinct": True}),
     *_entity_columns(),
 )
 
@@ -99,18 +102,18 @@ artist_genres = _table(
 albums = _table(
     "albums",
     sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("name", sa.Text),
+    sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("album_type", sa.String(16)),
     sa.Column("total_tracks", sa.Integer),
     sa.Column("release_date", sa.String(10)),
     sa.Column("release_date_precision", sa.String(8)),
     sa.Column("label", sa.Text),
     sa.Column("popularity", sa.Integer),
-    sa.Column("upc", sa.String(32)),
-    sa.Column("ean", sa.String(32)),
+    sa.Column("upc", sa.String(32), info={"distinct": True}),
+    sa.Column("ean", sa.String(32), info={"distinct": True}),
     _list_of("available_markets", sa.String(2)),
     _list_of("copyrights", sa.Text()),
-    sa.Column("image_url", sa.Text),
+    sa.Column("image_url", sa.Text, info={"distinct": True}),
     sa.Column("restriction", sa.String(64)),
     *_entity_columns(),
 )
@@ -134,19 +137,19 @@ artist_albums = _table(
 tracks = _table(
     "tracks",
     sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("name", sa.Text),
+    sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("album_id", sa.String(ID), index=True),
     sa.Column("disc_number", sa.Integer),
     sa.Column("track_number", sa.Integer),
-    sa.Column("duration_ms", sa.Integer),
+    sa.Column("duration_ms", sa.Integer, info={"distinct": True}),
     sa.Column("explicit", sa.Boolean),
     sa.Column("is_local", sa.Boolean),
     sa.Column("is_playable", sa.Boolean),
-    sa.Column("preview_url", sa.Text),
+    sa.Column("preview_url", sa.Text, info={"distinct": True}),
     sa.Column("popularity", sa.Integer),
-    sa.Column("isrc", sa.String(32)),
-    sa.Column("ean", sa.String(32)),
-    sa.Column("upc", sa.String(32)),
+    sa.Column("isrc", sa.String(32), info={"distinct": True}),
+    sa.Column("ean", sa.String(32), info={"distinct": True}),
+    sa.Column("upc", sa.String(32), info={"distinct": True}),
     _list_of("available_markets", sa.String(2)),
     sa.Column("linked_from_id", sa.String(ID)),
     sa.Column("restriction", sa.String(64)),
@@ -165,7 +168,7 @@ artist_snapshots = _table(
     _belongs_to("artist_id", "artists", primary_key=True),
     sa.Column("snapshot_date", sa.Date, primary_key=True),
     sa.Column("popularity", sa.Integer),
-    sa.Column("followers", sa.Integer),
+    sa.Column("followers", sa.Integer, info={"distinct": True}),
 )
 
 track_snapshots = _table(
@@ -179,7 +182,7 @@ artist_resolutions = _table(
     "artist_resolutions",
     sa.Column("input", sa.String(255), primary_key=True),  # the name as the user gave it
     sa.Column("artist_id", sa.String(ID)),  # NULL: the search found no artist
-    sa.Column("artist_name", sa.Text),
+    sa.Column("artist_name", sa.Text, info={"distinct": True}),
     sa.Column("exact", sa.Boolean, nullable=False),  # an exact (NFKC, casefold) name match
     sa.Column("alternatives", sa.JSON),  # [{"id", "name", "popularity", "followers"}, ...] in Spotify's order
     sa.Column("resolved_at", UtcDateTime, nullable=False),
@@ -197,18 +200,18 @@ artist_top_tracks = _table(
 playlists = _table(
     "playlists",
     sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("name", sa.Text),
-    sa.Column("description", sa.Text),
+    sa.Column("name", sa.Text, info={"distinct": True}),
+    sa.Column("description", sa.Text, info={"distinct": True}),
     sa.Column("owner_id", sa.String(255)),
     sa.Column("owner_name", sa.Text),
     sa.Column("public", sa.Boolean),
     sa.Column("collaborative", sa.Boolean),
-    sa.Column("snapshot_id", sa.String(255)),
+    sa.Column("snapshot_id", sa.String(255), info={"distinct": True}),
     sa.Column("followers", sa.Integer),
     sa.Column("total_items", sa.Integer),
     # the snapshot_id of the items stored in playlist_items (NULL: never fetched, development mode)
-    sa.Column("items_snapshot_id", sa.String(255)),
-    sa.Column("image_url", sa.Text),
+    sa.Column("items_snapshot_id", sa.String(255), info={"distinct": True}),
+    sa.Column("image_url", sa.Text, info={"distinct": True}),
     *_entity_columns(),
 )
 
@@ -228,9 +231,9 @@ playlist_items = _table(
 shows = _table(
     "shows",
     sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("name", sa.Text),
+    sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("publisher", sa.Text),
-    sa.Column("description", sa.Text),
+    sa.Column("description", sa.Text, info={"distinct": True}),
     sa.Column("explicit", sa.Boolean),
     _list_of("languages", sa.String(16)),
     sa.Column("media_type", sa.String(16)),
@@ -238,7 +241,7 @@ shows = _table(
     sa.Column("is_externally_hosted", sa.Boolean),
     _list_of("available_markets", sa.String(2)),
     _list_of("copyrights", sa.Text()),
-    sa.Column("image_url", sa.Text),
+    sa.Column("image_url", sa.Text, info={"distinct": True}),
     *_entity_columns(),
 )
 
@@ -246,17 +249,17 @@ episodes = _table(
     "episodes",
     sa.Column("id", sa.String(ID), primary_key=True),
     sa.Column("show_id", sa.String(ID), index=True),
-    sa.Column("name", sa.Text),
-    sa.Column("description", sa.Text),
+    sa.Column("name", sa.Text, info={"distinct": True}),
+    sa.Column("description", sa.Text, info={"distinct": True}),
     sa.Column("release_date", sa.String(10)),
     sa.Column("release_date_precision", sa.String(8)),
-    sa.Column("duration_ms", sa.Integer),
+    sa.Column("duration_ms", sa.Integer, info={"distinct": True}),
     sa.Column("language", sa.String(16)),
     _list_of("languages", sa.String(16)),
     sa.Column("explicit", sa.Boolean),
     sa.Column("is_externally_hosted", sa.Boolean),
     sa.Column("is_playable", sa.Boolean),
-    sa.Column("image_url", sa.Text),
+    sa.Column("image_url", sa.Text, info={"distinct": True}),
     sa.Column("restriction", sa.String(64)),
     *_entity_columns(),
 )
@@ -264,11 +267,11 @@ episodes = _table(
 audiobooks = _table(
     "audiobooks",
     sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("name", sa.Text),
+    sa.Column("name", sa.Text, info={"distinct": True}),
     _list_of("authors", sa.Text()),
     _list_of("narrators", sa.Text()),
     sa.Column("publisher", sa.Text),
-    sa.Column("description", sa.Text),
+    sa.Column("description", sa.Text, info={"distinct": True}),
     sa.Column("edition", sa.Text),
     sa.Column("explicit", sa.Boolean),
     _list_of("languages", sa.String(16)),
@@ -276,7 +279,7 @@ audiobooks = _table(
     sa.Column("total_chapters", sa.Integer),
     _list_of("available_markets", sa.String(2)),
     _list_of("copyrights", sa.Text()),
-    sa.Column("image_url", sa.Text),
+    sa.Column("image_url", sa.Text, info={"distinct": True}),
     *_entity_columns(),
 )
 
@@ -285,16 +288,16 @@ chapters = _table(
     sa.Column("id", sa.String(ID), primary_key=True),
     sa.Column("audiobook_id", sa.String(ID), index=True),
     sa.Column("chapter_number", sa.Integer),
-    sa.Column("name", sa.Text),
-    sa.Column("description", sa.Text),
+    sa.Column("name", sa.Text, info={"distinct": True}),
+    sa.Column("description", sa.Text, info={"distinct": True}),
     sa.Column("release_date", sa.String(10)),
     sa.Column("release_date_precision", sa.String(8)),
-    sa.Column("duration_ms", sa.Integer),
+    sa.Column("duration_ms", sa.Integer, info={"distinct": True}),
     sa.Column("explicit", sa.Boolean),
     _list_of("languages", sa.String(16)),
     sa.Column("is_playable", sa.Boolean),
     _list_of("available_markets", sa.String(2)),
-    sa.Column("image_url", sa.Text),
+    sa.Column("image_url", sa.Text, info={"distinct": True}),
     sa.Column("restriction", sa.String(64)),
     *_entity_columns(),
 )
