@@ -120,6 +120,45 @@ def test_unicode_and_case_sensitive_ids(engine: sa.Engine) -> None:
     assert [(r[0], r[1]) for r in got] == sorted((r["id"], r["name"]) for r in rows)
 
 
+# what a backslash or a quote could break: SQL string escaping (MySQL/MariaDB sessions read
+# backslashes as themselves, so that pymysql only doubles quotes), JSON escapes inside raw
+AWKWARD = ["O'Brien", "back\\slash", "\\'", "\\n and a real\nnewline", "50% off_", "'; --", "\\\\'\\"]
+
+
+def test_backslashes_and_quotes_round_trip(engine: sa.Engine) -> None:
+    rows = [
+        {"id": f"id{i}", "name": text, "detail": "full", "raw": {"name": text, "list": [text, "\\u00e9"]}}
+        for i, text in enumerate(AWKWARD)
+    ]
+    with engine.begin() as conn:
+        db.upsert(conn, schema.artists, rows)  # the driver's executemany
+        db.upsert(conn, schema.artists, rows[:1])  # an update of an existing row
+        conn.execute(schema.artists.insert().values(id="one", name=AWKWARD[-1], detail="full"))  # one row
+    a = schema.artists
+    with engine.connect() as conn:
+        got = {r.id: (r.name, r.raw) for r in conn.execute(sa.select(a.c.id, a.c.name, a.c.raw))}
+        found = conn.execute(sa.select(a.c.id).where(a.c.name.startswith("\\'", autoescape=True))).scalars()
+        assert sorted(found) == ["id2"]
+    assert got == {**{r["id"]: (r["name"], r["raw"]) for r in rows}, "one": (AWKWARD[-1], None)}
+
+
+def test_a_urls_own_mysql_init_command_is_kept(mysql_url: str) -> None:
+    url = sa.make_url(mysql_url).update_query_dict({"init_command": "SET SESSION sql_mode='ANSI_QUOTES'"})
+    engine = db.open_database(url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar() == "ANSI_QUOTES"
+    finally:
+        engine.dispose()
+    engine = db.open_database(mysql_url)
+    try:
+        with engine.connect() as conn:
+            assert "NO_BACKSLASH_ESCAPES" in conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+            assert "STRICT_TRANS_TABLES" in conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+    finally:
+        engine.dispose()
+
+
 def test_replace_children_and_insert_missing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         db.replace_children(
