@@ -45,19 +45,21 @@ _known_lock = threading.Lock()
 
 
 def register_secret(value: str) -> None:
-    """Remember a secret (client secret, access token) so :func:`redact` hides it from log lines."""
-    if len(value) >= 6:
+    """Remember a secret (client secret, access token, a database password or key file) so that
+    :func:`redact` hides it from log lines and messages; one of fewer than 3 characters is not
+    remembered (it would hide ordinary text)."""
+    if len(value) >= 3:
         with _known_lock:
             _known_secrets.add(value)
 
 
-def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``**********``."""
+def redact(text: str, mask: str = REDACTED) -> str:
+    """``text`` with every registered secret replaced by ``mask``, the longest first."""
     with _known_lock:
         secrets = sorted(_known_secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
-            text = text.replace(secret, REDACTED)
+            text = text.replace(secret, mask)
     return text
 
 

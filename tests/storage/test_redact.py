@@ -173,3 +173,19 @@ def test_a_url_sqlalchemy_cannot_parse_is_refused_without_its_password() -> None
         with pytest.raises(UsageError, match="not a database URL") as caught:
             db.create_engine(url)
         assert "S3cretXYZ" not in str(caught.value)
+
+
+def test_a_short_database_password_is_hidden_from_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """One registry of secrets: what ``describe_error`` hides, the log filter hides too, a password of
+    3-5 characters included."""
+    import logging
+
+    from spotify_catalog.cli import configure_logging
+
+    db.remember_secrets("mysql+pymysql://root:Qz7w@127.0.0.1:3306/catalog")
+    assert db.describe_error(Exception("access denied for Qz7w")) == "access denied for ***"
+    configure_logging(2, False)
+    logging.getLogger("spotify_catalog.test").warning("a driver said %s", "password Qz7w refused")
+    err = capsys.readouterr().err
+    assert "a driver said password ********** refused" in err
+    assert "Qz7w" not in err

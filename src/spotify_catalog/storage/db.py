@@ -13,7 +13,6 @@ import os
 import random
 import re
 import sqlite3
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -69,8 +68,6 @@ SECRET_PARAMETERS = frozenset(
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "privatekey")  # e.g. client_secret, auth_token
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _PARAMETER = re.compile(r"([^=&]*)=([^&]*)")
-_known: set[str] = set()
-_known_lock = threading.Lock()
 
 
 def is_secret_parameter(name: str) -> bool:
@@ -139,21 +136,14 @@ def remember_secrets(url: str | sa.URL) -> None:
         values |= {raw, unquote(raw), unquote_plus(raw)}
     if isinstance(url, sa.URL) and url.password:
         values.add(str(url.password))
-    values = {v for v in values if len(v) >= 3}
-    with _known_lock:
-        _known.update(values)
     for value in values:
         settings.register_secret(value)
 
 
 def scrub(text: str) -> str:
-    """``text`` with every credential :func:`remember_secrets` noted replaced by ``***``."""
-    with _known_lock:
-        known = sorted(_known, key=len, reverse=True)
-    for value in known:
-        if value in text:
-            text = text.replace(value, MASK)
-    return text
+    """``text`` with every secret the program knows (credentials :func:`remember_secrets` noted, the
+    client secret, tokens) replaced by ``***``."""
+    return settings.redact(text, MASK)
 
 
 # a bare dialect name picks the driver this project installs (SQLAlchemy's defaults, psycopg2 and
