@@ -357,7 +357,11 @@ def test_plan_counts_what_the_database_holds(make_emulator: Any, tmp_path: Path)
         *[x for a in artists for x in ("--artist", a.value)],
         "--plan",
     ]
-    result = CliRunner().invoke(main, base, env={"SPOTIFY_CATALOG_MODE": "extended"})
+    # the plan's clock is today's, the crawl's T0: what T0 finished is still fresh for the plan too
+    since_t0 = f"{(datetime.now(UTC) - T0).days + 7}d"
+    result = CliRunner().invoke(
+        main, [*base, "--refresh-after", since_t0], env={"SPOTIFY_CATALOG_MODE": "extended"}
+    )
     assert result.exit_code == 0, result.output
     match = re.search(r"requests left: ([\d,]+) \(exact; depth tracks, extended mode\)", result.stdout)
     assert match, result.stdout
