@@ -153,8 +153,10 @@ def test_a_urls_own_mysql_init_command_is_kept(mysql_url: str) -> None:
     engine = db.open_database(mysql_url)
     try:
         with engine.connect() as conn:
-            assert "NO_BACKSLASH_ESCAPES" in conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
-            assert "STRICT_TRANS_TABLES" in conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+            server, session = conn.exec_driver_sql("SELECT @@GLOBAL.sql_mode, @@SESSION.sql_mode").one()
+        modes = set(session.split(","))
+        assert "NO_BACKSLASH_ESCAPES" in modes
+        assert set(server.split(",")) - {""} <= modes  # added to the server's modes, none taken away
     finally:
         engine.dispose()
 
