@@ -946,6 +946,9 @@ def write_file(
                 if pending_rows >= row_group_rows or pending_bytes >= ROW_GROUP_BYTES:
                     writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=pending_rows)
                     pending, pending_rows, pending_bytes = [], 0, 0
+                    # the row group's memory back to the system: without it the peak RSS grew with the
+                    # number of row groups (1M tracks: 269 MiB against 242 MiB, same speed)
+                    pa.default_memory_pool().release_unused()
                 on_batch(rows)
             if pending_rows:
                 writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=pending_rows)
