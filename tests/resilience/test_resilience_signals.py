@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from resilience_helpers import artist_inputs, cli_args, crawl, new_engine
 
-from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, wait_for_requests
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, wait_for_requests, web_requests
 from spotify_catalog.storage import schema
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,17 @@ def _signal_after(proc: subprocess.Popen[str], emu: Any, requests: int, signum: 
     wait_for_requests(emu, proc, requests)
     assert proc.poll() is None, proc.communicate()[1]  # still crawling: the signal stops it midway
     proc.send_signal(signum)
-    return proc.communicate(timeout=30)
+    try:
+        return proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # every thread's stack to stderr: where it is stuck
+        time.sleep(1)
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(
+            f"{signal.Signals(signum).name} did not stop the crawl within 30 s "
+            f"({web_requests(emu)} requests answered); its stderr and threads:\n{err}"
+        )
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -101,6 +111,38 @@ def test_any_command_stops_on_sigterm_with_one_line() -> None:
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert (proc.returncode, out, err) == (143, "", "Interrupted by SIGTERM.\n")
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_command_goes_on() -> None:
+    """``kill -USR1`` on a command that seems stuck: where each thread is, on stderr; it goes on."""
+    code = (
+        "import signal, threading\n"
+        "from spotify_catalog.cli import main\n"
+        "@main.command('sleepy')\n"
+        "def sleepy():\n"
+        "    threading.Thread(target=signal.pause, name='helper', daemon=True).start()\n"
+        "    print('ready', flush=True)\n"
+        "    while True:\n"
+        "        signal.pause()\n"
+        "main()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "sleepy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGUSR1)
+    dump = [proc.stderr.readline()]
+    while "in sleepy" not in dump[-1] and dump[-1]:
+        dump.append(proc.stderr.readline())
+    assert proc.poll() is None, dump  # still running
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    lines = dump + err.splitlines()
+    threads = [line for line in lines if line.startswith(("Thread 0x", "Current thread 0x"))]
+    assert len(threads) == 2, lines  # the main thread and the helper
+    assert (proc.returncode, out, err.splitlines()[-1]) == (143, "", "Interrupted by SIGTERM.")
 
 
 def test_sighup_stays_ignored_under_nohup() -> None:

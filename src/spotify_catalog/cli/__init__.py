@@ -8,6 +8,7 @@ line on stderr and its exit code, never a traceback.
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import json
 import logging
@@ -194,7 +195,8 @@ def install_signal_handlers(ctx: click.Context) -> None:
     :class:`~spotify_catalog.errors.Terminated`, a ``KeyboardInterrupt``, in the main thread, so every
     clean-up written for Ctrl-C runs; the exit code is 143 or 129. Only the first signal raises; more
     while the command stops are ignored, so they cannot cut its clean-up short. A signal already
-    ignored (``nohup``) stays ignored. The previous handlers come back when the command ends."""
+    ignored (``nohup``) stays ignored. SIGUSR1 prints every thread's stack (:func:`_dump_stacks_on`).
+    The previous handlers come back when the command ends."""
     if threading.current_thread() is not threading.main_thread():
         return
     stopping = False
@@ -214,11 +216,33 @@ def install_signal_handlers(ctx: click.Context) -> None:
             continue
         previous[signum] = signal.signal(signum, handler)
 
+    dumps = _dump_stacks_on(DUMP_SIGNAL)
+
     def restore() -> None:
         for signum, old in previous.items():
             signal.signal(signum, old)
+        if dumps is not None:
+            faulthandler.unregister(dumps)
 
     ctx.call_on_close(restore)
+
+
+DUMP_SIGNAL = "SIGUSR1"
+
+
+def _dump_stacks_on(name: str) -> int | None:
+    """Have ``kill -USR1 PID`` print every thread's stack to stderr (Python's ``faulthandler``; the
+    command goes on): what a command that seems stuck is doing. The signal's number, or ``None`` where
+    it cannot be (no such signal, an ignored one, no real stderr)."""
+    signum = getattr(signal, name, None)
+    stderr = sys.__stderr__
+    if signum is None or stderr is None or signal.getsignal(signum) is signal.SIG_IGN:
+        return None
+    try:
+        faulthandler.register(signum, file=stderr, all_threads=True)
+    except (AttributeError, ValueError, OSError, RuntimeError):  # stderr without a file descriptor
+        return None
+    return int(signum)
 
 
 class JsonFormatter(logging.Formatter):
