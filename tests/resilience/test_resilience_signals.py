@@ -91,36 +91,15 @@ def test_a_signal_stops_the_crawl_like_ctrl_c(
     engine.dispose()
 
 
-def test_any_command_stops_on_sigterm_with_one_line() -> None:
-    """Outside the crawl's own handling (a command of the group that just waits): the group's
-    handler, one line, exit 143, no traceback."""
+def _waiting_command(*, before: str = "", start: str = "") -> subprocess.Popen[str]:
+    """A command of the group (``sleepy``) that waits for signals for ever, in its own process, once it
+    has said it is ready: ``before`` runs before the CLI is imported, ``start`` inside the command."""
     code = (
-        "import signal\n"
+        f"import signal, threading\n{before}"
         "from spotify_catalog.cli import main\n"
         "@main.command('sleepy')\n"
         "def sleepy():\n"
-        "    print('ready', flush=True)\n"
-        "    signal.pause()\n"
-        "main()\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "sleepy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    assert (proc.returncode, out, err) == (143, "", "Interrupted by SIGTERM.\n")
-
-
-def test_sigusr1_prints_every_threads_stack_and_the_command_goes_on() -> None:
-    """``kill -USR1`` on a command that seems stuck: where each thread is, on stderr; it goes on."""
-    code = (
-        "import signal, threading\n"
-        "from spotify_catalog.cli import main\n"
-        "@main.command('sleepy')\n"
-        "def sleepy():\n"
-        "    threading.Thread(target=signal.pause, name='helper', daemon=True).start()\n"
+        f"    {start or 'pass'}\n"
         "    print('ready', flush=True)\n"
         "    while True:\n"
         "        signal.pause()\n"
@@ -130,8 +109,23 @@ def test_sigusr1_prints_every_threads_stack_and_the_command_goes_on() -> None:
         [sys.executable, "-c", code, "sleepy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
-    assert proc.stderr is not None
     assert proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def test_any_command_stops_on_sigterm_with_one_line() -> None:
+    """Outside the crawl's own handling (a command of the group that just waits): the group's
+    handler, one line, exit 143, no traceback."""
+    proc = _waiting_command()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out, err) == (143, "", "Interrupted by SIGTERM.\n")
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_command_goes_on() -> None:
+    """``kill -USR1`` on a command that seems stuck: where each thread is, on stderr; it goes on."""
+    proc = _waiting_command(start="threading.Thread(target=signal.pause, name='helper', daemon=True).start()")
+    assert proc.stderr is not None
     proc.send_signal(signal.SIGUSR1)
     dump = [proc.stderr.readline()]
     while "in sleepy" not in dump[-1] and dump[-1]:
@@ -146,21 +140,7 @@ def test_sigusr1_prints_every_threads_stack_and_the_command_goes_on() -> None:
 
 
 def test_sighup_stays_ignored_under_nohup() -> None:
-    code = (
-        "import signal\n"
-        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
-        "from spotify_catalog.cli import main\n"
-        "@main.command('sleepy')\n"
-        "def sleepy():\n"
-        "    print('ready', flush=True)\n"
-        "    signal.pause()\n"
-        "main()\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "sleepy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
+    proc = _waiting_command(before="signal.signal(signal.SIGHUP, signal.SIG_IGN)\n")
     proc.send_signal(signal.SIGHUP)  # ignored
     time.sleep(0.3)
     assert proc.poll() is None
