@@ -195,7 +195,7 @@ def install_signal_handlers(ctx: click.Context) -> None:
     :class:`~spotify_catalog.errors.Terminated`, a ``KeyboardInterrupt``, in the main thread, so every
     clean-up written for Ctrl-C runs; the exit code is 143 or 129. Only the first signal raises; more
     while the command stops are ignored, so they cannot cut its clean-up short. A signal already
-    ignored (``nohup``) stays ignored. SIGUSR1 prints every thread's stack (:func:`_dump_stacks_on`).
+    ignored (``nohup``) stays ignored. SIGUSR1 prints every thread's stack (:func:`_dump_stacks_on_sigusr1`).
     The previous handlers come back when the command ends."""
     if threading.current_thread() is not threading.main_thread():
         return
@@ -216,7 +216,7 @@ def install_signal_handlers(ctx: click.Context) -> None:
             continue
         previous[signum] = signal.signal(signum, handler)
 
-    dumps = _dump_stacks_on(DUMP_SIGNAL)
+    dumps = _dump_stacks_on_sigusr1()
 
     def restore() -> None:
         for signum, old in previous.items():
@@ -227,20 +227,17 @@ def install_signal_handlers(ctx: click.Context) -> None:
     ctx.call_on_close(restore)
 
 
-DUMP_SIGNAL = "SIGUSR1"
-
-
-def _dump_stacks_on(name: str) -> int | None:
+def _dump_stacks_on_sigusr1() -> int | None:
     """Have ``kill -USR1 PID`` print every thread's stack to stderr (Python's ``faulthandler``; the
     command goes on): what a command that seems stuck is doing. The signal's number, or ``None`` where
-    it cannot be (no such signal, an ignored one, no real stderr)."""
-    signum = getattr(signal, name, None)
+    it cannot be (no SIGUSR1 on Windows, an ignored one, no real stderr)."""
+    signum = getattr(signal, "SIGUSR1", None)
     stderr = sys.__stderr__
     if signum is None or stderr is None or signal.getsignal(signum) is signal.SIG_IGN:
         return None
     try:
         faulthandler.register(signum, file=stderr, all_threads=True)
-    except (AttributeError, ValueError, OSError, RuntimeError):  # stderr without a file descriptor
+    except (AttributeError, ValueError, OSError):  # a stderr without a file descriptor
         return None
     return int(signum)
 

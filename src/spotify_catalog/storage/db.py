@@ -154,9 +154,9 @@ _SCHEMA_OPTION = "spotify_catalog_schema"  # engine execution option: the Postgr
 _PG_LOCK = int.from_bytes(b"spcatmig", "big")  # pg_advisory_xact_lock key of schema set-up
 _MYSQL_LOCK = "spotify_catalog_migrate"  # GET_LOCK name (server-wide: the database name is added)
 _MYSQL_LOCK_WAIT = 60  # seconds
-# Each MySQL/MariaDB session reads backslashes in string literals as themselves: pymysql (and mysqlclient)
-# then quote a value by doubling its quotes (one str.replace) instead of escaping it a character at a
-# time (str.translate), which was a quarter of a crawl's CPU (the raw JSON of every object)
+# Each pymysql session reads backslashes in string literals as themselves: pymysql then quotes a value by
+# doubling its quotes (one str.replace) instead of escaping it a character at a time (str.translate),
+# which was a quarter of a crawl's CPU on MariaDB (the raw JSON of every object)
 _MYSQL_INIT = "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')"
 _SQLITE_CACHE_KIB = 65536  # page cache of a SQLite connection (default 2 MiB): a crawl rereads its B-trees
 # WAL pages before a checkpoint copies them into the file (default 1,000): a page a crawl writes again
@@ -187,7 +187,7 @@ def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
     elif backend in ("mysql", "mariadb"):
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         kwargs["pool_pre_ping"] = True
-        if parsed.get_driver_name() in ("pymysql", "mysqldb") and "init_command" not in parsed.query:
+        if parsed.get_driver_name() == "pymysql" and "init_command" not in parsed.query:
             kwargs["connect_args"] = {"init_command": _MYSQL_INIT}  # a URL's own init_command is kept
     elif backend == "postgresql":
         given = parsed.query.get("options")
