@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -244,17 +243,15 @@ def test_report_help_names_its_options() -> None:
         assert option in result.output
 
 
-def test_the_javascript_bundle_is_kept_in_the_cache_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(report_lib, "_BUNDLE", {})
+def test_the_javascript_bundle_is_kept_in_the_cache_directory(tmp_path: Path) -> None:
+    report_lib.forget_loaded_javascript()
     text = report_lib.vega_javascript(cache_dir=tmp_path)
     cached = list(tmp_path.glob("vega-bundle-*.js"))
     assert len(cached) == 1
     assert cached[0].read_text("utf-8") == text
     assert "vegaEmbed" in text
     assert "</script" not in text
-    monkeypatch.setattr(report_lib, "_BUNDLE", {})
+    report_lib.forget_loaded_javascript()
     assert report_lib.vega_javascript(cache_dir=tmp_path) == text  # read back from the file
 
 
@@ -303,3 +300,4 @@ def test_db_schema_reports_that_schema(postgres_url: str, tmp_path: Path) -> Non
     result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "public.html")])
     assert result.exit_code == 0, result.output
     assert "Nothing collected yet" in (tmp_path / "public.html").read_text("utf-8")
+
