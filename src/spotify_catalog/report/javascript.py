@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+from spotify_catalog.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 _BUNDLE: dict[str, str] = {}
@@ -16,8 +18,14 @@ _GLOBALS = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = 
 
 def vega_javascript(cache_dir: Path | None = None) -> str:
     """Vega, Vega-Lite and vega-embed as one script: bundled once (a few seconds), then kept in the
-    user's cache directory (``cache_dir``, else ``$XDG_CACHE_HOME/spotify-catalog``)."""
-    import vl_convert
+    user's cache directory (``cache_dir``, else ``$XDG_CACHE_HOME/spotify-catalog``); a
+    :class:`UsageError` without ``vl-convert-python``."""
+    try:
+        import vl_convert
+    except ModuleNotFoundError:
+        raise UsageError(
+            "the report's charts need vl-convert-python: pip install 'spotify-catalog[report]'"
+        ) from None
 
     version = f"vega{vl_convert.get_vega_version()}-embed{vl_convert.get_vega_embed_version()}"
     if version in _BUNDLE:
