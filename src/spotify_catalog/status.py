@@ -511,6 +511,17 @@ class RunInfo:
         }
 
 
+def recent_runs(conn: sa.Connection, limit: int) -> list[RunInfo]:
+    """The last ``limit`` rows of ``_runs``, the newest first."""
+    r = schema.runs
+    return [
+        RunInfo(
+            int(row.id), row.started_at, row.ended_at, row.status, row.reason, row.retry_at, int(row.requests)
+        )
+        for row in conn.execute(sa.select(r).order_by(r.c.id.desc()).limit(limit))
+    ]
+
+
 @dataclass
 class Status:
     """What ``spotify-catalog status`` reports."""
@@ -583,13 +594,7 @@ def read_status(conn: sa.Connection, *, now: datetime, daily_budget: int | None 
         tasks.setdefault(kind, {state.PENDING: 0, state.DONE: 0, state.FAILED: 0})[st] = int(count)
     order = {kind: position for position, kind in enumerate(KINDS)}
     tasks = dict(sorted(tasks.items(), key=lambda item: (order.get(item[0], len(KINDS)), item[0])))
-    r = schema.runs
-    runs = [
-        RunInfo(
-            int(row.id), row.started_at, row.ended_at, row.status, row.reason, row.retry_at, int(row.requests)
-        )
-        for row in conn.execute(sa.select(r).order_by(r.c.id.desc()).limit(RECENT_RUNS))
-    ]
+    runs = recent_runs(conn, RECENT_RUNS)
     a = schema.artist_resolutions
     unresolved = list(
         conn.execute(sa.select(a.c.input).where(a.c.artist_id.is_(None)).order_by(a.c.input)).scalars()

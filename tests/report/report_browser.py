@@ -71,6 +71,16 @@ def open_page(page: Path, work: Path) -> Page:
     return Page(done.stdout, console, page_requests(net_log))
 
 
+def console_errors(console: list[str]) -> list[str]:
+    """The console messages that tell of an error: an exception or a rejected promise not caught
+    (``Uncaught ...``), anything the Content-Security-Policy blocked (Chromium 156 words it "Loading
+    the image '...' violates the following Content Security Policy directive", older ones "Refused to
+    load ... because it violates ..."), a message logged as ``ERROR ...``. Chromium's log gives every
+    console message the same level, so ``console.error`` is told apart only by such a text; the
+    report's own page counts its errors in ``<body data-errors>``."""
+    return [m for m in console if "Uncaught" in m or "Content Security Policy" in m or m.startswith("ERROR")]
+
+
 def screenshot(page: Path, out: Path, *, width: int = 1280, height: int = 2400, dark: bool = False) -> Path:
     """A PNG of ``page`` (dark: as with a dark colour scheme preferred)."""
     extra = [f"--screenshot={out}", f"--window-size={width},{height}", "--hide-scrollbars"]

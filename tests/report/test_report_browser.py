@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from report_browser import Page, cells_in, charts_in, number, open_page, screenshot
+from report_browser import Page, cells_in, charts_in, console_errors, number, open_page, screenshot
 
 from spotify_catalog.cli import main
 from spotify_catalog.storage import db, schema
@@ -60,8 +60,7 @@ def _offline_and_clean(html: str, page: Page) -> None:
         assert url.startswith("https://open.spotify.com/"), url
     assert "default-src 'none'" in html
     assert page.requests == []
-    errors = [m for m in page.console if m.startswith("ERROR") or "Uncaught" in m or "Refused" in m]
-    assert errors == []
+    assert console_errors(page.console) == []
     assert "data-errors=" not in page.dom
 
 
@@ -137,16 +136,25 @@ def test_the_demo_report_draws_every_chart_offline_with_the_databases_numbers(
 
 
 def test_the_checks_would_see_a_request_and_an_error(tmp_path: Path) -> None:
-    """The detectors themselves: a page that loads an image and fails a script is caught."""
+    """The detectors themselves: a page that loads an image is seen by the net log; a load the
+    Content-Security-Policy blocks, an exception thrown and an error logged are seen by the console
+    filter of ``_offline_and_clean``."""
     bad = tmp_path / "bad.html"
     bad.write_text(
-        '<html><body><img src="https://example.com/x.png"><div class="chart" id="chart-x"></div>'
+        '<html><head><meta http-equiv="Content-Security-Policy" '
+        "content=\"img-src https://example.com; script-src 'unsafe-inline'\"></head><body>"
+        '<img src="https://example.com/x.png"><img src="https://example.org/blocked.png">'
+        '<div class="chart" id="chart-x"></div>'
         "<script>console.error('ERROR broken'); undefinedFunction();</script></body></html>"
     )
     page = open_page(bad, tmp_path / "browser")
     assert page.requests == ["https://example.com/x.png"]
-    assert any(m.startswith("ERROR broken") for m in page.console)
-    assert any("undefinedFunction" in m for m in page.console) or "Uncaught" in " ".join(page.console)
+    errors = console_errors(page.console)
+    assert "Uncaught ReferenceError: undefinedFunction is not defined" in errors
+    assert "ERROR broken" in errors
+    blocked = [m for m in errors if "https://example.org/blocked.png" in m]
+    assert len(blocked) == 1, page.console
+    assert len(errors) == 3, errors
     assert charts_in(page.dom) == {"chart-x": {"svg": 0, "canvas": 0, "marks": 0}}
 
 

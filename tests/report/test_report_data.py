@@ -3,6 +3,8 @@ on SQLite, PostgreSQL and MariaDB; the data-quality lists; the command's errors.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,17 +246,15 @@ def test_report_help_names_its_options() -> None:
         assert option in result.output
 
 
-def test_the_javascript_bundle_is_kept_in_the_cache_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(report_lib, "_BUNDLE", {})
+def test_the_javascript_bundle_is_kept_in_the_cache_directory(tmp_path: Path) -> None:
+    report_lib.forget_loaded_javascript()
     text = report_lib.vega_javascript(cache_dir=tmp_path)
     cached = list(tmp_path.glob("vega-bundle-*.js"))
     assert len(cached) == 1
     assert cached[0].read_text("utf-8") == text
     assert "vegaEmbed" in text
     assert "</script" not in text
-    monkeypatch.setattr(report_lib, "_BUNDLE", {})
+    report_lib.forget_loaded_javascript()
     assert report_lib.vega_javascript(cache_dir=tmp_path) == text  # read back from the file
 
 
@@ -303,3 +303,52 @@ def test_db_schema_reports_that_schema(postgres_url: str, tmp_path: Path) -> Non
     result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "public.html")])
     assert result.exit_code == 0, result.output
     assert "Nothing collected yet" in (tmp_path / "public.html").read_text("utf-8")
+
+
+def test_without_vl_convert_the_report_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _stored(tmp_path / "c.db")
+    with engine.begin() as conn:
+        _add_artist(conn, "a1", "Someone")
+    engine.dispose()
+    monkeypatch.setitem(sys.modules, "vl_convert", None)  # "import vl_convert" fails
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["report", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: the report's charts need vl-convert-python: pip install 'spotify-catalog[report]'"
+    ]
+    assert not out.exists()
+
+
+WITHOUT_JINJA2 = "import sys; sys.modules['jinja2'] = None; from spotify_catalog.cli import main; main()"
+"""The command line in a process where ``import jinja2`` fails, as without the ``report`` extra."""
+
+
+def test_without_jinja2_report_and_demo_say_what_to_install(tmp_path: Path) -> None:
+    """The page needs the ``report`` extra: without it ``report`` says so, and ``demo`` says so
+    before it crawls."""
+    database = tmp_path / "demo.db"
+    for command, code, message in (
+        (
+            ["report"],
+            1,
+            "'report' needs the optional dependency 'jinja2': pip install 'spotify-catalog[all]'",
+        ),
+        (
+            ["demo", "--quiet"],
+            2,
+            "demo's report needs the dependency 'jinja2': pip install 'spotify-catalog[report]'",
+        ),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", WITHOUT_JINJA2, *command, "--db", f"sqlite:///{database}"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert (done.returncode, done.stderr.strip().splitlines()) == (code, [f"Error: {message}"])
+        assert done.stdout == ""
+    assert not database.exists()  # nothing crawled

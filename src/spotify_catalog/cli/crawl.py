@@ -434,6 +434,12 @@ def demo(
         raise UsageError(
             f"demo needs the emulator's dependency {exc.name!r}: pip install 'spotify-catalog[emulator]'"
         ) from None
+    try:  # the report made at the end: its dependency is checked before the crawl
+        from spotify_catalog.cli.report import write_report
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"demo's report needs the dependency {exc.name!r}: pip install 'spotify-catalog[report]'"
+        ) from None
 
     config = EmulatorConfig(profile=profile)  # type: ignore[arg-type]
     with serve_in_thread(config) as emu:
@@ -473,8 +479,7 @@ def demo(
             max_requests=None,
             quiet=quiet,
         )
-    from spotify_catalog.cli.report import write_report  # the report beside the SQLite file, else here
-
+    # the report beside the SQLite file, else in the current directory
     database = sa.engine.make_url(db_url).database if db_url.startswith("sqlite") else ""
     out = Path(database).with_suffix(".html") if database not in ("", ":memory:", None) else Path(DEMO_HTML)
     write_report(db_url, out, db_schema=db_schema, title="spotify-catalog demo")
