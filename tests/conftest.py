@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from required import unavailable
+
 
 @pytest.fixture(autouse=True)
 def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,9 +28,7 @@ def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
 def _server_url(variable: str) -> str:
     url = os.environ.get(variable)
     if not url:
-        if os.environ.get("SPOTIFY_CATALOG_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"{variable} is not set but SPOTIFY_CATALOG_REQUIRE_SERVERS=1")
-        pytest.skip(f"{variable} not set")
+        unavailable(f"{variable} is not set")
     return url
 
 
@@ -42,9 +42,7 @@ def _fresh_database(server_url: str, isolation: str) -> Iterator[str]:
             conn.execute(sa.text(f"CREATE DATABASE {name}"))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        if os.environ.get("SPOTIFY_CATALOG_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"database server at {server_url} is not reachable: {exc}")
-        pytest.skip(f"database server at {server_url} is not reachable")
+        unavailable(f"database server at {server_url} is not reachable: {exc}")
     try:
         yield sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:

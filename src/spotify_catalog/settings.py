@@ -181,17 +181,17 @@ class Settings:
         path = config_path or env.get(CONFIG_ENV) or dotenv.get(CONFIG_ENV)
         from_file = _read_config(Path(path)) if path else {}
 
-        raw: dict[str, Any] = {}
+        raw: dict[str, tuple[Any, str]] = {}  # a setting's value and where it came from
         for name, variable in ENV_NAMES.items():
             if name in flags:
-                raw[name] = flags[name]
+                raw[name] = flags[name], f"--{name.replace('_', '-')}"
             elif env.get(variable):
-                raw[name] = env[variable]
+                raw[name] = env[variable], variable
             elif name in from_file:
-                raw[name] = from_file[name]
+                raw[name] = from_file[name], f"{name} in [{CONFIG_TABLE}] of the settings file {path}"
             elif dotenv.get(variable):
-                raw[name] = dotenv[variable]
-        return cls(**{name: _convert(name, value) for name, value in raw.items()})
+                raw[name] = dotenv[variable], f"{variable} in {dotenv_file}"
+        return cls(**{name: _convert(name, value, source) for name, (value, source) in raw.items()})
 
     def credentials(self) -> tuple[str, Secret]:
         """Client id and secret, or :class:`ConfigError` naming the environment variables."""
@@ -223,8 +223,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     return table
 
 
-def _convert(name: str, value: Any) -> Any:
-    """One setting's value from a string (environment) or a TOML/flag value."""
+def _convert(name: str, value: Any, source: str) -> Any:
+    """One setting's value from a string (environment) or a TOML/flag value; ``source`` names where it
+    came from in the error of a bad value."""
     try:
         if name == "client_secret":
             return value if isinstance(value, Secret) else Secret(str(value))
@@ -250,5 +251,5 @@ def _convert(name: str, value: Any) -> Any:
             return real
     except (ValueError, TypeError) as exc:  # TypeError: a TOML list or table where a number belongs
         shown = "**********" if name == "client_secret" else repr(value)
-        raise ConfigError(f"bad value for {name} ({ENV_NAMES[name]}): {shown}: {exc}") from None
+        raise ConfigError(f"bad value for {name} ({source}): {shown}: {exc}") from None
     raise ConfigError(f"unknown setting: {name}")

@@ -273,10 +273,10 @@ def test_every_thread_stops_even_one_sleeping_through_a_retry_after() -> None:
         for thread in others:
             thread.start()
         for thread in [slow, *others]:
-            thread.join(10)
+            thread.join(30)
         elapsed = time.monotonic() - started
     assert not any(t.is_alive() for t in [slow, *others])
-    assert elapsed < 3
+    assert elapsed < 25  # woken: far less than the 50 s Retry-After, however loaded the machine
     assert len(errors) == 4
     assert all(isinstance(e, UnreachableError) for e in errors), errors
 

@@ -4,7 +4,6 @@ console messages, and the requests the page made (from Chromium's net log)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
+from required import unavailable
 
 # Chromium's own background traffic (updates, accounts) is switched off where it can be; what is left
 # is told apart from the page's requests by the browser's User-Agent, which only page requests carry.
@@ -37,13 +36,10 @@ CONSOLE = re.compile(r':(INFO|WARNING|ERROR):CONSOLE[^\]]*\] "(?P<message>.*)", 
 
 def chromium() -> str:
     """The Chromium binary; fails under CI (``.ci/run`` installs it), else skips, when missing."""
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("SPOTIFY_CATALOG_REQUIRE_SERVERS") == "1":
-        pytest.fail("chromium is not installed (.ci/run installs it: apt-get install chromium)")
-    pytest.skip("chromium is not installed (apt-get install chromium)")
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        unavailable("chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    return found
 
 
 @dataclass

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from resilience_helpers import artist_inputs, cli_args, crawl, new_engine
 
 from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, wait_for_requests, web_requests
+from required import unavailable
 from spotify_catalog.storage import schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -34,9 +35,7 @@ def _cluster() -> list[str]:
     tool = shutil.which("pg_ctlcluster")
     versions = sorted(p.name for p in CONFIG_DIR.iterdir()) if CONFIG_DIR.is_dir() else []
     if tool is None or not versions:
-        if os.environ.get("SPOTIFY_CATALOG_REQUIRE_SERVERS") == "1":
-            pytest.fail("pg_ctlcluster is not available but SPOTIFY_CATALOG_REQUIRE_SERVERS=1")
-        pytest.skip("pg_ctlcluster is not available")
+        unavailable("pg_ctlcluster is not available")
     return [tool, "--skip-systemctl-redirect", versions[-1], "main"]
 
 

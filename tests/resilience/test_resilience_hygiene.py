@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from required import unavailable
 from spotify_catalog.cli import configure_logging, main, one_line
 
 ENV = {"SPOTIFY_CLIENT_ID": "emulator-client-id", "SPOTIFY_CLIENT_SECRET": "emulator-client-secret"}
@@ -107,7 +108,7 @@ def read_only(directory: Path) -> Iterator[None]:
     if os.geteuid() == 0:
         made = subprocess.run(["chattr", "+i", str(directory)], capture_output=True, check=False)
         if made.returncode != 0:
-            pytest.skip(f"chattr +i is not available here: {made.stderr.decode().strip()}")
+            unavailable(f"chattr +i is not available here: {made.stderr.decode().strip()}")
         undo = ["chattr", "-i", str(directory)]
     else:
         directory.chmod(0o555)
