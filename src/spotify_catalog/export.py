@@ -29,6 +29,7 @@ import re
 import shutil
 import sys
 import threading
+import time as clock
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -52,6 +53,7 @@ import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.dialects import postgresql
 
+from spotify_catalog import lake_lock
 from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError
 from spotify_catalog.storage import db
 
@@ -1127,6 +1129,20 @@ def _publish_s3(client: S3Client, staged: str, final: str) -> None:
     _s3_delete(client, bucket, stale)
 
 
+def _publishing(
+    lake: Lake, snapshot_date: date, *, monotonic: Callable[[], float], sleep: Callable[[float], None]
+) -> contextlib.AbstractContextManager[lake_lock.Held]:
+    """The lock of ``snapshot_date`` in ``lake`` (``TO/_locks/<date>``), held while publishing: exports
+    of one date publish one after the other (:mod:`spotify_catalog.lake_lock`)."""
+    name = snapshot_date.isoformat()
+    what = partition_dir(lake.uri.rstrip("/"), "<table>", snapshot_date)
+    if lake.s3 is not None:
+        bucket, _, prefix = lake.root.partition("/")
+        key = f"{prefix}/{lake_lock.LOCKS}/{name}" if prefix else f"{lake_lock.LOCKS}/{name}"
+        return lake_lock.s3_lease(lake.s3, bucket, key, what=what, clock=monotonic, sleep=sleep)
+    return lake_lock.local_lock(Path(lake.root) / lake_lock.LOCKS / name, what=what, sleep=sleep)
+
+
 # --------------------------------------------------------------------------------------------------
 # The export
 
@@ -1178,12 +1194,17 @@ def export(
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     include_gone: bool = False,
+    monotonic: Callable[[], float] = clock.monotonic,
+    sleep: Callable[[float], None] = clock.sleep,
 ) -> list[ExportedTable]:
     """Export ``tables`` (default: all but bookkeeping) of the database to ``lake`` as the partition
     ``dt=snapshot_date``; gone rows (and the ``gone_at`` column) only with ``include_gone``. All tables
     are staged first and swapped in only when all are complete; on any error (``KeyboardInterrupt`` and
     so SIGTERM too) the staging area is removed, its multipart uploads aborted, and the lake is as it
-    was. Staging left by dead exports is removed first (:func:`remove_stale_staging`)."""
+    was. Staging left by dead exports is removed first (:func:`remove_stale_staging`). Exports of one
+    date into one lake publish one after the other (:func:`_publishing`; ``monotonic`` and ``sleep``
+    are the clock and the pause of waiting for the lock), so that they end as if run one after the
+    other."""
     check_options(fmt, compression)
     chosen = select_tables(metadata, tables)
     check_database(engine, chosen)
@@ -1215,12 +1236,14 @@ def export(
                 report(table.name, rows)
                 final_dir = partition_dir(lake.root, table.name, snapshot_date)
                 staged.append(_Staged(table.name, rows, staged_dir, final_dir, name))
-        for item in staged:
-            if lake.s3 is not None:
-                _publish_s3(lake.s3, item.staged_dir, item.final_dir)
-            else:
-                _publish_local(Path(item.staged_dir), Path(item.final_dir))
-            log.info("published %s (%d rows)", item.final_dir, item.rows)
+        with _publishing(lake, snapshot_date, monotonic=monotonic, sleep=sleep) as lock:
+            for item in staged:
+                lock.check()
+                if lake.s3 is not None:
+                    _publish_s3(lake.s3, item.staged_dir, item.final_dir)
+                else:
+                    _publish_local(Path(item.staged_dir), Path(item.final_dir))
+                log.info("published %s (%d rows)", item.final_dir, item.rows)
     except sa.exc.SQLAlchemyError as exc:
         raise StorageError(f"reading the database failed: {_db_error(exc)}") from None
     except (OSError, BotoCoreError, ClientError) as exc:
