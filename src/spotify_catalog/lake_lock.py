@@ -14,7 +14,7 @@ took the lock (``docs/lake.md``).
   when done. An export that finds it held waits; once the object's ETag has stayed the same for
   :data:`LEASE_SECONDS` on the waiting export's own clock (no clock skew involved), its holder died
   (``kill -9``, power loss) and the lease is taken over with a PUT ``If-Match`` on that ETag. The store
-  must support conditional writes (Amazon S3, MinIO, moto do).
+  must support conditional writes (Amazon S3 and moto do).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spotify_catalog.errors import SpotifyCatalogError
+from spotify_catalog.errors import SpotifyCatalogError, first_line
 
 if sys.platform != "win32":
     import fcntl
@@ -228,13 +228,15 @@ class S3Lease:
             )
 
     def release(self) -> None:
-        """Delete the lease if it is still ours (``If-Match``)."""
+        """Delete the lease if it is still ours (``If-Match``). Best effort: a lease left behind is
+        taken over once unrenewed for :attr:`lease`."""
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag or "")
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise
-            log.warning("%s had been taken over by another export; left to it", self.uri)
+        except (BotoCoreError, ClientError) as exc:
+            if isinstance(exc, ClientError) and _condition_failed(exc):
+                log.warning("%s had been taken over by another export; left to it", self.uri)
+            else:
+                log.warning("could not remove %s: %s", self.uri, first_line(exc))
 
     def keep_renewed(self, stop: threading.Event) -> None:
         """Renew every quarter lease until ``stop`` is set or the lease is lost; a failed request is
@@ -244,7 +246,7 @@ class S3Lease:
                 if not self.renew():
                     return
             except (BotoCoreError, ClientError) as exc:
-                log.warning("could not renew %s: %s", self.uri, str(exc).splitlines()[0])
+                log.warning("could not renew %s: %s", self.uri, first_line(exc))
 
 
 @contextlib.contextmanager

@@ -199,7 +199,7 @@ def test_the_lease_of_an_export_that_died_is_taken_over_after_a_minute(
     lake = lake_export.open_lake(f"s3://{s3_bucket}/lake")
     clock = FakeClock()
     with caplog.at_level(logging.INFO, logger="spotify_catalog.lake_lock"):
-        lake_export.export(sqlite_engine, meta, lake, DAY, monotonic=clock, sleep=clock.sleep)
+        lake_export.export(sqlite_engine, meta, lake, DAY, clock=clock, sleep=clock.sleep)
     assert clock.slept == lake_lock.LEASE_SECONDS
     assert (
         f"waiting for the lock s3://{s3_bucket}/{lease} (held by pid 7 on gone) to publish"
@@ -228,7 +228,7 @@ def test_a_lease_that_is_renewed_is_waited_for_however_long(s3_bucket: str, sqli
             s3.put_object(Bucket=s3_bucket, Key=lease, Body=renewed.encode())
 
     lake = lake_export.open_lake(f"s3://{s3_bucket}/lake")
-    lake_export.export(sqlite_engine, meta, lake, DAY, monotonic=clock, sleep=the_holder_lives)
+    lake_export.export(sqlite_engine, meta, lake, DAY, clock=clock, sleep=the_holder_lives)
     assert clock.slept == 3 * lake_lock.LEASE_SECONDS
     assert _s3_keys(s3_bucket) == [f"lake/{t}/dt={DAY}/part-00000.parquet" for t in ("items", "links")]
 
@@ -300,7 +300,7 @@ def test_an_export_whose_lease_went_unrenewed_stops_publishing(
 
     monkeypatch.setattr(lake_export, "_publish_s3", publish_for_a_minute)
     with pytest.raises(SpotifyCatalogError, match="lost the lock"):
-        lake_export.export(sqlite_engine, meta, lake, DAY, fmt="csv", compression="none", monotonic=clock)
+        lake_export.export(sqlite_engine, meta, lake, DAY, fmt="csv", compression="none", clock=clock)
     assert _s3_keys(s3_bucket) == [
         f"lake/items/dt={DAY}/part-00000.csv",
         f"lake/links/dt={DAY}/part-00000.parquet",
