@@ -1134,7 +1134,7 @@ def _publishing(
     if lake.s3 is not None:
         bucket, _, prefix = lake.root.partition("/")
         key = f"{prefix}/{lake_lock.LOCKS}/{name}" if prefix else f"{lake_lock.LOCKS}/{name}"
-        return lake_lock.s3_lease(lake.s3, bucket, key, what=what, clock=clock, sleep=sleep)
+        return lake_lock.S3Lease(lake.s3, bucket, key, clock=clock, sleep=sleep).holding(what)
     return lake_lock.local_lock(Path(lake.root) / lake_lock.LOCKS / name, what=what, sleep=sleep)
 
 

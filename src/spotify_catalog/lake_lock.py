@@ -238,6 +238,21 @@ class S3Lease:
             else:
                 log.warning("could not remove %s: %s", self.uri, first_line(exc))
 
+    @contextlib.contextmanager
+    def holding(self, what: str) -> Iterator[Held]:
+        """Hold the lease (:meth:`acquire`, waiting to publish ``what``), renewed in a thread of its
+        own until done, then released."""
+        self.acquire(what)
+        stop = threading.Event()
+        renewing = threading.Thread(target=self.keep_renewed, args=(stop,), name="lake-lease", daemon=True)
+        renewing.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            renewing.join()
+            self.release()
+
     def keep_renewed(self, stop: threading.Event) -> None:
         """Renew every quarter lease until ``stop`` is set or the lease is lost; a failed request is
         tried again at the next turn (:meth:`check` notices a lease that went unrenewed too long)."""
@@ -247,28 +262,3 @@ class S3Lease:
                     return
             except (BotoCoreError, ClientError) as exc:
                 log.warning("could not renew %s: %s", self.uri, first_line(exc))
-
-
-@contextlib.contextmanager
-def s3_lease(
-    client: S3Client,
-    bucket: str,
-    key: str,
-    *,
-    what: str,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    lease: float = LEASE_SECONDS,
-) -> Iterator[Held]:
-    """Hold the lease on ``s3://bucket/key`` (:class:`S3Lease`), renewed in a thread until done."""
-    held = S3Lease(client, bucket, key, clock=clock, sleep=sleep, lease=lease)
-    held.acquire(what)
-    stop = threading.Event()
-    renewing = threading.Thread(target=held.keep_renewed, args=(stop,), name="lake-lease", daemon=True)
-    renewing.start()
-    try:
-        yield held
-    finally:
-        stop.set()
-        renewing.join()
-        held.release()
