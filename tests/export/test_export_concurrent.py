@@ -30,7 +30,7 @@ from spotify_catalog.storage.schema import metadata
 
 DAY = date(2026, 11, 25)
 FORMATS = ("parquet", "csv", "jsonl")
-ROUNDS = 6  # on the code without the lock, tables without an object in 5 or 6 rounds of 6
+ROUNDS = 6  # on the code without the lock 3 to 6 rounds of 6 went wrong (docs/resilience.md)
 MOTO_EPOCH = datetime(2010, 11, 10, tzinfo=UTC)  # before moto's "Initiated" of every upload
 TIMEOUT = 120.0  # a bound on waiting for another thread, never reached when the code is right
 
@@ -45,12 +45,12 @@ def _s3_keys(bucket: str, prefix: str = "") -> list[str]:
 
 
 def _partition_files(keys: list[str]) -> dict[str, list[str]]:
-    """``table -> file names`` of the date's partitions, from keys or paths relative to the lake."""
+    """``table -> file names`` of the date's partitions, from the keys of a lake at ``lake/``."""
     files: dict[str, list[str]] = {}
     for key in keys:
-        table, partition, name = key.split("/")[-3:]
-        if partition == f"dt={DAY.isoformat()}" and not table.startswith("_"):
-            files.setdefault(table, []).append(name)
+        parts = key.split("/")
+        if len(parts) == 4 and parts[2] == f"dt={DAY.isoformat()}" and not parts[1].startswith("_"):
+            files.setdefault(parts[1], []).append(parts[3])
     return files
 
 
