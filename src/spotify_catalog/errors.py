@@ -278,6 +278,13 @@ def interrupt_exit_code(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none): for one-line
+    errors and log lines."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def format_time(moment: datetime) -> str:
     """``2026-11-25 13:05:00 UTC``: how times are shown to users."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

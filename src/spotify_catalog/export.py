@@ -29,6 +29,7 @@ import re
 import shutil
 import sys
 import threading
+import time as systime
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -52,7 +53,8 @@ import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.dialects import postgresql
 
-from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError
+from spotify_catalog import lake_lock
+from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError, first_line
 from spotify_catalog.storage import db
 
 if TYPE_CHECKING:
@@ -327,7 +329,7 @@ def _raw_batches(
             arrays = [read(col) for read, col in zip(readers, values, strict=True)]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     except dialect.loaded_dbapi.Error as exc:  # what SQLAlchemy would have wrapped
-        raise StorageError(f"reading the database failed: {db.redact(_first_line(exc))}") from None
+        raise StorageError(f"reading the database failed: {db.redact(first_line(exc))}") from None
     finally:
         with contextlib.suppress(dialect.loaded_dbapi.Error):  # the connection may be closed already
             cursor.close()
@@ -367,7 +369,7 @@ def _adbc_postgresql(conn: sa.Connection, query: sa.Select[Any], columns: Sequen
     try:
         arrow = adbc_pg.connect(url.render_as_string(hide_password=False), autocommit=True)
     except adbc_pg.Error as exc:
-        log.info("reading through psycopg: ADBC could not connect (%s)", db.redact(_first_line(exc)))
+        log.info("reading through psycopg: ADBC could not connect (%s)", db.redact(first_line(exc)))
         return None
     try:
         with arrow.cursor() as cur:
@@ -376,7 +378,7 @@ def _adbc_postgresql(conn: sa.Connection, query: sa.Select[Any], columns: Sequen
             cur.execute(f"SET LOCAL search_path TO {search_path}")
     except adbc_pg.Error as exc:
         arrow.close()
-        log.info("reading through psycopg: ADBC could not share the snapshot (%s)", _first_line(exc))
+        log.info("reading through psycopg: ADBC could not share the snapshot (%s)", first_line(exc))
         return None
     return arrow
 
@@ -405,7 +407,7 @@ def _adbc_batches(
             with contextlib.closing(_read_ahead(reader, (adbc_pg.Error,))) as batches:
                 yield from _cast_adbc(batches, from_list, schema, batch_rows)
     except adbc_pg.Error as exc:
-        raise StorageError(f"reading the database failed: {db.redact(_first_line(exc))}") from None
+        raise StorageError(f"reading the database failed: {db.redact(first_line(exc))}") from None
     finally:
         with contextlib.suppress(adbc_pg.Error):
             arrow.close()
@@ -494,7 +496,7 @@ def _adbc_module() -> Any:
 def _adbc_message(exc: BaseException) -> str:
     """An ADBC error's first line without the driver's prefixes (``INVALID_ARGUMENT: [SQLite] Failed
     to prepare query: no such table: t`` -> ``no such table: t``)."""
-    return _ADBC_PREFIX.sub("", _first_line(exc))
+    return _ADBC_PREFIX.sub("", first_line(exc))
 
 
 _ADBC_PREFIX = re.compile(r"^(?:[A-Z_]+: )?(?:\[SQLite\] )?(?:Failed to \w+ query: )?")
@@ -1034,7 +1036,7 @@ def open_lake(to: str, *, create: bool = True, filesystem: pafs.FileSystem | Non
             try:
                 bucket = fs.get_file_info(parsed.netloc)
             except OSError as exc:
-                raise SpotifyCatalogError(f"cannot reach s3://{parsed.netloc}: {_first_line(exc)}") from None
+                raise SpotifyCatalogError(f"cannot reach s3://{parsed.netloc}: {first_line(exc)}") from None
             if bucket.type != pafs.FileType.Directory:
                 raise UsageError(f"--to {to}: bucket {parsed.netloc!r} does not exist")
         client = boto3.client("s3", endpoint_url=_s3_endpoint(), region_name=_s3_region())
@@ -1050,11 +1052,6 @@ def open_lake(to: str, *, create: bool = True, filesystem: pafs.FileSystem | Non
         except OSError as exc:
             raise SpotifyCatalogError(f"cannot create {path}: {exc.strerror or exc}") from None
     return Lake(fs=filesystem or pafs.LocalFileSystem(), root=str(path), uri=str(path))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _db_error(exc: sa.exc.SQLAlchemyError) -> str:
@@ -1127,6 +1124,20 @@ def _publish_s3(client: S3Client, staged: str, final: str) -> None:
     _s3_delete(client, bucket, stale)
 
 
+def _publishing(
+    lake: Lake, snapshot_date: date, *, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> contextlib.AbstractContextManager[lake_lock.Held]:
+    """The lock of ``snapshot_date`` in ``lake`` (``TO/_locks/<date>``), held while publishing: exports
+    of one date publish one after the other (:mod:`spotify_catalog.lake_lock`)."""
+    name = snapshot_date.isoformat()
+    what = partition_dir(lake.uri.rstrip("/"), "<table>", snapshot_date)
+    if lake.s3 is not None:
+        bucket, _, prefix = lake.root.partition("/")
+        key = f"{prefix}/{lake_lock.LOCKS}/{name}" if prefix else f"{lake_lock.LOCKS}/{name}"
+        return lake_lock.S3Lease(lake.s3, bucket, key, clock=clock, sleep=sleep).holding(what)
+    return lake_lock.local_lock(Path(lake.root) / lake_lock.LOCKS / name, what=what, sleep=sleep)
+
+
 # --------------------------------------------------------------------------------------------------
 # The export
 
@@ -1178,12 +1189,16 @@ def export(
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     include_gone: bool = False,
+    clock: Callable[[], float] = systime.monotonic,
+    sleep: Callable[[float], None] = systime.sleep,
 ) -> list[ExportedTable]:
     """Export ``tables`` (default: all but bookkeeping) of the database to ``lake`` as the partition
     ``dt=snapshot_date``; gone rows (and the ``gone_at`` column) only with ``include_gone``. All tables
     are staged first and swapped in only when all are complete; on any error (``KeyboardInterrupt`` and
     so SIGTERM too) the staging area is removed, its multipart uploads aborted, and the lake is as it
-    was. Staging left by dead exports is removed first (:func:`remove_stale_staging`)."""
+    was. Staging left by dead exports is removed first (:func:`remove_stale_staging`). Exports of one
+    date into one lake publish one after the other, so that they end as if run one after the other
+    (:func:`_publishing`; ``clock``, monotonic seconds, and ``sleep`` serve the waiting for its lock)."""
     check_options(fmt, compression)
     chosen = select_tables(metadata, tables)
     check_database(engine, chosen)
@@ -1215,16 +1230,18 @@ def export(
                 report(table.name, rows)
                 final_dir = partition_dir(lake.root, table.name, snapshot_date)
                 staged.append(_Staged(table.name, rows, staged_dir, final_dir, name))
-        for item in staged:
-            if lake.s3 is not None:
-                _publish_s3(lake.s3, item.staged_dir, item.final_dir)
-            else:
-                _publish_local(Path(item.staged_dir), Path(item.final_dir))
-            log.info("published %s (%d rows)", item.final_dir, item.rows)
+        with _publishing(lake, snapshot_date, clock=clock, sleep=sleep) as lock:
+            for item in staged:
+                lock.check()
+                if lake.s3 is not None:
+                    _publish_s3(lake.s3, item.staged_dir, item.final_dir)
+                else:
+                    _publish_local(Path(item.staged_dir), Path(item.final_dir))
+                log.info("published %s (%d rows)", item.final_dir, item.rows)
     except sa.exc.SQLAlchemyError as exc:
         raise StorageError(f"reading the database failed: {_db_error(exc)}") from None
     except (OSError, BotoCoreError, ClientError) as exc:
-        raise SpotifyCatalogError(f"writing to {lake.uri} failed: {_first_line(exc)}") from None
+        raise SpotifyCatalogError(f"writing to {lake.uri} failed: {first_line(exc)}") from None
     finally:
         _remove_staging(lake, staging_root)
     return [
@@ -1310,7 +1327,7 @@ def _remove_staging(lake: Lake, staging_root: str) -> None:
             with contextlib.suppress(OSError):
                 Path(staging_root).parent.rmdir()  # _staging itself, when no other export runs
     except (OSError, BotoCoreError, ClientError) as exc:
-        log.warning("could not remove the staging area %s: %s", staging_root, _first_line(exc))
+        log.warning("could not remove the staging area %s: %s", staging_root, first_line(exc))
 
 
 def _s3_uploads(client: S3Client, bucket: str, prefix: str) -> list[MultipartUploadTypeDef]:
@@ -1375,7 +1392,7 @@ def remove_stale_staging(lake: Lake, *, now: datetime, older_than: timedelta = S
                     continue
                 removed.append(str(entry))
     except (OSError, BotoCoreError, ClientError) as exc:
-        log.warning("could not remove stale staging in %s: %s", lake.uri, _first_line(exc))
+        log.warning("could not remove stale staging in %s: %s", lake.uri, first_line(exc))
     for what in removed:
         log.info("removed %s, left by an export that did not finish", what)
     return removed

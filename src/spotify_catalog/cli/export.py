@@ -102,7 +102,8 @@ def export(
     """Export the catalog to TO/<table>/dt=YYYY-MM-DD/part-00000.<format> (local or S3).
 
     Rows no longer in the catalog (gone_at set) are left out unless --include-gone. Exporting the
-    same date again replaces that partition atomically; other dates stay. Credentials
+    same date again replaces that partition atomically; other dates stay. Exports of one date at once
+    publish one after the other (the lock TO/_locks/<date>). Credentials
     and endpoint for S3 come from the usual AWS_* variables (AWS_ENDPOINT_URL for S3-compatible stores).
     """
     from spotify_catalog.storage.schema import metadata
