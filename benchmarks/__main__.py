@@ -33,11 +33,20 @@ from typing import TextIO
 from benchmarks.load import GUARD_MS, GUARD_PREFIX
 
 HERE = Path(__file__).parent
+CODE = ("src", "benchmarks", "pyproject.toml")  # what the figures depend on (not docs/benchmarks.md)
 LIBRARIES = ("httpx", "orjson", "SQLAlchemy", "pyarrow", "adbc-driver-sqlite", "adbc-driver-postgresql",
              "psycopg", "PyMySQL", "uvicorn", "starlette")  # fmt: skip
 
 
 LOAD = "load average (1, 5, 15 min: what else was running)"
+
+
+BUSY = (
+    "**A busy machine**: other work kept every CPU busy when the run started (its load average at least "
+    "the number of CPUs). Wall times are longer and CPU times higher than on a quiet machine (the crawl's "
+    "CPU per request about twice as high on the project's 2-core machine): compare code in runs one "
+    "after the other ([performance.md](performance.md#measuring))."
+)
 
 
 @dataclass
@@ -81,7 +90,7 @@ def _first(path: str, prefix: str) -> str | None:
 
 
 def _git(*args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=False)
+    proc = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -99,7 +108,7 @@ def machine() -> dict[str, str]:
             memory += f" ({int(available.split()[0]) / 2**20:.1f} GiB available at the start)"
     system = (_first("/etc/os-release", "PRETTY_NAME=") or platform.system()).strip('"')
     commit = _git("rev-parse", "--short", "HEAD")
-    if commit and _git("status", "--porcelain", "--untracked-files=no"):
+    if commit and _git("status", "--porcelain", "--untracked-files=no", "--", *CODE):
         commit += " with uncommitted changes"
     versions = []
     for name in LIBRARIES:
@@ -179,9 +188,10 @@ def _guard(done: list[Section]) -> list[str]:
     ]
 
 
-def render(done: list[Section], asked: list[Section], about: dict[str, str], when: str) -> str:
+def render(done: list[Section], asked: list[Section], about: dict[str, str], when: str, busy: bool) -> str:
     """The markdown file of a run: the ``done`` sections of the ``asked`` ones; ``about``: the machine
-    and the load (label -> text); ``when``: the run's dates."""
+    and the load (label -> text); ``when``: the run's dates; ``busy``: whether other work was keeping
+    every CPU busy at the start."""
     lines = [
         "# Benchmark figures",
         "",
@@ -195,6 +205,7 @@ def render(done: list[Section], asked: list[Section], about: dict[str, str], whe
         f"- date: {when}",
         *(f"- {label}: {text}" for label, text in about.items()),
         "",
+        *([BUSY, ""] if busy else []),
         *_guard(done),
     ]
     for s in done:
@@ -234,6 +245,7 @@ def parse(argv: list[str]) -> tuple[Path | None, list[Section]]:
 def main(argv: list[str]) -> int:
     out, asked = parse(argv)
     started, start_load = datetime.now(UTC), _load()
+    busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
     about = machine() if out else {}
     done: list[Section] = []
     for section in asked:
@@ -253,7 +265,7 @@ def main(argv: list[str]) -> int:
         done.append(section)
         if out:
             about[LOAD] = f"{start_load} at the start, {_load()} after the last benchmark"
-            _write(out, render(done, asked, about, _dates(started, datetime.now(UTC))))
+            _write(out, render(done, asked, about, _dates(started, datetime.now(UTC)), busy))
     if out:
         print(f"\nfigures written to {out}", file=sys.stderr)
     return 1 if any(s.failure for s in done) else 0
