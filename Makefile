@@ -30,8 +30,10 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 
+# `make bench`: every benchmark (long), the figures also written to docs/benchmarks.md with the machine;
+# some, with options: make bench BENCH_ARGS="client 'load --only-ids'"
 bench: install
-	$(PY) -m benchmarks $(BENCH_ARGS)
+	$(PY) -m benchmarks --out docs/benchmarks.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -117,3 +118,7 @@ def main(argv: list[str]) -> int:
             f"pacer at {target:.0f}/s, 4 threads: achieved {count / elapsed:.1f} req/s over {count} requests"
         )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,7 @@ Clients (``--client``):
 
 Printed per route: requests/s of all clients together; requests per CPU-second of the emulator process
 (its ceiling on one core, steadier than requests/s on a shared machine); client CPU per request. Then
-the figure of issue 12: requests/s for small requests (``artists/{id}``, ``albums/{id}``, search).
+the headline figure: requests/s for small requests (``artists/{id}``, ``albums/{id}``, search).
 """
 
 from __future__ import annotations

@@ -1,20 +1,22 @@
 """Load: the collector against a slow API, its CPU per request, and the same crawl done the lesson's way.
 
 The emulator runs as ``spotify-catalog emulator --profile extended --latency-ms 50`` in its own process.
-First the crawl of issue 12: ``--ids`` artists by id (``random.Random(42).sample`` of the catalog's),
-depth ``track-details``, in this process, with 1, 8 and 16 workers into SQLite and 8 and 16 into
-PostgreSQL and MariaDB (the servers of ``SPOTIFY_CATALOG_TEST_POSTGRES_URL`` /
+First the crawl whose CPU per request is guarded: ``--ids`` artists by id (``random.Random(42).sample``
+of the catalog's), depth ``track-details``, in this process, with 1, 8 and 16 workers into SQLite and 8
+and 16 into PostgreSQL and MariaDB (the servers of ``SPOTIFY_CATALOG_TEST_POSTGRES_URL`` /
 ``SPOTIFY_CATALOG_TEST_MYSQL_URL``, a fresh database each; skipped when they cannot be reached): wall
 time against the bound ``requests x latency / workers`` and the CPU the crawling process used
-(``getrusage(RUSAGE_SELF)``: user + system; the emulator is another process), per request. Then the
-collector crawls ``--artists`` artists (by name; small discographies) at depth ``track-details`` with
-``--workers`` workers: requests/s against the bound ``workers / latency``; then with 16 workers
-under the emulator's rate limit (``--rate-limit`` per 30 s): requests/s against what a rolling 30 s
-window admits in that time (``limit * (1 + T/30) / T``). Finally a subset (``--lesson-artists``) is
-crawled both ways, for the request counts: the collector with one worker, and the lesson's way (one
-request at a time, single-item calls, no reuse of embedded objects: search each name, GET each
-artist, each album page, GET each album, each further track page, GET each track). Prints a markdown
-table. ``python -m benchmarks load`` (about 5 minutes on 2 cores; ``--only-ids`` for the first part).
+(``getrusage(RUSAGE_SELF)``: user + system; the emulator is another process), per request; then the
+guard line: that CPU per request on SQLite with 8 workers against ``GUARD_MS`` (a change that raises
+it above needs a reason in its commit). Then the collector crawls ``--artists`` artists (by name; small
+discographies) at depth ``track-details`` with ``--workers`` workers: requests/s against the bound
+``workers / latency``; then with 16 workers under the emulator's rate limit (``--rate-limit`` per
+30 s): requests/s against what a rolling 30 s window admits in that time (``limit * (1 + T/30) / T``).
+Finally a subset (``--lesson-artists``) is crawled both ways, for the request counts: the collector
+with one worker, and the lesson's way (one request at a time, single-item calls, no reuse of embedded
+objects: search each name, GET each artist, each album page, GET each album, each further track page,
+GET each track). Prints a markdown table. ``python -m benchmarks load`` (about 5 minutes on 2 cores;
+``--only-ids`` for the first part).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from spotify_catalog.storage import db
 from spotify_catalog.transform import normalize_name
 
 CLIENT = ("emulator-client-id", "emulator-client-secret")
+GUARD_MS = 8.0  # the crawl's CPU per request, SQLite, 8 workers: above it, a change needs a reason
+GUARD_PREFIX = "guard:"
 
 
 @dataclass
@@ -195,6 +199,19 @@ def id_table(rows: list[IdRow]) -> str:
     return "\n".join(lines)
 
 
+def guard_line(rows: list[IdRow], guarded: bool) -> str:
+    """The guarded figure: CPU per request on SQLite with 8 workers, against ``GUARD_MS``; ``guarded``:
+    whether the crawl was the guarded one (the defaults: 100 artists, 50 ms of latency)."""
+    row = next((r for r in rows if r.backend == "sqlite" and r.workers == 8), None)
+    if row is None:
+        return f"{GUARD_PREFIX} CPU per request, SQLite, 8 workers: not measured (no sqlite:8 run)"
+    ms = 1000 * row.cpu / row.requests
+    verdict = ("within" if ms <= GUARD_MS else "ABOVE") + f" the guard, {GUARD_MS:g} ms"
+    if not guarded:
+        verdict = f"not the guarded crawl of 100 artists at 50 ms: the guard, {GUARD_MS:g} ms, does not apply"
+    return f"{GUARD_PREFIX} CPU per request, SQLite, 8 workers: {ms:.1f} ms ({verdict})"
+
+
 def by_id(url: str, ids: list[str], runs: list[tuple[str, int]], latency: float, tmp: Path) -> list[IdRow]:
     rows: list[IdRow] = []
     skipped: dict[str, str | None] = {}
@@ -299,7 +316,9 @@ def main(argv: list[str]) -> None:
         id_rows = by_id(url, ids, runs, latency, Path(tmp))
         print(f"emulator: extended profile, latency {args.latency_ms:g} ms; {len(ids)} artists by id, depth "
               f"track-details; Python {sys.version.split()[0]}\n")  # fmt: skip
-        print(id_table(id_rows), flush=True)
+        print(id_table(id_rows))
+        guarded = args.ids == 100 and args.latency_ms == 50
+        print(f"\n{guard_line(id_rows, guarded)}", flush=True)
         if args.only_ids:
             return
         print()

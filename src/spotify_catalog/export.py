@@ -818,7 +818,7 @@ def _parse_lists(texts: pa.Array[Any], target: pa.DataType) -> pa.Array[Any] | N
     """JSON texts of a list column parsed by Arrow's JSON reader, without a Python object per value:
     each text becomes the line ``{"v":TEXT}`` of one buffer read with ``target`` as the explicit type.
     None when that does not give exactly one value of ``target`` per text (a text with a line break,
-    not a list of that element type, not JSON): the caller then parses in Python as before."""
+    not a list of that element type, not JSON): the caller then parses them with orjson."""
     if not _arrow_parses(target):
         return None
     n = len(texts)

@@ -70,7 +70,7 @@ GROUP_ROWS = 2000
 GC_THRESHOLDS = (50_000, 20, 10)
 """CPython's cycle collector thresholds while a crawl runs (its default: 700, 10, 10). Parsed answers
 are thousands of short-lived lists and dicts each, freed by reference counting; with the default the
-collector ran about 3,000 times a crawl and took a fifth of its CPU (docs/performance.md)."""
+collector runs about 3,000 times a crawl and takes a fifth of its CPU (docs/performance.md)."""
 
 _gc_lock = threading.Lock()
 _gc_crawls = 0  # crawls running in this process

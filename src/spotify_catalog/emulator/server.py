@@ -50,7 +50,7 @@ BAD_REQUEST_MESSAGE = "Malformed request: the request line or headers could not 
 def _spotify_400(self: Any, msg: str) -> None:
     """What uvicorn sends for a request it cannot parse (a 1 MB URL, a raw non-ASCII byte, a control
     character in the path), as Spotify's JSON error instead of ``text/plain`` ``Invalid HTTP request
-    received.``; the connection closes as before."""
+    received.``; the connection is then closed, as uvicorn closes it."""
     body = json.dumps(
         {"error": {"status": 400, "message": BAD_REQUEST_MESSAGE}}, separators=(",", ":")
     ).encode()

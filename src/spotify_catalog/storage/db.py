@@ -156,11 +156,12 @@ _MYSQL_LOCK = "spotify_catalog_migrate"  # GET_LOCK name (server-wide: the datab
 _MYSQL_LOCK_WAIT = 60  # seconds
 # Each pymysql session reads backslashes in string literals as themselves: pymysql then quotes a value by
 # doubling its quotes (one str.replace) instead of escaping it a character at a time (str.translate),
-# which was a quarter of a crawl's CPU on MariaDB (the raw JSON of every object)
+# which would be a quarter of a crawl's CPU on MariaDB (the raw JSON of every object)
 _MYSQL_INIT = "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')"
 _SQLITE_CACHE_KIB = 65536  # page cache of a SQLite connection (default 2 MiB): a crawl rereads its B-trees
 # WAL pages before a checkpoint copies them into the file (default 1,000): a page a crawl writes again
-# and again is copied once per checkpoint, so fewer checkpoints copy less (1.5 instead of 2.1 GB written)
+# and again is copied once per checkpoint, so fewer checkpoints copy less (one crawl's answers: 1.5 GB
+# written, 2.1 GB with the default)
 _SQLITE_CHECKPOINT_PAGES = 10_000
 
 
