@@ -462,8 +462,9 @@ def _timestamp(text: Any) -> datetime | None:
 
 
 def page_items(obj: JSON, key: str) -> JSON | None:
-    """The page ``obj[key]`` when it carries items (a full playlist's ``items``/``tracks``, a full
-    show's ``episodes``), else ``None`` (Development Mode: a playlist's metadata only)."""
+    """The page ``obj[key]`` when it carries items (a full album's ``tracks``, a full playlist's
+    ``items``/``tracks``, a full show's ``episodes``), else ``None`` (Development Mode: a playlist's
+    metadata only)."""
     page = obj.get(key)
     return page if isinstance(page, dict) and isinstance(page.get("items"), list) else None
 
@@ -494,20 +495,22 @@ def add_playlist(
 def add_playlist_items(
     rows: Rows, playlist_id: str, pages: Sequence[JSON], fetched_at: datetime
 ) -> list[str]:
-    """All of a playlist's items (its pages in order, from offset 0), replacing the stored ones, and
-    the tracks and episodes in them (full). Local files and removed tracks (``null``) are kept as items
-    with NULL ids. Returns the ids of the full tracks."""
+    """All of a playlist's items (its pages, from offset 0), replacing the stored ones, and the tracks
+    and episodes in them (full). An item's position is its page's ``offset`` plus its index in the page.
+    Local files and removed tracks (``null``) are kept as items with NULL ids. Returns the ids of the
+    full tracks."""
     items: list[dict[str, Any]] = []
     tracks: list[str] = []
     for page in pages:
-        for entry in page.get("items") or []:
+        start = int(page.get("offset") or 0)
+        for index, entry in enumerate(page.get("items") or []):
             entry = entry or {}
-            obj = entry.get("item") if "item" in entry else entry.get("track")
+            obj = entry_object(entry)
             obj = obj if isinstance(obj, dict) else None
-            is_local = bool(entry.get("is_local") or (obj or {}).get("is_local"))
+            is_local = is_local_entry(entry)
             item: dict[str, Any] = {
                 "playlist_id": playlist_id,
-                "position": len(items),
+                "position": start + index,
                 "item_type": obj.get("type") if obj else None,
                 "track_id": None,
                 "episode_id": None,
@@ -527,6 +530,17 @@ def add_playlist_items(
             items.append(item)
     rows.replace("playlist_items", playlist_id, items)
     return tracks
+
+
+def entry_object(entry: JSON) -> Any:
+    """The track or episode of a playlist item (``item``, or the older ``track``); ``None``: removed."""
+    return entry.get("item") if "item" in entry else entry.get("track")
+
+
+def is_local_entry(entry: JSON) -> bool:
+    """Whether a playlist item is a local file (no Spotify id)."""
+    obj = entry_object(entry)
+    return bool(entry.get("is_local") or (obj.get("is_local") if isinstance(obj, dict) else False))
 
 
 def add_show(rows: Rows, show: JSON, detail: str, fetched_at: datetime) -> None:
@@ -561,7 +575,8 @@ def add_episode(
 
 
 def add_episodes_page(rows: Rows, show_id: str, page: JSON, fetched_at: datetime) -> None:
-    """One page of ``/shows/{id}/episodes`` (or a full show's first page)."""
+    """One page of ``/shows/{id}/episodes`` (or a full show's first page). A ``null`` in the place of an
+    episode (Spotify sends them) stores nothing; the show's ``total_episodes`` still counts it."""
     for episode in page.get("items") or []:
         if episode and episode.get("id"):
             add_episode(rows, episode, SIMPLIFIED, fetched_at, show_id=show_id)

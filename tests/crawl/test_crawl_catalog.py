@@ -20,12 +20,14 @@ import sqlalchemy as sa
 from crawl_helpers import T0, Extras, crawl, extras, minimum_requests, new_engine, pick, top_track_ids
 from test_crawl_cli import run
 
-from emulated import contents, differences, wait_for_requests, web_requests
+from emulated import contents, differences, emulator_settings, wait_for_requests, web_requests
 from spotify_catalog import export as lake_export
 from spotify_catalog import status, transform
-from spotify_catalog.crawl import Depth, response_problem
+from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl import Depth, catalog, response_problem
 from spotify_catalog.crawl.catalog import Playlist, handle_playlist
-from spotify_catalog.errors import Stopped, UsageError
+from spotify_catalog.crawl.units import make_unit
+from spotify_catalog.errors import InvalidResponseError, Stopped, UsageError
 from spotify_catalog.inputs import ArtistInput, parse_spotify_id, read_ids_file
 from spotify_catalog.settings import ApiMode
 from spotify_catalog.storage import db, schema
@@ -238,9 +240,23 @@ def test_local_files_and_removed_tracks_are_kept_as_items() -> None:
     assert [r["id"] for r in rows.upserts["episodes"]] == ["e" * 22]
 
 
+def _page(items: list[Any], *, offset: int = 0, limit: int = 50, total: int | None = None) -> dict[str, Any]:
+    """A paging object as Spotify sends it."""
+    total = offset + len(items) if total is None else total
+    return {"href": "h", "items": items, "limit": limit, "next": None, "offset": offset, "total": total}
+
+
+def _track(n: int) -> dict[str, Any]:
+    return {"id": f"{n:022d}", "type": "track", "name": f"t{n}", "uri": f"spotify:track:{n:022d}"}
+
+
+def _entry(obj: Any) -> dict[str, Any]:
+    return {"added_at": None, "added_by": {"id": "u", "type": "user"}, "is_local": False, "item": obj}
+
+
 def test_local_files_and_removed_tracks_are_not_an_incomplete_response() -> None:
     local = {"id": None, "type": "track", "is_local": True, "uri": "spotify:local:a:b:z:120"}
-    page = {"items": [{"is_local": True, "track": local}, {"is_local": False, "track": None}], "total": 2}
+    page = _page([{"is_local": True, "track": local}, {"is_local": False, "track": None}, None])
     meta = {"id": "p" * 22, "type": "playlist", "snapshot_id": "s", "items": page}
     assert response_problem("playlist", Playlist(meta, [page])) is None
     assert (
@@ -248,6 +264,77 @@ def test_local_files_and_removed_tracks_are_not_an_incomplete_response() -> None
         == "page without items or total"
     )
     assert response_problem("playlist", Playlist({"name": "x"})) == "a playlist without an id"
+
+
+def _second(*entries: Any, **fields: Any) -> dict[str, Any]:
+    """The second page of a playlist of 3 items whose first page holds 2."""
+    return _page(list(entries), **{"offset": 2, "total": 3, **fields})
+
+
+@pytest.mark.parametrize(
+    ("second", "problem"),
+    [
+        (_second(_entry(_track(2))), None),
+        (_second(_entry({"type": "track", "name": "x"})), "a playlist track without an id"),
+        (_second({**_entry(_track(2)), "added_by": {"type": "user"}}),
+         "a playlist item added by a user without an id"),
+        (_second(_entry("x")), "a playlist item whose track is not an object"),
+        (_second(None, _entry(_track(2))), "page with items past its total (2 + 2 > 3)"),
+        (_second(*[_entry(_track(2))] * 3, limit=2, total=9), "page of 3 items, more than its limit 2"),
+        (_second(_entry(_track(2)), offset=0), "page at offset 0 answered for offset 2"),
+        (_second(_entry(_track(2)), limit=0), "page without its offset or limit"),
+    ],
+)  # fmt: skip
+def test_an_incomplete_playlist_page_is_refused(second: dict[str, Any], problem: str | None) -> None:
+    first = _page([_entry(_track(0)), _entry(_track(1))], limit=2, total=3)
+    meta = {"id": "p" * 22, "type": "playlist", "snapshot_id": "s", "items": first}
+    assert response_problem("playlist", Playlist(meta, [first, second])) == problem
+
+
+def test_null_items_keep_their_place_and_shift_nothing() -> None:
+    """A removed track (``null``) is an item at its page's offset + index; a short page (fewer items
+    than its limit) leaves a gap, the next page still starts at offset + limit. A ``null`` episode
+    stores nothing and moves no page."""
+    first = _page([_entry(_track(0)), None, _entry(None)], limit=4, total=7)
+    meta = {"id": "p" * 22, "type": "playlist", "snapshot_id": "s", "items": first}
+    assert catalog.more_pages(meta, "items", 50) == [4]
+    second = _page([_entry(_track(4)), None, _entry(_track(6))], offset=4, total=7)
+    assert response_problem("playlist", Playlist(meta, [first, second])) is None
+    rows = transform.Rows()
+    handle_playlist(["p" * 22], Playlist(meta, [first, second]), rows, T0)
+    items = rows.children["playlist_items"]["p" * 22]
+    assert [(i["position"], i["track_id"]) for i in items] == [
+        (0, _track(0)["id"]), (1, None), (2, None), (4, _track(4)["id"]), (5, None), (6, _track(6)["id"])
+    ]  # fmt: skip
+
+    episodes = [{"id": f"e{n:021d}", "type": "episode", "name": f"e{n}"} for n in range(53)]
+    episodes[1] = episodes[51] = None  # type: ignore[call-overload]
+    show = {"id": "s" * 22, "type": "show", "name": "s", "episodes": _page(episodes[:50], total=53)}
+    pages = {f"{'s' * 22}|50": _page(episodes[50:], offset=50, total=53)}
+    assert catalog.more_pages(show, "episodes", 50) == [50]
+    assert response_problem("show", catalog.Paged([show], pages)) is None
+    rows = transform.Rows()
+    catalog.handle_shows(["s" * 22], catalog.Paged([show], pages), rows, T0)
+    stored = [r["id"] for r in rows.upserts["episodes"]]
+    assert sorted(stored) == sorted(e["id"] for e in episodes if e)
+
+    chapters = _page([{"id": "c" * 22, "type": "chapter"}, None])
+    book = {"id": "b" * 22, "type": "audiobook", "name": "b", "chapters": chapters}
+    assert response_problem("audiobook", catalog.Paged([book])) == "a null item in a page of chapters"
+
+
+@pytest.mark.parametrize("kind", ["show", "playlist"])
+def test_a_first_answer_without_its_id_is_refused_before_its_further_pages(
+    make_emulator: Any, kind: str
+) -> None:
+    emu = make_emulator(profile="extended", fault_rate=1.0, fault_kinds=("missing_field",))
+    more = extras(emu.catalog)
+    key = more.shows[0] if kind == "show" else more.playlists[0]
+    with SpotifyClient(emulator_settings(emu, "extended")) as client:
+        unit = make_unit(client, kind, [key], "US")
+        with pytest.raises(InvalidResponseError, match=f"{kind} {key}: incomplete response: .*without an id"):
+            unit.fetch()
+    assert web_requests(emu) == 1  # not the pages after the first
 
 
 @pytest.mark.parametrize("profile", ["development", "extended"])

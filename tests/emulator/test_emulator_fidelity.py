@@ -371,8 +371,8 @@ def test_endpoints_removed_in_november_2024_give_a_bare_403(emu, path):
 
 # faults of issue 11 ----------------------------------------------------------------------------------
 def test_null_items_fault_puts_a_null_first_in_every_page(make_emulator, profile_name):
-    """`null_items`: Spotify's `"items":[null,…]` on demand, in every paging object; totals and
-    batch lists (where null means an unknown id) are left alone."""
+    """`null_items`: `"items":[null,…]` on demand, a `null` added first in every paging object (one
+    item more than it holds); totals and batch lists (where null means an unknown id) are left alone."""
     emu = make_emulator(profile=profile_name, fault_rate=1.0, fault_kinds=("null_items",))
     artist = emu.catalog.artist_ids()[3]
     album = emu.catalog.artist_album_ids(artist)[0]

@@ -68,19 +68,23 @@ def crawl(
     emulator_time: bool = False,
     settings: dict[str, Any] | None = None,
     max_attempts: int = 3,
+    **options: Any,
 ) -> CrawlResult:
     """One crawl. ``emulator_time``: the client's clock is the emulator's and its sleeps move that
-    clock forward (backoff and ``Retry-After`` waits take no real time; tokens expire on it)."""
+    clock forward (backoff and ``Retry-After`` waits take no real time; tokens expire on it).
+    ``options``: more :class:`CrawlOptions` (playlists, shows, audiobooks, market)."""
     clock: Callable[[], float] | None = None
     sleep: Callable[[float], None] | None = None
     if emulator_time:
         clock, sleep = emu.state.clock, emu.advance
-    options = CrawlOptions(artists=tuple(inputs), depth=depth, workers=workers, max_attempts=max_attempts)
+    crawl_options = CrawlOptions(
+        artists=tuple(inputs), depth=depth, workers=workers, max_attempts=max_attempts, **options
+    )
     kwargs: dict[str, Any] = {}
     if clock is not None and sleep is not None:
         kwargs = {"clock": clock, "sleep": sleep}
     with SpotifyClient(emulator_settings(emu, mode=mode, **(settings or {})), **kwargs) as client:
-        return Crawler(engine, client, options, now=lambda: T0, command="test").run()
+        return Crawler(engine, client, crawl_options, now=lambda: T0, command="test").run()
 
 
 # (child table, its column, parent table): every link must point at a stored row (there are no

@@ -73,28 +73,53 @@ def test_the_client_retries_then_reports_bodies_that_are_not_json(make_emulator:
         assert client.get(f"/artists/{BTS}")["id"] == BTS
 
 
+def _page(*items: Any, total: int | None = None, **fields: Any) -> dict[str, Any]:
+    """A whole paging object of ``items`` at offset 0."""
+    page = {"href": "h", "items": list(items), "limit": 50, "next": None, "offset": 0, "previous": None}
+    return {**page, "total": len(items) if total is None else total, **fields}
+
+
 @pytest.mark.parametrize(
     ("kind", "result", "problem"),
     [
         (
             "album",
-            [{"type": "album", "name": "x", "tracks": {"items": [], "total": 0}}],
+            [{"type": "album", "name": "x", "tracks": _page()}],
             "album without an id",
         ),
         (
             "album",
-            [{"type": "album", "id": "a", "tracks": {"items": [{"type": "track"}], "total": 1}}],
+            [{"type": "album", "id": "a", "tracks": _page({"type": "track"})}],
             "track without an id",
         ),
         ("album", [{"type": "album", "id": "a", "tracks": {"items": []}}], "page without items or total"),
         ("artist", [None, "x"], "expected a list of objects"),
         ("artist", {"artists": []}, "expected a list of objects"),
-        ("search", {"tracks": {"items": [], "total": 0}}, "no artists page"),
+        ("search", {"tracks": _page()}, "no artists page"),
         (
             "artist_albums",
-            {"items": [{"type": "album", "artists": [{"type": "artist", "name": "n"}]}], "total": 1},
+            _page({"type": "album", "artists": [{"type": "artist", "name": "n"}]}),
             "album without an id",
         ),
+        # null where Spotify sends none: in search results for artists, discographies, album tracks
+        ("search", {"artists": _page(None)}, "a null item in a page"),
+        ("artist_albums", _page(None, {"type": "album", "id": "a"}), "a null item in a page"),
+        ("album_tracks", _page({"type": "track", "id": "t"}, None), "a null item in a page"),
+        ("album", [{"type": "album", "id": "a", "tracks": _page(None)}], "a null item in a page"),
+        # a page that does not add up: more items than its limit, items past its total
+        (
+            "album_tracks",
+            _page(*[{"type": "track", "id": "t"}] * 3, limit=2),
+            "page of 3 items, more than its limit 2",
+        ),
+        (
+            "album_tracks",
+            _page({"type": "track", "id": "t"}, offset=4, total=4),
+            "page with items past its total (4 + 1 > 4)",
+        ),
+        ("album_tracks", {"items": [], "total": 0}, "page without its offset or limit"),
+        ("artist_albums", {"href": "h", "total": 3}, "page without items or total"),
+        ("search", {"artists": {"total": 3}}, "page without items or total"),
         ("album_tracks", [], "expected a JSON object"),
         ("album", [None, {"type": "album", "id": "a", "x_new": {"type": "artist"}}], "artist without an id"),
     ],
@@ -103,20 +128,20 @@ def test_incomplete_responses_are_recognised(kind: str, result: Any, problem: st
     assert response_problem(kind, result) == problem
 
 
-def test_extra_fields_and_nulls_are_acceptable() -> None:
+def test_extra_fields_and_unknown_ids_are_acceptable() -> None:
     album = {
         "type": "album",
         "id": "a",
         "brand_new_field": {"nested": [1, 2]},
         "artists": [{"type": "artist", "id": "b", "name": "B", "also_new": True}],
-        "tracks": {"items": [{"type": "track", "id": "t", "artists": []}], "total": 1, "next": None},
+        "tracks": _page({"type": "track", "id": "t", "artists": []}),
     }
     assert response_problem("album", [album, None]) is None
-    assert response_problem("search", {"artists": {"items": [None], "total": 0}}) is None
+    assert response_problem("search", {"artists": _page(total=0)}) is None
 
 
 @pytest.mark.parametrize("mode", ["development", "extended"])
-@pytest.mark.parametrize("kind", ["truncated", "html", "content_type", "missing_field"])
+@pytest.mark.parametrize("kind", ["truncated", "html", "content_type", "missing_field", "null_items"])
 def test_a_crawl_never_stores_a_bad_response(
     make_emulator: Any, tmp_path: Path, mode: str, kind: str
 ) -> None:

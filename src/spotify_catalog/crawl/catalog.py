@@ -16,8 +16,9 @@ from typing import Any
 
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl import pages
 from spotify_catalog.crawl.options import EPISODES_PAGE, PLAYLIST_ITEMS_PAGE
-from spotify_catalog.errors import NotFoundError
+from spotify_catalog.errors import InvalidResponseError, NotFoundError
 from spotify_catalog.settings import ApiMode
 from spotify_catalog.transform import Rows
 
@@ -57,12 +58,18 @@ def split(key: str) -> tuple[str, str]:
 
 
 def more_pages(obj: Any, key: str, step: int) -> list[int]:
-    """Offsets of the pages of ``obj[key]`` after the embedded first one."""
+    """Offsets of the pages of ``obj[key]`` after the embedded first one (a whole page: see
+    :mod:`spotify_catalog.crawl.pages`)."""
     page = transform.page_items(obj, key)
-    if page is None:
-        return []
-    start = int(page.get("offset") or 0) + len(page["items"])
-    return list(range(start, int(page.get("total") or 0), step))
+    return [] if page is None else pages.offsets_after(page, step)
+
+
+def _refuse_incomplete(kind: str, key: str, result: Any) -> None:
+    """Raise :class:`InvalidResponseError` when the first answer of a unit is not whole, before its
+    further pages are asked for."""
+    problem = response_problem(kind, result)
+    if problem is not None:
+        raise InvalidResponseError(f"{kind} {key}: incomplete response: {problem}")
 
 
 def make_unit(
@@ -106,17 +113,19 @@ def fetch_playlist(
     first = transform.page_items(meta, key)
     if first is None or (items_snapshot is not None and meta.get("snapshot_id") == items_snapshot):
         return Playlist(meta)
-    pages = [first]
+    fetched = [first]
+    _refuse_incomplete(PLAYLIST, playlist_id, Playlist(meta, fetched))
     for offset in more_pages(meta, key, PLAYLIST_ITEMS_PAGE):
-        pages.append(
+        fetched.append(
             endpoints.get_playlist_items(
                 client, playlist_id, market=market, limit=PLAYLIST_ITEMS_PAGE, offset=offset
             )
         )
-    return Playlist(meta, pages)
+    return Playlist(meta, fetched)
 
 
-_LISTS = {SHOW: "episodes", AUDIOBOOK: "chapters"}
+_LISTS = {SHOW: pages.EPISODES, AUDIOBOOK: pages.CHAPTERS}
+"""The list of each kind: the key of its first page in the full object, and its page check."""
 
 
 def fetch_paged(client: SpotifyClient, kind: str, keys: list[str], market: str | None) -> Paged:
@@ -131,6 +140,7 @@ def fetch_paged(client: SpotifyClient, kind: str, keys: list[str], market: str |
         except NotFoundError:
             items = [None]
     result = Paged(items)
+    _refuse_incomplete(kind, ",".join(keys), result)
     get_page = endpoints.get_show_episodes if kind == SHOW else endpoints.get_audiobook_chapters
     for obj in items:
         if not isinstance(obj, dict):
@@ -156,8 +166,10 @@ def observed_mode(kind: str, result: Paged) -> ApiMode | None:
 
 
 def response_problem(kind: str, result: Any) -> str | None:
-    """What makes a response unfit to store (see :func:`spotify_catalog.crawl.units.response_problem`).
-    Playlist items may have no id (local files) or be ``null`` (removed tracks): they are kept."""
+    """What makes a response unfit to store (see :func:`spotify_catalog.crawl.units.response_problem`),
+    its pages checked by :func:`spotify_catalog.crawl.pages.page_problem`, each at the offset it was
+    asked for. Playlist items may have no id (local files) or be ``null`` (removed tracks), show
+    episodes be ``null``: they are kept."""
     if kind == TOP_TRACKS:
         if not isinstance(result, dict) or not isinstance(result.get("tracks"), list):
             return "no tracks list"
@@ -167,30 +179,33 @@ def response_problem(kind: str, result: Any) -> str | None:
     if kind == PLAYLIST:
         if not isinstance(result, Playlist) or not isinstance(result.meta, dict) or not result.meta.get("id"):
             return "a playlist without an id"
-        return next((p for p in map(_page_problem, result.pages or []) if p), None)
+        if not result.pages:
+            return None
+        first, *further = result.pages
+        return _pages_problem(first, further, pages.PLAYLIST_ITEMS, PLAYLIST_ITEMS_PAGE)
     if not isinstance(result, Paged):
         return "expected full objects"
+    items = _LISTS[kind]
     for obj in result.items:
         if obj is None:
             continue
         if not isinstance(obj, dict) or not obj.get("id"):
             return f"{kind} without an id"
-        page = obj.get(_LISTS[kind])
-        if page is not None and (problem := _page_problem(page)):
+        further = [page for key, page in result.pages.items() if split(key)[0] == obj["id"]]
+        if problem := _pages_problem(obj.get(items), further, items, EPISODES_PAGE):
             return problem
-    return next((p for p in map(_page_problem, result.pages.values()) if p), None)
-
-
-def _page_problem(page: Any) -> str | None:
-    if (
-        not isinstance(page, dict)
-        or not isinstance(page.get("items"), list)
-        or not isinstance(page.get("total"), int)
-    ):
-        return "page without items or total"
-    if not all(item is None or isinstance(item, dict) for item in page["items"]):
-        return "page with an item that is not an object"
     return None
+
+
+def _pages_problem(first: Any, further: list[Any], items: str, step: int) -> str | None:
+    """The first problem of the pages of a list: ``first`` (offset 0, embedded in the full object),
+    then the ``further`` pages, ``step`` apart after it: as many as were fetched (none when the first is
+    checked before the others are asked for)."""
+    if problem := pages.page_problem(first, items, 0):
+        return problem
+    offsets = pages.offsets_after(first, step)
+    checked = (pages.page_problem(page, items, at) for page, at in zip(further, offsets, strict=False))
+    return next((p for p in checked if p), None)
 
 
 # ------------------------------------------------------------------------------------------ handlers

@@ -11,7 +11,7 @@ from typing import Any
 
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import catalog
+from spotify_catalog.crawl import catalog, pages
 from spotify_catalog.crawl.options import ALBUM_TRACKS_PAGE, ENTITY_TYPES, SEARCH_LIMIT
 from spotify_catalog.errors import (
     AuthenticationError,
@@ -208,8 +208,9 @@ def fetch_checked(unit: Unit) -> Any:
 
 def response_problem(kind: str, result: Any) -> str | None:
     """What makes a response unfit to store, or ``None``: an artist, album or track without its
-    ``id``, a page without ``items`` or ``total``, a batch item that is not an object. Extra fields
-    are fine."""
+    ``id``, a page that is not whole (:func:`spotify_catalog.crawl.pages.shape_problem`) or holds a
+    ``null`` (Spotify sends none in search results for artists, discographies or album tracks), a batch
+    item that is not an object. Extra fields are fine; ``null`` in a batch is an unknown id."""
     if kind in catalog.KINDS:
         return catalog.response_problem(kind, result)
     if isinstance(result, Albums):
@@ -221,6 +222,8 @@ def response_problem(kind: str, result: Any) -> str | None:
         return "expected a JSON object"
     elif kind == "search" and not isinstance(result.get("artists"), dict):
         return "no artists page"
+    elif "items" not in (result["artists"] if kind == "search" else result):
+        return "page without items or total"  # every other answer of these kinds is a page
     return _shape_problem(result)
 
 
@@ -241,9 +244,11 @@ def _shape_problem(data: Any) -> str | None:
         if type(item) is dict:  # JSON parsers give plain dicts and lists: type() is quicker than isinstance
             if item.get("type") in ENTITY_TYPES and not (isinstance(item.get("id"), str) and item["id"]):
                 return f"{item['type']} without an id"
-            page = "items" in item
-            if page and not (isinstance(item["items"], list) and isinstance(item.get("total"), int)):
-                return "page without items or total"
+            if "items" in item:
+                if problem := pages.shape_problem(item):
+                    return problem
+                if None in item["items"]:
+                    return "a null item in a page"
             children: list[Any] = [
                 v for k, v in item.items() if type(v) in _CONTAINERS and k not in _VALUES_ONLY
             ]
@@ -290,11 +295,9 @@ def _entities(add: Callable[..., None]) -> Callable[[list[str], Any, Rows, datet
 
 
 def _more_track_pages(album: Any) -> list[str]:
-    page = album.get("tracks") or {}
-    # the page's limit, not its length: a page may hold null items besides its tracks
-    start = int(page.get("offset") or 0) + int(page.get("limit") or len(page.get("items") or []))
-    total = int(page.get("total") or 0)
-    return [f"{album['id']}|{offset}" for offset in range(start, total, ALBUM_TRACKS_PAGE)]
+    page = transform.page_items(album, "tracks")
+    offsets = [] if page is None else pages.offsets_after(page, ALBUM_TRACKS_PAGE)
+    return [f"{album['id']}|{offset}" for offset in offsets]
 
 
 def _handle_artist_albums(keys: list[str], page: Any, rows: Rows, when: datetime) -> Outcome:
@@ -308,11 +311,9 @@ def _handle_artist_albums(keys: list[str], page: Any, rows: Rows, when: datetime
     listing = Listing(artist_id, groups, listed)
     outcome = Outcome(done=keys, listing=listing)
     if int(offset) == 0:
-        step = int(page.get("limit") or len(page.get("items") or []) or 1)
-        total = int(page.get("total") or 0)
-        pages = [f"{artist_id}|{groups}|{o}" for o in range(step, total, step)]
-        outcome.follow_up.append(("artist_albums", pages))
-        listing.pages = pages  # a new refresh of the listing: all its pages again
+        keys_after = [f"{artist_id}|{groups}|{o}" for o in pages.offsets_after(page, page["limit"])]
+        outcome.follow_up.append(("artist_albums", keys_after))
+        listing.pages = keys_after  # a new refresh of the listing: all its pages again
     return outcome
 
 

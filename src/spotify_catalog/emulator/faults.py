@@ -7,8 +7,9 @@
 ``missing_field``: the real JSON with the ``id`` of its first object that has one removed (a top-level
 object, the first item of a list or page). ``extra_field``: the real JSON with an unknown field added to
 the top-level object and to every object that has an ``id``. ``null_items``: the real JSON with a ``null``
-put first in the ``items`` of every paging object (Spotify's search does this, for playlists mostly, and
-so do show episodes; ``total`` stays). Error answers keep their body for these three.
+put first in the ``items`` of every paging object, ``total`` and ``limit`` unchanged: one item more than
+the page holds (Spotify's own ``null`` items, in playlists and show episodes, take an item's place).
+Error answers keep their body for these three.
 ``plain_text_error``: ``429`` with the ``text/plain`` body ``Too many requests`` and ``Retry-After: 1``
 (spotify/web-api#1267). ``empty_429``: ``429`` with an empty body, no content type, ``Retry-After: 1``.
 """
