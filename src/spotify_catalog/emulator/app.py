@@ -37,9 +37,9 @@ Params = dict[str, str]
 Endpoint = Callable[[EmulatorState, Scope, Receive, Params], Awaitable[Response]]
 """What answers a route: ``endpoint(state, scope, receive, path_params)``."""
 
-_PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/._~!$&'()*+,;=:@%-]*")
-"""Paths whose URL is the path itself: no character that Starlette's ``URL`` escapes or drops (``?``,
-``#``, ``\\``, spaces, controls, non-ASCII), no leading ``//``."""
+_PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9/._~!$&'()*+,;=:@%-]*")
+"""Paths whose URL is the path itself: one ``/`` first, and no character that Starlette's ``URL``
+escapes or drops (``?``, ``#``, ``\\``, spaces, controls, non-ASCII)."""
 _PLAIN_QUERY = re.compile(rb"[!-\"$-~]*")
 """Query strings that Starlette's ``URL`` keeps as they are: printable ASCII without ``#``."""
 
