@@ -118,7 +118,17 @@ GROUPS = (  # where a function's own time goes, by the file it is in (first matc
     ("uvicorn (HTTP protocol, proxy headers)", ("uvicorn/",)),
     ("Starlette (routing, Request, Response)", ("starlette/",)),
     ("JSON encoding", ("json/", "orjson")),
-    ("emulator: routes, limits, counters", ("emulator/app.py", "emulator/state.py", "emulator/server.py")),
+    (
+        "emulator: routes, limits, counters",
+        (
+            "emulator/app.py",
+            "emulator/routing.py",
+            "emulator/webapi.py",
+            "emulator/responses.py",
+            "emulator/state.py",
+            "emulator/server.py",
+        ),
+    ),
     ("emulator: catalog, ids, rendering, search", ("emulator/",)),
 )
 

@@ -93,6 +93,7 @@ def test_ids(emulator):
         _error(c.get("/v1/artists/3Nrfpe0tUJi4K4DXYWgMU"), 400, "Invalid base62 id")
         _error(c.get("/v1/artists/3Nrfpe0tUJi4K4DXYWgMU-"), 400, "Invalid base62 id")
         _error(c.get("/v1/tracks/2KrxsD86ARO5beq7Q0Drfqa"), 400, "Invalid base62 id")
+        _error(c.get(f"/v1/artists/{BTS_ID}%0A"), 400, "Invalid base62 id")  # a good id and a newline
         _error(c.get("/v1/artists/0000000000000000000000"), 404, "Resource not found")
         _error(c.get(f"/v1/artists/{album_id}"), 404, "Resource not found")  # an album id is no artist
         r = c.get("/v1/artists/0000000000000000000000")

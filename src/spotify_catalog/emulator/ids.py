@@ -14,7 +14,7 @@ from functools import lru_cache
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
-_ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
+_ID_RE = re.compile(r"[0-9A-Za-z]{22}")
 _MASK = (1 << 128) - 1
 _M1 = 0x9E3779B97F4A7C15F39CC0605CEDC835  # odd multipliers (invertible mod 2**128)
 _M2 = 0xC2B2AE3D27D4EB4F165667B19E3779F9
@@ -37,7 +37,7 @@ class Kind(IntEnum):
 
 def is_base62_id(value: str) -> bool:
     """True for a well-formed 22-character base-62 id."""
-    return bool(_ID_RE.match(value))
+    return _ID_RE.fullmatch(value) is not None
 
 
 def _check(seed: int, kind: int, a: int, b: int, c: int) -> int:

@@ -1,0 +1,397 @@
+"""What each Web API route answers: the request as a handler sees it (:class:`Ctx`: parameters,
+catalog, profile) and one handler per route, which returns the JSON body or raises :class:`ApiFail`."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import QueryParams
+
+from spotify_catalog.emulator import render
+from spotify_catalog.emulator.catalog import (
+    ALBUM_GROUPS,
+    Album,
+    Artist,
+    Audiobook,
+    Chapter,
+    Episode,
+    Playlist,
+    Show,
+    Track,
+)
+from spotify_catalog.emulator.ids import is_base62_id
+from spotify_catalog.emulator.responses import JSON, ApiFail, Headers, header
+from spotify_catalog.emulator.search import TYPES
+from spotify_catalog.emulator.state import EmulatorState
+from spotify_catalog.emulator.words import COUNTRY_CODES, MARKETS, UNLAUNCHED_MARKETS
+
+DEFAULT_GROUPS = "album,single,compilation,appears_on"
+
+
+@functools.lru_cache(maxsize=1024)
+def query_params(query_string: bytes) -> QueryParams:
+    """The parsed query string (immutable, so the same object serves every request that sends it)."""
+    return QueryParams(query_string)
+
+
+@dataclass(slots=True)
+class Ctx:
+    """What a Web API handler sees."""
+
+    state: EmulatorState
+    params: QueryParams
+    path: dict[str, str]
+    base: str
+    dev: bool
+    headers: Headers = ()
+
+    def locale(self) -> str | None:
+        """The request's ``Accept-Language`` (search links carry it as ``locale=``)."""
+        return header(self.headers, b"accept-language")
+
+    def market(self) -> str | None:
+        value = self.params.get("market")
+        if value is None:
+            return None
+        if value == "from_token":  # a Client Credentials token has no user, so no country
+            raise ApiFail(403, "Insufficient client scope")
+        if value not in COUNTRY_CODES:
+            raise ApiFail(400, "Invalid market code")
+        if value in UNLAUNCHED_MARKETS:
+            raise ApiFail(400, "Unlaunched market")
+        return value
+
+    def limit(self, default: int, maximum: int) -> int:
+        raw = self.params.get("limit")
+        if raw is None:
+            return default
+        if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+            raise ApiFail(400, "Invalid limit")
+        return int(raw)
+
+    def offset(self, maximum: int | None = None) -> int:
+        raw = self.params.get("offset", "0")
+        if not raw.isdigit() or (maximum is not None and int(raw) > maximum):
+            raise ApiFail(400, "Invalid offset")
+        return int(raw)
+
+    def other_params(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in self.params.multi_items() if k not in ("offset", "limit")]
+
+    def entity(self, kind: type[Any], entity_id: str | None = None) -> Any:
+        entity_id = self.path["id"] if entity_id is None else entity_id
+        if not is_base62_id(entity_id):
+            raise ApiFail(400, "Invalid base62 id")
+        found = self.state.catalog.lookup(entity_id)
+        if not isinstance(found, kind):
+            raise ApiFail(404, "Resource not found")
+        return found
+
+    def ids(self, maximum: int) -> list[str]:
+        raw = self.params.get("ids")
+        if not raw:
+            raise ApiFail(400, "Missing parameter ids")
+        ids = raw.split(",")
+        if len(ids) > maximum:
+            raise ApiFail(400, "too many ids requested")
+        if not all(is_base62_id(i) for i in ids):
+            raise ApiFail(400, "Invalid base62 id")
+        return ids
+
+    def batch(self, kind: type[Any], maximum: int) -> list[Any]:
+        return [x if isinstance(x := self.state.catalog.lookup(i), kind) else None for i in self.ids(maximum)]
+
+
+def h_search(ctx: Ctx) -> JSON:
+    q = ctx.params.get("q") or ctx.params.get("query")  # paging links say query=, as Spotify's do
+    if not q or not q.strip():
+        raise ApiFail(400, "No search query")
+    raw_types = ctx.params.get("type")
+    if not raw_types:
+        raise ApiFail(400, "Missing parameter type")
+    types = list(dict.fromkeys(t.strip() for t in raw_types.split(",")))
+    for t in types:
+        if t not in TYPES:
+            raise ApiFail(400, f"Bad search type field {t}")
+    limit = ctx.limit(*((5, 10) if ctx.dev else (20, 50)))
+    offset = ctx.offset(1000)
+    if offset == 1000:  # where the last `next` below the cap points (spotipy#868)
+        raise ApiFail(400, "Bad request.")
+    if offset + limit > 1000:
+        raise ApiFail(400, "Invalid offset")
+    market = ctx.market()
+    extra = [(k, ctx.params[k]) for k in ("market", "include_external") if k in ctx.params]
+    locale = ctx.locale()
+    if locale:
+        extra.append(("locale", locale))
+    cat, base, dev = ctx.state.catalog, ctx.base, ctx.dev
+    out: JSON = {}
+    for t in types:
+        results = ctx.state.searcher.search(q, t, market)
+        page: tuple[Any, ...] = results[offset : offset + limit]
+        items: list[Any]
+        if t == "artist":
+            items = [render.artist(x, base, dev) for x in page]
+        elif t == "album":
+            items = [render.simple_album(cat, x, base, dev, market=market) for x in page]
+        elif t == "track":
+            items = [render.track(cat, x, base, dev, market) for x in page]
+        elif t == "playlist":
+            items = [None if x.null_in_search else render.simple_playlist(x, base, dev) for x in page]
+        elif t == "show":
+            items = [render.simple_show(x, base, dev) for x in page]
+        elif t == "episode":
+            items = [render.simple_episode(cat, x, base) for x in page]
+        else:
+            items = [render.simple_audiobook(x, base, dev) for x in page]
+        params = [("query", q), ("type", t), *extra]
+        out[f"{t}s"] = render.paging(items, base, "/v1/search", params, offset, limit, len(results), 1000)
+    return out
+
+
+def h_artist(ctx: Ctx) -> JSON:
+    return render.artist(ctx.entity(Artist), ctx.base, ctx.dev)
+
+
+def h_artists(ctx: Ctx) -> JSON:
+    return {"artists": [render.artist(a, ctx.base, ctx.dev) if a else None for a in ctx.batch(Artist, 50)]}
+
+
+def h_artist_albums(ctx: Ctx) -> JSON:
+    artist: Artist = ctx.entity(Artist)
+    raw = ctx.params.get("include_groups")
+    groups = ALBUM_GROUPS if raw is None else tuple(g.strip() for g in raw.split(",") if g.strip())
+    if not groups or any(g not in ALBUM_GROUPS for g in groups):
+        raise ApiFail(400, "Invalid include_groups parameter")
+    limit = ctx.limit(*((5, 10) if ctx.dev else (20, 50)))
+    offset = ctx.offset()
+    market = ctx.market()
+    albums = ctx.state.catalog.artist_albums(artist.index, groups, market)
+    items = [
+        render.simple_album(ctx.state.catalog, al, ctx.base, ctx.dev, group, market)
+        for al, group in albums[offset : offset + limit]
+    ]
+    params = ctx.other_params()
+    if raw is None:  # links always say which groups
+        params.append(("include_groups", DEFAULT_GROUPS))
+    path = f"/v1/artists/{artist.id}/albums"
+    return render.paging(items, ctx.base, path, params, offset, limit, len(albums))
+
+
+def h_top_tracks(ctx: Ctx) -> JSON:
+    artist: Artist = ctx.entity(Artist)
+    cat = ctx.state.catalog
+    albums = sorted(cat.discography(artist.index), key=lambda al: -al.popularity)[:10]
+    tracks = sorted(
+        (t for al in albums for t in cat.tracks_of(al.artist, al.number)), key=lambda t: (-t.popularity, t.id)
+    )[:10]
+    return {"tracks": [render.track(cat, t, ctx.base, ctx.dev, ctx.market()) for t in tracks]}
+
+
+def h_album(ctx: Ctx) -> JSON:
+    return render.album(ctx.state.catalog, ctx.entity(Album), ctx.base, ctx.dev, ctx.market())
+
+
+def h_albums(ctx: Ctx) -> JSON:
+    market = ctx.market()
+    return {
+        "albums": [
+            render.album(ctx.state.catalog, a, ctx.base, ctx.dev, market) if a else None
+            for a in ctx.batch(Album, 20)
+        ]
+    }
+
+
+def h_album_tracks(ctx: Ctx) -> JSON:
+    album: Album = ctx.entity(Album)
+    limit, offset, market = ctx.limit(20, 50), ctx.offset(), ctx.market()
+    cat = ctx.state.catalog
+    tracks = cat.tracks_of(album.artist, album.number)
+    items = [render.simple_track(cat, t, ctx.base, ctx.dev, market) for t in tracks[offset : offset + limit]]
+    return render.paging(
+        items, ctx.base, f"/v1/albums/{album.id}/tracks", ctx.other_params(), offset, limit, len(tracks)
+    )
+
+
+def h_track(ctx: Ctx) -> JSON:
+    return render.track(ctx.state.catalog, ctx.entity(Track), ctx.base, ctx.dev, ctx.market())
+
+
+def h_tracks(ctx: Ctx) -> JSON:
+    market = ctx.market()
+    return {
+        "tracks": [
+            render.track(ctx.state.catalog, t, ctx.base, ctx.dev, market) if t else None
+            for t in ctx.batch(Track, 50)
+        ]
+    }
+
+
+def _in_market(markets: tuple[str, ...], market: str | None) -> bool:
+    return market is not None and market in markets
+
+
+def _show(ctx: Ctx, entity: Show | None = None) -> Show:
+    show = entity or ctx.entity(Show)
+    if not _in_market(show.markets, ctx.market()):
+        raise ApiFail(404, "non existing id")
+    return show
+
+
+def h_show(ctx: Ctx) -> JSON:
+    show = _show(ctx)
+    return render.show(ctx.state.catalog, show, ctx.base, ctx.dev, ctx.market() or "")
+
+
+def h_shows(ctx: Ctx) -> JSON:
+    market = ctx.market()
+    return {
+        "shows": [
+            render.simple_show(s, ctx.base, ctx.dev) if s and _in_market(s.markets, market) else None
+            for s in ctx.batch(Show, 50)
+        ]
+    }
+
+
+def h_show_episodes(ctx: Ctx) -> JSON:
+    show = _show(ctx)
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    cat = ctx.state.catalog
+    episodes = cat.episodes_of(show.index)
+    items = [render.simple_episode(cat, e, ctx.base) for e in episodes[offset : offset + limit]]
+    return render.paging(
+        items, ctx.base, f"/v1/shows/{show.id}/episodes", ctx.other_params(), offset, limit, len(episodes)
+    )
+
+
+def h_episode(ctx: Ctx) -> JSON:
+    episode: Episode = ctx.entity(Episode)
+    cat = ctx.state.catalog
+    _show(ctx, cat.shows[episode.show])
+    return render.episode(cat, episode, ctx.base, ctx.dev)
+
+
+def h_episodes(ctx: Ctx) -> JSON:
+    cat, market = ctx.state.catalog, ctx.market()
+    return {
+        "episodes": [
+            render.episode(cat, e, ctx.base, ctx.dev)
+            if e and _in_market(cat.shows[e.show].markets, market)
+            else None
+            for e in ctx.batch(Episode, 50)
+        ]
+    }
+
+
+def _audiobook(ctx: Ctx, entity: Audiobook | None = None) -> Audiobook:
+    book = entity or ctx.entity(Audiobook)
+    if not _in_market(book.markets, ctx.market()):
+        raise ApiFail(404, "non existing id")
+    return book
+
+
+def h_audiobook(ctx: Ctx) -> JSON:
+    book = _audiobook(ctx)
+    return render.audiobook(ctx.state.catalog, book, ctx.base, ctx.dev, ctx.market() or "")
+
+
+def h_audiobooks(ctx: Ctx) -> JSON:
+    cat, market = ctx.state.catalog, ctx.market()
+    return {
+        "audiobooks": [
+            render.audiobook(cat, b, ctx.base, ctx.dev, market or "")
+            if b and _in_market(b.markets, market)
+            else None
+            for b in ctx.batch(Audiobook, 50)
+        ]
+    }
+
+
+def h_audiobook_chapters(ctx: Ctx) -> JSON:
+    book = _audiobook(ctx)
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    cat = ctx.state.catalog
+    chapters = cat.chapters_of(book.index)
+    items = [render.simple_chapter(cat, c, ctx.base, ctx.dev) for c in chapters[offset : offset + limit]]
+    return render.paging(
+        items,
+        ctx.base,
+        f"/v1/audiobooks/{book.id}/chapters",
+        ctx.other_params(),
+        offset,
+        limit,
+        len(chapters),
+    )
+
+
+def h_chapter(ctx: Ctx) -> JSON:
+    chapter: Chapter = ctx.entity(Chapter)
+    cat = ctx.state.catalog
+    _audiobook(ctx, cat.audiobooks[chapter.audiobook])
+    return render.chapter(cat, chapter, ctx.base, ctx.dev)
+
+
+def h_chapters(ctx: Ctx) -> JSON:
+    cat, market = ctx.state.catalog, ctx.market()
+    return {
+        "chapters": [
+            render.chapter(cat, c, ctx.base, ctx.dev)
+            if c and _in_market(cat.audiobooks[c.audiobook].markets, market)
+            else None
+            for c in ctx.batch(Chapter, 50)
+        ]
+    }
+
+
+def h_playlist(ctx: Ctx) -> JSON:
+    return render.playlist(ctx.state.catalog, ctx.entity(Playlist), ctx.base, ctx.dev, ctx.market())
+
+
+def h_playlist_items(ctx: Ctx) -> JSON:
+    playlist: Playlist = ctx.entity(Playlist)
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    tail = ctx.path["tail"]
+    return render.playlist_items(
+        ctx.state.catalog,
+        playlist,
+        ctx.base,
+        ctx.market(),
+        offset,
+        limit,
+        f"/v1/playlists/{playlist.id}/{tail}",
+        ctx.other_params(),
+    )
+
+
+def h_new_releases(ctx: Ctx) -> JSON:
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    albums = ctx.state.catalog.new_releases
+    items = [
+        render.simple_album(ctx.state.catalog, al, ctx.base, ctx.dev)
+        for al in albums[offset : offset + limit]
+    ]
+    return {
+        "albums": render.paging(
+            items, ctx.base, "/v1/browse/new-releases", ctx.other_params(), offset, limit, len(albums)
+        )
+    }
+
+
+def h_markets(ctx: Ctx) -> JSON:
+    return {"markets": list(MARKETS)}
+
+
+def h_forbidden(ctx: Ctx) -> JSON:
+    raise ApiFail(403, "Forbidden")
+
+
+def h_me(ctx: Ctx) -> JSON:
+    """The current user: a Client Credentials token has none (spotify-web-api-php#222)."""
+    raise ApiFail(401, "Unauthorized.")
+
+
+def h_removed(ctx: Ctx) -> JSON:
+    """Endpoints removed in November 2024: 403 without a message, whatever the app's mode."""
+    raise ApiFail(403, "")
