@@ -32,6 +32,7 @@ table of its own keyed by (account, bucket), read in the transaction that reserv
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -41,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -365,34 +366,44 @@ class Ledger:
         transaction under the account's lock; a grant of size 0 (the budget used up) says when the
         account's requests fall under ``limit`` again."""
         self._account(account, now)
-        host, pid = state.this_process()
         lease_end = _whole_second(now + LEASE)
 
         def work(conn: sa.Connection) -> Grant:
+            if limit is None:  # only counted: nothing read decides anything, no lock needed
+                if closing is not None:
+                    _close(conn, closing)
+                return self._insert(conn, account, want, now, lease_end, used=0)
             _lock_account(conn, account)
             if closing is not None:
                 _close(conn, closing)
-            if limit is not None:
-                self._reclaim(conn, account, now, host, pid)
-            used = _used(conn, account, now) if limit is not None else 0
-            size = grant_size(want, None if limit is None else limit - used)
+            used = _used(conn, account, now)
+            if limit - used < want * SHARE:  # short: blocks of dead processes leave the window sooner
+                self._reclaim(conn, account, now)
+            size = grant_size(want, limit - used)
             if size == 0:
-                assert limit is not None
                 return Grant(None, 0, lease_end, used, frees_at(window(conn, account, now), limit))
-            row = {
-                "account": account,
-                "opened_at": now,
-                "ends_at": lease_end,
-                "requests": size,
-                "closed": False,
-                "host": host,
-                "pid": pid,
-            }
-            key = conn.execute(blocks.insert().values(**row)).inserted_primary_key
-            assert key is not None
-            return Grant(int(key[0]), size, lease_end, used + size)
+            return self._insert(conn, account, size, now, lease_end, used=used)
 
         return self._transaction(work)
+
+    @staticmethod
+    def _insert(
+        conn: sa.Connection, account: str, size: int, now: datetime, lease_end: datetime, *, used: int
+    ) -> Grant:
+        """A new open block of ``size`` requests."""
+        host, pid = state.this_process()
+        row = {
+            "account": account,
+            "opened_at": now,
+            "ends_at": lease_end,
+            "requests": size,
+            "closed": False,
+            "host": host,
+            "pid": pid,
+        }
+        key = conn.execute(blocks.insert(), row).inserted_primary_key
+        assert key is not None
+        return Grant(int(key[0]), size, lease_end, used + size)
 
     def close_block(self, spent: Spent) -> None:
         """Close a block (what its process sent, and when it last did)."""
@@ -402,10 +413,11 @@ class Ledger:
         """``account``'s use at ``now``."""
         return self._transaction(lambda conn: usage(conn, account, self.where, now=now, limit=limit))
 
-    def _reclaim(self, conn: sa.Connection, account: str, now: datetime, host: str, pid: int) -> None:
+    def _reclaim(self, conn: sa.Connection, account: str, now: datetime) -> None:
         """Close the open blocks of processes of this host that are gone: they count whole, until 24 h
         after now (what they sent is not known; they send nothing more)."""
         b = blocks
+        host, pid = state.this_process()
         rows = conn.execute(
             sa.select(b.c.id, b.c.pid, b.c.ends_at).where(
                 b.c.account == account, b.c.closed.is_(False), b.c.host == host, b.c.pid != pid
@@ -464,34 +476,55 @@ def _migrate(engine: sa.Engine, where: str) -> None:
         raise StorageError(f"the ledger {where} has version {version}, newer than this program's: upgrade")
 
 
+# The statements of a reservation, built once: executed with parameters, they are not built and
+# coerced again on every call (that was most of a reservation's CPU).
+
+
+@functools.cache
+def _lock_statement(dialect: str) -> sa.Executable:
+    a = accounts
+    mine = a.c.account == sa.bindparam("account_")
+    if dialect == "sqlite":  # a no-op write takes the write lock
+        return a.update().where(mine).values(account=a.c.account)
+    return sa.select(a.c.account).where(mine).with_for_update()
+
+
+@functools.cache
+def _used_statement() -> sa.Select[Any]:
+    b = blocks
+    total = sa.func.coalesce(sa.func.sum(b.c.requests), 0)
+    return sa.select(total).where(
+        b.c.account == sa.bindparam("account_"), b.c.ends_at > sa.bindparam("since_")
+    )
+
+
+@functools.cache
+def _close_statements() -> tuple[sa.Delete, sa.Update]:
+    b = blocks
+    mine = sa.and_(b.c.id == sa.bindparam("id_"), b.c.closed.is_(False))
+    update = b.update().where(mine)
+    return b.delete().where(mine), update.values(
+        closed=True, requests=sa.bindparam("requests_"), ends_at=sa.bindparam("ends_at_")
+    )
+
+
 def _lock_account(conn: sa.Connection, account: str) -> None:
     """Hold the account's lock until the transaction ends: SQLite's write lock (a no-op write first, so
     that what is read next cannot change), the account's row elsewhere."""
-    a = accounts
-    if conn.dialect.name == "sqlite":
-        conn.execute(a.update().where(a.c.account == account).values(account=a.c.account))
-    else:
-        conn.execute(sa.select(a.c.account).where(a.c.account == account).with_for_update())
+    conn.execute(_lock_statement(conn.dialect.name), {"account_": account})
 
 
 def _used(conn: sa.Connection, account: str, now: datetime) -> int:
-    b = blocks
-    query = sa.select(sa.func.coalesce(sa.func.sum(b.c.requests), 0)).where(
-        b.c.account == account, b.c.ends_at > now - WINDOW
-    )
-    return int(conn.execute(query).scalar_one())
+    return int(conn.execute(_used_statement(), {"account_": account, "since_": now - WINDOW}).scalar_one())
 
 
 def _close(conn: sa.Connection, spent: Spent) -> None:
-    b = blocks
-    mine = sa.and_(b.c.id == spent.block_id, b.c.closed.is_(False))
+    delete, update = _close_statements()
     if spent.requests <= 0 or spent.last_at is None:
-        conn.execute(b.delete().where(mine))
+        conn.execute(delete, {"id_": spent.block_id})
         return
     ends_at = min(spent.lease_end, _whole_second(spent.last_at + IN_FLIGHT))
-    closed = conn.execute(
-        b.update().where(mine).values(closed=True, requests=spent.requests, ends_at=ends_at)
-    )
+    closed = conn.execute(update, {"id_": spent.block_id, "requests_": spent.requests, "ends_at_": ends_at})
     tallies = [
         {"block_id": spent.block_id, "bucket": bucket, "requests": n}
         for bucket, n in spent.buckets.items()

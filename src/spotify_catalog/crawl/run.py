@@ -234,9 +234,9 @@ class Crawler:
                 state.reopen_failed(conn, keep_error=NOT_FOUND)
             state.reset_attempts(conn)
             state.set_state(conn, OPTIONS_STATE_KEY, opts.to_json())
-        if budget is not None and budget.limit is not None:
+        if budget is not None:
             try:
-                budget.check()  # a block of the budget is this run's before it starts
+                budget.check()  # the ledger reached, and a block of the budget this run's, before it starts
             except BudgetSpent as exc:
                 raise BudgetSpent(f"{exc.message}; nothing was sent", retry_at=exc.retry_at) from None
         self.run_id = state.start_run(self.engine, command=self.command, now=now)
