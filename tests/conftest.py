@@ -21,8 +21,13 @@ from required import unavailable
 
 @pytest.fixture(autouse=True)
 def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test has a cache directory of its own (the API mode one-off commands remember)."""
+    """Each test has a cache directory of its own (the API mode one-off commands remember) and a data
+    directory of its own (the accounts' ledger); neither the ledger nor the account is taken from the
+    environment."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+    for variable in ("SPOTIFY_CATALOG_LEDGER", "SPOTIFY_CATALOG_ACCOUNT"):
+        monkeypatch.delenv(variable, raising=False)
 
 
 def _server_url(variable: str) -> str:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,7 +42,7 @@ from spotify_catalog.transport import (
     safe_url,
 )
 
-__all__ = ["ApiMode", "SpotifyClient"]
+__all__ = ["ApiMode", "RequestBudget", "SpotifyClient"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,18 @@ ParamValue = str | int | float | bool | Iterable[str] | None
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class RequestBudget(Protocol):
+    """Where a client counts the requests it sends, beyond its own counters: the account's ledger
+    (:class:`spotify_catalog.ledger.AccountBudget`)."""
+
+    def take(self, path: str) -> None:
+        """One request to ``path`` (a Web API path) is about to be sent; raise
+        :class:`~spotify_catalog.errors.Stopped` to refuse it."""
+
+    def give_back(self, path: str) -> None:
+        """A request taken never reached the server."""
 
 
 class SpotifyClient:
@@ -65,10 +77,12 @@ class SpotifyClient:
         request_budget: int | None = None,
         *,
         wall_clock: WallClock = _utcnow,
+        budget: RequestBudget | None = None,
     ) -> None:
         client_id, client_secret = settings.credentials()
         self.settings = settings
         self.request_budget = request_budget
+        self.budget = budget
         self._cancelled = threading.Event()
         self._wake = threading.Event()  # set: sleeping retries end at once (cancelled, or an outage)
         self._clock = clock
@@ -207,6 +221,7 @@ class SpotifyClient:
         ``Stopped`` past the request budget.
         """
         url = self.url_for(path)
+        api_path = url[len(self.settings.api_url) :]  # what the budget's buckets are read from
         query = _encode_params(params or {})
         request = self._http.build_request("GET", url, params=query or None)
         shown = safe_url(request.url)
@@ -222,6 +237,12 @@ class SpotifyClient:
                 self._uncount_request()  # nothing was sent to the Web API
                 raise
             self.pacer.acquire()
+            if self.budget is not None:
+                try:
+                    self.budget.take(api_path)  # the account's ledger, just before sending
+                except BaseException:
+                    self._uncount_request()
+                    raise
             request.headers["Authorization"] = f"Bearer {token}"
             log.debug("GET %s", shown)
             started = self._clock()
@@ -232,6 +253,8 @@ class SpotifyClient:
             except httpx.HTTPError as exc:
                 if never_sent(exc):
                     self._uncount_request()  # it never reached the server
+                    if self.budget is not None:
+                        self.budget.give_back(api_path)
                 raise network_failure(exc, what, shown, outage=self.outage, started=started) from None
             finally:
                 del request.headers["Authorization"]

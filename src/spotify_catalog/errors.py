@@ -24,6 +24,7 @@ carries the exit code the command line uses for it::
     ├── StorageError                     (exit 1)  the database failed or went away
     ├── WrongModeError                   (exit 1)  the API contradicts the API mode given (--mode)
     └── Stopped                          (exit 75) a crawl stopped on purpose (budget, quota, wait)
+        ├── BudgetSpent                  (exit 75) the account's daily budget is used up (the ledger)
         └── Interrupted                  (exit 130, 143, 129) stopped by Ctrl-C, SIGTERM or SIGHUP
 
     KeyboardInterrupt                    (exit 130) Python's own, raised by Ctrl-C (SIGINT)
@@ -227,6 +228,11 @@ class Stopped(SpotifyCatalogError):
         if self.retry_at is None:
             return self.message
         return f"{self.message}; continue after {format_time(self.retry_at)}"
+
+
+class BudgetSpent(Stopped):
+    """The account's ``--daily-budget`` is used up in the rolling 24 h of its ledger; ``retry_at``: when
+    enough of its requests leave the window for one more."""
 
 
 class Interrupted(Stopped):

@@ -20,7 +20,7 @@ import os
 import threading
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +120,11 @@ ENV_NAMES: dict[str, str] = {
     "timeout": "SPOTIFY_CATALOG_TIMEOUT",
     "max_connections": "SPOTIFY_CATALOG_MAX_CONNECTIONS",
     "daily_budget": "SPOTIFY_CATALOG_DAILY_BUDGET",
+    "account": "SPOTIFY_CATALOG_ACCOUNT",
+    "ledger": "SPOTIFY_CATALOG_LEDGER",
     "outage_after": "SPOTIFY_CATALOG_OUTAGE_AFTER",
 }
+ACCOUNT_MAX = 255
 CONFIG_ENV = "SPOTIFY_CATALOG_CONFIG"
 CONFIG_TABLE = "spotify"
 
@@ -148,7 +151,11 @@ class Settings:
     """Connect/read timeout (s) of one HTTP attempt."""
     max_connections: int = 16
     daily_budget: int | None = None
-    """A crawl's most requests in a rolling 24 h (``None``: no limit of its own)."""
+    """The account's most requests in any rolling 24 h, counted in its ledger (``None``: no limit)."""
+    account: str | None = None
+    """The developer account whose requests the ledger counts (``None``: the client id)."""
+    ledger: str | None = field(default=None, repr=False)
+    """The ledger's database URL (``None``: the SQLite file in the user's data directory)."""
     outage_after: float = 20.0
     """Seconds without any answer (at least 3 failed attempts, all threads together) that make an
     outage: every request then raises ``UnreachableError``."""
@@ -193,6 +200,10 @@ class Settings:
                 raw[name] = dotenv[variable], f"{variable} in {dotenv_file}"
         return cls(**{name: _convert(name, value, source) for name, (value, source) in raw.items()})
 
+    def account_name(self) -> str | None:
+        """The account of the ledger: ``account``, else the client id (``None``: neither is set)."""
+        return self.account or self.client_id or None
+
     def credentials(self) -> tuple[str, Secret]:
         """Client id and secret, or :class:`ConfigError` naming the environment variables."""
         if not self.client_id or not self.client_secret:
@@ -229,6 +240,13 @@ def _convert(name: str, value: Any, source: str) -> Any:
     try:
         if name == "client_secret":
             return value if isinstance(value, Secret) else Secret(str(value))
+        if name in ("account", "ledger"):
+            text = str(value).strip()
+            if not text:
+                raise ValueError("must not be empty")
+            if name == "account" and len(text) > ACCOUNT_MAX:
+                raise ValueError(f"at most {ACCOUNT_MAX} characters")
+            return text
         if name in ("client_id", "api_url", "token_url"):
             text = str(value).strip()
             if name != "client_id" and not text.startswith(("http://", "https://")):

@@ -1,5 +1,5 @@
-"""What a crawl database says about its crawl: tasks, runs, the requests of the last 24 h and the
-requests left to finish. Read only: no client, no request, no write.
+"""What a crawl database says about its crawl: tasks, runs, the requests left to finish, and what its
+account's ledger says of the requests of the last 24 h. Read only: no client, no request, no write.
 
 The requests left follow the crawler (:mod:`spotify_catalog.crawl`) phase by phase and count as it
 does (docs/crawl.md, "The minimum number of requests"): every pending task of a kind is drained, the
@@ -25,12 +25,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from spotify_catalog import endpoints
-from spotify_catalog.crawl import ALBUM_TRACKS_PAGE, DEFAULT_GROUPS, MODE_STATE_KEY, Depth
+from spotify_catalog import endpoints, ledger
+from spotify_catalog.crawl import ACCOUNT_STATE_KEY, ALBUM_TRACKS_PAGE, DEFAULT_GROUPS, MODE_STATE_KEY, Depth
 from spotify_catalog.crawl.options import top_tracks_market
 from spotify_catalog.errors import StorageError, UsageError
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.settings import ApiMode
+from spotify_catalog.settings import ApiMode, Settings
 from spotify_catalog.storage import db, schema, state
 
 OPTIONS_STATE_KEY = "crawl_options"
@@ -527,13 +527,23 @@ class Status:
     """What ``spotify-catalog status`` reports."""
 
     tasks: dict[str, dict[str, int]]
-    requests_last_24h: int
     runs: list[RunInfo]
     unresolved: list[str]
     estimate: Estimate
     daily_budget: int | None
-    budget_frees_at: datetime | None
     now: datetime
+    usage: ledger.Usage | None = None
+    """The account's requests in its ledger (``None``: not asked for)."""
+
+    @property
+    def requests_last_24h(self) -> int:
+        """The account's requests in the rolling 24 h of its ledger."""
+        return self.usage.requests if self.usage is not None else 0
+
+    @property
+    def budget_frees_at(self) -> datetime | None:
+        """When the account's requests fall under the daily budget again (``None``: they are under it)."""
+        return self.usage.frees_at if self.usage is not None else None
 
     @property
     def empty(self) -> bool:
@@ -558,6 +568,8 @@ class Status:
         return {
             "tasks": self.tasks,
             "requests_last_24h": self.requests_last_24h,
+            "account": self.usage.account if self.usage is not None else None,
+            "ledger": self.usage.ledger if self.usage is not None else None,
             "last_run": None
             if last is None
             else {
@@ -583,10 +595,14 @@ class Status:
         }
 
 
-def read_status(conn: sa.Connection, *, now: datetime, daily_budget: int | None = None) -> Status:
-    """The status of the crawl database behind ``conn`` (read only)."""
+def read_status(
+    conn: sa.Connection, *, now: datetime, daily_budget: int | None = None, settings: Settings | None = None
+) -> Status:
+    """The status of the crawl database behind ``conn`` (read only); with ``settings``, the requests of
+    its account in the last 24 h, from the account's ledger (:func:`ledger_usage`)."""
     if not _has_schema(conn):
-        return Status({}, 0, [], [], Estimate({}, True, Plan()), daily_budget, None, now)
+        use = None if settings is None else ledger_usage(settings, now=now, limit=daily_budget)
+        return Status({}, [], [], Estimate({}, True, Plan()), daily_budget, now, use)
     t = schema.tasks
     tasks: dict[str, dict[str, int]] = {}
     counts = conn.execute(sa.select(t.c.kind, t.c.state, sa.func.count()).group_by(t.c.kind, t.c.state))
@@ -599,16 +615,42 @@ def read_status(conn: sa.Connection, *, now: datetime, daily_budget: int | None 
     unresolved = list(
         conn.execute(sa.select(a.c.input).where(a.c.artist_id.is_(None)).order_by(a.c.input)).scalars()
     )
+    use = None
+    if settings is not None:
+        recorded = state.get_state(conn, ACCOUNT_STATE_KEY)
+        use = ledger_usage(settings, now=now, limit=daily_budget, recorded=recorded)
     return Status(
         tasks=tasks,
-        requests_last_24h=state.requests_since(conn, now - state.WINDOW),
         runs=runs,
         unresolved=unresolved,
         estimate=estimate(conn, plan_from_database(conn)),
         daily_budget=daily_budget,
-        budget_frees_at=state.budget_frees_at(conn, now, daily_budget) if daily_budget else None,
         now=now,
+        usage=use,
     )
+
+
+def ledger_usage(
+    settings: Settings, *, now: datetime, limit: int | None, recorded: str | None = None
+) -> ledger.Usage:
+    """The requests of the account in the rolling 24 h of its ledger, read only: the account
+    ``settings`` name (``--account``, else the client id), else ``recorded`` (the one the crawl
+    database's last crawl counted in); a ledger not created yet has recorded nothing."""
+    account = settings.account_name() or recorded
+    url = ledger.ledger_url(settings)
+    where = db.redact(url)
+    if account is None:
+        return ledger.Usage(None, where, False, limit=limit)
+    engine = open_read_only(url)
+    if engine is None:
+        return ledger.Usage(account, where, False, limit=limit)
+    try:
+        with engine.connect() as conn:
+            return ledger.usage(conn, account, where, now=now, limit=limit)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StorageError(f"ledger {where}: {db.describe_error(exc)}") from None
+    finally:
+        engine.dispose()
 
 
 def _has_schema(conn: sa.Connection) -> bool:

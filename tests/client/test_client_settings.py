@@ -63,11 +63,32 @@ def test_dotenv_does_not_touch_the_environment(tmp_path: Path, monkeypatch: pyte
         ({"mode": "turbo"}, "mode"),
         ({"api_url": "ftp://x"}, "api_url"),
         ({"nonsense": 1}, "nonsense"),
+        ({"account": " "}, "account"),
+        ({"account": "x" * 256}, "account"),
+        ({"ledger": ""}, "ledger"),
     ],
 )
 def test_bad_values_are_config_errors(overrides: dict[str, object], fragment: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=fragment):
         Settings.load(overrides, environ={}, dotenv_path=tmp_path / "none")
+
+
+def test_the_account_and_its_ledger(tmp_path: Path) -> None:
+    """The account defaults to the client id; both it and the ledger come from flags, the environment or
+    the settings file; the ledger URL (it may hold a password) is not in the settings' repr."""
+    none = tmp_path / "none"
+    assert Settings.load({"client_id": "app-1"}, environ={}, dotenv_path=none).account_name() == "app-1"
+    assert Settings.load(environ={}, dotenv_path=none).account_name() is None
+    environ = {"SPOTIFY_CATALOG_ACCOUNT": "team", "SPOTIFY_CATALOG_LEDGER": "postgresql://u:pw9@h/l"}
+    from_env = Settings.load({"client_id": "app-1"}, environ=environ, dotenv_path=none)
+    assert (from_env.account_name(), from_env.ledger) == ("team", "postgresql://u:pw9@h/l")
+    assert "pw9" not in repr(from_env)
+    config = _write(
+        tmp_path / "settings.toml", '[spotify]\naccount = "file-team"\nledger = "sqlite:///l.db"\n'
+    )
+    from_file = Settings.load({"account": "flag-team"}, config_path=config, environ={}, dotenv_path=none)
+    assert (from_file.account_name(), from_file.ledger) == ("flag-team", "sqlite:///l.db")
+    assert Settings.load(config_path=config, environ={}, dotenv_path=none).account_name() == "file-team"
 
 
 def test_bad_settings_file(tmp_path: Path) -> None:

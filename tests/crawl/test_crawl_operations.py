@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from crawl_helpers import minimum_requests, pick
 
 from emulated import CLIENT_ID, CLIENT_SECRET, web_requests
+from spotify_catalog import ledger
 from spotify_catalog.cli import main
 from spotify_catalog.crawl import Depth
 from spotify_catalog.storage import db, schema, state
@@ -128,33 +129,26 @@ def test_daily_budget_stops_before_the_quota(make_emulator: Any, tmp_path: Path)
     args = ["crawl", "--db", url, "--daily-budget", "30", "--workers", "3", *pick().args()]
     first = run(emu, *args)
     assert first.exit_code == 75, first.output
-    assert "daily budget of 30 requests used up" in first.stderr
+    assert f"daily budget of 30 requests of account {CLIENT_ID} used up" in first.stderr
     assert "continue after" in first.stderr
     assert web_requests(emu) == 30
     assert emu.stats()["by_status"].get("429", 0) == 0
     again = run(emu, *args)  # the same day: nothing sent
     assert again.exit_code == 75
-    assert "daily budget of 30 requests used up (30 in the last 24 h)" in again.stderr
+    assert f"daily budget of 30 requests of account {CLIENT_ID} used up (30 in the last 24 h)" in again.stderr
     assert web_requests(emu) == 30
     runs = _runs(url)
     assert [r["status"] for r in runs] == ["stopped"]
     assert runs[0]["requests"] == 30
     assert runs[0]["retry_at"] is not None
-    # a day later the budget is back (the runs' times moved back a day)
-    engine = db.create_engine(url)
-    with engine.begin() as conn:
-        day = timedelta(days=1, minutes=1)
-        for r in runs:
-            conn.execute(
-                schema.runs.update()
-                .where(schema.runs.c.id == r["id"])
-                .values(
-                    started_at=r["started_at"] - day,
-                    updated_at=r["updated_at"] - day,
-                    ended_at=r["ended_at"] - day,
-                )
-            )
-    engine.dispose()
+    # a day later the budget is back (the times of the account's ledger moved back a day)
+    ledger_db = db.create_engine(ledger.default_url())
+    with ledger_db.begin() as conn:
+        blocks = ledger.blocks
+        for block_id, ends_at in conn.execute(sa.select(blocks.c.id, blocks.c.ends_at)).all():
+            earlier = ends_at - timedelta(days=1, minutes=2)
+            conn.execute(blocks.update().where(blocks.c.id == block_id).values(ends_at=earlier))
+    ledger_db.dispose()
     emu.advance(24 * 3600 + 60)
     later = run(emu, *args)
     # the two days together send what one crawl would (nothing fetched twice), at most 30 a day

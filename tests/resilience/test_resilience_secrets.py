@@ -210,6 +210,12 @@ def test_a_database_password_in_the_url_shows_nowhere(
         (["export", "--db", url, "--to", str(lake), "--format", "jsonl", "--tables", "artists,_runs"], 0),
         (["crawl", "--db", _unreachable(url), "--artist", "BTS"], 1),
         (["export", "--db", _unreachable(url), "--to", str(tmp_path / "lake2")], 1),
+        # the account's ledger in the same database, then unreachable
+        (["--ledger", url, "crawl", "--db", url, "--artist", "BTS", "--depth", "albums"], 0),
+        (["--ledger", url, "status", "--db", url, "--format", "json"], 0),
+        (["--ledger", url, "get", "artist", BTS], 0),
+        (["--ledger", _unreachable(url), "crawl", "--db", url, "--artist", "BTS", "--depth", "albums"], 1),
+        (["--ledger", _unreachable(url), "get", "artist", BTS], 1),
     ]
     for args, code in runs:
         result = CliRunner().invoke(main, [*base, *args], env=env)
@@ -227,9 +233,10 @@ def test_a_database_password_in_the_url_shows_nowhere(
             commands = conn.execute(sa.text("SELECT command FROM _runs")).scalars().all()
     finally:
         engine.dispose()
-    assert len(commands) == 1
-    assert DB_SECRET not in commands[0]
-    assert "password=***" in commands[0]
+    assert len(commands) == 2
+    for command in commands:
+        assert DB_SECRET not in command
+        assert "password=***" in command
 
     exported = [p for p in lake.rglob("*") if p.is_file()]
     assert any("_runs" in p.parts for p in exported)

@@ -17,9 +17,10 @@ from click.testing import CliRunner
 from status_helpers import T0, crawl, new_engine, sample, status, status_json
 
 from emulated import web_requests
+from spotify_catalog import ledger
 from spotify_catalog import status as status_lib
 from spotify_catalog.cli import main
-from spotify_catalog.crawl import Depth
+from spotify_catalog.crawl import ACCOUNT_STATE_KEY, Depth
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import db, schema, state
 
@@ -288,6 +289,7 @@ def test_status_sends_no_request_and_writes_nothing(make_emulator: Any, tmp_path
         assert result.exit_code == 0, result.output
     assert _fingerprint(path) == before
     assert web_requests(emu) == requests
+    assert not Path(ledger.default_url().removeprefix("sqlite:///")).exists()  # nor a ledger created
 
 
 def test_status_reads_postgresql_and_mariadb(make_emulator: Any, db_url: str) -> None:
@@ -379,51 +381,56 @@ def test_plan_counts_what_the_database_holds(make_emulator: Any, tmp_path: Path)
 # ------------------------------------------------------------------------------ the rolling 24 h
 
 
-def _run(conn: sa.Connection, requests: int, started: Any, ended: Any = None, updated: Any = None) -> None:
-    conn.execute(
-        schema.runs.insert().values(
-            started_at=started,
-            ended_at=ended,
-            updated_at=updated,
-            status="done",
-            requests=requests,
-            command="x",
-        )
-    )
+def _spend(account: str, requests: int, at: datetime) -> None:
+    """``requests`` of ``account`` sent at ``at``, in the ledger of the user's data directory."""
+    book = ledger.Ledger(ledger.default_url())
+    budget = ledger.AccountBudget(book, account, clock=lambda: at)
+    for _ in range(requests):
+        budget.take("/artists/x")
+    budget.release()
+    book.close()
 
 
-def test_requests_since_and_when_the_budget_frees(db_url: str) -> None:
-    engine = db.open_database(db_url)
-    now = T0 + timedelta(days=3)
-    hour = timedelta(hours=1)
-    with engine.begin() as conn:
-        _run(conn, 500, now - 30 * hour, now - 25 * hour)  # out of the window
-        _run(conn, 300, now - 26 * hour, now - 23 * hour)  # ended inside it
-        _run(conn, 400, now - 10 * hour, None, now - 9 * hour)  # running, last active 9 h ago
-        _run(conn, 200, now - 2 * hour)  # just started: only started_at
-    with engine.connect() as conn:
-        assert state.requests_since(conn, now - state.WINDOW) == 900
-        assert state.requests_since(conn, now - 5 * hour) == 200
-        assert state.requests_since(conn, now + hour) == 0
-        assert state.budget_frees_at(conn, now, 1000) is None  # 900 < 1000: free now
-        assert state.budget_frees_at(conn, now, 900) == now + hour  # the 300 leave the window
-        assert state.budget_frees_at(conn, now, 601) == now + hour  # 600 left: below 601
-        assert state.budget_frees_at(conn, now, 600) == now + 15 * hour  # the 400 must leave too
-        assert state.budget_frees_at(conn, now, 200) == now + 22 * hour  # and the 200
-        assert state.budget_frees_at(conn, now, 1) == now + 22 * hour
-    engine.dispose()
-
-
-def test_status_counts_the_last_24_hours(tmp_path: Path) -> None:
+def test_status_counts_the_account_s_last_24_hours_from_its_ledger(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    engine = new_engine(path)
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        _run(conn, 700, now - timedelta(hours=30), now - timedelta(hours=29))
-        _run(conn, 600, now - timedelta(hours=3), now - timedelta(hours=2))
-        _run(conn, 450, now - timedelta(hours=1), None, now - timedelta(minutes=1))
-    engine.dispose()
-    data = status_json(f"sqlite:///{path}", "--daily-budget", "1000")
+    new_engine(path).dispose()
+    url = f"sqlite:///{path}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    _spend("acct-a", 700, now - timedelta(hours=30))  # out of the window
+    _spend("acct-a", 600, now - timedelta(hours=3))
+    _spend("acct-a", 450, now - timedelta(minutes=2))
+    _spend("acct-b", 999, now - timedelta(hours=1))  # another account
+    data = status_json(url, "--daily-budget", "1000", "--account", "acct-a")
+    assert (data["account"], data["ledger"]) == ("acct-a", ledger.default_url())
     assert data["requests_last_24h"] == 1050
+    # the 600 leave 24 h after they were sent (and may still reach Spotify for a minute after that)
     frees = datetime.fromisoformat(data["budget_frees_at"])
-    assert abs(frees - (now + timedelta(hours=22))) < timedelta(seconds=5)
+    assert frees == now - timedelta(hours=3) + ledger.IN_FLIGHT + timedelta(hours=24)
+    table = status("--db", url, "--daily-budget", "1000", "--account", "acct-a")
+    assert (
+        "requests in the last 24 h: 1,050 of a daily budget of 1,000 (under it again after "
+        f"{frees.strftime('%Y-%m-%d %H:%M:%S UTC')}; account acct-a)"
+    ) in table.stdout
+    # without --account nor a client id: the account the database's last crawl counted in
+    assert status_json(url)["requests_last_24h"] == 0
+    engine = db.open_database(url)
+    with engine.begin() as conn:
+        state.set_state(conn, ACCOUNT_STATE_KEY, "acct-b")
+    engine.dispose()
+    assert (status_json(url)["account"], status_json(url)["requests_last_24h"]) == ("acct-b", 999)
+    assert status_json(url, "--account", "acct-a")["requests_last_24h"] == 1050
+
+
+def test_status_without_a_ledger_says_none_recorded_and_creates_none(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    new_engine(path).dispose()
+    where = tmp_path / "nowhere" / "ledger.db"
+    options = ("--account", "acct-a", "--ledger", f"sqlite:///{where}")
+    result = status("--db", f"sqlite:///{path}", *options)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"requests in the last 24 h: 0 (account acct-a: none recorded, no ledger at sqlite:///{where})"
+        in result.stdout
+    )
+    assert status_json(f"sqlite:///{path}", *options)["requests_last_24h"] == 0
+    assert not where.parent.exists()

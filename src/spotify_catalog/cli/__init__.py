@@ -21,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from spotify_catalog.errors import SpotifyCatalogError, Terminated, interrupt_exit_code, interrupt_name
+
+if TYPE_CHECKING:
+    from spotify_catalog.settings import Settings
 
 # command name -> "module:attribute" below spotify_catalog.cli
 COMMANDS: dict[str, str] = {
@@ -48,9 +51,18 @@ class Globals:
     api_url: str | None = None
     token_url: str | None = None
     config: str | None = None
+    account: str | None = None
+    ledger: str | None = None
     verbose: int = 0
     quiet: bool = False
     log_format: str = "text"
+
+    def settings(self, **overrides: Any) -> Settings:
+        """The settings of these options and ``overrides`` (flags), the environment and the settings file."""
+        from spotify_catalog.settings import Settings
+
+        given = {"api_url": self.api_url, "token_url": self.token_url, "account": self.account}
+        return Settings.load({**given, "ledger": self.ledger, **overrides}, config_path=self.config)
 
 
 class LazyGroup(click.Group):
@@ -296,6 +308,17 @@ def configure_logging(verbose: int, quiet: bool, log_format: str = "text") -> No
     type=click.Path(dir_okay=False),
     help="Settings file (TOML) [env SPOTIFY_CATALOG_CONFIG].",
 )
+@click.option(
+    "--account",
+    metavar="NAME",
+    help="The developer account whose requests are counted [env SPOTIFY_CATALOG_ACCOUNT; the client id].",
+)
+@click.option(
+    "--ledger",
+    metavar="URL",
+    help="Database of the accounts' requests [env SPOTIFY_CATALOG_LEDGER; "
+    "sqlite:///$XDG_DATA_HOME/spotify-catalog/ledger.db].",
+)
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display, errors only.")
 @click.option(
@@ -311,6 +334,8 @@ def main(
     api_url: str | None,
     token_url: str | None,
     config: str | None,
+    account: str | None,
+    ledger: str | None,
     verbose: int,
     quiet: bool,
     log_format: str,
@@ -327,6 +352,8 @@ def main(
         api_url=api_url,
         token_url=token_url,
         config=config,
+        account=account,
+        ledger=ledger,
         verbose=verbose,
         quiet=quiet,
         log_format=log_format,

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from spotify_catalog import endpoints, modecache
+from spotify_catalog import endpoints, ledger, modecache
 from spotify_catalog.cli import Globals, market_option
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import BadRequestError, ForbiddenError, NotFoundError
@@ -27,18 +27,20 @@ FORMATS = ("table", "json", "jsonl", "csv")
 
 def _settings() -> Settings:
     ctx = click.get_current_context()
-    globals_ = ctx.find_object(Globals) or Globals()
-    return Settings.load(
-        {"api_url": globals_.api_url, "token_url": globals_.token_url}, config_path=globals_.config
-    )
+    return (ctx.find_object(Globals) or Globals()).settings()
 
 
 @contextmanager
 def _client(settings: Settings | None = None) -> Iterator[SpotifyClient]:
-    """A client that starts from the mode remembered for its client id (unless one is given) and
-    remembers the mode it learns (:mod:`spotify_catalog.modecache`)."""
+    """A client that counts its requests in the account's ledger (within the daily budget, if one is
+    set), starts from the mode remembered for its client id (unless one is given) and remembers the
+    mode it learns (:mod:`spotify_catalog.modecache`)."""
     settings = settings or _settings()
-    with SpotifyClient(settings) as client:
+    settings.credentials()  # missing credentials: said before the ledger is looked for
+    with (
+        ledger.open_budget(settings, limit=settings.daily_budget) as budget,
+        SpotifyClient(settings, budget=budget) as client,
+    ):
         client_id = settings.client_id or ""
         known = modecache.remembered(client_id) if settings.mode is None else None
         if known is not None:
@@ -48,8 +50,6 @@ def _client(settings: Settings | None = None) -> Iterator[SpotifyClient]:
         finally:
             if settings.mode is None and client.mode is not None and client.mode is not known:
                 modecache.remember(client_id, client.mode)
-
-
 
 
 # ----------------------------------------------------------------------------- columns per type
@@ -322,7 +322,7 @@ def check() -> None:
             how = f"detected with one request; remembered in {modecache.cache_file()}"
         click.echo(f"api mode: {client.mode} ({how})")
         click.echo(
-            f"pin it: export SPOTIFY_CATALOG_MODE={client.mode}, or mode = \"{client.mode}\" in the "
+            f'pin it: export SPOTIFY_CATALOG_MODE={client.mode}, or mode = "{client.mode}" in the '
             "[spotify] table of the settings file"
         )
 

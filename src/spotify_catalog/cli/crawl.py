@@ -11,7 +11,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
+from spotify_catalog import ledger
 from spotify_catalog.cli import Globals, db_options, market_option, one_line
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
@@ -173,13 +174,18 @@ def run_crawl(
     options: crawl_lib.CrawlOptions,
     max_requests: int | None,
     quiet: bool,
+    counted: bool = True,
 ) -> crawl_lib.CrawlResult:
-    """Open the database, crawl with a progress display, print the summary; exit 75/130 on a stop."""
+    """Open the database, crawl with a progress display, print the summary; exit 75/130 on a stop.
+    ``counted``: the requests are the account's, counted in its ledger (the demo's are not)."""
     started = time.monotonic()
     engine = db.open_database(db_url, schema=db_schema)
     out = Console(soft_wrap=True)
     try:
-        with SpotifyClient(settings, request_budget=max_requests) as client:
+        with (
+            ledger.open_budget(settings, limit=settings.daily_budget) if counted else nullcontext() as budget,
+            SpotifyClient(settings, request_budget=max_requests, budget=budget) as client,
+        ):
             crawler = crawl_lib.Crawler(engine, client, options, command=_command_line(ctx))
             try:
                 with _progress_display(quiet) as progress:
@@ -251,8 +257,8 @@ def run_crawl(
     "--daily-budget",
     type=click.IntRange(min=1),
     metavar="N",
-    help="At most N requests in any 24 h, counted from the runs in the database "
-    "[env SPOTIFY_CATALOG_DAILY_BUDGET]; stops with exit 75 saying when to continue.",
+    help="At most N requests of the account in any rolling 24 h, counted in its ledger with every "
+    "other process of it [env SPOTIFY_CATALOG_DAILY_BUDGET]; stops with exit 75 saying when to continue.",
 )
 @click.option("--force", is_flag=True, help="Run even before the time Spotify said to wait until.")
 @click.option(
@@ -296,16 +302,7 @@ def crawl(
     playlist_ids = _ids("playlist", playlists, playlists_file)
     show_ids, audiobook_ids = _ids("show", shows, None), _ids("audiobook", audiobooks, None)
     g = _globals()
-    settings = Settings.load(
-        {
-            "api_url": g.api_url,
-            "token_url": g.token_url,
-            "max_wait": max_wait,
-            "mode": mode,
-            "daily_budget": daily_budget,
-        },
-        config_path=g.config,
-    )
+    settings = g.settings(max_wait=max_wait, mode=mode, daily_budget=daily_budget)
     options = crawl_lib.CrawlOptions(
         artists=tuple(inputs),
         depth=crawl_lib.Depth.parse(depth),
@@ -313,7 +310,6 @@ def crawl(
         market=market,
         refresh_after=parse_duration(refresh_after),
         workers=workers,
-        daily_budget=settings.daily_budget,
         force=force,
         top_tracks="top-tracks" in with_,
         playlists=tuple(playlist_ids),
@@ -478,6 +474,7 @@ def demo(
             options=options,
             max_requests=None,
             quiet=quiet,
+            counted=False,
         )
     # the report beside the SQLite file, else in the current directory
     database = sa.engine.make_url(db_url).database if db_url.startswith("sqlite") else ""

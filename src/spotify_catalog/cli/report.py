@@ -32,15 +32,19 @@ def write_report(
     title: str = DEFAULT_TITLE,
     daily_budget: int | None = None,
     now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> report_lib.Report:
     """Read ``db_url``'s database (read only) and write its report to ``out``; a SQLite file that does
-    not exist is a usage error, a database without a crawl gives the "nothing collected yet" page."""
+    not exist is a usage error, a database without a crawl gives the "nothing collected yet" page.
+    ``settings``: the account's requests of the last 24 h come from its ledger."""
     engine = status_lib.open_read_only(db_url, db_schema)
     if engine is None:
         raise UsageError(f"no database at {db.redact(db_url)} (nothing crawled there: check --db)")
     try:
         with engine.connect() as conn:
-            data = report_lib.collect(conn, now=now or datetime.now(UTC), daily_budget=daily_budget)
+            data = report_lib.collect(
+                conn, now=now or datetime.now(UTC), daily_budget=daily_budget, settings=settings
+            )
     except sa.exc.SQLAlchemyError as exc:
         raise StorageError(f"database error: {db.describe_error(exc)}") from None
     finally:
@@ -78,8 +82,10 @@ def report(db_url: str, db_schema: str | None, out: Path, title: str, daily_budg
     Reads the database only: sends no request, needs no credentials, writes nothing but --out.
     """
     g = click.get_current_context().find_object(Globals) or Globals()
-    settings = Settings.load({"daily_budget": daily_budget}, config_path=g.config)
-    data = write_report(db_url, out, db_schema=db_schema, title=title, daily_budget=settings.daily_budget)
+    settings = g.settings(daily_budget=daily_budget)
+    data = write_report(
+        db_url, out, db_schema=db_schema, title=title, daily_budget=settings.daily_budget, settings=settings
+    )
     if data.empty:
         click.echo(f"{out}: nothing collected yet in {db.redact(db_url)}", err=True)
     click.echo(str(out))

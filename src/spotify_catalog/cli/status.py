@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
+from spotify_catalog import ledger
 from spotify_catalog import status as status_lib
 from spotify_catalog.cli import Globals, db_options
 from spotify_catalog.errors import StorageError, UsageError
@@ -51,21 +52,24 @@ def _number(value: float) -> str:
     "--daily-budget",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Requests a day, for the days left [env SPOTIFY_CATALOG_DAILY_BUDGET].",
+    help="The account's requests a day, for the days left [env SPOTIFY_CATALOG_DAILY_BUDGET].",
 )
 def status(db_url: str, db_schema: str | None, fmt: str, daily_budget: int | None) -> None:
-    """Tasks done and pending, recent runs, requests of the last 24 h and the requests left.
+    """Tasks done and pending, recent runs, the account's requests of the last 24 h (its ledger) and
+    the requests left.
 
-    Reads the database only: sends no request, needs no credentials, writes nothing.
+    Reads the database and the ledger only: sends no request, needs no credentials, writes nothing.
     """
     g = click.get_current_context().find_object(Globals) or Globals()
-    settings = Settings.load({"daily_budget": daily_budget}, config_path=g.config)
+    settings = g.settings(daily_budget=daily_budget)
     engine = status_lib.open_read_only(db_url, db_schema)
     if engine is None:
         raise UsageError(f"no database at {db.redact(db_url)} (nothing crawled there: check --db)")
     try:
         with engine.connect() as conn:
-            report = status_lib.read_status(conn, now=datetime.now(UTC), daily_budget=settings.daily_budget)
+            report = status_lib.read_status(
+                conn, now=datetime.now(UTC), daily_budget=settings.daily_budget, settings=settings
+            )
     except sa.exc.SQLAlchemyError as exc:
         raise StorageError(f"database error: {db.describe_error(exc)}") from None
     finally:
@@ -79,6 +83,8 @@ def status(db_url: str, db_schema: str | None, fmt: str, daily_budget: int | Non
 def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
     if report.empty:
         out.print(f"{where}: nothing crawled yet.", markup=False)
+        if report.usage is not None:  # the account may have spent its budget elsewhere
+            out.print(ledger.describe(report.usage), markup=False)
         return
     estimate = report.estimate
     tasks = Table(title=f"spotify-catalog status: {where}", title_justify="left")
@@ -112,11 +118,7 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
         )
     out.print(runs)
 
-    lines = [f"requests in the last 24 h: {_number(report.requests_last_24h)}"]
-    if report.daily_budget is not None:
-        lines[0] += f" of a daily budget of {_number(report.daily_budget)}"
-        if report.budget_frees_at is not None:
-            lines[0] += f" (under it again after {_when(report.budget_frees_at)})"
+    lines = [] if report.usage is None else [ledger.describe(report.usage)]
     last = report.last_run
     if last is not None:
         line = f"last run: #{last.id} {last.status}"
@@ -174,3 +176,5 @@ def print_plan(
     out.print(table)
     for line in _summary_lines(estimate, settings.daily_budget):
         out.print(line, markup=False)
+    use = status_lib.ledger_usage(settings, now=now, limit=settings.daily_budget)
+    out.print(ledger.describe(use), markup=False)

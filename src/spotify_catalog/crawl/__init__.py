@@ -23,6 +23,7 @@ tasks that failed under the old one are pending again.
 """
 
 from spotify_catalog.crawl.options import (
+    ACCOUNT_STATE_KEY,
     ALBUM_TRACKS_PAGE,
     DEFAULT_GROUPS,
     DEFAULT_REFRESH,
@@ -39,6 +40,7 @@ from spotify_catalog.crawl.run import Crawler, check_mode
 from spotify_catalog.crawl.units import observed_mode, response_problem
 
 __all__ = [
+    "ACCOUNT_STATE_KEY",
     "ALBUM_TRACKS_PAGE",
     "DEFAULT_GROUPS",
     "DEFAULT_REFRESH",

@@ -17,6 +17,7 @@ ALBUM_TRACKS_PAGE = 50
 SEARCH_LIMIT = 10
 MODE_STATE_KEY = "api_mode"
 OPTIONS_STATE_KEY = "crawl_options"  # what the last crawl was asked for, for ``status``
+ACCOUNT_STATE_KEY = "account"  # the account whose ledger the last crawl counted its requests in
 NOT_FOUND = "not found"
 CLAIM_POLL = 0.1  # seconds between looks at tasks another crawl holds
 ENTITY_TYPES = frozenset({"artist", "album", "track"})  # the kinds with batch endpoints
@@ -58,8 +59,6 @@ class CrawlOptions:
     refresh_after: timedelta = DEFAULT_REFRESH
     workers: int = 1
     max_attempts: int = 3
-    daily_budget: int | None = None
-    """At most this many requests in a rolling 24 h, counted from ``_runs`` (``None``: no limit)."""
     force: bool = False
     """Run even before the ``retry_at`` Spotify gave the last run."""
     top_tracks: bool = False
@@ -87,8 +86,6 @@ class CrawlOptions:
                 raise UsageError(f"unknown album group {group!r} (choose from {choices})")
         if not self.include_groups:
             raise UsageError("--include-groups names no group")
-        if self.daily_budget is not None and self.daily_budget < 1:
-            raise UsageError("--daily-budget must be at least 1")
 
     def to_json(self) -> str:
         """What ``status`` needs to estimate the rest of this crawl."""

@@ -22,6 +22,7 @@ from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import catalog
 from spotify_catalog.crawl.options import (
+    ACCOUNT_STATE_KEY,
     CLAIM_POLL,
     ENTITY_TYPES,
     MODE_STATE_KEY,
@@ -44,6 +45,7 @@ from spotify_catalog.crawl.units import (
 )
 from spotify_catalog.errors import (
     BadRequestError,
+    BudgetSpent,
     ForbiddenError,
     Interrupted,
     MustWaitError,
@@ -55,6 +57,7 @@ from spotify_catalog.errors import (
     WrongModeError,
     format_time,
 )
+from spotify_catalog.ledger import AccountBudget
 from spotify_catalog.settings import ApiMode
 from spotify_catalog.storage import changes, db, schema, state
 from spotify_catalog.transform import Rows
@@ -142,7 +145,6 @@ class Crawler:
         self._mode_confirmed = False
         self._groups = ",".join(options.include_groups)
         self._requests_at_start = 0
-        self._daily_limit: int | None = None  # the client's request count at which the daily budget is spent
         self._unresolved: list[str] = []
         self._not_found: list[str] = []
         self._skipped: list[str] = []
@@ -159,11 +161,21 @@ class Crawler:
         """Crawl; raises ``Stopped`` (budget, quota, long wait), ``Interrupted`` (Ctrl-C),
         ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
         refused at once (before Spotify's ``retry_at``, the daily budget spent) is not. While it runs,
-        the cycle collector runs less often (:func:`collecting_less`)."""
+        the cycle collector runs less often (:func:`collecting_less`). The client's account budget
+        (:class:`~spotify_catalog.ledger.AccountBudget`), if any, is checked before the run starts
+        and gets back what it holds unsent when the run ends."""
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         self._given_mode = self.client.mode
         check_mode(self.options, self._given_mode)
+        try:
+            return self._start_and_run()
+        finally:
+            budget = self._budget()
+            if budget is not None:
+                budget.release()
+
+    def _start_and_run(self) -> CrawlResult:
         try:
             self._start()
         except sa.exc.SQLAlchemyError as exc:
@@ -179,6 +191,11 @@ class Crawler:
             raise
         pool.shutdown(wait=True)
         return result
+
+    def _budget(self) -> AccountBudget | None:
+        """The account budget the client counts its requests in (the ledger), if it has one."""
+        budget = self.client.budget
+        return budget if isinstance(budget, AccountBudget) else None
 
     def _start(self) -> None:
         """Checks before any request, then the run's row and what the crawl was asked for."""
@@ -204,19 +221,9 @@ class Crawler:
                     "(--force to try now)",
                     retry_at=wait_until,
                 )
-            if opts.daily_budget is not None:
-                used = state.requests_since(conn, now - state.WINDOW)
-                left = opts.daily_budget - used
-                if left <= 0:
-                    raise Stopped(
-                        f"{state.BUDGET_REASON} of {opts.daily_budget} requests used up ({used} in the last "
-                        "24 h); nothing was sent",
-                        retry_at=state.budget_frees_at(conn, now, opts.daily_budget),
-                    )
-                self._daily_limit = self.client.requests_made + left
-                budget = self.client.request_budget
-                if budget is None or budget > self._daily_limit:
-                    self.client.request_budget = self._daily_limit
+            budget = self._budget()
+            if budget is not None:
+                state.set_state(conn, ACCOUNT_STATE_KEY, budget.account)
             self._saved_mode = state.get_state(conn, MODE_STATE_KEY)
             if self._given_mode is None:
                 known = self._saved_mode or _stored_mode(conn)
@@ -227,6 +234,11 @@ class Crawler:
                 state.reopen_failed(conn, keep_error=NOT_FOUND)
             state.reset_attempts(conn)
             state.set_state(conn, OPTIONS_STATE_KEY, opts.to_json())
+        if budget is not None:
+            try:
+                budget.check()  # the ledger reached, and a block of the budget this run's, before it starts
+            except BudgetSpent as exc:
+                raise BudgetSpent(f"{exc.message}; nothing was sent", retry_at=exc.retry_at) from None
         self.run_id = state.start_run(self.engine, command=self.command, now=now)
 
     def _run(self, pool: ThreadPoolExecutor) -> CrawlResult:
@@ -239,15 +251,14 @@ class Crawler:
         except MustWaitError as exc:
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc.message}", retry_at=exc.retry_at) from None
+        except BudgetSpent as exc:
+            reason, frees = self._budget_spent(exc)
+            self._finish("stopped", reason, retry_at=frees)
+            raise BudgetSpent(f"stopped: {reason}", retry_at=frees) from None
         except Stopped as exc:
-            if self._daily_limit is not None and self.client.requests_made >= self._daily_limit:
-                reason = f"{state.BUDGET_REASON} of {self.options.daily_budget} requests used up"
-                frees = self._budget_frees_at()
-                self._finish("stopped", reason, retry_at=frees)
-                raise Stopped(f"stopped: {reason}", retry_at=frees) from None
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc}; run the same command again to continue") from None
-        except WrongModeError as exc:
+        except (WrongModeError, StorageError) as exc:  # StorageError: the ledger's database
             self._finish("failed", str(exc))
             raise
         except sa.exc.SQLAlchemyError as exc:
@@ -257,12 +268,19 @@ class Crawler:
             self._finish("failed", str(exc))
             raise
 
-    def _budget_frees_at(self) -> datetime | None:
-        assert self.options.daily_budget is not None
-        now = self.now()
-        with self.engine.begin() as conn:
-            self._touch(conn, now)
-            return state.budget_frees_at(conn, now, self.options.daily_budget)
+    def _budget_spent(self, exc: BudgetSpent) -> tuple[str, datetime | None]:
+        """The reason of a run the account's budget stopped, and when the oldest requests of the
+        rolling window have left it (counted once what this run held unsent is given back)."""
+        budget = self._budget()
+        if budget is None:  # a budget of the caller's own
+            return exc.message, exc.retry_at
+        try:
+            budget.release()
+            frees = budget.usage().frees_at or exc.retry_at
+        except StorageError as error:
+            log.error("%s", error)
+            frees = exc.retry_at
+        return budget.spent_message(), frees
 
     def _requests(self) -> int:
         return self.client.requests_made - self._requests_at_start
@@ -479,8 +497,11 @@ class Crawler:
         self.progress.event = event
         self.progress.requests = self._requests()
         self.progress.rows_written = self.rows_written
-        budget = self.client.request_budget
-        self.progress.requests_left = None if budget is None else max(0, budget - self.client.requests_made)
+        limit = self.client.request_budget
+        lefts = [] if limit is None else [max(0, limit - self.client.requests_made)]
+        budget = self._budget()
+        daily = budget.left() if budget is not None else None
+        self.progress.requests_left = min([*lefts, daily] if daily is not None else lefts, default=None)
         if self.on_progress is not None:
             self.on_progress(self.progress)
 

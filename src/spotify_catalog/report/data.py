@@ -21,6 +21,7 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from spotify_catalog import status as status_lib
 from spotify_catalog.crawl import NOT_FOUND
+from spotify_catalog.settings import Settings
 from spotify_catalog.storage import schema, state
 from spotify_catalog.transform import FULL, SIMPLIFIED
 
@@ -149,13 +150,16 @@ class Report:
         )
 
 
-def collect(conn: sa.Connection, *, now: datetime, daily_budget: int | None = None) -> Report:
-    """The report of the crawl database behind ``conn`` (read only)."""
+def collect(
+    conn: sa.Connection, *, now: datetime, daily_budget: int | None = None, settings: Settings | None = None
+) -> Report:
+    """The report of the crawl database behind ``conn`` (read only); with ``settings``, the requests of
+    the last 24 h are its account's, from its ledger (:func:`spotify_catalog.status.read_status`)."""
     report = Report(generated_at=now)
     inspector = sa.inspect(conn)
     if not inspector.has_table(schema.artists.name) or not inspector.has_table(schema.runs.name):
         return report
-    report.status = status_lib.read_status(conn, now=now, daily_budget=daily_budget)
+    report.status = status_lib.read_status(conn, now=now, daily_budget=daily_budget, settings=settings)
     _counts(conn, report)
     if report.status.empty and not any(sum(c.values()) for c in report.counts.values()):
         return report

@@ -28,6 +28,7 @@ from spotify_catalog.report.charts import (
 )
 from spotify_catalog.report.data import SAMPLES, Report
 from spotify_catalog.report.javascript import vega_javascript
+from spotify_catalog.status import Status
 from spotify_catalog.transform import FULL, SIMPLIFIED
 
 ENTITIES = ("artists", "albums", "tracks")
@@ -170,6 +171,14 @@ def _crawl_section(report: Report, charts: list[Chart]) -> dict[str, Any]:
     }
 
 
+def _account_note(status: Status) -> str:
+    """Whose requests the figure counts (the account's, in its ledger)."""
+    use = status.usage
+    if use is None or use.account is None:
+        return "no account known"
+    return f"account {use.account}" + ("" if use.recorded else ": none recorded")
+
+
 def _crawl_figures(report: Report) -> list[Figure]:
     status = report.status
     assert status is not None
@@ -190,7 +199,7 @@ def _crawl_figures(report: Report) -> list[Figure]:
             status.days_left if estimate.total else 0,
             f"at {status.budget:,} requests a day" + (f" ({budget_note})" if budget_note else ""),
         ),
-        Figure("requests-24h", "requests in the last 24 h", status.requests_last_24h),
+        Figure("requests-24h", "requests in the last 24 h", status.requests_last_24h, _account_note(status)),
         Figure("runs-total", "runs", report.run_count),
     ]
     last = status.last_run

@@ -360,7 +360,7 @@ def migrate(engine: sa.Engine, *, where: str | None = None) -> str | None:
         with engine.connect() as conn:  # the quick look, no lock
             if _inspect(conn, where).current:
                 return None
-        with _migration_lock(engine) as conn:
+        with migration_lock(engine) as conn:
             layout = _inspect(conn, where)
             done = _bring_up_to_date(conn, layout)
     except sa.exc.SQLAlchemyError as exc:
@@ -460,7 +460,7 @@ def _bring_up_to_date(conn: sa.Connection, layout: _Layout) -> str | None:
 
 
 @contextmanager
-def _migration_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
+def migration_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection holding the database's schema lock; what it does is committed at the end (rolled
     back on an error where the database allows: PostgreSQL and SQLite DDL is transactional)."""
     name = engine.dialect.name

@@ -271,40 +271,14 @@ def reopen_failed(conn: sa.Connection, *, keep_error: str) -> int:
 
 # ------------------------------------------------------------------------------------------ runs
 
-WINDOW = timedelta(hours=24)
-"""Spotify's quota counts the requests of a rolling 24 hours."""
 BUDGET_REASON = "daily budget"
-"""How the reason of a run stopped by ``--daily-budget`` begins (its ``retry_at`` is ours, not Spotify's)."""
+"""How the reason of a run stopped by ``--daily-budget`` begins (its ``retry_at`` is the ledger's, not
+Spotify's: see :mod:`spotify_catalog.ledger`)."""
 
 
 def _last_activity() -> sa.ColumnElement[datetime]:
     r = schema.runs
     return sa.func.coalesce(r.c.updated_at, r.c.ended_at, r.c.started_at)
-
-
-def requests_since(conn: sa.Connection, since: datetime) -> int:
-    """Requests of the runs active since ``since`` (a run counts whole: conservative for budgets)."""
-    r = schema.runs
-    total = sa.select(sa.func.coalesce(sa.func.sum(r.c.requests), 0)).where(_last_activity() >= since)
-    return int(conn.execute(total).scalar_one())
-
-
-def budget_frees_at(conn: sa.Connection, now: datetime, budget: int) -> datetime | None:
-    """When the requests of the rolling window fall below ``budget`` again (``None``: they are below)."""
-    r = schema.runs
-    rows = conn.execute(
-        sa.select(_last_activity(), r.c.requests)
-        .where(_last_activity() >= now - WINDOW, r.c.requests > 0)
-        .order_by(_last_activity())
-    ).all()
-    used = sum(int(requests) for _, requests in rows)
-    if used < budget:
-        return None
-    for active, requests in rows:  # oldest first: each leaves the window 24 h after its last activity
-        used -= int(requests)
-        if used < budget:
-            return _aware(active) + WINDOW
-    return now + WINDOW
 
 
 def _aware(moment: datetime) -> datetime:
