@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from emulated import CLIENT_ID, CLIENT_SECRET
 from spotify_catalog.cli import main
+from spotify_catalog.storage import schema
 
 
 @pytest.fixture(autouse=True)
@@ -138,3 +139,41 @@ def test_postgres_urls_work_for_crawl_and_export(emulator: Any, postgres_url: st
 def test_every_database_command_has_db_schema(command: str) -> None:
     result = run(None, command, "--help")
     assert "--db-schema NAME" in result.output
+
+
+def _commands(url: str, tmp_path: Path) -> dict[str, list[str]]:
+    """Every command that opens a crawl database, on ``url``."""
+    return {
+        "crawl": ["crawl", "--db", url, "--artist", "BTS", "--quiet"],
+        "status": ["status", "--db", url],
+        "plan": ["crawl", "--plan", "--db", url, "--artist", "BTS"],
+        "report": ["report", "--db", url, "--out", str(tmp_path / "report.html")],
+        "export": ["export", "--db", url, "--to", str(tmp_path / "lake")],
+    }
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("command", ["crawl", "export"])
+def test_every_command_refuses_a_newer_schema(emulator: Any, tmp_path: Path, command: str) -> None:
+    """The line and exit code of ``crawl`` (``export`` wrote the lake of a schema it does not know)."""
+    path = tmp_path / "newer.db"
+    url = f"sqlite:///{path}"
+    assert run(emulator, *crawl_args(emulator, url)).exit_code == 0
+    newer = schema.SCHEMA_VERSION + 1
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE _state SET value = ? WHERE key = 'schema_version'", (str(newer),))
+    conn.close()
+    before, requests = _digest(path), emulator.stats()["requests"]
+    result = run(emulator, *_commands(url, tmp_path)[command])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: the database has schema version {newer}, newer than this program's "
+        f"{schema.SCHEMA_VERSION}: upgrade spotify-catalog\n",
+    )
+    assert result.stdout == ""
+    assert _digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newer.db"]
+    assert emulator.stats()["requests"] == requests
