@@ -600,7 +600,7 @@ def read_status(
 ) -> Status:
     """The status of the crawl database behind ``conn`` (read only); with ``settings``, the requests of
     its account in the last 24 h, from the account's ledger (:func:`ledger_usage`)."""
-    if not _has_schema(conn):
+    if not has_crawl(conn):
         use = None if settings is None else ledger_usage(settings, now=now, limit=daily_budget)
         return Status({}, [], [], Estimate({}, True, Plan()), daily_budget, now, use)
     t = schema.tasks
@@ -653,19 +653,17 @@ def ledger_usage(
         engine.dispose()
 
 
-def _has_schema(conn: sa.Connection) -> bool:
-    """Whether the crawl's tables are there (a new database has none: nothing crawled yet); a
-    schema of another version is an error."""
-    if not sa.inspect(conn).has_table(schema.runs.name):
-        return False
-    version = state.get_state(conn, "schema_version")
-    if version is not None and int(version) != schema.SCHEMA_VERSION:
-        newer = int(version) > schema.SCHEMA_VERSION
+def has_crawl(conn: sa.Connection) -> bool:
+    """Whether the crawl's tables are there (a new database has none: nothing crawled yet). Another
+    program's database, a newer schema (:func:`db.schema_version`) and an older one (only a crawl
+    migrates) are errors."""
+    version = db.schema_version(conn)
+    if version is not None and version < schema.SCHEMA_VERSION:
         raise StorageError(
-            f"the database has schema version {version}, this program {schema.SCHEMA_VERSION}: "
-            + ("upgrade spotify-catalog" if newer else "a crawl with this program upgrades it")
+            f"the database has schema version {version}, this program's {schema.SCHEMA_VERSION}: "
+            "a crawl with this program upgrades it"
         )
-    return True
+    return version is not None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -697,7 +695,7 @@ def estimate_for(url: str, plan: Plan, db_schema: str | None = None) -> Estimate
     try:
         if engine is not None:
             with engine.connect() as conn:
-                if _has_schema(conn):
+                if has_crawl(conn):
                     return estimate(conn, plan)
         empty = sa.create_engine("sqlite://")
         schema.metadata.create_all(empty)

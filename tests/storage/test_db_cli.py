@@ -156,7 +156,10 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("command", ["crawl", "export"])
+COMMANDS = ["crawl", "status", "plan", "report", "export"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_refuses_a_newer_schema(emulator: Any, tmp_path: Path, command: str) -> None:
     """The line and exit code of ``crawl`` (``export`` wrote the lake of a schema it does not know)."""
     path = tmp_path / "newer.db"
@@ -177,3 +180,45 @@ def test_every_command_refuses_a_newer_schema(emulator: Any, tmp_path: Path, com
     assert _digest(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["newer.db"]
     assert emulator.stats()["requests"] == requests
+
+
+FOREIGN = {
+    "artists": (
+        ["CREATE TABLE artists (id integer, title text, country text)"],
+        "artists",
+        "id, title, country",
+    ),
+    "_runs": (["CREATE TABLE _runs (id integer, what text)"], "_runs", "id, what"),
+}
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("shape", list(FOREIGN))
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_refuses_another_programs_database_the_same_way(
+    emulator: Any, request: pytest.FixtureRequest, tmp_path: Path, command: str, shape: str, server: str
+) -> None:
+    """One line and exit 2 from every command (``status`` said "nothing crawled yet", ``crawl --plan``
+    gave an estimate, another program's ``_runs`` gave ``no such table: _state``), nothing written,
+    no request sent."""
+    ddl, table, columns = FOREIGN[shape]
+    path = tmp_path / "theirs.db"
+    url = f"sqlite:///{path}" if server == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    other = sa.create_engine(url)
+    with other.begin() as conn:
+        for statement in ddl:
+            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql(f"INSERT INTO {table} (id) VALUES (1)")
+    tables = sa.inspect(other).get_table_names
+    other.dispose()
+    result = run(emulator, *_commands(url, tmp_path)[command])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"Error: {url} is not a spotify-catalog database (table {table} has columns {columns}); "
+        "use another database or schema\n",
+    )
+    assert tables() == [table]
+    other.dispose()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["theirs.db"] if server == "sqlite" else [])
+    assert emulator.stats()["requests"] == 0

@@ -156,9 +156,9 @@ def collect(
     """The report of the crawl database behind ``conn`` (read only); with ``settings``, the requests of
     the last 24 h are its account's, from its ledger (:func:`spotify_catalog.status.read_status`)."""
     report = Report(generated_at=now)
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(schema.artists.name) or not inspector.has_table(schema.runs.name):
+    if not status_lib.has_crawl(conn):
         return report
+    inspector = sa.inspect(conn)
     report.status = status_lib.read_status(conn, now=now, daily_budget=daily_budget, settings=settings)
     _counts(conn, report)
     if report.status.empty and not any(sum(c.values()) for c in report.counts.values()):
