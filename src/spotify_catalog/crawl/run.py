@@ -658,10 +658,11 @@ class Crawler:
             for name in outcome.unresolved:  # said in the run that searched it
                 log.warning("no artist found for %r", name)
                 self._unresolved.append(name)
+            if unit.kind in ASKED_BY_ID:
+                for key in outcome.not_found:
+                    log.warning("%s %s not found", unit.kind, key)
             if unit.kind == "artist":
-                for artist_id in outcome.not_found:
-                    log.warning("artist %s not found", artist_id)
-                    self._not_found.append(artist_id)
+                self._not_found.extend(outcome.not_found)
             self.progress.done += len(unit.keys)
             self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
@@ -738,6 +739,10 @@ class Crawler:
 
 BATCHED = ENTITY_TYPES | catalog.BATCHED
 """Kinds asked for in batches in Extended mode."""
+ASKED_BY_ID = frozenset({"artist", catalog.SHOW, catalog.AUDIOBOOK})
+"""Kinds whose ids the user gives and whose 404 is warned (a playlist's 404 is warned as an error of
+its unit); albums and tracks that are not found any more are a change of the catalog
+(:mod:`~spotify_catalog.storage.changes`)."""
 
 
 def check_mode(options: CrawlOptions, mode: ApiMode | None) -> None:
