@@ -17,7 +17,7 @@ import json
 import math
 import shlex
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -511,17 +511,6 @@ class RunInfo:
         }
 
 
-def recent_runs(conn: sa.Connection, limit: int) -> list[RunInfo]:
-    """The last ``limit`` rows of ``_runs``, the newest first."""
-    r = schema.runs
-    return [
-        RunInfo(
-            int(row.id), row.started_at, row.ended_at, row.status, row.reason, row.retry_at, int(row.requests)
-        )
-        for row in conn.execute(sa.select(r).order_by(r.c.id.desc()).limit(limit))
-    ]
-
-
 @dataclass
 class Status:
     """What ``spotify-catalog status`` reports."""
@@ -610,7 +599,7 @@ def read_status(
         tasks.setdefault(kind, {state.PENDING: 0, state.DONE: 0, state.FAILED: 0})[st] = int(count)
     order = {kind: position for position, kind in enumerate(KINDS)}
     tasks = dict(sorted(tasks.items(), key=lambda item: (order.get(item[0], len(KINDS)), item[0])))
-    runs = recent_runs(conn, RECENT_RUNS)
+    runs = recent_runs(conn, state.dead_runs(conn, now=now), limit=RECENT_RUNS)
     a = schema.artist_resolutions
     unresolved = list(
         conn.execute(sa.select(a.c.input).where(a.c.artist_id.is_(None)).order_by(a.c.input)).scalars()
@@ -651,6 +640,21 @@ def ledger_usage(
         raise StorageError(f"ledger {where}: {db.describe_error(exc)}") from None
     finally:
         engine.dispose()
+
+
+def recent_runs(conn: sa.Connection, dead: Sequence[int], *, limit: int) -> list[RunInfo]:
+    """The last ``limit`` runs, newest first; the ``dead`` ones (:func:`state.dead_runs`: still
+    ``running``, their process gone) show ``abandoned``, as the next crawl marks them (this only
+    reads)."""
+    r = schema.runs
+    status, reason = state.shown_status(dead)
+    query = sa.select(
+        r.c.id, r.c.started_at, r.c.ended_at, status, reason, r.c.retry_at, r.c.requests
+    ).order_by(r.c.id.desc())
+    return [
+        RunInfo(int(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6]))
+        for row in conn.execute(query.limit(limit))
+    ]
 
 
 def has_crawl(conn: sa.Connection) -> bool:
