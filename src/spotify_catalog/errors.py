@@ -294,3 +294,13 @@ def first_line(exc: BaseException) -> str:
 def format_time(moment: datetime) -> str:
     """``2026-11-25 13:05:00 UTC``: how times are shown to users."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+SHOWN = 60
+"""Characters of a user's value quoted in a message (:func:`shown`)."""
+
+
+def shown(text: str) -> str:
+    """``text`` quoted for a message, cut to :data:`SHOWN` characters (a value read from a file or
+    the environment may be a whole file long)."""
+    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")

@@ -56,6 +56,7 @@ from sqlalchemy.dialects import postgresql
 from spotify_catalog import lake_lock
 from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError, first_line
 from spotify_catalog.storage import db
+from spotify_catalog.storage import schema as catalog_schema
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -1296,9 +1297,13 @@ def _snapshot_connection(engine: sa.Engine) -> sa.Connection:
 
 def check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
     """The tables exist, and not all of them are empty: an export of an empty database would replace a
-    good snapshot with empty files (a wrong ``--db`` is the likelier story)."""
+    good snapshot with empty files (a wrong ``--db`` is the likelier story). Tables of this program's
+    schema need a database of it, not another program's nor a newer schema (:func:`db.schema_version`)."""
     where = db.redact(engine.url)
     try:
+        if any(t.metadata is catalog_schema.metadata for t in tables):
+            with engine.connect() as conn:
+                db.schema_version(conn)
         present = set(sa.inspect(engine).get_table_names())
         missing = [t.name for t in tables if t.name not in present]
         if missing:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from spotify_catalog import endpoints
-from spotify_catalog.errors import UsageError
+from spotify_catalog.errors import UsageError, shown
 
 MAX_NAME = 200
 MAX_REPORTED = 5  # bad lines of an artists file named in the error
@@ -36,12 +36,6 @@ CSV_COLUMNS = ("artist", "artist_id", "spotify_id", "id", "uri", "url", "spotify
 _LINK = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/)", re.IGNORECASE)
 # a bare token of letters and digits of both cases, as long as an id give or take: a mistyped id
 _ID_LIKE = re.compile(r"(?=.*[0-9])(?=.*[a-z])(?=.*[A-Z])[0-9A-Za-z]{15,30}")
-SHOWN = 60
-
-
-def _shown(text: str) -> str:
-    """``text`` quoted for a message, cut to :data:`SHOWN` characters."""
-    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
 
 
 def parse_artist(text: str) -> ArtistInput:
@@ -62,7 +56,7 @@ def parse_input(text: str, kind: str = "artist") -> ArtistInput:
     if not value:
         raise UsageError(f"empty {kind}")
     if any(ord(ch) < 32 for ch in text.strip("\r\n")):
-        raise UsageError(f"control characters in {_shown(text)}")
+        raise UsageError(f"control characters in {shown(text)}")
     looks_like_link = value.lower().startswith(("spotify:", "open.spotify.com")) or bool(_LINK.match(value))
     try:
         return ArtistInput(endpoints.parse_id(value, kind), True)
@@ -70,9 +64,9 @@ def parse_input(text: str, kind: str = "artist") -> ArtistInput:
         if looks_like_link or kind not in NAMED_KINDS:
             if "is a" in str(exc):  # a valid URI or URL of another kind: short
                 raise UsageError(str(exc)) from None
-            raise UsageError(f"not a Spotify {kind} id, URI or URL: {_shown(value)}") from None
+            raise UsageError(f"not a Spotify {kind} id, URI or URL: {shown(value)}") from None
     if _ID_LIKE.fullmatch(value):
-        raise UsageError(f"{_shown(value)} looks like a Spotify id but has {len(value)} characters, not 22")
+        raise UsageError(f"{shown(value)} looks like a Spotify id but has {len(value)} characters, not 22")
     if len(value) > MAX_NAME:
         raise UsageError(f"{kind} name longer than {MAX_NAME} characters")
     return ArtistInput(value, False)
@@ -97,10 +91,15 @@ def parse_artists_text(
     content = [(n, line) for n, line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not content:
         raise UsageError(f"{source}: no {kind}s in it")
-    header = _csv_header(content[0][1], columns_of_kind)
+    try:
+        header = _csv_header(content[0][1], columns_of_kind)
+    except UsageError as exc:  # not a header; in a .csv, a header that cannot be read
+        if csv_file:
+            raise UsageError(f"{source}: line {content[0][0]}: {exc}") from None
+        header = None
     if csv_file and header is None:
         raise UsageError(
-            f"{source}: the CSV header {_shown(content[0][1])} has no {kind} column "
+            f"{source}: the CSV header {shown(content[0][1])} has no {kind} column "
             f"(one of {', '.join(columns_of_kind)})"
         )
     inputs: list[ArtistInput] = []
@@ -108,13 +107,13 @@ def parse_artists_text(
     if header is not None:
         columns = [c for c in columns_of_kind if c in header]
         for number, line in content[1:]:
-            if len(header) == 1 and not line.lstrip().startswith('"'):
-                fields = [line]  # one column: the whole line, commas and all
-            else:
-                fields = next(csv.reader(io.StringIO(line)))
-            record = dict(zip(header, fields, strict=False))
-            cell = next((record[c] for c in columns if (record.get(c) or "").strip()), "")
             try:
+                if len(header) == 1 and not line.lstrip().startswith('"'):
+                    fields = [line]  # one column: the whole line, commas and all
+                else:
+                    fields = _csv_fields(line)
+                record = dict(zip(header, fields, strict=False))
+                cell = next((record[c] for c in columns if (record.get(c) or "").strip()), "")
                 inputs.append(parse_input(cell, kind))
             except UsageError as exc:
                 bad.append(f"line {number}: {exc}")
@@ -135,8 +134,17 @@ def parse_artists_text(
 def _csv_header(line: str, columns: tuple[str, ...] = CSV_COLUMNS) -> list[str] | None:
     """The column names if ``line`` is a CSV header naming a column of ``columns`` (a one-column
     header such as ``artist`` counts too)."""
-    fields = [f.strip().lower() for f in next(csv.reader(io.StringIO(line)))]
+    fields = [f.strip().lower() for f in _csv_fields(line)]
     return fields if any(f in columns for f in fields) else None
+
+
+def _csv_fields(line: str) -> list[str]:
+    """The fields of one CSV line; a line the ``csv`` module refuses (a field longer than its
+    ``field_size_limit``, 131,072 characters) is a :class:`UsageError`."""
+    try:
+        return next(csv.reader(io.StringIO(line)), [])
+    except csv.Error as exc:
+        raise UsageError(f"cannot read it as CSV: {exc}") from None
 
 
 def read_artists_file(path: str | Path, kind: str = "artist") -> list[ArtistInput]:

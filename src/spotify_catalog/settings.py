@@ -19,14 +19,14 @@ import math
 import os
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
-from spotify_catalog.errors import ConfigError
+from spotify_catalog.errors import ConfigError, shown
 
 DEFAULT_API_URL = "https://api.spotify.com/v1"
 DEFAULT_TOKEN_URL = "https://accounts.spotify.com/api/token"  # noqa: S105 - a URL, not a password
@@ -256,18 +256,32 @@ def _convert(name: str, value: Any, source: str) -> Any:
             if value is None or isinstance(value, ApiMode):
                 return value
             text = str(value).strip().lower()
+            if text not in ("", "auto", *ApiMode):
+                raise ValueError("must be auto, development or extended")
             return None if text in ("", "auto") else ApiMode(text)
         if name in ("max_attempts", "max_connections", "daily_budget"):
-            number = int(value)
+            number = _parsed(int, value, "a whole number")
             if number < 1:
                 raise ValueError("must be at least 1")
             return number
         if name in ("max_wait", "rate", "max_total_wait", "timeout", "outage_after"):
-            real = float(value)
+            real = _parsed(float, value, "a number")
             if real < 0 or not math.isfinite(real) or (name == "timeout" and real == 0):
                 raise ValueError("must be a positive number")
             return real
-    except (ValueError, TypeError) as exc:  # TypeError: a TOML list or table where a number belongs
-        shown = "**********" if name == "client_secret" else repr(value)
-        raise ConfigError(f"bad value for {name} ({source}): {shown}: {exc}") from None
+    except ValueError as exc:
+        value_shown = "**********" if name == "client_secret" else shown(str(value))
+        raise ConfigError(f"bad value for {name} ({source}): {value_shown}: {exc}") from None
     raise ConfigError(f"unknown setting: {name}")
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _parsed(parse: Callable[[Any], _N], value: Any, what: str) -> _N:
+    """``parse(value)``, or a ``ValueError`` saying what was expected (Python's own repeats the value,
+    which may be a whole file long)."""
+    try:
+        return parse(value)
+    except (ValueError, TypeError):  # TypeError: a TOML list or table where a number belongs
+        raise ValueError(f"must be {what}") from None

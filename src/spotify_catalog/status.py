@@ -17,7 +17,7 @@ import json
 import math
 import shlex
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -511,17 +511,6 @@ class RunInfo:
         }
 
 
-def recent_runs(conn: sa.Connection, limit: int) -> list[RunInfo]:
-    """The last ``limit`` rows of ``_runs``, the newest first."""
-    r = schema.runs
-    return [
-        RunInfo(
-            int(row.id), row.started_at, row.ended_at, row.status, row.reason, row.retry_at, int(row.requests)
-        )
-        for row in conn.execute(sa.select(r).order_by(r.c.id.desc()).limit(limit))
-    ]
-
-
 @dataclass
 class Status:
     """What ``spotify-catalog status`` reports."""
@@ -600,7 +589,7 @@ def read_status(
 ) -> Status:
     """The status of the crawl database behind ``conn`` (read only); with ``settings``, the requests of
     its account in the last 24 h, from the account's ledger (:func:`ledger_usage`)."""
-    if not _has_schema(conn):
+    if not has_crawl(conn):
         use = None if settings is None else ledger_usage(settings, now=now, limit=daily_budget)
         return Status({}, [], [], Estimate({}, True, Plan()), daily_budget, now, use)
     t = schema.tasks
@@ -610,7 +599,7 @@ def read_status(
         tasks.setdefault(kind, {state.PENDING: 0, state.DONE: 0, state.FAILED: 0})[st] = int(count)
     order = {kind: position for position, kind in enumerate(KINDS)}
     tasks = dict(sorted(tasks.items(), key=lambda item: (order.get(item[0], len(KINDS)), item[0])))
-    runs = recent_runs(conn, RECENT_RUNS)
+    runs = recent_runs(conn, state.dead_runs(conn, now=now), limit=RECENT_RUNS)
     a = schema.artist_resolutions
     unresolved = list(
         conn.execute(sa.select(a.c.input).where(a.c.artist_id.is_(None)).order_by(a.c.input)).scalars()
@@ -653,19 +642,32 @@ def ledger_usage(
         engine.dispose()
 
 
-def _has_schema(conn: sa.Connection) -> bool:
-    """Whether the crawl's tables are there (a new database has none: nothing crawled yet); a
-    schema of another version is an error."""
-    if not sa.inspect(conn).has_table(schema.runs.name):
-        return False
-    version = state.get_state(conn, "schema_version")
-    if version is not None and int(version) != schema.SCHEMA_VERSION:
-        newer = int(version) > schema.SCHEMA_VERSION
+def recent_runs(conn: sa.Connection, dead: Sequence[int], *, limit: int) -> list[RunInfo]:
+    """The last ``limit`` runs, newest first; the ``dead`` ones (:func:`state.dead_runs`: still
+    ``running``, their process gone) show ``abandoned``, as the next crawl marks them (this only
+    reads)."""
+    r = schema.runs
+    status, reason = state.shown_status(dead)
+    query = sa.select(
+        r.c.id, r.c.started_at, r.c.ended_at, status, reason, r.c.retry_at, r.c.requests
+    ).order_by(r.c.id.desc())
+    return [
+        RunInfo(int(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6]))
+        for row in conn.execute(query.limit(limit))
+    ]
+
+
+def has_crawl(conn: sa.Connection) -> bool:
+    """Whether the crawl's tables are there (a new database has none: nothing crawled yet). Another
+    program's database, a newer schema (:func:`db.schema_version`) and an older one (only a crawl
+    migrates) are errors."""
+    version = db.schema_version(conn)
+    if version is not None and version < schema.SCHEMA_VERSION:
         raise StorageError(
-            f"the database has schema version {version}, this program {schema.SCHEMA_VERSION}: "
-            + ("upgrade spotify-catalog" if newer else "a crawl with this program upgrades it")
+            f"the database has schema version {version}, this program's {schema.SCHEMA_VERSION}: "
+            "a crawl with this program upgrades it"
         )
-    return True
+    return version is not None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -697,7 +699,7 @@ def estimate_for(url: str, plan: Plan, db_schema: str | None = None) -> Estimate
     try:
         if engine is not None:
             with engine.connect() as conn:
-                if _has_schema(conn):
+                if has_crawl(conn):
                     return estimate(conn, plan)
         empty = sa.create_engine("sqlite://")
         schema.metadata.create_all(empty)

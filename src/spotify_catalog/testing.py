@@ -12,6 +12,10 @@ Fixtures:
 - ``spotify_emulator_factory(**config)``: a fresh emulator with its own settings, stopped at test end;
 - ``spotify_env``: points the usual environment variables at ``spotify_emulator`` (and spotipy, when
   installed, at its URLs) for one test; gives the emulator.
+
+In a test that uses one of them, every spotipy auth manager keeps its tokens in memory, whatever cache
+handler it is given (an emulator's token in spotipy's ``.cache`` outlives the emulator: every later
+test and run sends it to another emulator and gets 401). tekore keeps tokens in memory anyway.
 """
 
 from __future__ import annotations
@@ -99,23 +103,47 @@ def spotify_env(spotify_emulator: RunningEmulator, monkeypatch: pytest.MonkeyPat
     return spotify_emulator
 
 
+EMULATOR_FIXTURES = frozenset({"spotify_emulator", "spotify_emulator_factory", "spotify_env"})
+
+
+@pytest.fixture(autouse=True)
+def _spotify_tokens_in_memory(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a test that uses an emulator fixture, spotipy keeps every token in memory
+    (:func:`_spotipy_tokens_in_memory`); other tests are left alone."""
+    if EMULATOR_FIXTURES.isdisjoint(request.fixturenames) or importlib.util.find_spec("spotipy") is None:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _spotipy_tokens_in_memory(monkeypatch)
+        yield
+
+
+def _spotipy_tokens_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every spotipy auth manager (client credentials, OAuth, PKCE, ...) gets a ``MemoryCacheHandler``
+    of its own instead of the handler it is given or makes: spotipy's default, also when
+    ``cache_handler=None`` is passed, is a ``CacheFileHandler`` writing ``.cache`` in the working
+    directory. A ``MemoryCacheHandler`` the caller passes is kept."""
+    from spotipy import MemoryCacheHandler
+    from spotipy.oauth2 import SpotifyAuthBase
+
+    def set_(self: Any, handler: Any) -> None:
+        if not isinstance(handler, MemoryCacheHandler):
+            handler = MemoryCacheHandler()
+        self.__dict__["cache_handler"] = handler  # the instance's own: kept once the patch is undone
+
+    def get(self: Any) -> Any:
+        set_(self, self.__dict__.get("cache_handler"))  # an auth manager made before the test began
+        return self.__dict__["cache_handler"]
+
+    monkeypatch.setattr(SpotifyAuthBase, "cache_handler", property(get, set_), raising=False)
+
+
 def _point_spotipy(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """spotipy reads no URL from the environment: its token URL is a class attribute and each client
-    sets ``prefix`` in ``__init__``. Its client-credentials tokens are kept in memory unless a
-    ``cache_handler`` is given: by default spotipy writes them to ``.cache`` in the working directory,
-    where an emulator's token would outlive the emulator (401s) or reach Spotify."""
+    sets ``prefix`` in ``__init__``."""
     import spotipy
 
-    credentials = spotipy.SpotifyClientCredentials
-    monkeypatch.setattr(credentials, "OAUTH_TOKEN_URL", f"{url}/api/token")
-    original_credentials = credentials.__init__
-
-    def credentials_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) < 5:  # cache_handler is the sixth parameter
-            kwargs.setdefault("cache_handler", spotipy.MemoryCacheHandler())
-        original_credentials(self, *args, **kwargs)
-
-    monkeypatch.setattr(credentials, "__init__", credentials_init)
+    monkeypatch.setattr(spotipy.SpotifyClientCredentials, "OAUTH_TOKEN_URL", f"{url}/api/token")
     original = spotipy.Spotify.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:

@@ -159,9 +159,8 @@ def call_with_retries(
         exc = _retryable(state)
         pause = state.upcoming_sleep
         level = logging.INFO if exc.kind == "renew" else logging.WARNING
-        number = state.attempt_number + 1
-        of = f" of {policy.max_attempts}" if number <= policy.max_attempts else ""
-        log.log(level, "%s: %s; retrying in %.1f s (attempt %d%s)", what, exc.reason, pause, number, of)
+        counted = _counted(state, exc, policy)
+        log.log(level, "%s: %s; retrying in %.1f s (%s)", what, exc.reason, pause, counted)
 
     def guarded() -> T:
         if outage is not None:
@@ -186,6 +185,16 @@ def call_with_retries(
             exc.reason,
         )
         raise exc.error from None
+
+
+def _counted(state: tenacity.RetryCallState, exc: Retryable, policy: RetryPolicy) -> str:
+    """The attempt about to be made, as a retry line counts it: ``attempt 3 of 6``; an attempt after
+    one that got no answer is bounded by the outage verdict instead (attempts that got no answer while
+    nothing else was answered do not count against ``max_attempts``)."""
+    number = state.attempt_number + 1
+    if exc.kind == "no_answer" and exc.verdict_in is not None:
+        return f"attempt {number}; unreachable if nothing answers within {max(exc.verdict_in, 0.0):.1f} s"
+    return f"attempt {number} of {policy.max_attempts}"
 
 
 def _retryable(state: tenacity.RetryCallState) -> Retryable:

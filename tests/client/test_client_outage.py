@@ -4,6 +4,8 @@ raises ``UnreachableError`` from every request; any answer, even a 5xx, ends the
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -160,6 +162,49 @@ def test_a_refused_api_raises_unreachable_after_outage_after(fake_time: FakeTime
         # never connected: not requests (no quota spent, no budget used), but attempts
         assert client.requests_made == 0
         assert client.attempts_made == api.calls
+
+
+ATTEMPT = re.compile(r"\(attempt (\d+)(?: of (\d+))?")
+
+
+def _retry_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, int | None]]:
+    """``(attempt, of)`` of each retry line (``of`` None: the line names no bound)."""
+    found = [ATTEMPT.search(r.getMessage()) for r in caplog.records if "retrying in" in r.getMessage()]
+    return [(int(m[1]), int(m[2]) if m[2] else None) for m in found if m]
+
+
+@pytest.mark.parametrize("down", ["api", "token"])
+def test_retry_lines_count_attempts_right_against_an_unreachable_api(
+    fake_time: FakeTime, caplog: pytest.LogCaptureFixture, down: str
+) -> None:
+    """Attempts that get no answer go on past ``max_attempts`` until the outage verdict: their lines
+    promise no "of 6" that the attempts then pass (they said "attempt 6 of 6", then 7 and 8)."""
+    api = Api()
+    api.token_down = down == "token"
+    with _client(api, fake_time) as client, caplog.at_level(logging.WARNING, "spotify_catalog.transport"):
+        with pytest.raises(UnreachableError) as info:
+            client.get("/artists/x")
+    made = info.value.attempts
+    assert made > client.settings.max_attempts
+    lines = _retry_lines(caplog)
+    assert [number for number, _ in lines] == list(range(2, made + 1))
+    assert [of for _, of in lines if of is not None and of < made] == []
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert all("unreachable if nothing answers within" in line for line in retries), retries
+
+
+def test_retry_lines_of_answered_failures_count_to_max_attempts(
+    fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "accounts.test":
+            return _token_ok()
+        return httpx.Response(503, json={"error": {"status": 503, "message": "down"}})
+
+    with _client(handler, fake_time, max_attempts=4) as client, caplog.at_level(logging.WARNING):
+        with pytest.raises(ServerError):
+            client.get("/artists/x")
+    assert _retry_lines(caplog) == [(2, 4), (3, 4), (4, 4)]
 
 
 def test_a_dead_token_endpoint_is_an_outage_too(fake_time: FakeTime) -> None:

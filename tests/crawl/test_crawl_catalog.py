@@ -616,17 +616,27 @@ def test_audiobooks_alone_learn_the_mode_from_the_first_one(
     engine.dispose()
 
 
-def test_an_unknown_playlist_or_show_fails_its_task_and_is_not_asked_again(
-    make_emulator: Any, tmp_path: Path
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_an_unknown_playlist_show_or_audiobook_fails_its_task_is_warned_and_not_asked_again(
+    make_emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, profile: str
 ) -> None:
-    emu = make_emulator(profile="development")
+    """Each unknown id is warned (a show's or an audiobook's 404 used to end its task failed in
+    silence, only a playlist's was said)."""
+    emu = make_emulator(profile=profile)
     real = extras(emu.catalog)
     unknown = "0000000000000000000000"
     more = Extras(playlists=(real.playlists[2], unknown), shows=(unknown,), audiobooks=(unknown,))
     engine = new_engine(tmp_path / "c.db")
-    first = crawl(emu, engine, [], mode="development", more=more)
+    with caplog.at_level(logging.WARNING):
+        first = crawl(emu, engine, [], mode=profile, more=more)
     assert first.status == "done"
     assert first.requests == 4
+    warned = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and unknown in r.getMessage()
+    ]
+    assert len(warned) == 3, warned
+    assert warned[0].startswith(f"playlist {unknown}: Spotify answered 404")
+    assert sorted(warned[1:]) == [f"audiobook {unknown} not found", f"show {unknown} not found"]
     with engine.connect() as conn:
         failed = conn.execute(
             sa.select(schema.tasks.c.kind)
@@ -634,6 +644,6 @@ def test_an_unknown_playlist_or_show_fails_its_task_and_is_not_asked_again(
             .order_by(schema.tasks.c.kind)
         ).scalars()
         assert list(failed) == ["audiobook", "playlist", "show"]
-    again = crawl(emu, engine, [], mode="development", more=more, now=T0 + timedelta(days=1))
+    again = crawl(emu, engine, [], mode=profile, more=more, now=T0 + timedelta(days=1))
     assert again.requests == 0
     engine.dispose()

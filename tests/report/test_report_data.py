@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from emulated import emulator_settings
 from spotify_catalog import report as report_lib
+from spotify_catalog import status as status_lib
 from spotify_catalog.cli import main
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
@@ -352,3 +353,44 @@ def test_without_jinja2_report_and_demo_say_what_to_install(tmp_path: Path) -> N
         assert (done.returncode, done.stderr.strip().splitlines()) == (code, [f"Error: {message}"])
         assert done.stdout == ""
     assert not database.exists()  # nothing crawled
+
+
+def test_runs_whose_process_is_gone_show_abandoned_without_a_write(db_url: str) -> None:
+    """``status`` and ``report`` show a dead run (this host, its pid gone; another host, silent for an
+    hour) as ``abandoned``, on every backend, and leave ``_runs`` as it was."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host, pid = state.this_process()
+    now = datetime.now(UTC)
+    engine = db.open_database(db_url)
+    rows = [
+        (host, gone.pid, now, "running", None),
+        ("elsewhere", 1, now - timedelta(hours=2), "running", None),
+        (host, pid, now, "running", None),  # alive: this process
+        (host, gone.pid, now, "done", None),
+        (host, gone.pid, now, "stopped", "budget"),
+    ]
+    with engine.begin() as conn:
+        for run_host, run_pid, active, status, reason in rows:
+            conn.execute(
+                schema.runs.insert().values(
+                    started_at=active, updated_at=active, status=status, reason=reason,
+                    requests=1, rows_written=0, host=run_host, pid=run_pid,
+                )
+            )  # fmt: skip
+        before = conn.execute(sa.select(schema.runs).order_by(schema.runs.c.id)).all()
+        shown = status_lib.read_status(conn, now=now)
+        data = report_lib.collect(conn, now=now)
+        after = conn.execute(sa.select(schema.runs).order_by(schema.runs.c.id)).all()
+    engine.dispose()
+    want = ["stopped", "done", "running", "abandoned", "abandoned"]  # newest first
+    assert [run.status for run in shown.runs] == want
+    assert [run.status for run in data.runs] == want
+    assert [run.reason for run in data.runs][3:] == [state.ABANDONED_REASON] * 2
+    assert sorted(data.stop_reasons) == [
+        ("abandoned", state.ABANDONED_REASON, 2),
+        ("done", "", 1),
+        ("running", "", 1),
+        ("stopped", "budget", 1),
+    ]
+    assert after == before

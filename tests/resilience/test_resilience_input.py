@@ -213,7 +213,7 @@ def _bad_files() -> st.SearchStrategy[tuple[bytes, str, tuple[str, ...]]]:
         "soundcloud.com/bangtan", "https://open.spotify.com/album/4aawyAB9vmqN3uQ7FjRGTy",
         "ftp://open.spotify.com/artist/3Nrfpe0tUJi4K4DXYWgMUX",
     ])  # fmt: skip
-    huge_line = st.integers(min_value=201, max_value=100_000).map(lambda n: ("x" * n + "\n").encode())
+    huge_line = st.integers(min_value=201, max_value=300_000).map(lambda n: ("x" * n + "\n").encode())
     many_bad = st.integers(min_value=50, max_value=5000).map(
         lambda n: "".join(f"spotify:artist:bad{i}\n" for i in range(n)).encode()
     )
@@ -269,6 +269,52 @@ def test_a_huge_valid_file_is_read(emu: Any, tmp_path: Path) -> None:
     line = assert_refused(result, "line 77777")
     assert "youtube" in line
     assert not (tmp_path / "c.db").exists()
+
+
+LONG = 140_000  # beyond the csv module's field limit (131,072 characters)
+LONG_LINES = {
+    "a first line": ("artists.txt", "x" * LONG + "\nBTS\n", ("line 1", "longer than")),
+    "a CSV header": ("artists.csv", '"' + "x" * LONG + '",artist\nBTS,\n', ("line 1", "field limit")),
+    "a CSV field": ("artists.csv", 'artist,country\nBTS,KR\n"' + "x" * LONG + '",US\n', ("line 3",)),
+    "a quoted one-column field": ("artists.txt", 'artist\n"' + "x" * LONG + '"\n', ("line 2",)),
+    "a playlists file": ("playlists.txt", "y" * LONG + "\n", ("line 1",)),
+}
+
+
+@pytest.mark.parametrize("case", list(LONG_LINES))
+def test_a_line_or_field_of_any_length_is_refused_cleanly(emu: Any, tmp_path: Path, case: str) -> None:
+    """Lines and CSV fields past the csv module's limit are bad lines like any other (they were a
+    ``_csv.Error`` traceback, exit 1)."""
+    name, content, words = LONG_LINES[case]
+    listing = tmp_path / name
+    listing.write_text(content, encoding="utf-8")
+    option = "--playlists-file" if name.startswith("playlists") else "--artists-file"
+    before = _requests(emu)
+    result = invoke(emu, "crawl", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--quiet", option, str(listing))
+    line = assert_refused(result, *words)
+    assert all(word in line for word in words), line
+    assert not (tmp_path / "c.db").exists()
+    assert _requests(emu) == before
+
+
+@pytest.mark.parametrize(
+    ("where", "content"),
+    [
+        (".env", "# " + "c" * 300_000 + "\nSPOTIFY_CATALOG_MODE=" + "m" * 300_000 + "\n"),
+        (".env", "SPOTIFY_CATALOG_MAX_WAIT=" + "9" * 300_000 + "x\n"),
+        ("settings.toml", '[spotify]\nrate = "' + "9" * 300_000 + 'x"\n'),
+    ],
+    ids=["env-mode", "env-number", "toml-number"],
+)
+def test_settings_of_any_length_are_one_short_line(
+    emu: Any, tmp_path: Path, where: str, content: str
+) -> None:
+    """A value a whole file long is named by its first characters (the message held it twice)."""
+    (tmp_path / where).write_text(content, encoding="utf-8")
+    config = ["--config", str(tmp_path / where)] if where.endswith(".toml") else []
+    before = _requests(emu)
+    assert_refused(invoke(emu, *config, "search", "BTS"), "bad value")
+    assert _requests(emu) == before
 
 
 # ------------------------------------------------------------------------------ other commands

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, web_requests
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import db, schema, state
 
 pytestmark = pytest.mark.slow
 
@@ -115,3 +118,93 @@ def test_two_crawlers_into_one_sqlite_file(make_emulator: Any, tmp_path: Path) -
     diff = differences(contents(engine, emu.url), want)
     engine.dispose()
     assert not diff, "\n".join(diff)
+
+
+SURVIVOR_TIMEOUT = 120  # seconds; the survivor of a kill waited for the lease, 10 minutes
+_LOGGED_AT = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) WARNING .*marked abandoned", re.MULTILINE)
+
+
+def _run_of(engine: sa.Engine, pid: int) -> int | None:
+    r = schema.runs
+    with engine.connect() as conn:
+        return conn.execute(sa.select(r.c.id).where(r.c.pid == pid)).scalar()
+
+
+def _claims_of(engine: sa.Engine, run_id: int) -> int:
+    """Pending tasks ``run_id`` holds now."""
+    t = schema.tasks
+    query = sa.select(sa.func.count()).where(
+        t.c.leased_by == str(run_id), t.c.state == state.PENDING, t.c.lease_until > datetime.now(UTC)
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def _until(condition: Any, proc: subprocess.Popen[str], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+    return found
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_a_crawl_killed_beside_another_holds_it_up_for_seconds_not_the_lease(
+    make_emulator: Any, request: pytest.FixtureRequest, tmp_path: Path, server: str
+) -> None:
+    """Two crawls of the same artists share a database; one is killed with SIGKILL while it holds
+    claims. The other, on the same host, finds its process gone, marks its run abandoned and takes
+    its tasks over at once: it used to sleep until their lease ended (603 s on PostgreSQL, 616 s on
+    MariaDB)."""
+    url = str(request.getfixturevalue("postgres_url" if server == "postgresql" else "mysql_url"))
+    emu = make_emulator(profile="development", latency_ms=50)
+    ids = _small_artists(emu.catalog, 24)
+    want, clean_requests = _clean(make_emulator, tmp_path, ids)
+    engine = db.open_database(url)  # the schema, so that the runs can be watched from the start
+    victim = _start(emu, url, ids, 2)
+    survivor: subprocess.Popen[str] | None = None
+    try:
+        victim_run = _until(lambda: _run_of(engine, victim.pid), victim)
+        _until(lambda: _claims_of(engine, victim_run), victim)
+        survivor = _start(emu, url, ids, 2)
+        survivor_proc = survivor
+        _until(lambda: _run_of(engine, survivor_proc.pid), survivor)
+        while True:  # frozen, it cannot give its claims back: killed while it holds some
+            assert victim.poll() is None, "the crawl to kill ended first"
+            victim.send_signal(signal.SIGSTOP)
+            held = _claims_of(engine, victim_run)
+            if held:
+                break
+            victim.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        killed_at, killed_wall = time.monotonic(), datetime.now()
+        victim.communicate(timeout=10)  # closes its pipes
+        _out, err = survivor.communicate(timeout=SURVIVOR_TIMEOUT)
+        finished = time.monotonic() - killed_at
+    finally:
+        for proc in (victim, survivor):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert survivor.returncode == 0, err
+    assert victim.returncode == -signal.SIGKILL
+    logged = _LOGGED_AT.findall(err)
+    assert len(logged) == 1, err  # "run N ended without recording it (killed?): marked abandoned"
+    taken_over = (datetime.strptime(logged[0], "%Y-%m-%d %H:%M:%S,%f") - killed_wall).total_seconds()
+    assert finished < 30, (finished, taken_over)
+    assert taken_over < finished
+    print(f"{server}: {held} claim(s) held; taken over after {taken_over:.2f} s, done after {finished:.2f} s")
+
+    got = contents(engine, emu.url)
+    with engine.connect() as conn:
+        runs = dict(conn.execute(sa.select(schema.runs.c.id, schema.runs.c.status)).all())
+        states = set(conn.execute(sa.select(schema.tasks.c.state)).scalars())
+    engine.dispose()
+    diff = differences(got, want)
+    assert not diff, "\n".join(diff)
+    assert runs[victim_run] == "abandoned"
+    assert sorted(runs.values()) == ["abandoned", "done"]
+    assert states == {"done"}
+    assert web_requests(emu) <= clean_requests + 2  # the killed crawl's requests in flight

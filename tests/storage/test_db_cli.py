@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from emulated import CLIENT_ID, CLIENT_SECRET
 from spotify_catalog.cli import main
+from spotify_catalog.storage import schema
 
 
 @pytest.fixture(autouse=True)
@@ -138,3 +139,86 @@ def test_postgres_urls_work_for_crawl_and_export(emulator: Any, postgres_url: st
 def test_every_database_command_has_db_schema(command: str) -> None:
     result = run(None, command, "--help")
     assert "--db-schema NAME" in result.output
+
+
+def _commands(url: str, tmp_path: Path) -> dict[str, list[str]]:
+    """Every command that opens a crawl database, on ``url``."""
+    return {
+        "crawl": ["crawl", "--db", url, "--artist", "BTS", "--quiet"],
+        "status": ["status", "--db", url],
+        "plan": ["crawl", "--plan", "--db", url, "--artist", "BTS"],
+        "report": ["report", "--db", url, "--out", str(tmp_path / "report.html")],
+        "export": ["export", "--db", url, "--to", str(tmp_path / "lake")],
+    }
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+COMMANDS = ["crawl", "status", "plan", "report", "export"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_refuses_a_newer_schema(emulator: Any, tmp_path: Path, command: str) -> None:
+    """The line and exit code of ``crawl`` (``export`` wrote the lake of a schema it does not know)."""
+    path = tmp_path / "newer.db"
+    url = f"sqlite:///{path}"
+    assert run(emulator, *crawl_args(emulator, url)).exit_code == 0
+    newer = schema.SCHEMA_VERSION + 1
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE _state SET value = ? WHERE key = 'schema_version'", (str(newer),))
+    conn.close()
+    before, requests = _digest(path), emulator.stats()["requests"]
+    result = run(emulator, *_commands(url, tmp_path)[command])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: the database has schema version {newer}, newer than this program's "
+        f"{schema.SCHEMA_VERSION}: upgrade spotify-catalog\n",
+    )
+    assert result.stdout == ""
+    assert _digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newer.db"]
+    assert emulator.stats()["requests"] == requests
+
+
+FOREIGN = {
+    "artists": (
+        ["CREATE TABLE artists (id integer, title text, country text)"],
+        "artists",
+        "id, title, country",
+    ),
+    "_runs": (["CREATE TABLE _runs (id integer, what text)"], "_runs", "id, what"),
+}
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("shape", list(FOREIGN))
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_refuses_another_programs_database_the_same_way(
+    emulator: Any, request: pytest.FixtureRequest, tmp_path: Path, command: str, shape: str, server: str
+) -> None:
+    """One line and exit 2 from every command (``status`` said "nothing crawled yet", ``crawl --plan``
+    gave an estimate, another program's ``_runs`` gave ``no such table: _state``), nothing written,
+    no request sent."""
+    ddl, table, columns = FOREIGN[shape]
+    path = tmp_path / "theirs.db"
+    url = f"sqlite:///{path}" if server == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    other = sa.create_engine(url)
+    with other.begin() as conn:
+        for statement in ddl:
+            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql(f"INSERT INTO {table} (id) VALUES (1)")
+    tables = sa.inspect(other).get_table_names
+    other.dispose()
+    result = run(emulator, *_commands(url, tmp_path)[command])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"Error: {url} is not a spotify-catalog database (table {table} has columns {columns}); "
+        "use another database or schema\n",
+    )
+    assert tables() == [table]
+    other.dispose()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["theirs.db"] if server == "sqlite" else [])
+    assert emulator.stats()["requests"] == 0

@@ -4,6 +4,9 @@ Extended Quota Mode, and the errors they meet in 2026 Development Mode."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -13,6 +16,7 @@ import pydantic
 import pytest
 import spotipy
 import tekore as tk
+from spotipy.cache_handler import CacheFileHandler
 from spotipy.oauth2 import SpotifyClientCredentials
 
 from spotify_catalog.emulator import BTS_ID
@@ -150,3 +154,55 @@ def test_tekore_meets_the_2026_development_mode(spotify_emulator_factory, closin
     with pytest.raises(tk.Forbidden):
         sp.artists([artist_id])
     assert [r.status for r in emu.requests() if r.refused] == [403]
+
+
+# ------------------------------------------------------------------------------- token caches
+def test_spotipy_keeps_tokens_in_memory_whatever_cache_it_is_given(
+    spotify_env, closing, tmp_path, monkeypatch
+):
+    """No `.cache` (nor any other token file) from a client given `cache_handler=None` or a file
+    handler: spotipy's default writes one in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    handlers = [None, CacheFileHandler(), CacheFileHandler(cache_path=str(tmp_path / "tokens"))]
+    for handler in handlers:
+        sp = spotipy.Spotify(auth_manager=SpotifyClientCredentials(cache_handler=handler), retries=0)
+        closing.callback(sp._session.close)
+        assert sp.artist(BTS_ID)["name"] == "BTS"
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_an_emulators_token_does_not_reach_the_next_emulator(
+    spotify_emulator_factory, closing, tmp_path, monkeypatch
+):
+    """Two emulators one after the other (as two tests, or two runs), a file cache each time: the
+    second is not sent the first one's token (it answered 401)."""
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        emu = spotify_emulator_factory(artists=50)
+        auth = SpotifyClientCredentials(
+            emu.config.client_id, emu.config.client_secret, cache_handler=CacheFileHandler()
+        )
+        auth.OAUTH_TOKEN_URL = f"{emu.url}/api/token"
+        sp = spotipy.Spotify(auth_manager=auth, retries=0)
+        sp.prefix = f"{emu.url}/v1/"
+        closing.callback(sp._session.close)
+        assert sp.search("BTS", type="artist", limit=1)["artists"]["items"][0]["name"] == "BTS"
+        assert [(r.path, r.status) for r in emu.requests()][:1] == [("/api/token", 200)]
+
+
+def test_a_second_run_is_not_sent_the_first_runs_token(tmp_path):
+    """The plugin in two pytest runs in one directory, spotipy given `cache_handler=None`: the second
+    run passes (its emulator got the first one's token from `.cache` and answered 401)."""
+    (tmp_path / "test_mine.py").write_text(
+        "import spotipy\n"
+        "from spotipy.oauth2 import SpotifyClientCredentials\n\n\n"
+        "def test_search(spotify_env):\n"
+        "    sp = spotipy.Spotify(auth_manager=SpotifyClientCredentials(cache_handler=None), retries=0)\n"
+        "    assert sp.search('BTS', type='artist', limit=1)['artists']['items'][0]['name'] == 'BTS'\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "SPOTIFY", "SPOTIPY"))}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "test_mine.py"]
+    for _ in range(2):
+        run = subprocess.run(command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert not (tmp_path / ".cache").exists()

@@ -202,8 +202,7 @@ class Crawler:
         now, opts = self.now(), self.options
         with self.engine.begin() as conn:
             state.lock_runs(conn)
-            for run_id in state.abandon_dead_runs(conn, now=now):
-                log.warning("run %d ended without recording it (killed?): marked abandoned", run_id)
+            _warn_abandoned(state.abandon_dead_runs(conn, now=now))
             others = state.running(conn)
             if others and conn.dialect.name == "sqlite":
                 other = others[0]
@@ -510,7 +509,9 @@ class Crawler:
     def _drain(self, pool: ThreadPoolExecutor, kinds: Sequence[str]) -> None:
         """Do the pending tasks of ``kinds`` (and those they add) until none is left to try. Tasks
         are claimed a few units at a time, so that crawls sharing the database share the work; the
-        phase ends when no task is left that another live crawl holds either."""
+        phase ends when no task is left that another live crawl holds either. The claims of a crawl
+        found dead meanwhile are taken over at once (:meth:`_abandon_dead_runs`); those of a crawl on
+        another host that died wait for their lease to end (:data:`state.LEASE`)."""
         while True:
             claimed = False
             for kind in kinds:
@@ -528,7 +529,17 @@ class Crawler:
             if not held:
                 self._report("end")
                 return
+            if self._abandon_dead_runs():
+                continue  # the claims of a dead crawl: free now, not when their lease ends
             self.sleep(CLAIM_POLL)  # another crawl is fetching them: wait for its answers
+
+    def _abandon_dead_runs(self) -> bool:
+        """Mark abandoned the crawls sharing the database whose process is gone (on this host: its pid
+        is not alive) and free their claims; whether there were any."""
+        now = self.now()
+        dead = db.in_transaction(self.engine, lambda conn: state.abandon_dead_runs(conn, now=now))
+        _warn_abandoned(dead)
+        return bool(dead)
 
     def _units(self, kind: str) -> Iterator[Unit]:
         """Units of claimed tasks; claims more while there are (one key while the mode is unknown)."""
@@ -658,10 +669,11 @@ class Crawler:
             for name in outcome.unresolved:  # said in the run that searched it
                 log.warning("no artist found for %r", name)
                 self._unresolved.append(name)
+            if unit.kind in ASKED_BY_ID:
+                for key in outcome.not_found:
+                    log.warning("%s %s not found", unit.kind, key)
             if unit.kind == "artist":
-                for artist_id in outcome.not_found:
-                    log.warning("artist %s not found", artist_id)
-                    self._not_found.append(artist_id)
+                self._not_found.extend(outcome.not_found)
             self.progress.done += len(unit.keys)
             self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
@@ -738,6 +750,10 @@ class Crawler:
 
 BATCHED = ENTITY_TYPES | catalog.BATCHED
 """Kinds asked for in batches in Extended mode."""
+ASKED_BY_ID = frozenset({"artist", catalog.SHOW, catalog.AUDIOBOOK})
+"""Kinds whose ids the user gives and whose 404 is warned (a playlist's 404 is warned as an error of
+its unit); albums and tracks that are not found any more are a change of the catalog
+(:mod:`~spotify_catalog.storage.changes`)."""
 
 
 def check_mode(options: CrawlOptions, mode: ApiMode | None) -> None:
@@ -748,6 +764,11 @@ def check_mode(options: CrawlOptions, mode: ApiMode | None) -> None:
             "--with top-tracks: GET /artists/{id}/top-tracks needs Extended Quota Mode and the app is in "
             "development mode (--mode development); nothing was sent"
         )
+
+
+def _warn_abandoned(run_ids: Sequence[int]) -> None:
+    for run_id in run_ids:
+        log.warning("run %d ended without recording it (killed?): marked abandoned", run_id)
 
 
 def _plain(outcome: Outcome) -> bool:

@@ -156,9 +156,9 @@ def collect(
     """The report of the crawl database behind ``conn`` (read only); with ``settings``, the requests of
     the last 24 h are its account's, from its ledger (:func:`spotify_catalog.status.read_status`)."""
     report = Report(generated_at=now)
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(schema.artists.name) or not inspector.has_table(schema.runs.name):
+    if not status_lib.has_crawl(conn):
         return report
+    inspector = sa.inspect(conn)
     report.status = status_lib.read_status(conn, now=now, daily_budget=daily_budget, settings=settings)
     _counts(conn, report)
     if report.status.empty and not any(sum(c.values()) for c in report.counts.values()):
@@ -199,13 +199,15 @@ def _crawl(conn: sa.Connection, report: Report) -> None:
         sa.select(day.label("day"), sa.func.sum(r.c.requests), sa.func.count()).group_by(day).order_by(day)
     )
     report.requests_per_day = [(str(d)[:10], int(n or 0), int(runs)) for d, n, runs in conn.execute(query)]
-    report.runs = status_lib.recent_runs(conn, RECENT_RUNS)
+    dead = state.dead_runs(conn, now=report.generated_at)
+    report.runs = status_lib.recent_runs(conn, dead, limit=RECENT_RUNS)
     report.run_count = int(conn.execute(sa.select(sa.func.count()).select_from(r)).scalar_one())
-    reason = sa.func.coalesce(r.c.reason, "")
+    status, reason = state.shown_status(dead)
+    shown = sa.select(status.label("status"), sa.func.coalesce(reason, "").label("reason")).subquery()
     query = (
-        sa.select(r.c.status, reason, sa.func.count())
-        .group_by(r.c.status, reason)
-        .order_by(sa.func.count().desc(), r.c.status, reason)
+        sa.select(shown.c.status, shown.c.reason, sa.func.count())
+        .group_by(shown.c.status, shown.c.reason)
+        .order_by(sa.func.count().desc(), shown.c.status, shown.c.reason)
         .limit(RECENT_RUNS)
     )
     report.stop_reasons = [(str(s), str(why), int(n)) for s, why, n in conn.execute(query)]

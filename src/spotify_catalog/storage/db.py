@@ -151,6 +151,7 @@ def scrub(text: str) -> str:
 _DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _SCHEMA_OPTION = "spotify_catalog_schema"  # engine execution option: the PostgreSQL schema in use
+_WHERE_OPTION = "spotify_catalog_where"  # engine execution option: the database as messages name it
 _PG_LOCK = int.from_bytes(b"spcatmig", "big")  # pg_advisory_xact_lock key of schema set-up
 _MYSQL_LOCK = "spotify_catalog_migrate"  # GET_LOCK name (server-wide: the database name is added)
 _MYSQL_LOCK_WAIT = 60  # seconds
@@ -207,7 +208,25 @@ def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     if target is not None:
         engine.update_execution_options(**{_SCHEMA_OPTION: target})
+    _name(engine, url)
     return engine
+
+
+def _name(engine: sa.Engine, url: str) -> None:
+    """Record how messages name ``engine``'s database: ``url`` as it was given (:func:`name_of`)."""
+    engine.update_execution_options(**{_WHERE_OPTION: _with_schema(engine, redact(url))})
+
+
+def name_of(engine: sa.Engine) -> str:
+    """The database as messages name it: its URL as it was given, password hidden, and the PostgreSQL
+    schema in use (an engine not made here: its own URL)."""
+    named = engine.get_execution_options().get(_WHERE_OPTION)
+    return str(named) if named else _with_schema(engine, redact(engine.url))
+
+
+def _with_schema(engine: sa.Engine, where: str) -> str:
+    target = engine.get_execution_options().get(_SCHEMA_OPTION)
+    return where + (f" (schema {target})" if target else "")
 
 
 def json_text(value: Any) -> str:
@@ -262,7 +281,9 @@ def open_readonly(url: str, *, schema: str | None = None) -> sa.Engine:
     if parsed.get_backend_name() != "sqlite" or schema is not None:
         return create_engine(url, schema=schema)
     if parsed.query.get("uri"):
-        return _sqlite_uri_engine(parsed)
+        engine = _sqlite_uri_engine(parsed)
+        _name(engine, url)
+        return engine
     path = Path(parsed.database or "").absolute()
     uri = f"file:{quote(str(path))}"
 
@@ -278,7 +299,9 @@ def open_readonly(url: str, *, schema: str | None = None) -> sa.Engine:
             conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         return conn
 
-    return sa.create_engine(parsed, creator=connect)
+    engine = sa.create_engine(parsed, creator=connect)
+    _name(engine, url)
+    return engine
 
 
 def _sqlite_uri_engine(parsed: sa.URL) -> sa.Engine:
@@ -347,13 +370,11 @@ def migrate(engine: sa.Engine, *, where: str | None = None) -> str | None:
     :class:`UsageError` and stays untouched. Creation and migration run under a database lock
     (PostgreSQL advisory lock, MySQL ``GET_LOCK``, SQLite ``BEGIN IMMEDIATE``) so that crawls starting
     together do not race; a database already up to date takes no lock. ``where`` names the database in
-    messages (default: the engine's URL, password hidden). Returns what was done (``created``,
-    ``migrated from version N``, ``completed``), None when nothing was.
+    messages (default: :func:`where`). Returns what was done (``created``, ``migrated from version N``,
+    ``completed``), None when nothing was.
     """
     target = engine.get_execution_options().get(_SCHEMA_OPTION)
-    if where is None:
-        where = redact(engine.url.render_as_string(hide_password=False))
-        where += f" (schema {target})" if target else ""
+    where = where or name_of(engine)
     try:
         if engine.dialect.name == "postgresql" and target:
             _create_pg_schema(engine, target)
@@ -373,13 +394,20 @@ def migrate(engine: sa.Engine, *, where: str | None = None) -> str | None:
 def open_database(url: str, *, schema: str | None = None) -> sa.Engine:
     """``create_engine`` + ``migrate``: an engine on a database holding the current schema."""
     engine = create_engine(url, schema=schema)
-    target = engine.get_execution_options().get(_SCHEMA_OPTION)
     try:
-        migrate(engine, where=redact(url) + (f" (schema {target})" if target else ""))
+        migrate(engine)
     except BaseException:
         engine.dispose()
         raise
     return engine
+
+
+def schema_version(conn: sa.Connection) -> int | None:
+    """The schema version of the database behind ``conn`` (``None``: none of our tables, or a creation
+    cut short: nothing crawled yet), for the commands that only read it (``status``, ``crawl --plan``,
+    ``report``, ``export``): another program's database and a newer schema are refused as ``crawl``
+    refuses them (:func:`migrate`), with the same message."""
+    return _inspect(conn, name_of(conn.engine)).version
 
 
 def _inspect(conn: sa.Connection, where: str) -> _Layout:

@@ -145,8 +145,9 @@ def retry_later(conn: sa.Connection, kind: str, keys: Iterable[str], *, error: s
 
 
 LEASE = timedelta(minutes=10)
-"""How long a claimed task is a crawl's own; a crawl that dies loses its claims after this at the latest
-(at once when the next run finds it dead: :func:`abandon_dead_runs`)."""
+"""How long a claimed task is a crawl's own; a crawl that dies loses its claims after this at the latest,
+at once when another run finds it dead (:func:`abandon_dead_runs`: at its start, and while it waits for
+claims of others)."""
 
 
 def claim(
@@ -249,7 +250,7 @@ def set_state(conn: sa.Connection, key: str, value: str) -> None:
 class RunEnd:
     """How a run ended, for :func:`finish_run`."""
 
-    status: str  # done | incomplete | stopped | interrupted | failed (abandoned: set by the next run)
+    status: str  # done | incomplete | stopped | interrupted | failed (abandoned: set by another run)
     requests: int
     rows_written: int
     reason: str | None = None
@@ -316,34 +317,57 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def abandon_dead_runs(
+STALE_AFTER = timedelta(hours=1)
+"""A run on another host that nothing was heard of for this long is taken for dead."""
+ABANDONED = "abandoned"
+ABANDONED_REASON = "the process ended without recording its end"
+
+
+def dead_runs(
     conn: sa.Connection,
     *,
     now: datetime,
-    stale_after: timedelta = timedelta(hours=1),
+    stale_after: timedelta = STALE_AFTER,
     alive: Callable[[int], bool] = _process_alive,
 ) -> list[int]:
-    """Mark ``abandoned`` the runs still ``running`` whose process is gone: on this host, its pid is
-    not alive; elsewhere, nothing was heard of it for ``stale_after``. Returns their ids."""
+    """The runs still ``running`` whose process is gone: on this host, its pid is not alive; elsewhere,
+    nothing was heard of it for ``stale_after``. Reads only."""
     r = schema.runs
     host, _pid = this_process()
     rows = conn.execute(
         sa.select(r.c.id, r.c.host, r.c.pid, _last_activity().label("active")).where(r.c.status == "running")
     ).all()
-    dead = [
+    return [
         row.id
         for row in rows
         if (row.host == host and row.pid is not None and not alive(row.pid))
         or (_aware(row.active) < now - stale_after)
     ]
+
+
+def abandon_dead_runs(conn: sa.Connection, *, now: datetime) -> list[int]:
+    """Mark ``abandoned`` the :func:`dead_runs` and give up their claims. Returns their ids."""
+    dead = dead_runs(conn, now=now)
     if dead:
+        r = schema.runs
         conn.execute(
-            r.update()
-            .where(r.c.id.in_(dead))
-            .values(status="abandoned", ended_at=now, reason="the process ended without recording its end")
+            r.update().where(r.c.id.in_(dead)).values(status=ABANDONED, ended_at=now, reason=ABANDONED_REASON)
         )
         release(conn, dead)
     return dead
+
+
+def shown_status(dead: Sequence[int]) -> tuple[sa.ColumnElement[str], sa.ColumnElement[str | None]]:
+    """``_runs.status`` and ``reason`` as a command that only reads shows them: the ``dead`` runs
+    (:func:`dead_runs`) ``abandoned``, as the next crawl marks them."""
+    r = schema.runs
+    if not dead:
+        return r.c.status, r.c.reason
+    is_dead = r.c.id.in_(dead)
+    return (
+        sa.case((is_dead, ABANDONED), else_=r.c.status),
+        sa.case((is_dead, ABANDONED_REASON), else_=r.c.reason),
+    )
 
 
 def running(conn: sa.Connection) -> Sequence[sa.Row[Any, Any, Any, Any]]:
