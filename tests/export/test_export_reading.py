@@ -13,18 +13,21 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from lake_helpers import fill, small_metadata
+from lake_helpers import database_rows, fill, lake_rows, small_metadata
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.errors import StorageError
-from spotify_catalog.export import arrays, read_adbc, read_sqlite
+from spotify_catalog.export import arrays, read_adbc, read_mysql, read_sqlite
 from spotify_catalog.export.read_driver import RowsReader
 from spotify_catalog.storage import db
+from spotify_catalog.storage.schema import metadata
 
 ADBC_SQLITE = "through ADBC (adbc-driver-sqlite)"
 WRITE = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
@@ -81,17 +84,25 @@ def adbc_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 @pytest.mark.parametrize(
     ("backend", "reader"),
-    [("sqlite", "cursor"), ("postgresql", "adbc-postgresql"), ("postgresql", "cursor")],
+    [
+        ("sqlite", "cursor"),
+        ("postgresql", "adbc-postgresql"),
+        ("postgresql", "cursor"),
+        ("mysql", "mysql-csv"),
+    ],
 )
 def test_the_reader_chosen_gives_what_sqlalchemy_rows_give(
     backend: str, reader: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reader chosen for a connection, the driver's cursor on SQLite, ADBC on PostgreSQL (its
-    cursor without the ADBC driver), gives the very batches SQLAlchemy's rows give. (ADBC SQLite,
-    chosen for a whole export: below.)"""
+    cursor without the ADBC driver), the server's CSV lines on MariaDB, gives the very batches
+    SQLAlchemy's rows give. (ADBC SQLite, chosen for a whole export: below.)"""
     if backend == "postgresql" and reader == "cursor":
         monkeypatch.setattr(read_adbc, "postgresql_driver", lambda: None)
-    url = f"sqlite:///{tmp_path / 'c.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    servers = {"postgresql": "postgres_url", "mysql": "mysql_url"}
+    url = (
+        f"sqlite:///{tmp_path / 'c.db'}" if backend == "sqlite" else request.getfixturevalue(servers[backend])
+    )
     meta = small_metadata()
     engine = sa.create_engine(url)
     try:
@@ -416,3 +427,72 @@ def test_list_texts_arrow_cannot_parse_exactly_go_back_to_python(
         assert parsed.to_pylist() == [None if t is None else orjson.loads(t) for t in texts]
     else:
         assert texts[0] is not None
+
+
+# ------------------------------------------------------------------------------ MariaDB's CSV lines
+
+
+def _export_files(engine: sa.Engine, meta: sa.MetaData, root: Path, **kwargs: Any) -> dict[str, bytes]:
+    done = lake_export.export(engine, meta, lake_export.open_lake(str(root)), date(2026, 11, 25), **kwargs)
+    return {d.table: Path(d.uri).read_bytes() for d in done}
+
+
+@pytest.mark.parametrize("schema", ["small", "real"])
+def test_mariadb_csv_lines_write_the_files_sqlalchemy_rows_write(
+    mysql_url: str,
+    schema: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    adbc_logs: pytest.LogCaptureFixture,
+) -> None:
+    """On MariaDB the export through the server's CSV lines writes byte for byte the Parquet files of
+    the export through SQLAlchemy's rows, and their rows are the database's: every column kind (text
+    with quotes, commas, line breaks, empty and NULL; lists; JSON objects with ``--with-raw``;
+    timestamps; gone rows with ``--include-gone``), 2,003 rows a table in batches of 500."""
+    meta = small_metadata() if schema == "small" else metadata
+    engine = sa.create_engine(mysql_url)
+    try:
+        fill(engine, meta, 2003, gone=True)
+        csv = _export_files(engine, meta, tmp_path / "csv", with_raw=True, include_gone=True, batch_rows=500)
+        assert adbc_logs.text.count("through CSV lines of the server (pymysql)") == len(csv)
+        monkeypatch.setattr(read_mysql.MysqlCsvReader, "open", classmethod(lambda cls, *args: None))
+        rows = _export_files(
+            engine, meta, tmp_path / "rows", with_raw=True, include_gone=True, batch_rows=500
+        )
+        assert "through SQLAlchemy rows (pymysql)" in adbc_logs.text
+        assert list(csv) == list(rows)
+        for name, data in csv.items():
+            table = meta.tables[name]
+            got = pq.read_table(pa.BufferReader(data), coerce_int96_timestamp_unit="us")
+            assert lake_rows(got, table) == database_rows(engine, table, with_raw=True, include_gone=True), (
+                name
+            )
+            assert data == rows[name], name
+    finally:
+        engine.dispose()
+
+
+def test_mariadb_csv_lines_take_what_has_no_exact_text_path_through_rows(mysql_url: str) -> None:
+    """A decimal column: that table is read through SQLAlchemy's rows, another through CSV lines."""
+    meta = sa.MetaData()
+    plain = sa.Table("plain", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("note", sa.Text))
+    prices = sa.Table(
+        "prices", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("price", sa.Numeric(6, 2))
+    )
+    engine = sa.create_engine(mysql_url)
+    try:
+        meta.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                plain.insert(),
+                [{"id": 1, "note": 'say "hi",\nbye'}, {"id": 2, "note": ""}, {"id": 3, "note": None}],
+            )
+            conn.execute(prices.insert(), [{"id": 1, "price": Decimal("3.50")}])
+        assert read(engine, plain, "mysql-csv").to_pylist() == [
+            {"id": 1, "note": 'say "hi",\nbye'},
+            {"id": 2, "note": ""},
+            {"id": 3, "note": None},
+        ]
+        assert read(engine, prices, "rows").to_pylist() == [{"id": 1, "price": Decimal("3.50")}]
+    finally:
+        engine.dispose()

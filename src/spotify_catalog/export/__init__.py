@@ -8,9 +8,10 @@ Everything is generic over a ``sqlalchemy.MetaData``. The package, layer by laye
 
 - :mod:`.types`: the Arrow schema of a table (integers stay integers, timestamps are UTC, written as
   INT96 for Hive's reader, ``info={"list_of": T}`` JSON columns become lists), pure;
-- :mod:`.reader` (the interface), :mod:`.read_driver`, :mod:`.read_adbc`, :mod:`.read_sqlite` (the
-  readers) and :mod:`.choose` (the one place that picks a reader): rows streamed from the database as
-  Arrow record batches, every table as of one moment, so memory stays flat however large the table;
+- :mod:`.reader` (the interface), :mod:`.read_driver`, :mod:`.read_adbc`, :mod:`.read_sqlite`,
+  :mod:`.read_mysql` (the readers) and :mod:`.choose` (the one place that picks a reader): rows
+  streamed from the database as Arrow record batches, every table as of one moment, so memory stays
+  flat however large the table;
   :mod:`.arrays`: database values as Arrow arrays, shared by the readers;
 - :mod:`.write`: batches to one Parquet (row groups), CSV or JSON Lines file;
 - :mod:`.lake`, :mod:`.staging`, :mod:`.lock`: where files go, local or S3. A partition is written to

@@ -46,6 +46,26 @@ def converter(column: sa.Column[Any]) -> Callable[[Any], Any] | None:
     return lambda value: json.loads(value) if isinstance(value, str) else value
 
 
+def exact_as_text(column: sa.Column[Any], target: pa.DataType) -> bool:
+    """Whether the values of ``column``, read as the database's text (or SQLite's integers and
+    floats), become the lake's exactly through Arrow's parsing and casts, as the ``sqlite3`` cursor
+    and SQLAlchemy's rows make them: timestamps, dates and booleans (under any ``TypeDecorator``),
+    text, integers, floats and JSON; not decimals, enums, UUIDs, intervals, times or binary, nor
+    another ``TypeDecorator`` (whose result processing is Python)."""
+    if isinstance(column.type, sa.Enum | sa.Uuid | sa.Interval):
+        return False
+    if pa.types.is_timestamp(target) or pa.types.is_date32(target) or pa.types.is_boolean(target):
+        return True
+    if isinstance(column.type, sa.types.TypeDecorator):
+        return False
+    t = base_type(column.type)
+    if isinstance(t, sa.JSON):
+        return True
+    if isinstance(t, sa.Numeric) and not isinstance(t, sa.Float):
+        return False
+    return bool(pa.types.is_string(target) or pa.types.is_integer(target) or pa.types.is_floating(target))
+
+
 def cast_text_times(array: pa.Array[Any], target: pa.DataType) -> pa.Array[Any]:
     """``array`` with text cast to naive timestamps when ``target`` is a timestamp (naive text is UTC,
     the project's convention); other arrays as they are."""

@@ -5,7 +5,8 @@
   (:func:`~spotify_catalog.export.read_sqlite.open_sqlite_arrow`);
 - otherwise one SQLAlchemy connection in one transaction (:func:`snapshot_connection`), and per table:
   ADBC PostgreSQL (psycopg, with ``adbc-driver-postgresql``, every column exact), else the driver's
-  cursor (``sqlite3``, ``psycopg``), else SQLAlchemy's rows (MariaDB/MySQL, any other driver).
+  cursor (``sqlite3``, ``psycopg``), else CSV lines of the server (MariaDB/MySQL through pymysql,
+  every column exact), else SQLAlchemy's rows (any other driver or column).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from spotify_catalog.export.read_adbc import PostgresArrowReader
 from spotify_catalog.export.read_driver import CURSOR_DRIVERS, CursorReader, RowsReader
+from spotify_catalog.export.read_mysql import MysqlCsvReader
 from spotify_catalog.export.read_sqlite import open_sqlite_arrow
 from spotify_catalog.export.reader import DEFAULT_BATCH_ROWS, Reader, ReadOptions
 
@@ -25,8 +27,9 @@ from spotify_catalog.export.reader import DEFAULT_BATCH_ROWS, Reader, ReadOption
 def choose_reader(conn: sa.Connection, table: sa.Table, options: ReadOptions) -> Reader:
     """The reader of ``table`` over ``conn`` (its transaction's snapshot): ADBC PostgreSQL where it can
     read the table, the driver's cursor for the drivers of
-    :data:`~spotify_catalog.export.read_driver.CURSOR_DRIVERS`, else SQLAlchemy's rows. Close it after
-    reading (an ADBC reader holds a connection of its own)."""
+    :data:`~spotify_catalog.export.read_driver.CURSOR_DRIVERS`, CSV lines on MariaDB/MySQL where it
+    can read the table, else SQLAlchemy's rows. Close it after reading (an ADBC reader holds a
+    connection of its own)."""
     dialect = conn.dialect
     if (dialect.name, dialect.driver) == ("postgresql", "psycopg"):
         arrow = PostgresArrowReader.open(conn, table, options)
@@ -34,7 +37,8 @@ def choose_reader(conn: sa.Connection, table: sa.Table, options: ReadOptions) ->
             return arrow
     if (dialect.name, dialect.driver) in CURSOR_DRIVERS:
         return CursorReader(conn, options)
-    return RowsReader(conn, options)
+    csv = MysqlCsvReader.open(conn, table, options)
+    return csv if csv is not None else RowsReader(conn, options)
 
 
 @contextlib.contextmanager

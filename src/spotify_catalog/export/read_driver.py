@@ -53,39 +53,58 @@ class RowsReader:
 class CursorReader:
     """The DBAPI cursor of ``conn`` (same transaction, so the same snapshot; on PostgreSQL a
     server-side cursor): no ``Row`` objects, values converted a column at a time
-    (:func:`column_reader`). For the drivers of :data:`CURSOR_DRIVERS`."""
+    (:func:`column_reader`). For the drivers of :data:`CURSOR_DRIVERS`; subclasses change the query,
+    the cursor and how a batch of rows becomes Arrow."""
 
     name = "cursor"
 
     def __init__(self, conn: sa.Connection, options: ReadOptions) -> None:
         self.conn, self.options = conn, options
 
-    def batches(self, table: sa.Table) -> Iterator[pa.RecordBatch]:
-        conn, batch_rows = self.conn, self.options.batch_rows
-        dialect = conn.dialect
-        log.info("reading %s through the %s cursor", table.name, dialect.driver)
+    def describe(self) -> str:
+        """How the log names this path (``reading <table> through ...``)."""
+        return f"the {self.conn.dialect.driver} cursor"
+
+    def statement(self, table: sa.Table) -> sa.Select[Any]:
+        return self.options.query(table)
+
+    def cursor(self, dbapi_conn: Any) -> Any:
+        if self.conn.dialect.name == "postgresql":  # a server-side cursor: rows arrive batch by batch
+            cursor = dbapi_conn.cursor(name=f"lake_{uuid.uuid4().hex}")
+            cursor.itersize = self.options.batch_rows
+            return cursor
+        return dbapi_conn.cursor()
+
+    def converter(self, table: sa.Table, description: Any) -> Callable[[Sequence[Any]], pa.RecordBatch]:
+        """How a batch of the cursor's rows becomes a record batch of the lake's schema."""
         columns, schema = self.options.columns(table), self.options.schema(table)
-        compiled = self.options.query(table).compile(dialect=dialect)
+        dialect = self.conn.dialect
+        readers = [
+            column_reader(c, f.type, dialect, d[1])
+            for c, f, d in zip(columns, schema, description, strict=True)
+        ]
+
+        def convert(rows: Sequence[Any]) -> pa.RecordBatch:
+            values = list(zip(*rows, strict=True))
+            arrays = [read(col) for read, col in zip(readers, values, strict=True)]
+            return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+        return convert
+
+    def batches(self, table: sa.Table) -> Iterator[pa.RecordBatch]:
+        conn, dialect = self.conn, self.conn.dialect
+        log.info("reading %s through %s", table.name, self.describe())
+        compiled = self.statement(table).compile(dialect=dialect)
         params: Any = compiled.params
         if dialect.positional:
             params = tuple(compiled.params[k] for k in compiled.positiontup or ())
         conn.exec_driver_sql("SELECT 1").close()  # begins SQLAlchemy's transaction if not yet begun
-        dbapi_conn: Any = conn.connection.driver_connection
-        if dialect.name == "postgresql":  # a server-side cursor: rows arrive batch by batch
-            cursor = dbapi_conn.cursor(name=f"lake_{uuid.uuid4().hex}")
-            cursor.itersize = batch_rows
-        else:
-            cursor = dbapi_conn.cursor()
+        cursor = self.cursor(conn.connection.driver_connection)
         try:
             cursor.execute(str(compiled), params)
-            readers = [
-                column_reader(c, f.type, dialect, d[1])
-                for c, f, d in zip(columns, schema, cursor.description, strict=True)
-            ]
-            while rows := cursor.fetchmany(batch_rows):
-                values = list(zip(*rows, strict=True))
-                arrays = [read(col) for read, col in zip(readers, values, strict=True)]
-                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+            convert = self.converter(table, cursor.description)
+            while rows := cursor.fetchmany(self.options.batch_rows):
+                yield convert(rows)
         except dialect.loaded_dbapi.Error as exc:  # what SQLAlchemy would have wrapped
             raise StorageError(f"reading the database failed: {db.redact(first_line(exc))}") from None
         finally:

@@ -18,7 +18,6 @@ from spotify_catalog.errors import StorageError
 from spotify_catalog.export.arrays import cast_text_times, list_column, own_copy
 from spotify_catalog.export.read_adbc import adbc_message, close_quietly, driver, read_ahead
 from spotify_catalog.export.reader import ReadOptions
-from spotify_catalog.export.types import base_type
 
 log = logging.getLogger(__name__)
 
@@ -30,28 +29,9 @@ def sqlite_driver() -> Any:
     return driver("adbc_driver_sqlite.dbapi")
 
 
-def exact_in_sqlite(column: sa.Column[Any], target: pa.DataType) -> bool:
-    """Whether ADBC's SQLite values of ``column`` become the lake's exactly as the ``sqlite3`` path
-    makes them: timestamps, dates and booleans (cast by Arrow on both paths, under any
-    ``TypeDecorator``), text, integers, floats and JSON; not decimals, enums, UUIDs, intervals, times
-    or binary, nor another ``TypeDecorator`` (whose result processing is Python)."""
-    if isinstance(column.type, sa.Enum | sa.Uuid | sa.Interval):
-        return False
-    if pa.types.is_timestamp(target) or pa.types.is_date32(target) or pa.types.is_boolean(target):
-        return True
-    if isinstance(column.type, sa.types.TypeDecorator):
-        return False
-    t = base_type(column.type)
-    if isinstance(t, sa.JSON):
-        return True
-    if isinstance(t, sa.Numeric) and not isinstance(t, sa.Float):
-        return False
-    return bool(pa.types.is_string(target) or pa.types.is_integer(target) or pa.types.is_floating(target))
-
-
 def sqlite_query(table: sa.Table, dialect: sa.Dialect, options: ReadOptions) -> str | None:
     """The query ADBC reads ``table`` with, or None when a column has no exact path
-    (:func:`exact_in_sqlite`).
+    (:meth:`~spotify_catalog.export.reader.ReadOptions.as_text`).
 
     The driver takes each column's Arrow type from the values of the first batch, and a column that is
     NULL there becomes int64 (the first text after it then fails). So a first row of typed literals
@@ -61,12 +41,10 @@ def sqlite_query(table: sa.Table, dialect: sa.Dialect, options: ReadOptions) -> 
     read ``CAST(... AS TEXT)`` (:func:`~spotify_catalog.export.reader.selected`): the affinity of a JSON
     column is NUMERIC, so SQLite may hold a JSON number as a number; other text columns hold text only
     (TEXT affinity; SQLAlchemy writes timestamps, dates and lists as text)."""
+    if not options.as_text(table):
+        return None
     columns, schema = options.columns(table), options.schema(table)
     keys = list(table.primary_key.columns)
-    if not keys or any(k not in columns for k in keys):
-        return None
-    if not all(exact_in_sqlite(c, f.type) for c, f in zip(columns, schema, strict=True)):
-        return None
     compiled = options.rows(table).compile(dialect=dialect)
     if compiled.params:
         return None

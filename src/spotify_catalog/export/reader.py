@@ -2,9 +2,10 @@
 
 Every reader (:mod:`~spotify_catalog.export.read_driver`: SQLAlchemy's rows and the driver's cursor;
 :mod:`~spotify_catalog.export.read_adbc`: ADBC PostgreSQL; :mod:`~spotify_catalog.export.read_sqlite`:
-ADBC SQLite) gives the same batches for the same table: the lake's schema
-(:func:`~spotify_catalog.export.types.arrow_schema`), primary key order, at most ``batch_rows`` rows a
-batch. Which one reads a table is decided in :mod:`~spotify_catalog.export.choose` alone.
+ADBC SQLite; :mod:`~spotify_catalog.export.read_mysql`: MariaDB's CSV lines) gives the same batches
+for the same table: the lake's schema (:func:`~spotify_catalog.export.types.arrow_schema`), primary
+key order, at most ``batch_rows`` rows a batch. Which one reads a table is decided in
+:mod:`~spotify_catalog.export.choose` alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import sqlalchemy as sa
 
+from spotify_catalog.export.arrays import exact_as_text
 from spotify_catalog.export.types import arrow_schema, current_rows, exported_columns, is_json_object
 
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
@@ -23,7 +25,7 @@ DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps 
 
 class Reader(Protocol):
     """Reads tables as Arrow record batches; ``name`` says which path it is (``rows``, ``cursor``,
-    ``adbc-postgresql``, ``adbc-sqlite``)."""
+    ``adbc-postgresql``, ``adbc-sqlite``, ``mysql-csv``)."""
 
     @property
     def name(self) -> str: ...
@@ -60,6 +62,15 @@ class ReadOptions:
     def query(self, table: sa.Table) -> sa.Select[Any]:
         """:meth:`rows` in primary key order."""
         return self.rows(table).order_by(*table.primary_key.columns)
+
+    def as_text(self, table: sa.Table) -> bool:
+        """Whether every exported column of ``table`` has an exact text path (:func:`exact_as_text`)
+        and its whole primary key is exported (so no row is all NULL)."""
+        columns, schema = self.columns(table), self.schema(table)
+        keys = list(table.primary_key.columns)
+        if not keys or any(k not in columns for k in keys):
+            return False
+        return all(exact_as_text(c, f.type) for c, f in zip(columns, schema, strict=True))
 
 
 def selected(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
