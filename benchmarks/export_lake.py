@@ -7,8 +7,8 @@ PostgreSQL and MariaDB the same rows are copied into a fresh database on the ser
 benchmark; a server that cannot be reached is skipped). Each export (``tracks`` to a fresh local lake,
 Parquet/zstd) runs in a child process, so that the peak RSS (``ru_maxrss``), the CPU time (every thread
 of the exporting process; not the database server's) and the peak of pyarrow's memory pool belong to
-that one export. The path column says how the rows were read (ADBC, the driver's cursor, SQLAlchemy's
-rows). Flat memory means the peak does not grow with the number of rows.
+that one export. The path column says how the rows were read (ADBC, the driver's cursor, the server's
+CSV lines, SQLAlchemy's rows). Flat memory means the peak does not grow with the number of rows.
 
     python -m benchmarks export_lake                   # 100k and 1M tracks on every backend
     python -m benchmarks.export_lake [--sizes 10000,100000] [--backends sqlite,postgresql] [--with-raw]

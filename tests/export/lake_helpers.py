@@ -67,7 +67,7 @@ def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str, gon
     if column.name == lake_export.GONE_COLUMN and not gone:
         return None
     decorated = isinstance(t, sa.types.TypeDecorator)
-    base = lake_export._base_type(t)
+    base = lake_export.base_type(t)
     if column.primary_key:
         keys = [c.name for c in column.table.primary_key.columns]
         n = (i // 7 if keys.index(column.name) == 0 else i % 7) if len(keys) > 1 else i
@@ -83,7 +83,7 @@ def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str, gon
         element = column.info.get("list_of")
         if element is None:
             return {"n": i, "name": rng.choice(_WORDS), "tags": [rng.choice(_WORDS)], "ok": True}
-        if isinstance(lake_export._base_type(element), sa.Integer):
+        if isinstance(lake_export.base_type(element), sa.Integer):
             return [rng.randint(-1000, 1000) for _ in range(rng.randint(0, 4))]
         return [rng.choice(["US", "SE", "JP", "DE"]) for _ in range(rng.randint(0, 4))]
     if isinstance(base, sa.Boolean):
@@ -133,9 +133,12 @@ def fill(engine: sa.Engine, metadata: sa.MetaData, n: int, *, seed: int = 1, gon
 def database_rows(
     engine: sa.Engine, table: sa.Table, *, with_raw: bool = False, include_gone: bool = False
 ) -> list[dict[str, Any]]:
-    """The rows as the database gives them back (all of them), normalised as the lake holds them
-    (aware UTC timestamps, JSON objects as text parsed back)."""
-    columns = lake_export.exported_columns(table, with_raw=with_raw, include_gone=include_gone)
+    """The rows as the database gives them back (all of them; ``raw`` only with ``with_raw``,
+    ``gone_at`` only with ``include_gone``), normalised as the lake holds them (aware UTC timestamps,
+    JSON objects as text parsed back)."""
+    columns = [
+        c for c in table.columns if (with_raw or c.name != "raw") and (include_gone or c.name != "gone_at")
+    ]
     query = sa.select(*columns).order_by(*table.primary_key.columns)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
@@ -152,7 +155,7 @@ def lake_rows(arrow_table: pa.Table, table: sa.Table) -> list[dict[str, Any]]:
     json_columns = {
         c.name
         for c in table.columns
-        if isinstance(lake_export._base_type(c.type), sa.JSON) and "list_of" not in c.info
+        if isinstance(lake_export.base_type(c.type), sa.JSON) and "list_of" not in c.info
     }
     rows = arrow_table.to_pylist()
     for row in rows:

@@ -21,6 +21,7 @@ from lake_helpers import fill, sample_rows, small_metadata
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.errors import SpotifyCatalogError
+from spotify_catalog.export import lake as lake_layout
 from spotify_catalog.storage.schema import metadata, tracks
 
 DAY = date(2026, 11, 25)
@@ -240,7 +241,7 @@ def test_an_interrupt_between_the_two_renames_puts_the_old_partition_back(
     lake_export.export(sqlite_engine, meta, lake, DAY)
     before = (tmp_path / "lake" / "items" / "dt=2026-11-25" / "part-00000.parquet").read_bytes()
 
-    monkeypatch.setattr(lake_export, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(lake_layout, "exchange", lambda a, b: False)
     rename = Path.rename
 
     def interrupted_rename(self: Path, target: Path) -> Path:

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from lake_helpers import PARQUET, as_read, database_rows, fill, lake_rows
+from lake_schema import GOLDEN, REGENERATE, golden_schema, golden_tables
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.cli import main
@@ -39,6 +40,9 @@ def catalog(tmp_path: Path) -> str:
 
 
 def test_every_table_of_the_real_schema_round_trips(db_url: str, tmp_path: Path) -> None:
+    """Every table of the project's schema, every column: the files have the golden schema
+    (``tests/data/lake_schema.json``) and the database's rows."""
+    assert sorted(golden_tables()) == sorted(EXPORTED), f"tables other than {GOLDEN}'s ({REGENERATE})"
     engine = sa.create_engine(db_url)
     try:
         fill(engine, metadata, 23, gone=True)
@@ -52,8 +56,8 @@ def test_every_table_of_the_real_schema_round_trips(db_url: str, tmp_path: Path)
             table = metadata.tables[name]
             assert f"{name}: 23 rows -> {tmp_path}/lake/{name}/dt=2026-11-25/part-00000.parquet" in err
             got = ds.dataset(tmp_path / "lake" / name, format=PARQUET, partitioning=PARTITIONING).to_table()
-            want = lake_export.arrow_schema(table, with_raw=True, include_gone=True)
-            assert got.schema.equals(as_read(want).append(pa.field("dt", pa.string()))), name
+            want = as_read(golden_schema(name)).append(pa.field("dt", pa.string()))
+            assert got.schema.equals(want), f"{name}: not the schema of {GOLDEN} (on purpose? {REGENERATE})"
             rows = database_rows(engine, table, with_raw=True, include_gone=True)
             assert lake_rows(got, table) == rows, name
         assert not (tmp_path / "lake" / "_tasks").exists()

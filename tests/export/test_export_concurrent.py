@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from lake_helpers import fill, small_metadata
 
 from spotify_catalog import export as lake_export
-from spotify_catalog import lake_lock
 from spotify_catalog.errors import SpotifyCatalogError
+from spotify_catalog.export import lock as lake_lock
 from spotify_catalog.storage.schema import metadata
 
 DAY = date(2026, 11, 25)
@@ -137,12 +137,11 @@ def test_an_export_publishing_meanwhile_waits_for_the_one_that_is(
     meta = small_metadata()
     fill(sqlite_engine, meta, 4)
     published_one, b_waits_or_is_done, a_done = threading.Event(), threading.Event(), threading.Event()
-    name = "_publish_s3" if lake.is_s3 else "_publish_local"
-    publish = getattr(lake_export, name)
+    publish = lake_export.Lake.publish
     a_thread: list[threading.Thread] = []
 
-    def publish_then_pause(*args: object) -> None:
-        publish(*args)
+    def publish_then_pause(self: lake_export.Lake, staged: str, final: str) -> None:
+        publish(self, staged, final)
         if threading.current_thread() in a_thread and not published_one.is_set():
             published_one.set()
             assert b_waits_or_is_done.wait(TIMEOUT)
@@ -151,7 +150,7 @@ def test_an_export_publishing_meanwhile_waits_for_the_one_that_is(
         b_waits_or_is_done.set()
         assert a_done.wait(TIMEOUT)
 
-    monkeypatch.setattr(lake_export, name, publish_then_pause)
+    monkeypatch.setattr(lake_export.Lake, "publish", publish_then_pause)
 
     def export_a() -> None:
         try:
@@ -203,7 +202,7 @@ def test_the_lease_of_an_export_that_died_is_taken_over_after_a_minute(
     boto3.client("s3").put_object(Bucket=s3_bucket, Key=lease, Body=b'{"owner": "pid 7 on gone"}')
     lake = lake_export.open_lake(f"s3://{s3_bucket}/lake")
     clock = FakeClock()
-    with caplog.at_level(logging.INFO, logger="spotify_catalog.lake_lock"):
+    with caplog.at_level(logging.INFO, logger="spotify_catalog.export.lock"):
         lake_export.export(sqlite_engine, meta, lake, DAY, clock=clock, sleep=clock.sleep)
     assert clock.slept == lake_lock.LEASE_SECONDS
     assert (
@@ -297,13 +296,13 @@ def test_an_export_whose_lease_went_unrenewed_stops_publishing(
     lake = lake_export.open_lake(f"s3://{s3_bucket}/lake")
     lake_export.export(sqlite_engine, meta, lake, DAY)
     clock = FakeClock()
-    publish = lake_export._publish_s3
+    publish = lake_export.Lake.publish
 
-    def publish_for_a_minute(*args: object) -> None:
-        publish(*args)
+    def publish_for_a_minute(self: lake_export.Lake, staged: str, final: str) -> None:
+        publish(self, staged, final)
         clock.sleep(lake_lock.LEASE_SECONDS)
 
-    monkeypatch.setattr(lake_export, "_publish_s3", publish_for_a_minute)
+    monkeypatch.setattr(lake_export.Lake, "publish", publish_for_a_minute)
     with pytest.raises(SpotifyCatalogError, match="lost the lock"):
         lake_export.export(sqlite_engine, meta, lake, DAY, fmt="csv", compression="none", clock=clock)
     assert _s3_keys(s3_bucket) == [
@@ -316,7 +315,7 @@ def test_an_export_whose_lease_went_unrenewed_stops_publishing(
 def _local_lock_held_elsewhere(path: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the lock at ``path``."""
     code = (
-        "import sys, time; from pathlib import Path; from spotify_catalog import lake_lock\n"
+        "import sys, time; from pathlib import Path; from spotify_catalog.export import lock as lake_lock\n"
         "with lake_lock.local_lock(Path(sys.argv[1]), what='x', sleep=time.sleep):\n"
         "    print('held', flush=True); time.sleep(600)\n"
     )

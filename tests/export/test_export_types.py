@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from required import unavailable
 from spotify_catalog import export as lake_export
 from spotify_catalog.errors import UsageError
+from spotify_catalog.export import lake as lake_layout
 
 
 class Utc(sa.TypeDecorator[datetime]):
@@ -140,7 +141,7 @@ def test_directories_are_swapped_in_one_step(tmp_path: Path) -> None:
     (tmp_path / "new" / "f").write_text("new")
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "f").write_text("old")
-    if not lake_export._exchange(tmp_path / "new", tmp_path / "old"):
+    if not lake_layout.exchange(tmp_path / "new", tmp_path / "old"):
         unavailable("no renameat2(RENAME_EXCHANGE) here")
     assert (tmp_path / "old" / "f").read_text() == "new"
     assert (tmp_path / "new" / "f").read_text() == "old"
