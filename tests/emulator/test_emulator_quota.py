@@ -16,8 +16,7 @@ import pytest
 from emulator_helpers import FakeClock, client
 
 from spotify_catalog import ledger
-from spotify_catalog.emulator import BTS_ID, EmulatorConfig
-from spotify_catalog.emulator.config import Client
+from spotify_catalog.emulator import BTS_ID, Client, EmulatorConfig
 from spotify_catalog.emulator.webapi import SPECS
 
 ARTIST = f"/v1/artists/{BTS_ID}"
