@@ -80,7 +80,7 @@ def test_stats_and_reset(emulator):
     assert stats["requests"] == 3
     assert stats["by_status"] == {"200": 3}
     httpx.post(f"{emulator.url}/_emulator/reset").raise_for_status()
-    assert emulator.stats() == {"requests": 0, "by_route": {}, "by_status": {}}
+    assert emulator.stats() == {"requests": 0, "by_route": {}, "by_status": {}, "quota": {}}
 
 
 def test_create_app_serves_in_process_without_a_socket():

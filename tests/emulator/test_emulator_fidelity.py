@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from emulator_helpers import client
-from openapi_check import validate
+from openapi_check import validate, validate_schema
 
 from spotify_catalog.emulator import BTS_ID
 
@@ -357,13 +357,12 @@ def test_too_many_ids_message_is_lowercase(make_emulator, profile_name):
         "/v1/audio-features",
         f"/v1/audio-features/{BTS_ID}",
         f"/v1/audio-analysis/{BTS_ID}",
-        "/v1/recommendations",
         f"/v1/artists/{BTS_ID}/related-artists",
     ],
 )
 def test_endpoints_removed_in_november_2024_give_a_bare_403(emu, path):
     """Spotify's Nov 2024 announcement; since then `{"error":{"status":403}}` with no message, in any
-    mode. Genre seeds give 404."""
+    mode (recommendations apart: a 404, below). Genre seeds give 404."""
     with client(emu) as c:
         _error(c.get(path, params={"ids": BTS_ID, "seed_artists": BTS_ID}), 403, None)
         assert c.get("/v1/recommendations/available-genre-seeds").status_code == 404
@@ -401,3 +400,106 @@ def test_the_new_fault_kinds_are_accepted_by_the_cli_options():
     assert {"plain_text_error", "empty_429", "null_items"} <= set(FAULT_KINDS)
     config = EmulatorConfig(fault_kinds=("plain_text_error", "empty_429", "null_items"), fault_rate=0.1)
     assert config.fault_kinds == ("plain_text_error", "empty_429", "null_items")
+
+
+# issue 21: found against 2026 recordings and threads ---------------------------------------------------
+def test_development_simplified_playlists_carry_items_not_tracks(emu):
+    """Reference §12.2, Pasta-Devs/Marinara-Engine PR #681 (2026-05-11): in Development Mode the
+    simplified playlists (there of `/me/playlists`) carry `items` {href, total} and no `tracks` (the
+    2026 definition marks `tracks` deprecated); Extended Quota Mode keeps `tracks`, as before 2026
+    (February 2026 migration guide: "all existing endpoints, fields, and behaviors remain unchanged")."""
+    playlist = next(p for p in emu.catalog.playlists if not p.null_in_search)
+    with client(emu) as c:
+        found = c.get("/v1/search", params={"q": playlist.name, "type": "playlist"}).json()
+    simple = next(p for p in found["playlists"]["items"] if p and p["id"] == playlist.id)
+    kept, gone = ("items", "tracks") if _dev(emu) else ("tracks", "items")
+    assert gone not in simple
+    assert simple[kept] == {
+        "href": f"{emu.url}/v1/playlists/{playlist.id}/{kept}",
+        "total": playlist.total_items,
+    }
+    validate_schema(emu.config.profile, "SimplifiedPlaylistObject", simple)
+
+
+def test_development_playlist_item_rows_carry_item_not_track(emu):
+    """Reference §12.2, stiefenm/spoton#119 (2026-07-18): a playlist item row holds its track as
+    `item` in Development Mode (no `track`); Extended rows keep `track`. A client-credentials token
+    gets no rows in Development Mode (items of playlists it does not own: 403), so the rows are
+    checked where they are made, and over HTTP in Extended mode."""
+    from spotify_catalog.emulator import render
+
+    cat, playlist = emu.catalog, emu.catalog.playlists[3]
+    page = render.playlist_items(cat, playlist, emu.url, None, 0, 5, "/v1/playlists/x/items", [], _dev(emu))
+    for row in page["items"]:
+        assert row["item"]["type"] == "track"
+        assert ("track" in row) is not _dev(emu)
+    with client(emu) as c:
+        r = c.get(f"/v1/playlists/{playlist.id}/items", params={"limit": 5})
+    if _dev(emu):
+        _error(r, 403, "Forbidden")
+    else:
+        assert [row["track"]["id"] for row in r.json()["items"]] == [
+            row["item"]["id"] for row in page["items"]
+        ]
+
+
+def test_user_playlists_are_forbidden_in_development_mode(emu):
+    """Reference §1.4 ("REMOVED Get User's Playlists") and §12.2 (rinukkusu/spotify-dart#249,
+    varunneal/spotify-mcp PR #51): `GET /users/{id}/playlists` answers 403 in Development Mode, not
+    404; in Extended mode the owner's public playlists, and an empty page for an unknown user
+    (spotify/web-api#1077)."""
+    playlist = emu.catalog.playlists[2]
+    with client(emu) as c:
+        r = c.get(f"/v1/users/{playlist.owner_id}/playlists")
+        unknown = c.get("/v1/users/nobody-here/playlists")
+    if _dev(emu):
+        _error(r, 403, "Forbidden")
+        _error(unknown, 403, "Forbidden")
+        return
+    assert r.status_code == 200
+    assert [p["id"] for p in r.json()["items"]] == [playlist.id]
+    assert r.json()["items"][0]["owner"]["id"] == playlist.owner_id
+    assert unknown.status_code == 200
+    assert unknown.json()["items"] == []
+    assert unknown.json()["total"] == 0
+    validate("extended", "/v1/users/{user_id}/playlists", 200, r.json())
+
+
+def test_recommendations_answer_404_without_a_message(emu):
+    """Reference §12.2: spotipy#1181 (`/v1/recommendations` "returned 404 due to None": no message)
+    and LargeModGames/spotatui#28 (2026-09-22, the 404 of an app created after November 2024)."""
+    with client(emu) as c:
+        r = c.get("/v1/recommendations", params={"seed_artists": BTS_ID})
+    _error(r, 404, None)
+    assert r.json() == {"error": {"status": 404}}
+
+
+def test_extended_users_and_categories_answer_as_before_2026(emu):
+    """February 2026 migration guide: "Extended Quota Mode apps: No migration required … all existing
+    endpoints, fields, and behaviors remain unchanged": `GET /users/{id}` and `GET
+    /browse/categories` answer as the 2025-10-03 definition says. Development Mode: 403 `Forbidden`
+    (reference §2.1)."""
+    playlist = emu.catalog.playlists[4]
+    with client(emu) as c:
+        user = c.get(f"/v1/users/{playlist.owner_id}")
+        categories = c.get("/v1/browse/categories", params={"limit": 5, "offset": 2, "locale": "sv_SE"})
+        unknown = c.get("/v1/users/nobody-here")
+    if _dev(emu):
+        for r in (user, categories, unknown):
+            _error(r, 403, "Forbidden")
+        return
+    assert user.status_code == 200
+    body = user.json()
+    assert (body["id"], body["display_name"], body["type"]) == (
+        playlist.owner_id,
+        playlist.owner_name,
+        "user",
+    )
+    assert body["uri"] == f"spotify:user:{playlist.owner_id}"
+    validate("extended", "/v1/users/{user_id}", 200, body)
+    page = categories.json()["categories"]
+    assert (page["offset"], page["limit"], len(page["items"])) == (2, 5, 5)
+    assert page["total"] > 7
+    assert "locale=sv_SE" in page["href"]
+    validate("extended", "/v1/browse/categories", 200, categories.json())
+    _error(unknown, 404, "Resource not found")

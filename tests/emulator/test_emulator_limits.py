@@ -7,21 +7,13 @@ import time
 
 import httpx
 import pytest
-from emulator_helpers import client
+from emulator_helpers import FakeClock, client
 
 from spotify_catalog.emulator import BTS_ID
 
 ARTIST = f"/v1/artists/{BTS_ID}"
 RATE_BODY = {"error": {"status": 429, "message": "API rate limit exceeded"}}
 QUOTA_BODY = {"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -67,6 +67,9 @@ def _requests(emu: Any) -> list[tuple[str, str, dict[str, str]]]:
         ("/v1/markets", "/v1/markets", {}),
         ("/v1/playlists/{id}/tracks", f"/v1/playlists/{playlist.id}/tracks", {}),
         ("/v1/playlists/{id}/items", f"/v1/playlists/{playlist.id}/items", {}),
+        ("/v1/users/{id}", f"/v1/users/{playlist.owner_id}", {}),
+        ("/v1/users/{id}/playlists", f"/v1/users/{playlist.owner_id}/playlists", {}),
+        ("/v1/browse/categories", "/v1/browse/categories", {"locale": "es_MX"}),
     ]
 
 
@@ -83,6 +86,9 @@ EXTENDED_ONLY = {
     "/v1/markets",
     "/v1/playlists/{id}/tracks",
     "/v1/playlists/{id}/items",
+    "/v1/users/{id}",
+    "/v1/users/{id}/playlists",
+    "/v1/browse/categories",
 }
 
 

@@ -31,8 +31,8 @@ def issued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     tokens: list[str] = []
     original = EmulatorState.issue_token
 
-    def recording(self: EmulatorState) -> str:
-        token = original(self)
+    def recording(self: EmulatorState, *args: Any) -> str:
+        token = original(self, *args)
         tokens.append(token)
         return token
 

@@ -130,8 +130,8 @@ def test_tekore_in_extended_quota_mode(spotify_emulator_factory, closing):
     track_id = emu.catalog.album_track_ids(album_id)[0]
     assert sp.tracks([track_id])[0].id == track_id
     assert not [r for r in emu.requests() if r.refused]
-    with pytest.raises(tk.Forbidden):
-        sp.recommendations(artist_ids=[BTS_ID])  # removed in November 2024
+    with pytest.raises(tk.NotFound):
+        sp.recommendations(artist_ids=[BTS_ID])  # removed in November 2024: 404
 
 
 def test_tekore_meets_the_2026_development_mode(spotify_emulator_factory, closing):

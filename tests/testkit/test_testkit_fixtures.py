@@ -75,6 +75,30 @@ def test_the_factory_starts_emulators_of_their_own(spotify_emulator_factory, spo
     assert extended.requests()[-1].status == 429
 
 
+def test_the_factory_takes_the_quota_settings_as_plain_values(spotify_emulator_factory):
+    """Accounts and buckets as a conftest.py or a test writes them (strings, dicts): two client ids of
+    one account share its 2 `search` requests; the default pair is an account of its own."""
+    emu = spotify_emulator_factory(
+        artists=30, quota=5, quota_buckets="search=2", clients=["app-1:s1:me", "app-2:s2:me"]
+    )
+
+    def search(credentials: tuple[str, str]) -> int:
+        token = httpx.post(
+            f"{emu.url}/api/token", data={"grant_type": "client_credentials"}, auth=credentials
+        ).json()["access_token"]
+        answer = httpx.get(
+            f"{emu.url}/v1/search",
+            params={"q": "BTS", "type": "artist"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return answer.status_code
+
+    default = (emu.config.client_id, emu.config.client_secret)
+    assert [search(("app-1", "s1")), search(("app-2", "s2")), search(("app-1", "s1"))] == [200, 200, 429]
+    assert search(default) == 200
+    assert emu.stats()["quota"]["me"]["search"]["used"] == 2
+
+
 def test_the_transport_sends_hard_coded_spotify_urls_to_the_emulator(spotify_emulator):
     """For code whose URLs are fixed (tekore's are): requests for api.spotify.com and
     accounts.spotify.com reach the emulator, nothing else is touched."""

@@ -60,7 +60,13 @@ from spotify_catalog.errors import Terminated, UsageError
     default=0,
     show_default=True,
     type=click.IntRange(min=0),
-    help="Requests per rolling 24 h (0: off).",
+    help="Requests per rolling 24 h of each quota bucket, per account (0: off).",
+)
+@click.option(
+    "--quota-buckets",
+    default="",
+    metavar="NAME=N,...",
+    help="Sizes of some buckets, e.g. artist-albums=100,search=500 (the others: --quota).",
 )
 @click.option(
     "--token-ttl",
@@ -92,6 +98,18 @@ from spotify_catalog.errors import Terminated, UsageError
 )
 @click.option("--client-id", default="emulator-client-id", show_default=True, help="Accepted client id.")
 @click.option("--client-secret", default="emulator-client-secret", help="Accepted client secret.")
+@click.option(
+    "--client",
+    "clients",
+    multiple=True,
+    metavar="ID:SECRET[:ACCOUNT]",
+    help="Another accepted client, in a developer account (default: its id); repeatable.",
+)
+@click.option(
+    "--owner-premium-lapsed",
+    is_flag=True,
+    help="The app owner's Premium has lapsed: every Web API call is refused (403).",
+)
 def emulator(
     host: str,
     port: int,
@@ -107,9 +125,13 @@ def emulator(
     retry_after: str,
     client_id: str,
     client_secret: str,
+    quota_buckets: str,
+    clients: tuple[str, ...],
+    owner_premium_lapsed: bool,
 ) -> None:
     """Serve a local Spotify Web API emulator (token endpoint and /v1) until interrupted."""
     from spotify_catalog.emulator import EmulatorConfig, EmulatorState, create_app
+    from spotify_catalog.emulator.config import Client, parse_quota_buckets
     from spotify_catalog.emulator.server import base_url, bind, make_server
 
     try:
@@ -126,6 +148,9 @@ def emulator(
             client_secret=client_secret,
             retry_after=retry_after,  # type: ignore[arg-type]
             fault_kinds=tuple(k.strip() for k in fault_kinds.split(",") if k.strip()),
+            clients=tuple(Client.parse(c) for c in clients),
+            quota_buckets=parse_quota_buckets(quota_buckets),
+            owner_premium=not owner_premium_lapsed,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from spotify_catalog.emulator.app import create_app
 from spotify_catalog.emulator.catalog import BTS_ID, Catalog
-from spotify_catalog.emulator.config import FAULT_KINDS, EmulatorConfig
+from spotify_catalog.emulator.config import FAULT_KINDS, Client, EmulatorConfig
 from spotify_catalog.emulator.server import RunningEmulator, serve_in_thread
 from spotify_catalog.emulator.state import EmulatorState, LoggedRequest
 
@@ -16,6 +16,7 @@ __all__ = [
     "BTS_ID",
     "FAULT_KINDS",
     "Catalog",
+    "Client",
     "EmulatorConfig",
     "EmulatorState",
     "LoggedRequest",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from spotify_catalog import buckets
 from spotify_catalog.emulator.catalog import MAX_ARTISTS
 
 Profile = Literal["development", "extended"]
@@ -29,14 +31,55 @@ RUNTIME_FIELDS = (
     "retry_after",
     "client_id",
     "client_secret",
+    "clients",
+    "quota_buckets",
+    "owner_premium",
 )
 
 
 @dataclass(frozen=True)
+class Client:
+    """A client id the token endpoint accepts, its secret, and the developer account it belongs to (the
+    quota is counted per account: the client ids of one account share it)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    account: str
+
+    @classmethod
+    def parse(cls, text: str) -> Client:
+        """``ID:SECRET[:ACCOUNT]``; the account is the client id when not given."""
+        client_id, _, rest = text.partition(":")
+        secret, _, account = rest.partition(":")
+        if not client_id or not secret:  # the text is not shown: it may hold a secret
+            raise ValueError("expected a client as ID:SECRET[:ACCOUNT] (id and secret not empty)")
+        return cls(client_id, secret, account or client_id)
+
+
+def parse_quota_buckets(text: str) -> dict[str, int]:
+    """``artist-albums=100,search=500`` as ``{"artist-albums": 100, "search": 500}`` (the names and
+    sizes are checked by :func:`validate`)."""
+    sizes: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",")):
+        name, sep, size = part.partition("=")
+        if not part:
+            continue
+        if not sep or not size.strip().isdigit():
+            raise ValueError(f"expected quota buckets as NAME=N,NAME=N..., got {part!r}")
+        sizes[name.strip()] = int(size)
+    return sizes
+
+
+@dataclass(frozen=True)
 class EmulatorConfig:
-    """How the emulator behaves. ``rate_limit`` = requests per rolling 30 s, ``quota`` = per rolling
-    24 h (0 = off for both); ``retry_after`` of the 30-s limiter's 429: ``normal`` (seconds until a
-    slot frees), ``zero`` (``Retry-After: 0``) or ``omit`` (no header)."""
+    """How the emulator behaves. ``rate_limit`` = requests per rolling 30 s (0 = off); ``quota`` = the
+    size of each quota bucket (:mod:`spotify_catalog.buckets`) per account and rolling 24 h, unless
+    ``quota_buckets`` gives a bucket its own size (0 = that bucket is not limited); ``retry_after`` of
+    the 30-s limiter's 429: ``normal`` (seconds until a slot frees), ``zero`` (``Retry-After: 0``) or
+    ``omit`` (no header). ``client_id``/``client_secret``: the default pair, in the account named as
+    its client id; ``clients``: more (``Client`` or ``"ID:SECRET[:ACCOUNT]"``; an entry with the
+    default pair's id replaces it).
+    ``owner_premium=False``: the app owner's Premium has lapsed, every Web API call is refused."""
 
     profile: Profile = "development"
     seed: int = 42
@@ -50,11 +93,23 @@ class EmulatorConfig:
     client_secret: str = field(default="emulator-client-secret", repr=False)
     fault_kinds: tuple[str, ...] = DEFAULT_FAULTS
     retry_after: RetryAfterMode = "normal"
+    clients: tuple[Client, ...] = ()
+    quota_buckets: Mapping[str, int] = field(default_factory=dict)
+    owner_premium: bool = True
 
     def __post_init__(self) -> None:
+        # as JSON and the pytest plugin give them: "ID:SECRET[:ACCOUNT]" strings, "NAME=N,..." text
+        clients: Any = self.clients
+        if isinstance(clients, list | tuple):
+            clients = tuple(Client.parse(c) if isinstance(c, str) else c for c in clients)
+            object.__setattr__(self, "clients", clients)
+        sizes: Any = self.quota_buckets
+        if isinstance(sizes, str):
+            object.__setattr__(self, "quota_buckets", parse_quota_buckets(sizes))
         problems = validate(self)
         if problems:
             raise ValueError(problems[0])
+        object.__setattr__(self, "quota_buckets", dict(self.quota_buckets))  # a copy of the caller's
 
     def replace(self, **changes: Any) -> EmulatorConfig:
         """A copy with run-time settings changed (``ValueError`` for unknown or invalid ones)."""
@@ -64,6 +119,16 @@ class EmulatorConfig:
         if "fault_kinds" in changes and not isinstance(changes["fault_kinds"], str | bytes):
             changes["fault_kinds"] = tuple(changes["fault_kinds"])
         return dataclasses.replace(self, **changes)
+
+    def accepted_clients(self) -> dict[str, Client]:
+        """Every client the token endpoint accepts, by client id."""
+        accepted = {self.client_id: Client(self.client_id, self.client_secret, self.client_id)}
+        accepted.update((c.client_id, c) for c in self.clients)
+        return accepted
+
+    def bucket_sizes(self) -> dict[str, int]:
+        """The size of every quota bucket (0 = not limited)."""
+        return {name: self.quota_buckets.get(name, self.quota) for name in buckets.NAMES}
 
 
 def validate(config: EmulatorConfig) -> list[str]:
@@ -93,4 +158,30 @@ def validate(config: EmulatorConfig) -> list[str]:
         problems.append("retry_after must be normal, zero or omit")
     if not config.client_id or not config.client_secret:
         problems.append("client_id and client_secret must not be empty")
+    problems += _clients_problems(config.clients)
+    problems += _bucket_problems(config.quota_buckets)
+    premium: Any = config.owner_premium
+    if not isinstance(premium, bool):
+        problems.append("owner_premium must be true or false")
     return problems
+
+
+def _clients_problems(clients: Any) -> list[str]:
+    if not isinstance(clients, tuple) or not all(isinstance(c, Client) for c in clients):
+        return ["clients must be a list of ID:SECRET[:ACCOUNT]"]
+    if not all(c.client_id and c.client_secret and c.account for c in clients):
+        return ["a client's id, secret and account must not be empty"]
+    ids = [c.client_id for c in clients]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    return [f"client id {twice[0]!r} given twice"] if twice else []
+
+
+def _bucket_problems(sizes: Any) -> list[str]:
+    if not isinstance(sizes, Mapping):
+        return ["quota_buckets must map bucket names to sizes"]
+    unknown = [name for name in sizes if name not in buckets.NAMES]
+    if unknown:
+        return [f"unknown quota bucket {unknown[0]!r} (known: {', '.join(buckets.NAMES)})"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sizes.values()):
+        return ["a quota bucket's size must be a whole number >= 0"]
+    return []

@@ -43,7 +43,7 @@ def advance(state: EmulatorState, method: str, body: Any) -> Response:
 
 
 def public_config(config: EmulatorConfig) -> JSON:
-    """The configuration as JSON, without the client secret."""
+    """The configuration as JSON, without the client secrets."""
     return {
         "profile": config.profile,
         "seed": config.seed,
@@ -56,6 +56,9 @@ def public_config(config: EmulatorConfig) -> JSON:
         "client_id": config.client_id,
         "fault_kinds": list(config.fault_kinds),
         "retry_after": config.retry_after,
+        "clients": [{"client_id": c.client_id, "account": c.account} for c in config.clients],
+        "quota_buckets": dict(config.quota_buckets),
+        "owner_premium": config.owner_premium,
     }
 
 

@@ -4,8 +4,10 @@ catalog, profile) and one handler per route, which returns the JSON body or rais
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from starlette.datastructures import QueryParams
 
@@ -25,7 +27,7 @@ from spotify_catalog.emulator.ids import is_base62_id
 from spotify_catalog.emulator.responses import JSON, ApiFail, Headers, header
 from spotify_catalog.emulator.search import TYPES
 from spotify_catalog.emulator.state import EmulatorState
-from spotify_catalog.emulator.words import COUNTRY_CODES, MARKETS, UNLAUNCHED_MARKETS
+from spotify_catalog.emulator.words import CATEGORIES, COUNTRY_CODES, MARKETS, UNLAUNCHED_MARKETS
 
 DEFAULT_GROUPS = "album,single,compilation,appears_on"
 
@@ -362,6 +364,7 @@ def h_playlist_items(ctx: Ctx) -> JSON:
         limit,
         f"/v1/playlists/{playlist.id}/{tail}",
         ctx.other_params(),
+        ctx.dev,
     )
 
 
@@ -383,8 +386,47 @@ def h_markets(ctx: Ctx) -> JSON:
     return {"markets": list(MARKETS)}
 
 
-def h_forbidden(ctx: Ctx) -> JSON:
-    raise ApiFail(403, "Forbidden")
+_USER_ID = re.compile(r"[a-z-]+([0-9]{1,9})")
+
+
+def _owned_playlist(ctx: Ctx) -> Playlist | None:
+    """The playlist the user ``{id}`` owns (user ``dj7`` owns playlist 7), if that user exists."""
+    match = _USER_ID.fullmatch(ctx.path["id"])
+    playlists = ctx.state.catalog.playlists
+    if match is None or int(match[1]) >= len(playlists):
+        return None
+    playlist = playlists[int(match[1])]
+    return playlist if playlist.owner_id == ctx.path["id"] else None
+
+
+def h_user(ctx: Ctx) -> JSON:
+    """A user's public profile, as before 2026 (Development Mode refuses it)."""
+    playlist = _owned_playlist(ctx)
+    if playlist is None:
+        raise ApiFail(404, "Resource not found")
+    return render.user(playlist, ctx.base)
+
+
+def h_user_playlists(ctx: Ctx) -> JSON:
+    """A user's public playlists, as before 2026 (Development Mode refuses it); an unknown user has
+    none: an empty page, not a 404 (spotify/web-api#1077)."""
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    playlist = _owned_playlist(ctx)
+    owned = [playlist] if playlist else []
+    items = [render.simple_playlist(p, ctx.base, ctx.dev) for p in owned[offset : offset + limit]]
+    path = f"/v1/users/{quote(ctx.path['id'], safe='')}/playlists"
+    return render.paging(items, ctx.base, path, ctx.other_params(), offset, limit, len(owned))
+
+
+def h_categories(ctx: Ctx) -> JSON:
+    """The browse categories, as before 2026 (Development Mode refuses them)."""
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    items = [render.category(i, name, ctx.base) for i, name in CATEGORIES[offset : offset + limit]]
+    return {
+        "categories": render.paging(
+            items, ctx.base, "/v1/browse/categories", ctx.other_params(), offset, limit, len(CATEGORIES)
+        )
+    }
 
 
 def h_me(ctx: Ctx) -> JSON:
@@ -395,3 +437,9 @@ def h_me(ctx: Ctx) -> JSON:
 def h_removed(ctx: Ctx) -> JSON:
     """Endpoints removed in November 2024: 403 without a message, whatever the app's mode."""
     raise ApiFail(403, "")
+
+
+def h_recommendations(ctx: Ctx) -> JSON:
+    """Recommendations, removed in November 2024: 404 without a message, whatever the app's mode
+    (spotipy#1181: "returned 404 due to None"; LargeModGames/spotatui#28, 2026)."""
+    raise ApiFail(404, "")

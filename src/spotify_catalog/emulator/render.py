@@ -8,6 +8,7 @@ audiobook ``available_markets``/``publisher``; chapter ``available_markets``; pl
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -327,8 +328,35 @@ def _owner(playlist_: Playlist, base: str) -> JSON:
     }
 
 
+def user(playlist_: Playlist, base: str) -> JSON:
+    """The public profile of a playlist's owner (``GET /users/{id}``, Extended Quota Mode)."""
+    owner = _owner(playlist_, base)
+    return {
+        "display_name": owner["display_name"],
+        "external_urls": owner["external_urls"],
+        "followers": {"href": None, "total": playlist_.followers // 10},
+        "href": owner["href"],
+        "id": owner["id"],
+        "images": [],
+        "type": "user",
+        "uri": owner["uri"],
+    }
+
+
+def category(category_id: str, name: str, base: str) -> JSON:
+    """A browse category (``GET /browse/categories``, Extended Quota Mode)."""
+    key = hashlib.blake2b(category_id.encode(), digest_size=20).hexdigest()
+    return {
+        "href": f"{base}{API}/browse/categories/{category_id}",
+        "icons": [{"url": f"https://t.scdn.co/images/{key}.jpeg", "height": 274, "width": 274}],
+        "id": category_id,
+        "name": name,
+    }
+
+
 def simple_playlist(playlist_: Playlist, base: str, dev: bool) -> JSON:
-    ref = {"href": f"{base}{API}/playlists/{playlist_.id}/tracks", "total": playlist_.total_items}
+    """Development Mode: the reference to the items is ``items``, without the older ``tracks``
+    (Marinara-Engine PR #681, 2026); Extended: ``tracks``, as before 2026."""
     out: JSON = {"collaborative": False, "description": playlist_.description}
     out.update(_links(base, "playlist", playlist_.id))
     if playlist_.uploaded_cover:  # a cover the owner uploaded: no dimensions
@@ -341,9 +369,8 @@ def simple_playlist(playlist_: Playlist, base: str, dev: bool) -> JSON:
     out["primary_color"] = None
     out["public"] = True
     out["snapshot_id"] = playlist_.snapshot_id
-    if dev:
-        out["items"] = {"href": f"{base}{API}/playlists/{playlist_.id}/items", "total": playlist_.total_items}
-    out["tracks"] = ref
+    key = "items" if dev else "tracks"
+    out[key] = {"href": f"{base}{API}/playlists/{playlist_.id}/{key}", "total": playlist_.total_items}
     out["type"] = "playlist"
     out["uri"] = f"spotify:playlist:{playlist_.id}"
     return out
@@ -358,22 +385,25 @@ def playlist_items(
     limit: int,
     path: str,
     params: Params,
+    dev: bool = False,
 ) -> JSON:
+    """A page of a playlist's items. Each row holds its track as ``item``, and in Extended Quota Mode
+    also as the older ``track``; Development Mode rows have ``item`` only (stiefenm/spoton#119)."""
     tracks = cat.playlist_items(playlist_.index)
     items = []
     for n, t in enumerate(tracks[offset : offset + limit], start=offset):
         rendered = track(cat, t, base, False, market)
-        items.append(
-            {
-                "added_at": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}T12:00:00Z",
-                "added_by": {k: v for k, v in _owner(playlist_, base).items() if k != "display_name"},
-                "is_local": False,
-                "primary_color": None,
-                "item": rendered,
-                "track": rendered,
-                "video_thumbnail": {"url": None},
-            }
-        )
+        row: JSON = {
+            "added_at": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}T12:00:00Z",
+            "added_by": {k: v for k, v in _owner(playlist_, base).items() if k != "display_name"},
+            "is_local": False,
+            "primary_color": None,
+            "item": rendered,
+        }
+        if not dev:
+            row["track"] = rendered
+        row["video_thumbnail"] = {"url": None}
+        items.append(row)
     return paging(items, base, path, params, offset, limit, len(tracks))
 
 
@@ -389,5 +419,5 @@ def playlist(cat: Catalog, playlist_: Playlist, base: str, dev: bool, market: st
         out["tracks"] = page
         out["items"] = page
     else:
-        del out["items"], out["tracks"]
+        del out["items"]
     return out

@@ -81,6 +81,23 @@ def error_response(fail: ApiFail) -> Response:
     return Response(encode({"error": error}), status_code=fail.status, headers=headers)
 
 
+PREMIUM_REQUIRED = (
+    "Active premium subscription required for the owner of the app. When the subscription status "
+    "changes, it can take a few hours before requests are allowed again."
+)
+
+
+def premium_required() -> Response:
+    """Every Web API call while the app owner's Premium subscription has lapsed: a 403 whose body is
+    this plain text, 159 bytes, not Spotify's JSON error (reference §1.11 and §12.2: zmb3/spotify#301,
+    spotify2tidal#184)."""
+    return Response(
+        PREMIUM_REQUIRED.encode(),
+        status_code=403,
+        headers={"content-type": "text/plain", "cache-control": PRIVATE_CACHE},
+    )
+
+
 def etag_of(body: bytes) -> str:
     digest = hashlib.md5(body, usedforsecurity=False).hexdigest()
     return '"MC-' + base64.b64encode(f'"{digest}"'.encode()).decode() + '"'

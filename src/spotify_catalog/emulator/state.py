@@ -2,8 +2,9 @@
 
 Rules (documented in docs/emulator.md): the rate limit and the quota count Web API requests that
 carry a valid token; requests answered 429 do not count (neither window grows while a client is
-refused); token requests and ``/_emulator/*`` never count. ``reset()`` clears counters, windows and
-quota, and keeps issued tokens valid.
+refused); token requests and ``/_emulator/*`` never count. The quota is counted per developer account
+(the account of the token's client) and bucket (:mod:`spotify_catalog.buckets`), each over its own
+rolling 24 h. ``reset()`` clears counters, windows and quota, and keeps issued tokens valid.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from spotify_catalog.emulator.catalog import Catalog
-from spotify_catalog.emulator.config import EmulatorConfig
+from spotify_catalog.emulator.config import Client, EmulatorConfig
 from spotify_catalog.emulator.search import Searcher
 
 RATE_WINDOW = 30.0
@@ -78,51 +79,82 @@ class EmulatorState:
         self.clock = EmulatorClock(clock)
         self.faults = random.Random(config.seed)
         self._lock = threading.Lock()
-        self._tokens: dict[str, float] = {}
+        self._clients = config.accepted_clients()
+        self._sizes = config.bucket_sizes()
+        self._tokens: dict[str, tuple[float, str]] = {}  # token: (expires at, account)
         self._rate: deque[float] = deque()
-        self._quota: deque[float] = deque()
+        self._quota: dict[tuple[str, str], deque[float]] = {}  # (account, bucket): times, oldest first
         self._by_route: Counter[str] = Counter()
         self._by_status: Counter[str] = Counter()
         self._requests = 0
         self._log: deque[tuple[str, str, bytes, str]] = deque(maxlen=REQUEST_LOG_SIZE)
 
     # ---------------------------------------------------------------- tokens
-    def issue_token(self) -> str:
+    def client(self, client_id: str) -> Client | None:
+        """The accepted client with this id."""
+        return self._clients.get(client_id)
+
+    def issue_token(self, account: str | None = None) -> str:
+        """A new access token of ``account`` (by default the default client's)."""
         token = "BQ" + secrets.token_urlsafe(48)
         with self._lock:
-            self._tokens[token] = self.clock() + self.config.token_ttl
+            if account is None:
+                account = self._clients[self.config.client_id].account
+            self._tokens[token] = (self.clock() + self.config.token_ttl, account)
         return token
 
-    def token_status(self, token: str) -> str:
-        """``valid``, ``expired`` or ``invalid``."""
-        expires = self._tokens.get(token)
-        if expires is None:
-            return "invalid"
-        return "valid" if self.clock() < expires else "expired"
+    def token_status(self, token: str) -> tuple[str, str]:
+        """``valid``, ``expired`` or ``invalid``, and the account the token belongs to."""
+        issued = self._tokens.get(token)
+        if issued is None:
+            return "invalid", ""
+        expires, account = issued
+        return ("valid" if self.clock() < expires else "expired"), account
 
     # ---------------------------------------------------------------- limits
-    def admit(self) -> Refusal | None:
-        """Count one Web API request, or say why it is refused (refusals are not counted)."""
-        config = self.config
+    def admit(self, bucket: str, account: str) -> Refusal | None:
+        """Count one Web API request of ``account`` in ``bucket``, or say why it is refused (refusals
+        are not counted)."""
+        size = self._sizes[bucket]
+        rate_limit = self.config.rate_limit
+        if not size and not rate_limit:
+            return None
         with self._lock:
             now = self.clock()
-            if config.quota:
-                while self._quota and self._quota[0] <= now - QUOTA_WINDOW:
-                    self._quota.popleft()
-                if len(self._quota) >= config.quota:
-                    wait = self._quota[len(self._quota) - config.quota] + QUOTA_WINDOW - now
+            window = self._quota.get((account, bucket)) if size else None
+            if size and window is None:
+                window = self._quota[account, bucket] = deque()
+            if window is not None:
+                while window and window[0] <= now - QUOTA_WINDOW:
+                    window.popleft()
+                if len(window) >= size:  # Retry-After: until the oldest request that must go has left
+                    wait = window[len(window) - size] + QUOTA_WINDOW - now
                     return Refusal(True, max(1, math.ceil(wait)))
-            if config.rate_limit:
+            if rate_limit:
                 while self._rate and self._rate[0] <= now - RATE_WINDOW:
                     self._rate.popleft()
-                if len(self._rate) >= config.rate_limit:
-                    wait = self._rate[len(self._rate) - config.rate_limit] + RATE_WINDOW - now
+                if len(self._rate) >= rate_limit:
+                    wait = self._rate[len(self._rate) - rate_limit] + RATE_WINDOW - now
                     return Refusal(False, max(1, math.ceil(wait)))
-            if config.quota:
-                self._quota.append(now)
-            if config.rate_limit:
+            if window is not None:
+                window.append(now)
+            if rate_limit:
                 self._rate.append(now)
         return None
+
+    def _quota_stats(self, now: float) -> dict[str, dict[str, Any]]:
+        """Each account's use of each bucket in the last 24 h (caller holds the lock)."""
+        out: dict[str, dict[str, Any]] = {}
+        for (account, bucket), window in sorted(self._quota.items()):
+            while window and window[0] <= now - QUOTA_WINDOW:
+                window.popleft()
+            if window:
+                out.setdefault(account, {})[bucket] = {
+                    "used": len(window),
+                    "size": self._sizes[bucket],
+                    "frees_at": [t + QUOTA_WINDOW for t in window],
+                }
+        return out
 
     def fault(self) -> str | None:
         """The fault kind to inflict on this request, if the dice say so."""
@@ -165,6 +197,7 @@ class EmulatorState:
                 "requests": self._requests,
                 "by_route": dict(sorted(self._by_route.items())),
                 "by_status": dict(sorted(self._by_status.items())),
+                "quota": self._quota_stats(self.clock()),
             }
 
     def reset(self) -> None:
@@ -180,8 +213,10 @@ class EmulatorState:
         """Change run-time settings (``ValueError`` if invalid); returns the new configuration."""
         with self._lock:
             self.config = self.config.replace(**changes)
+            self._clients = self.config.accepted_clients()
+            self._sizes = self.config.bucket_sizes()
             if self.config.rate_limit == 0:
                 self._rate.clear()
-            if self.config.quota == 0:
-                self._quota.clear()
+            for key in [key for key in self._quota if not self._sizes[key[1]]]:
+                del self._quota[key]  # a bucket no longer limited forgets its window
             return self.config

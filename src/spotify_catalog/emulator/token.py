@@ -49,16 +49,17 @@ def token_answer(state: EmulatorState, headers: Headers, raw: bytes) -> Response
             return token_error("invalid_client", "Invalid client")
     if not client_id:
         return token_error("invalid_client")
-    config = state.config
-    if client_id != config.client_id:
+    client = state.client(client_id)
+    if client is None:
         return token_error("invalid_client", "Invalid client")
-    if secret != config.client_secret:
+    if secret != client.client_secret:
         return token_error("invalid_client", "Invalid client secret")
     if grant == "authorization_code":
         return token_error("invalid_grant", "Invalid authorization code")
     if grant == "refresh_token":
         return token_error("invalid_grant", "Invalid refresh token")
-    body = {"access_token": state.issue_token(), "token_type": "Bearer", "expires_in": config.token_ttl}
+    token = state.issue_token(client.account)
+    body = {"access_token": token, "token_type": "Bearer", "expires_in": state.config.token_ttl}
     return Response(
         encode(body),
         status_code=200,

@@ -1,5 +1,6 @@
 """A Web API request answered: the routes (:data:`SPECS`) and, for a ``GET``, what every route does
-around its handler: authentication, quota, rate limit, faults, profile restriction, then ETag/304."""
+around its handler: authentication, the owner's Premium, quota, rate limit, faults, profile
+restriction, then ETag/304."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
+from spotify_catalog import buckets
 from spotify_catalog.emulator import faults
 from spotify_catalog.emulator.config import BODY_FAULTS, RAW_FAULTS
 from spotify_catalog.emulator.handlers import (
@@ -22,16 +24,17 @@ from spotify_catalog.emulator.handlers import (
     h_audiobook,
     h_audiobook_chapters,
     h_audiobooks,
+    h_categories,
     h_chapter,
     h_chapters,
     h_episode,
     h_episodes,
-    h_forbidden,
     h_markets,
     h_me,
     h_new_releases,
     h_playlist,
     h_playlist_items,
+    h_recommendations,
     h_removed,
     h_search,
     h_show,
@@ -40,6 +43,8 @@ from spotify_catalog.emulator.handlers import (
     h_top_tracks,
     h_track,
     h_tracks,
+    h_user,
+    h_user_playlists,
     query_params,
 )
 from spotify_catalog.emulator.responses import (
@@ -60,6 +65,7 @@ from spotify_catalog.emulator.responses import (
     header,
     method_not_allowed,
     preflight,
+    premium_required,
     success_headers,
 )
 from spotify_catalog.emulator.state import EmulatorState
@@ -84,6 +90,11 @@ class Spec:
     def route(self) -> str:
         """How ``/_emulator/stats`` names a ``GET`` of this route."""
         return f"GET {self.template}"
+
+    @functools.cached_property
+    def bucket(self) -> str:
+        """The quota bucket the route's requests count in (the collector's grouping)."""
+        return buckets.bucket_of(self.template)
 
 
 SPECS = (
@@ -112,10 +123,11 @@ SPECS = (
     Spec("/v1/playlists/{id}/items", h_playlist_items, PLAYLIST_CACHE, etag=True, development=False),
     Spec("/v1/browse/new-releases", h_new_releases, PRIVATE_CACHE, development=False),
     Spec("/v1/markets", h_markets, PRIVATE_CACHE, development=False),
-    Spec("/v1/browse/categories", h_forbidden, development=False),
-    Spec("/v1/users/{id}", h_forbidden, development=False),
+    Spec("/v1/browse/categories", h_categories, PRIVATE_CACHE, development=False),
+    Spec("/v1/users/{id}", h_user, development=False),
+    Spec("/v1/users/{id}/playlists", h_user_playlists, PLAYLIST_CACHE, development=False),
     Spec("/v1/me", h_me, PRIVATE_CACHE),
-    Spec("/v1/recommendations", h_removed, removed=True),
+    Spec("/v1/recommendations", h_recommendations, removed=True),
     Spec("/v1/artists/{id}/related-artists", h_removed, removed=True),
     Spec("/v1/audio-features", h_removed, removed=True),
     Spec("/v1/audio-features/{id}", h_removed, removed=True),
@@ -133,7 +145,8 @@ def _challenge(error: str, description: str) -> str:
     return f'Bearer realm="spotify", error="{error}", error_description="{description}"'
 
 
-def _authenticate(state: EmulatorState, authorization: str | None) -> None:
+def _authenticate(state: EmulatorState, authorization: str | None) -> str:
+    """The account of the request's token; an :class:`ApiFail` when the token is not valid."""
     if authorization is None:
         raise ApiFail(
             401,
@@ -143,7 +156,7 @@ def _authenticate(state: EmulatorState, authorization: str | None) -> None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiFail(400, "Only valid bearer authentication supported")
-    status = state.token_status(token.strip())
+    status, account = state.token_status(token.strip())
     if status != "valid":
         description = "The access token expired" if status == "expired" else "Invalid access token"
         raise ApiFail(
@@ -151,10 +164,11 @@ def _authenticate(state: EmulatorState, authorization: str | None) -> None:
             UNAUTHORIZED_MESSAGE,
             {"www-authenticate": _challenge("invalid_token", description)},
         )
+    return account
 
 
-def _limit(state: EmulatorState) -> None:
-    refusal = state.admit()
+def _limit(state: EmulatorState, bucket: str, account: str) -> None:
+    refusal = state.admit(bucket, account)
     if refusal is None:
         return
     if refusal.quota:
@@ -185,8 +199,10 @@ def answer(
     ``tail``, the last segment) and the base URL; it is called only for a request that is admitted."""
     fault: str | None = None
     try:
-        _authenticate(state, header(headers, b"authorization"))
-        _limit(state)
+        account = _authenticate(state, header(headers, b"authorization"))
+        if not state.config.owner_premium:
+            return premium_required()
+        _limit(state, spec.bucket, account)
         fault = state.fault()
         if fault in faults.STATUS_BODIES:
             raise ApiFail(*faults.STATUS_BODIES[fault])

@@ -210,6 +210,15 @@ GENRES_BY_SCRIPT = {
     "hangul": ("k-pop", "k-indie", "k-rap", "korean r&b", "k-ballad"),
     "japanese": ("j-pop", "j-rock", "anime", "city pop", "vocaloid", "j-rap"),
 }
+CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("toplists", "Top Lists"),
+    *(
+        ("".join(c for c in genre if c.isalnum()), genre.title())
+        for genres in GENRES_BY_SCRIPT.values()
+        for genre in genres
+    ),
+)
+"""The browse categories, ``(id, name)``: Top Lists, then one per genre."""
 
 TITLE_WORDS = (
     "Love",
