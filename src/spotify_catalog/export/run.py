@@ -22,6 +22,7 @@ from spotify_catalog.export.staging import remove_staging, remove_stale_staging,
 from spotify_catalog.export.types import dictionary_columns, select_tables
 from spotify_catalog.export.write import DEFAULT_ROW_GROUP_ROWS, check_options, file_name, write_file
 from spotify_catalog.storage import db
+from spotify_catalog.storage import schema as catalog_schema
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,13 @@ def export(
 
 def check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
     """The tables exist, and not all of them are empty: an export of an empty database would replace a
-    good snapshot with empty files (a wrong ``--db`` is the likelier story)."""
+    good snapshot with empty files (a wrong ``--db`` is the likelier story). Tables of this program's
+    schema need a database of it, not another program's nor a newer schema (:func:`db.schema_version`)."""
     where = db.redact(engine.url)
     try:
+        if any(t.metadata is catalog_schema.metadata for t in tables):
+            with engine.connect() as conn:
+                db.schema_version(conn)
         present = set(sa.inspect(engine).get_table_names())
         missing = [t.name for t in tables if t.name not in present]
         if missing:
