@@ -10,8 +10,8 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from spotify_catalog.emulator import render
-from spotify_catalog.emulator.catalog import (
-    ALBUM_GROUPS,
+from spotify_catalog.emulator.catalog import ALBUM_GROUPS
+from spotify_catalog.emulator.entities import (
     Album,
     Artist,
     Audiobook,
