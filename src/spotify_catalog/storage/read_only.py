@@ -103,6 +103,8 @@ def reading(url: str, *, db_schema: str | None = None, new_as_empty: bool = Fals
 
 
 def _checked(url: str, db_schema: str | None, *, new_as_empty: bool) -> sa.Engine:
+    """The engine :func:`reading` yields, its database looked at once (:func:`has_crawl`); an
+    in-memory database holding the empty schema where ``new_as_empty`` finds no crawl."""
     engine = open_read_only(url, db_schema=db_schema)
     if engine is None and not new_as_empty:
         raise UsageError(f"no database at {redact_url(url)} (nothing crawled there: check --db)")
