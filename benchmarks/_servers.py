@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from spotify_catalog.storage.db import redact
+from spotify_catalog.redaction import redact_url
 
 SERVERS = {
     "postgresql": ("SPOTIFY_CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
@@ -31,7 +31,7 @@ def unreachable(backend: str) -> str | None:
         with engine.connect():
             return None
     except sa.exc.SQLAlchemyError as exc:
-        return f"{redact(server)}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
+        return f"{redact_url(server)}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
     finally:
         engine.dispose()
 

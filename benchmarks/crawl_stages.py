@@ -38,7 +38,8 @@ from spotify_catalog.crawl import run as crawl_run
 from spotify_catalog.emulator import Catalog
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db, state
+from spotify_catalog.storage import state
+from spotify_catalog.storage.migrate import open_database
 from spotify_catalog.transform import Rows
 
 
@@ -79,7 +80,7 @@ class _Offline:
 
 def write_all(answers: list[crawl_run.Answer], group: int, tmp: Path) -> tuple[float, int]:
     """CPU of writing every answer into a new SQLite file, the tasks queued first as the phases do."""
-    engine = db.open_database(f"sqlite:///{tmp / 'written.db'}")
+    engine = open_database(f"sqlite:///{tmp / 'written.db'}")
     when = answers[0].when
     options = CrawlOptions(artists=(ArtistInput("x", True),), depth=Depth.TRACK_DETAILS)
     crawler = crawl_run.Crawler(engine, _Offline(), options)  # type: ignore[arg-type]

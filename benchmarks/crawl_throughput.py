@@ -24,7 +24,8 @@ from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.emulator import Catalog
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 
 @contextmanager
@@ -55,7 +56,7 @@ def run_once(url: str, workers: int, depth: Depth, artists: int, directory: Path
         dotenv_path=directory / "none.env",
     )
     inputs = tuple(demo_artists(Catalog())[:artists])
-    engine = db.open_database(f"sqlite:///{directory / f'w{workers}.db'}")
+    engine = open_database(f"sqlite:///{directory / f'w{workers}.db'}")
     started = time.perf_counter()
     with SpotifyClient(settings) as client:
         result = Crawler(engine, client, CrawlOptions(artists=inputs, depth=depth, workers=workers)).run()

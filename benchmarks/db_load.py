@@ -1,4 +1,4 @@
-"""Database load rate: rows/s that ``storage.db.write_rows`` writes, per backend.
+"""Database load rate: rows/s that ``storage.write.write_rows`` writes, per backend.
 
 The data are full albums in the Extended-Quota shape (20 albums of 12 tracks per response, as
 ``GET /albums?ids=`` answers), turned into rows by ``transform`` and written one response per
@@ -22,7 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from spotify_catalog import transform
-from spotify_catalog.storage import db
+from spotify_catalog.storage.migrate import open_database
+from spotify_catalog.storage.write import write_rows
 
 WHEN = datetime(2026, 11, 25, tzinfo=UTC)
 ALBUMS_PER_RESPONSE = 20
@@ -84,7 +85,7 @@ def album(n: int) -> dict[str, Any]:
 
 def load(url: str, responses: int) -> tuple[int, float]:
     """(rows written, seconds) for ``responses`` batch responses into a fresh schema at ``url``."""
-    engine = db.open_database(url)
+    engine = open_database(url)
     batches = []
     for r in range(responses):
         rows = transform.Rows()
@@ -95,7 +96,7 @@ def load(url: str, responses: int) -> tuple[int, float]:
     started = time.perf_counter()
     for rows in batches:
         with engine.begin() as conn:
-            written += db.write_rows(conn, rows)
+            written += write_rows(conn, rows)
     seconds = time.perf_counter() - started
     engine.dispose()
     return written, seconds

@@ -44,7 +44,7 @@ from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.emulator import Catalog
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db
+from spotify_catalog.storage.migrate import open_database
 from spotify_catalog.transform import normalize_name
 
 CLIENT = ("emulator-client-id", "emulator-client-secret")
@@ -111,7 +111,7 @@ def collector(url: str, names: list[str], workers: int, directory: Path) -> tupl
          "token_url": url + "/api/token", "mode": "extended", "max_wait": 60},
         environ={}, dotenv_path=directory / "none.env",
     )  # fmt: skip
-    engine = db.open_database(f"sqlite:///{directory / f'crawl-{workers}-{time.monotonic_ns()}.db'}")
+    engine = open_database(f"sqlite:///{directory / f'crawl-{workers}-{time.monotonic_ns()}.db'}")
     options = CrawlOptions(
         artists=tuple(ArtistInput(n, False) for n in names), depth=Depth.TRACK_DETAILS, workers=workers
     )
@@ -154,7 +154,7 @@ def crawl_ids(
          "token_url": url + "/api/token", "mode": "extended", "max_wait": 60},
         environ={}, dotenv_path=directory / "none.env",
     )  # fmt: skip
-    engine = db.open_database(database)
+    engine = open_database(database)
     options = CrawlOptions(
         artists=tuple(ArtistInput(i, True) for i in ids), depth=Depth.TRACK_DETAILS, workers=workers
     )

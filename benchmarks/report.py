@@ -151,11 +151,11 @@ def copy(source: Path, url: str) -> float:
     """Copy the SQLite database ``source`` into the empty database ``url`` (its tables replaced)."""
     import sqlalchemy as sa
 
-    from spotify_catalog.storage import db
+    from spotify_catalog.storage.engine import create_engine
     from spotify_catalog.storage.schema import metadata
 
     started = time.perf_counter()
-    target = db.create_engine(url)
+    target = create_engine(url)
     metadata.drop_all(target)
     metadata.create_all(target)
     reader = sa.create_engine(f"sqlite:///{source}")

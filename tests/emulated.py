@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
 
 CLIENT_ID = "emulator-client-id"
 CLIENT_SECRET = "emulator-client-secret"
@@ -49,6 +50,17 @@ def wait_for_requests(emu: Any, proc: subprocess.Popen[Any], count: int, *, poll
         time.sleep(poll)
 
 
+def table_contents(
+    conn: sa.Connection, table: sa.Table, exclude: Sequence[str] = ("fetched_at",)
+) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` (without the ``exclude`` columns), sorted by primary key in Python (the
+    same order on every backend, whatever its collation): for comparisons."""
+    columns = [c for c in table.c if c.name not in exclude]
+    keys = [i for i, c in enumerate(columns) if c.primary_key]
+    rows = [tuple(r) for r in conn.execute(sa.select(*columns))]
+    return sorted(rows, key=lambda r: tuple(r[i] for i in keys))
+
+
 def contents(
     engine: sa.Engine, emulator_url: str | None = None, *, exclude: tuple[str, ...] = ()
 ) -> dict[str, list[Any]]:
@@ -56,8 +68,7 @@ def contents(
     own address (in ``href`` links) replaced by ``EMULATOR`` so that crawls of two emulators compare."""
     with engine.connect() as conn:
         tables = {
-            t.name: db.table_contents(conn, t, exclude=(*TIME_COLUMNS, *exclude))
-            for t in schema.CATALOG_TABLES
+            t.name: table_contents(conn, t, exclude=(*TIME_COLUMNS, *exclude)) for t in schema.CATALOG_TABLES
         }
     if emulator_url is None:
         return tables

@@ -14,7 +14,8 @@ import threading
 import httpx
 
 from spotify_catalog.errors import AuthenticationError, InvalidResponseError
-from spotify_catalog.settings import Secret, register_secret
+from spotify_catalog.redaction import register_secret
+from spotify_catalog.settings import Secret
 from spotify_catalog.transport import (
     Clock,
     OutageTracker,

@@ -52,9 +52,13 @@ from spotify_catalog.buckets import OTHER as OTHER
 from spotify_catalog.buckets import bucket_of
 from spotify_catalog.buckets import route as route
 from spotify_catalog.errors import BudgetSpent, StorageError, UsageError, format_time
+from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db, state
+from spotify_catalog.storage import state
+from spotify_catalog.storage.engine import create_engine, describe_error
+from spotify_catalog.storage.migrate import migration_lock
 from spotify_catalog.storage.schema import UtcDateTime
+from spotify_catalog.storage.write import in_transaction, insert_missing, upsert
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +237,7 @@ class Ledger:
 
     def __init__(self, url: str, *, alive: Callable[[int], bool] = state._process_alive) -> None:
         self.url = url
-        self.where = db.redact(url)
+        self.where = redact_url(url)
         self._alive = alive
         self._engine: sa.Engine | None = None
         self._accounts: set[str] = set()
@@ -250,9 +254,9 @@ class Ledger:
 
     def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
         try:
-            return db.in_transaction(self._open(), work)
+            return in_transaction(self._open(), work)
         except sa.exc.SQLAlchemyError as exc:
-            raise StorageError(f"ledger {self.where}: {db.describe_error(exc)}") from None
+            raise StorageError(f"ledger {self.where}: {describe_error(exc)}") from None
 
     def _open(self) -> sa.Engine:
         with self._lock:
@@ -266,7 +270,7 @@ class Ledger:
             return
 
         def work(conn: sa.Connection) -> None:
-            db.insert_missing(conn, accounts, [{"account": account, "created_at": now}])
+            insert_missing(conn, accounts, [{"account": account, "created_at": now}])
             old = sa.select(blocks.c.id).where(blocks.c.account == account, blocks.c.ends_at < now - KEEP)
             ids = list(conn.execute(old).scalars())
             for start in range(0, len(ids), 500):
@@ -351,7 +355,7 @@ class Ledger:
 def _open(url: str, where: str) -> sa.Engine:
     """An engine on the ledger at ``url``, its tables created (or checked) under the database's
     schema lock; a SQLite file's directory is created."""
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     try:
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             try:
@@ -382,14 +386,14 @@ def _migrate(engine: sa.Engine, where: str) -> None:
         with engine.connect() as conn:
             version = _version(conn)
         if version is None:
-            with db.migration_lock(engine) as conn:
+            with migration_lock(engine) as conn:
                 if _version(conn) is None:
                     metadata.create_all(conn)
-                    db.upsert(conn, meta, [{"key": "version", "value": str(VERSION)}])
+                    upsert(conn, meta, [{"key": "version", "value": str(VERSION)}])
                     log.info("ledger %s created", where)
             version = VERSION
     except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"cannot set up the ledger {where}: {db.describe_error(exc)}") from None
+        raise StorageError(f"cannot set up the ledger {where}: {describe_error(exc)}") from None
     if version > VERSION:
         raise StorageError(f"the ledger {where} has version {version}, newer than this program's: upgrade")
 

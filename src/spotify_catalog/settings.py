@@ -8,16 +8,15 @@ Sources, highest priority first:
 3. the ``[spotify]`` table of a TOML settings file (path from ``config_path``, ``SPOTIFY_CATALOG_CONFIG``),
 4. a ``.env`` file in the working directory (read, never written into ``os.environ``).
 
-The client secret is held in a :class:`Secret`, whose ``repr`` and ``str`` are redacted.
+The client secret is held in a :class:`Secret`, whose ``repr`` and ``str`` are redacted; its value is
+registered in :mod:`spotify_catalog.redaction`, which hides it from log lines and messages.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
 import math
 import os
-import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -27,6 +26,7 @@ from typing import Any, TypeVar
 from dotenv import dotenv_values
 
 from spotify_catalog.errors import ConfigError, shown
+from spotify_catalog.redaction import REDACTED, register_secret
 
 DEFAULT_API_URL = "https://api.spotify.com/v1"
 DEFAULT_TOKEN_URL = "https://accounts.spotify.com/api/token"  # noqa: S105 - a URL, not a password
@@ -37,41 +37,6 @@ class ApiMode(enum.StrEnum):
 
     DEVELOPMENT = "development"
     EXTENDED = "extended"
-
-
-REDACTED = "**********"
-_known_secrets: set[str] = set()
-_known_lock = threading.Lock()
-
-
-def register_secret(value: str) -> None:
-    """Remember a secret (client secret, access token, a database password or key file) so that
-    :func:`redact` hides it from log lines and messages; one of fewer than 3 characters is not
-    remembered (it would hide ordinary text)."""
-    if len(value) >= 3:
-        with _known_lock:
-            _known_secrets.add(value)
-
-
-def redact(text: str, mask: str = REDACTED) -> str:
-    """``text`` with every registered secret replaced by ``mask``, the longest first."""
-    with _known_lock:
-        secrets = sorted(_known_secrets, key=len, reverse=True)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, mask)
-    return text
-
-
-class RedactingFilter(logging.Filter):
-    """A handler filter: a safety net that hides registered secrets in any log line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
 
 
 class Secret:
@@ -270,7 +235,7 @@ def _convert(name: str, value: Any, source: str) -> Any:
                 raise ValueError("must be a positive number")
             return real
     except ValueError as exc:
-        value_shown = "**********" if name == "client_secret" else shown(str(value))
+        value_shown = REDACTED if name == "client_secret" else shown(str(value))
         raise ConfigError(f"bad value for {name} ({source}): {value_shown}: {exc}") from None
     raise ConfigError(f"unknown setting: {name}")
 

@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,8 +29,11 @@ from spotify_catalog.crawl import ACCOUNT_STATE_KEY, ALBUM_TRACKS_PAGE, DEFAULT_
 from spotify_catalog.crawl.options import top_tracks_market
 from spotify_catalog.errors import StorageError, UsageError
 from spotify_catalog.inputs import ArtistInput
+from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import ApiMode, Settings
-from spotify_catalog.storage import db, schema, state
+from spotify_catalog.storage import schema, state
+from spotify_catalog.storage.engine import describe_error
+from spotify_catalog.storage.read_only import has_crawl, open_read_only, reading
 
 OPTIONS_STATE_KEY = "crawl_options"
 """``_state`` key of the last crawl's options (JSON: depth, include_groups, market, artists)."""
@@ -627,7 +629,7 @@ def ledger_usage(
     database's last crawl counted in); a ledger not created yet has recorded nothing."""
     account = settings.account_name() or recorded
     url = ledger.ledger_url(settings)
-    where = db.redact(url)
+    where = redact_url(url)
     if account is None:
         return ledger.Usage(None, where, False, limit=limit)
     engine = open_read_only(url)
@@ -637,7 +639,7 @@ def ledger_usage(
         with engine.connect() as conn:
             return ledger.usage(conn, account, where, now=now, limit=limit)
     except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"ledger {where}: {db.describe_error(exc)}") from None
+        raise StorageError(f"ledger {where}: {describe_error(exc)}") from None
     finally:
         engine.dispose()
 
@@ -657,19 +659,6 @@ def recent_runs(conn: sa.Connection, dead: Sequence[int], *, limit: int) -> list
     ]
 
 
-def has_crawl(conn: sa.Connection) -> bool:
-    """Whether the crawl's tables are there (a new database has none: nothing crawled yet). Another
-    program's database, a newer schema (:func:`db.schema_version`) and an older one (only a crawl
-    migrates) are errors."""
-    version = db.schema_version(conn)
-    if version is not None and version < schema.SCHEMA_VERSION:
-        raise StorageError(
-            f"the database has schema version {version}, this program's {schema.SCHEMA_VERSION}: "
-            "a crawl with this program upgrades it"
-        )
-    return version is not None
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -677,36 +666,8 @@ def _iso(value: datetime | None) -> str | None:
 # ------------------------------------------------------------------------------------- opening
 
 
-def open_read_only(url: str, db_schema: str | None = None) -> sa.Engine | None:
-    """An engine that only reads ``url``'s database (:func:`db.open_readonly`); a SQLite file is never
-    created: ``None`` when it does not exist."""
-    engine = db.create_engine(url, schema=db_schema)  # checks the URL and the schema
-    if engine.dialect.name != "sqlite":
-        return engine
-    database = engine.url.database
-    engine.dispose()
-    if not database or database == ":memory:":
-        return sa.create_engine("sqlite://")
-    if not Path(database).is_file():
-        return None
-    return db.open_readonly(url)
-
-
 def estimate_for(url: str, plan: Plan, db_schema: str | None = None) -> Estimate:
     """:func:`estimate` over ``url``'s database, read only; a database not created yet (or without
     the crawl's tables) is estimated as an empty one."""
-    engine = open_read_only(url, db_schema)
-    try:
-        if engine is not None:
-            with engine.connect() as conn:
-                if has_crawl(conn):
-                    return estimate(conn, plan)
-        empty = sa.create_engine("sqlite://")
-        schema.metadata.create_all(empty)
-        with empty.connect() as conn:
-            return estimate(conn, plan)
-    except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"database error: {db.describe_error(exc)}") from None
-    finally:
-        if engine is not None:
-            engine.dispose()
+    with reading(url, db_schema=db_schema, new_as_empty=True) as engine, engine.connect() as conn:
+        return estimate(conn, plan)

@@ -5,7 +5,7 @@ so its row has no ``popularity`` column and the upsert leaves the stored value a
 cleared (set to ``None``) by an entity's own object and by its listing in its parent's list (an album on
 a discography page, a track in its album's track list), not by a simplified copy inside other objects
 (an album's artists, a track's album). Everything one
-response yields is gathered in a :class:`Rows`, written by :func:`spotify_catalog.storage.db.write_rows`
+response yields is gathered in a :class:`Rows`, written by :func:`spotify_catalog.storage.write.write_rows`
 in one transaction.
 """
 

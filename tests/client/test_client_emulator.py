@@ -25,7 +25,8 @@ from spotify_catalog.errors import (
     UnreachableError,
     WaitTooLongError,
 )
-from spotify_catalog.settings import ApiMode, redact
+from spotify_catalog.redaction import scrub
+from spotify_catalog.settings import ApiMode
 
 BTS = "3Nrfpe0tUJi4K4DXYWgMUX"
 Connect = Callable[..., SpotifyClient]
@@ -48,7 +49,7 @@ def test_one_token_serves_many_calls(emulator: Any, connect: Connect) -> None:
     token = client.tokens.token()
     assert token not in repr(client)
     assert token not in repr(client.tokens)
-    assert redact(f"Bearer {token}") == "Bearer **********"  # registered for the log filter
+    assert scrub(f"Bearer {token}") == "Bearer **********"  # registered for the log filter
 
 
 def test_threads_share_one_token_fetch(emulator: Any, connect: Connect) -> None:

@@ -134,10 +134,10 @@ def test_redacting_filter_hides_registered_secrets(capsys: pytest.CaptureFixture
     import logging
 
     from spotify_catalog.cli import configure_logging
-    from spotify_catalog.settings import redact
+    from spotify_catalog.redaction import scrub
 
     secret = Secret("another-s3cret-value")
-    assert redact("x another-s3cret-value y") == "x ********** y"
+    assert scrub("x another-s3cret-value y") == "x ********** y"
     configure_logging(2, False)
     logging.getLogger("spotify_catalog.test").warning("careless %s line", secret.reveal())
     err = capsys.readouterr().err

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from spotify_catalog.storage import db
+from spotify_catalog.storage.migrate import open_database
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = db.open_database(f"sqlite:///{tmp_path / 'crawl.db'}")
+    engine = open_database(f"sqlite:///{tmp_path / 'crawl.db'}")
     yield engine
     engine.dispose()

@@ -30,7 +30,8 @@ from spotify_catalog.crawl.units import make_unit
 from spotify_catalog.errors import InvalidResponseError, Stopped, UsageError
 from spotify_catalog.inputs import ArtistInput, parse_spotify_id, read_ids_file
 from spotify_catalog.settings import ApiMode
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 
 @pytest.fixture(autouse=True)
@@ -376,7 +377,7 @@ def test_backends_hold_the_same_tables_and_the_lake_reads_them_back(
     artists = [ArtistInput(pick().ids[0], True)]
     reference = new_engine(tmp_path / "ref.db")
     crawl(emu, reference, artists, mode="extended", depth=Depth.ARTISTS, more=more)
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     try:
         crawl(emu, engine, artists, mode="extended", depth=Depth.ARTISTS, more=more)
         diff = differences(contents(engine), contents(reference))

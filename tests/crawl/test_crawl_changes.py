@@ -25,7 +25,8 @@ from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
 from spotify_catalog.emulator import Catalog
 from spotify_catalog.errors import Stopped
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema, state
+from spotify_catalog.storage import schema, state
+from spotify_catalog.storage.migrate import open_database
 
 BTS = "3Nrfpe0tUJi4K4DXYWgMUX"
 OLD, NEW = 42, 7  # seeds: BTS has 151 albums in the first, 176 others in the second
@@ -224,7 +225,7 @@ def test_a_later_fetch_clears_gone(make_emulator: Any, db_url: str) -> None:
     """An artist answered 404 has no discography any more (its albums listed nowhere else are gone,
     with their tracks); when it is back, so are its links, albums and tracks. On every backend."""
     artist = [ArtistInput(pick().ids[1], True)]  # two discography pages
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     old = make_emulator(seed=OLD)
     run(old, engine, artist, T0)
     albums = set(old.catalog.artist_album_ids(artist[0].value))

@@ -13,7 +13,8 @@ from crawl_helpers import pick
 
 from emulated import web_requests
 from spotify_catalog.cli import main
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.engine import create_engine
 
 SECRET = "emulator-client-secret"
 
@@ -111,7 +112,7 @@ def test_csv_file_crawl_prints_a_summary_and_records_the_run(emulator: Any, tmp_
     assert result.exit_code == 0, result.output
     assert "rows per table" in result.output
     assert "requests made" in result.output
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     with engine.connect() as conn:
         run_row = conn.execute(sa.select(schema.runs)).mappings().one()
         n_res = conn.execute(sa.select(sa.func.count()).select_from(schema.artist_resolutions)).scalar_one()
@@ -132,7 +133,7 @@ def test_quota_stop_exits_75_and_a_later_run_completes(make_emulator: Any, tmp_p
     assert first.exit_code == 75, first.output
     assert "continue after" in first.output
     assert "Traceback" not in first.output
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     with engine.connect() as conn:
         stopped = conn.execute(sa.select(schema.runs)).mappings().one()
     assert stopped["status"] == "stopped"
@@ -179,7 +180,7 @@ def test_demo_crawls_the_fixed_list_with_bts(tmp_path: Path) -> None:
     result = run(None, "demo", "--db", url, "--depth", "albums")
     assert result.exit_code == 0, result.output
     assert "rows per table" in result.output
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     with engine.connect() as conn:
         artists = (
             conn.execute(sa.select(schema.artists.c.id).where(schema.artists.c.detail == "full"))
@@ -200,7 +201,7 @@ def test_a_wait_longer_than_max_wait_exits_75(make_emulator: Any, tmp_path: Path
     result = run(emu, *args)
     assert result.exit_code == 75, result.output
     assert "continue after" in result.output
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     with engine.connect() as conn:
         stopped = conn.execute(sa.select(schema.runs)).mappings().one()
     engine.dispose()

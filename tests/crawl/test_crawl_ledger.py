@@ -34,7 +34,8 @@ from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.errors import BudgetSpent, Stopped
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.engine import create_engine
 
 ENV = {"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}
 DAY = timedelta(hours=24)
@@ -63,7 +64,7 @@ def _cli(emu: Any, *args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def _ledger_total(url: str, account: str = CLIENT_ID) -> int:
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     b = ledger.blocks
     with engine.connect() as conn:
         total = conn.execute(
@@ -113,7 +114,7 @@ def test_three_crawls_sharing_one_postgresql_database_spend_the_daily_budget_tog
     # on main: 60 + 52 + 41; each took its budget once, when it started
     assert web_requests(emu) == 60
     assert emu.stats()["by_status"].get("429", 0) == 0
-    engine = db.create_engine(postgres_url)
+    engine = create_engine(postgres_url)
     with engine.connect() as conn:
         runs = conn.execute(sa.select(schema.runs.c.status, schema.runs.c.requests)).all()
     engine.dispose()
@@ -273,7 +274,7 @@ def test_a_killed_crawl_s_reservation_still_counts(make_emulator: Any, tmp_path:
     assert again.exit_code == 75, again.output
     assert web_requests(emu) <= 40
     assert web_requests(emu) - killed_at == 40 - reserved  # the rest, and not one more
-    engine = db.create_engine(ledger_url)
+    engine = create_engine(ledger_url)
     with engine.connect() as conn:
         still_open = conn.execute(
             sa.select(sa.func.count()).where(ledger.blocks.c.closed.is_(False))
@@ -293,7 +294,7 @@ def test_one_off_commands_are_counted_in_the_account_s_ledger(make_emulator: Any
     assert _cli(emu, "--account", "team", "get", "artist", artist).exit_code == 0
     url = ledger.default_url()
     assert (_ledger_total(url), _ledger_total(url, "team")) == (2, 1)
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     bb = ledger.block_buckets
     with engine.connect() as conn:
         buckets = conn.execute(sa.select(bb.c.bucket, sa.func.sum(bb.c.requests)).group_by(bb.c.bucket)).all()

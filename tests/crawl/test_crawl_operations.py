@@ -20,7 +20,9 @@ from emulated import CLIENT_ID, CLIENT_SECRET, web_requests
 from spotify_catalog import ledger
 from spotify_catalog.cli import main
 from spotify_catalog.crawl import Depth
-from spotify_catalog.storage import db, schema, state
+from spotify_catalog.storage import schema, state
+from spotify_catalog.storage.engine import create_engine
+from spotify_catalog.storage.migrate import open_database
 
 BOX = set("━─│┃┏┓┗┛┡┩├┤┼╇╈└┘┌┐▕▏█")
 
@@ -39,7 +41,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _runs(url: str) -> list[dict[str, Any]]:
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(sa.select(schema.runs).order_by(schema.runs.c.id)).mappings()]
     engine.dispose()
@@ -142,7 +144,7 @@ def test_daily_budget_stops_before_the_quota(make_emulator: Any, tmp_path: Path)
     assert runs[0]["requests"] == 30
     assert runs[0]["retry_at"] is not None
     # a day later the budget is back (the times of the account's ledger moved back a day)
-    ledger_db = db.create_engine(ledger.default_url())
+    ledger_db = create_engine(ledger.default_url())
     with ledger_db.begin() as conn:
         blocks = ledger.blocks
         for block_id, ends_at in conn.execute(sa.select(blocks.c.id, blocks.c.ends_at)).all():
@@ -160,7 +162,7 @@ def test_daily_budget_stops_before_the_quota(make_emulator: Any, tmp_path: Path)
 
 
 def _running_row(url: str, *, host: str, pid: int, active: datetime, requests: int = 0) -> None:
-    engine = db.open_database(url)
+    engine = open_database(url)
     with engine.begin() as conn:
         conn.execute(
             schema.runs.insert().values(
@@ -220,7 +222,7 @@ def test_a_wrong_mode_is_one_line_and_exit_1(make_emulator: Any, tmp_path: Path)
     assert web_requests(emu) == 1
     fixed = run(emu, "crawl", "--db", url, "--artist", "BTS", "--mode", "development", "--depth", "albums")
     assert fixed.exit_code == 0, fixed.output
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     with engine.connect() as conn:
         links = conn.execute(sa.select(sa.func.count()).select_from(schema.artist_albums)).scalar_one()
     engine.dispose()

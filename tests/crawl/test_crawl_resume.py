@@ -15,7 +15,8 @@ from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.errors import Interrupted, Stopped, WrongModeError
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 
 def _runs(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -109,7 +110,7 @@ def test_worker_count_does_not_change_the_data(
 
 def test_backends_hold_the_same_data(make_emulator: Any, db_url: str, reference: dict[str, Any]) -> None:
     emu = make_emulator(profile="extended")
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     result = crawl(emu, engine, mode="extended", depth=Depth.TRACK_DETAILS, workers=4)
     assert result.status == "done"
     got = contents(engine, emu.url)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spotify_catalog.emulator import BTS_ID, Catalog
-from spotify_catalog.emulator.catalog import Album, Artist, Track
+from spotify_catalog.emulator.entities import Album, Artist, Track
 from spotify_catalog.emulator.ids import Kind, decode_id, encode_id
 
 

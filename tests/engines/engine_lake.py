@@ -21,7 +21,8 @@ from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 FIRST = date(2026, 11, 24)
 SECOND = date(2026, 11, 25)
@@ -89,7 +90,7 @@ def build(workdir: Path, s3: str, env: dict[str, str | None]) -> EngineLake:
     times carry microseconds."""
     url = f"sqlite:///{workdir / 'catalog.db'}"
     lake = EngineLake(workdir / "lake", s3)
-    engine = db.open_database(url)
+    engine = open_database(url)
     try:
         with serve_in_thread(EmulatorConfig(profile="extended", artists=200)) as emu:
             first, second, third = _small_artists(emu.catalog, 3)

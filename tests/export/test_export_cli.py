@@ -276,7 +276,10 @@ def test_bad_input_is_one_line_and_exit_code(
 def test_missing_or_empty_database(tmp_path: Path) -> None:
     code, _, err = run("--db", f"sqlite:///{tmp_path / 'none.db'}", "--to", str(tmp_path / "lake"))
     missing = tmp_path / "none.db"
-    assert (code, err.strip()) == (2, f"Error: no database at '{missing}': run 'spotify-catalog crawl' first")
+    assert (code, err.strip()) == (
+        2,
+        f"Error: no database at sqlite:///{missing} (nothing crawled there: check --db)",
+    )
     sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}").connect().close()
     (tmp_path / "empty.db").touch()
     code, _, err = run("--db", f"sqlite:///{tmp_path / 'empty.db'}", "--to", str(tmp_path / "lake"))
@@ -291,7 +294,7 @@ def test_missing_or_empty_database(tmp_path: Path) -> None:
     assert err.startswith(f"Error: nothing to export: the {len(EXPORTED)} tables in sqlite:///")
     assert not (tmp_path / "lake").exists()
     code, _, err = run("--db", "not a url", "--to", str(tmp_path / "lake"))
-    assert (code, "is not a database URL" in err) == (2, True)
+    assert (code, "not a database URL: 'not a url'" in err) == (2, True)
 
 
 def test_an_unreachable_server_hides_the_password(tmp_path: Path) -> None:

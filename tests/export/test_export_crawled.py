@@ -17,14 +17,15 @@ from spotify_catalog import export as lake_export
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
 
 
 def test_a_crawled_catalog_round_trips(emulator: Any, db_url: str, tmp_path: Path) -> None:
     settings = emulator_settings(emulator)
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     try:
         catalog = emulator.catalog
         albums = {a: len(catalog.artist_album_ids(a, ("album",))) for a in catalog.artist_ids()}

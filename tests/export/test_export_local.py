@@ -241,7 +241,7 @@ def test_bad_destinations_and_databases(sqlite_engine: sa.Engine, tmp_path: Path
 
 def test_all_tables_are_read_as_one_snapshot(db_url: str, tmp_path: Path) -> None:
     """Rows a crawl commits while the export runs are in none of the exported tables."""
-    from spotify_catalog.storage.db import create_engine  # WAL mode on SQLite, as the crawler uses it
+    from spotify_catalog.storage.engine import create_engine  # WAL mode on SQLite, as the crawler uses it
 
     meta = small_metadata()
     engine = create_engine(db_url)

@@ -26,7 +26,7 @@ from spotify_catalog import export as lake_export
 from spotify_catalog.errors import StorageError
 from spotify_catalog.export import arrays, read_adbc, read_mysql, read_sqlite
 from spotify_catalog.export.read_driver import RowsReader
-from spotify_catalog.storage import db
+from spotify_catalog.storage.engine import create_engine
 from spotify_catalog.storage.schema import metadata
 
 ADBC_SQLITE = "through ADBC (adbc-driver-sqlite)"
@@ -283,7 +283,7 @@ def test_adbc_sqlite_reads_every_table_as_of_one_moment(tmp_path: Path) -> None:
     second: one read transaction across tables."""
     meta = small_metadata()
     path = tmp_path / "c.db"
-    engine = db.create_engine(f"sqlite:///{path}")  # WAL: the writer does not wait for the reader
+    engine = create_engine(f"sqlite:///{path}")  # WAL: the writer does not wait for the reader
     fill(engine, meta, 10)
     items, links = meta.tables["items"], meta.tables["links"]
     with lake_export.reading(engine, [items, links], lake_export.ReadOptions(batch_rows=4)) as choose:
@@ -301,7 +301,7 @@ def test_adbc_sqlite_only_reads_and_leaves_no_file_behind(tmp_path: Path) -> Non
     beside it (the connection closes as the last one, like ``sqlite3``'s)."""
     meta = small_metadata()
     path = tmp_path / "c.db"
-    engine = db.create_engine(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")
     fill(engine, meta, 10)
     engine.dispose()
     with contextlib.closing(sqlite3.connect(path)) as conn:

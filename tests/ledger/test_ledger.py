@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from spotify_catalog import ledger
 from spotify_catalog.errors import BudgetSpent, UsageError
-from spotify_catalog.storage import db
+from spotify_catalog.storage.engine import create_engine
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -49,7 +49,7 @@ def _spend(
 
 
 def _blocks(url: str) -> list[sa.Row[tuple[int, str, datetime, int, bool]]]:
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     b = ledger.blocks
     with engine.connect() as conn:
         rows = conn.execute(
@@ -139,7 +139,7 @@ def test_the_rolling_window_counts_blocks_until_24_h_after_their_last_request(le
 
 
 def _buckets(url: str) -> dict[str, int]:
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     bb = ledger.block_buckets
     with engine.connect() as conn:
         rows = conn.execute(sa.select(bb.c.bucket, sa.func.sum(bb.c.requests)).group_by(bb.c.bucket)).all()
@@ -251,7 +251,7 @@ def test_processes_sharing_a_ledger_never_take_more_than_the_budget(ledger_url: 
     for proc in procs:
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-    engine = db.create_engine(ledger_url)
+    engine = create_engine(ledger_url)
     with engine.connect() as conn:
         used = dict(
             conn.execute(

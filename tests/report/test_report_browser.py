@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from report_browser import Page, cells_in, charts_in, console_errors, number, open_page, screenshot
 
 from spotify_catalog.cli import main
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 EXTENDED_CHARTS = {
     "chart-popularity-artist",
@@ -162,7 +163,7 @@ def test_the_checks_would_see_a_request_and_an_error(tmp_path: Path) -> None:
 def test_an_empty_database_gives_a_nothing_collected_page(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "empty.db"
     if kind == "created":
-        db.open_database(f"sqlite:///{path}").dispose()
+        open_database(f"sqlite:///{path}").dispose()
     else:
         sqlite3.connect(path).close()
     before = path.read_bytes()

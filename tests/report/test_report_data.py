@@ -21,7 +21,8 @@ from spotify_catalog.cli import main
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema, state
+from spotify_catalog.storage import schema, state
+from spotify_catalog.storage.migrate import open_database
 
 T0 = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)  # the second crawl starts on the next UTC day
 MISSING_ID = "0000000000000000000000"
@@ -112,7 +113,7 @@ def test_the_figures_aggregated_in_sql_equal_those_counted_from_the_rows(
     make_emulator: Any, db_url: str, tmp_path: Path
 ) -> None:
     emu = make_emulator(profile="extended")
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     ids = _small_artists(3)
     _crawl(
         emu, engine, [ArtistInput("BTS", False), ArtistInput(ids[0], True), ArtistInput(NOBODY, False)], T0
@@ -163,7 +164,7 @@ def test_the_figures_aggregated_in_sql_equal_those_counted_from_the_rows(
 
 
 def _stored(path: Path) -> sa.Engine:
-    return db.open_database(f"sqlite:///{path}")
+    return open_database(f"sqlite:///{path}")
 
 
 def _add_artist(conn: sa.Connection, artist_id: str, name: str, detail: str = "full") -> None:
@@ -292,7 +293,7 @@ def test_an_unwritable_out_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_db_schema_reports_that_schema(postgres_url: str, tmp_path: Path) -> None:
-    engine = db.open_database(postgres_url, schema="spotify")
+    engine = open_database(postgres_url, schema="spotify")
     with engine.begin() as conn:
         _add_artist(conn, "s1", "In the schema")
     engine.dispose()
@@ -362,7 +363,7 @@ def test_runs_whose_process_is_gone_show_abandoned_without_a_write(db_url: str) 
     gone.wait()
     host, pid = state.this_process()
     now = datetime.now(UTC)
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     rows = [
         (host, gone.pid, now, "running", None),
         ("elsewhere", 1, now - timedelta(hours=2), "running", None),

@@ -17,7 +17,8 @@ from emulated import emulator_settings
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -132,4 +133,4 @@ def row_counts(engine: sa.Engine) -> Catalog:
 
 
 def new_engine(path: Path) -> sa.Engine:
-    return db.open_database(f"sqlite:///{path}")
+    return open_database(f"sqlite:///{path}")

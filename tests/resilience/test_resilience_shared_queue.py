@@ -19,7 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, web_requests
-from spotify_catalog.storage import db, schema, state
+from spotify_catalog.storage import schema, state
+from spotify_catalog.storage.engine import create_engine
+from spotify_catalog.storage.migrate import open_database
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +53,7 @@ def _clean(make_emulator: Any, tmp_path: Path, ids: list[str]) -> tuple[dict[str
     proc = _start(emu, url, ids, 2)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     found = contents(engine, emu.url)
     engine.dispose()
     return found, web_requests(emu)
@@ -76,7 +78,7 @@ def test_four_crawlers_share_one_database(
     for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert "Traceback" not in err
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     got = contents(engine, emu.url)
     with engine.connect() as conn:
         runs = conn.execute(sa.select(schema.runs.c.status, schema.runs.c.requests)).all()
@@ -114,7 +116,7 @@ def test_two_crawlers_into_one_sqlite_file(make_emulator: Any, tmp_path: Path) -
             again = _start(emu, url, ids, 2)
             _out, err = again.communicate(timeout=300)
             assert again.returncode == 0, err
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     diff = differences(contents(engine, emu.url), want)
     engine.dispose()
     assert not diff, "\n".join(diff)
@@ -161,7 +163,7 @@ def test_a_crawl_killed_beside_another_holds_it_up_for_seconds_not_the_lease(
     emu = make_emulator(profile="development", latency_ms=50)
     ids = _small_artists(emu.catalog, 24)
     want, clean_requests = _clean(make_emulator, tmp_path, ids)
-    engine = db.open_database(url)  # the schema, so that the runs can be watched from the start
+    engine = open_database(url)  # the schema, so that the runs can be watched from the start
     victim = _start(emu, url, ids, 2)
     survivor: subprocess.Popen[str] | None = None
     try:

@@ -19,7 +19,7 @@ from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
 from spotify_catalog.errors import Stopped
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db
+from spotify_catalog.storage.migrate import open_database
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -73,7 +73,7 @@ def crawl(
 
 
 def new_engine(path: Path) -> sa.Engine:
-    return db.open_database(f"sqlite:///{path}")
+    return open_database(f"sqlite:///{path}")
 
 
 def status(*args: str, env: dict[str, str] | None = None) -> Result:

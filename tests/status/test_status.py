@@ -22,7 +22,8 @@ from spotify_catalog import status as status_lib
 from spotify_catalog.cli import main
 from spotify_catalog.crawl import ACCOUNT_STATE_KEY, Depth
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema, state
+from spotify_catalog.storage import schema, state
+from spotify_catalog.storage.migrate import open_database
 
 JSON_KEYS = {"tasks", "requests_last_24h", "last_run", "unresolved", "requests_left", "requests_left_exact"}
 
@@ -294,7 +295,7 @@ def test_status_sends_no_request_and_writes_nothing(make_emulator: Any, tmp_path
 
 def test_status_reads_postgresql_and_mariadb(make_emulator: Any, db_url: str) -> None:
     emu = make_emulator(profile="development")
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     crawl(emu, engine, sample()[:3], mode="development", depth=Depth.ALBUMS, budget=6)
     data = status_json(db_url)
     with engine.connect() as conn:
@@ -413,7 +414,7 @@ def test_status_counts_the_account_s_last_24_hours_from_its_ledger(tmp_path: Pat
     ) in table.stdout
     # without --account nor a client id: the account the database's last crawl counted in
     assert status_json(url)["requests_last_24h"] == 0
-    engine = db.open_database(url)
+    engine = open_database(url)
     with engine.begin() as conn:
         state.set_state(conn, ACCOUNT_STATE_KEY, "acct-b")
     engine.dispose()

@@ -8,15 +8,20 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from emulated import table_contents
 from spotify_catalog.errors import StorageError, UsageError
-from spotify_catalog.storage import db, schema
+from spotify_catalog.redaction import redact_url
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.engine import create_engine
+from spotify_catalog.storage.migrate import migrate, open_database
+from spotify_catalog.storage.write import insert_missing, replace_children, upsert
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[sa.Engine]:
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     yield engine
     engine.dispose()
 
@@ -24,7 +29,7 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 def test_schema_is_created_and_versioned(engine: sa.Engine) -> None:
     names = set(sa.inspect(engine).get_table_names())
     assert {t.name for t in schema.metadata.sorted_tables} <= names
-    db.migrate(engine)  # a second time is a no-op
+    migrate(engine)  # a second time is a no-op
     with engine.connect() as conn:
         assert conn.execute(sa.select(schema.state.c.value)).scalars().all() == [str(schema.SCHEMA_VERSION)]
 
@@ -33,7 +38,7 @@ def test_newer_schema_is_refused(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(schema.state.update().values(value=str(schema.SCHEMA_VERSION + 1)))
     with pytest.raises(StorageError, match="newer than this program"):
-        db.migrate(engine)
+        migrate(engine)
 
 
 def test_simplified_never_erases_full(engine: sa.Engine) -> None:
@@ -57,8 +62,8 @@ def test_simplified_never_erases_full(engine: sa.Engine) -> None:
         "fetched_at": T0 + timedelta(hours=1),
     }
     with engine.begin() as conn:
-        db.upsert(conn, schema.artists, [full])
-        db.upsert(conn, schema.artists, [simplified])
+        upsert(conn, schema.artists, [full])
+        upsert(conn, schema.artists, [simplified])
     with engine.connect() as conn:
         row = conn.execute(sa.select(schema.artists)).mappings().one()
     assert row["name"] == "Radiohead (renamed)"  # columns the simplified object has are updated
@@ -73,12 +78,12 @@ def test_simplified_never_erases_full(engine: sa.Engine) -> None:
 def test_full_replaces_simplified_and_raw(engine: sa.Engine) -> None:
     base = {"id": "a1", "uri": "spotify:album:a1", "fetched_at": T0}
     with engine.begin() as conn:
-        db.upsert(conn, schema.albums, [{**base, "name": "A", "detail": "simplified", "raw": {"s": 1}}])
-        db.upsert(conn, schema.albums, [{**base, "name": "A", "detail": "simplified", "raw": {"s": 2}}])
+        upsert(conn, schema.albums, [{**base, "name": "A", "detail": "simplified", "raw": {"s": 1}}])
+        upsert(conn, schema.albums, [{**base, "name": "A", "detail": "simplified", "raw": {"s": 2}}])
     with engine.connect() as conn:
         assert conn.execute(sa.select(schema.albums.c.raw)).scalar() == {"s": 2}
     with engine.begin() as conn:
-        db.upsert(
+        upsert(
             conn,
             schema.albums,
             [{**base, "name": "A", "label": "L", "detail": "full", "raw": {"f": 1}, "copyrights": ["(C) x"]}],
@@ -91,7 +96,7 @@ def test_full_replaces_simplified_and_raw(engine: sa.Engine) -> None:
 def test_datetimes_read_back_as_aware_utc(engine: sa.Engine) -> None:
     plus2 = timezone(timedelta(hours=2))
     with engine.begin() as conn:
-        db.upsert(
+        upsert(
             conn,
             schema.artists,
             [{"id": "x", "detail": "simplified", "fetched_at": datetime(2026, 1, 1, 14, 30, tzinfo=plus2)}],
@@ -104,7 +109,7 @@ def test_datetimes_read_back_as_aware_utc(engine: sa.Engine) -> None:
 
 def test_naive_datetime_is_refused(engine: sa.Engine) -> None:
     with pytest.raises(sa.exc.StatementError), engine.begin() as conn:
-        db.upsert(conn, schema.artists, [{"id": "x", "detail": "full", "fetched_at": datetime(2026, 1, 1)}])
+        upsert(conn, schema.artists, [{"id": "x", "detail": "full", "fetched_at": datetime(2026, 1, 1)}])
 
 
 def test_unicode_and_case_sensitive_ids(engine: sa.Engine) -> None:
@@ -113,10 +118,10 @@ def test_unicode_and_case_sensitive_ids(engine: sa.Engine) -> None:
         {"id": "3nrfpe0tuji4k4dxywgmux", "name": "\uff22\uff34\uff33", "detail": "simplified"},
     ]
     with engine.begin() as conn:
-        db.upsert(conn, schema.artists, rows)
-        db.upsert(conn, schema.artist_snapshots, [{"artist_id": "x", "snapshot_date": date(2026, 11, 25)}])
+        upsert(conn, schema.artists, rows)
+        upsert(conn, schema.artist_snapshots, [{"artist_id": "x", "snapshot_date": date(2026, 11, 25)}])
     with engine.connect() as conn:
-        got = db.table_contents(conn, schema.artists, exclude=("fetched_at", "raw", "uri", "href"))
+        got = table_contents(conn, schema.artists, exclude=("fetched_at", "raw", "uri", "href"))
     assert [(r[0], r[1]) for r in got] == sorted((r["id"], r["name"]) for r in rows)
 
 
@@ -131,8 +136,8 @@ def test_backslashes_and_quotes_round_trip(engine: sa.Engine) -> None:
         for i, text in enumerate(AWKWARD)
     ]
     with engine.begin() as conn:
-        db.upsert(conn, schema.artists, rows)  # the driver's executemany
-        db.upsert(conn, schema.artists, rows[:1])  # an update of an existing row
+        upsert(conn, schema.artists, rows)  # the driver's executemany
+        upsert(conn, schema.artists, rows[:1])  # an update of an existing row
         conn.execute(schema.artists.insert().values(id="one", name=AWKWARD[-1], detail="full"))  # one row
     a = schema.artists
     with engine.connect() as conn:
@@ -144,13 +149,13 @@ def test_backslashes_and_quotes_round_trip(engine: sa.Engine) -> None:
 
 def test_a_urls_own_mysql_init_command_is_kept(mysql_url: str) -> None:
     url = sa.make_url(mysql_url).update_query_dict({"init_command": "SET SESSION sql_mode='ANSI_QUOTES'"})
-    engine = db.open_database(url.render_as_string(hide_password=False))
+    engine = open_database(url.render_as_string(hide_password=False))
     try:
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar() == "ANSI_QUOTES"
     finally:
         engine.dispose()
-    engine = db.open_database(mysql_url)
+    engine = open_database(mysql_url)
     try:
         with engine.connect() as conn:
             server, session = conn.exec_driver_sql("SELECT @@GLOBAL.sql_mode, @@SESSION.sql_mode").one()
@@ -163,7 +168,7 @@ def test_a_urls_own_mysql_init_command_is_kept(mysql_url: str) -> None:
 
 def test_replace_children_and_insert_missing(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        db.replace_children(
+        replace_children(
             conn,
             schema.album_artists,
             "album_id",
@@ -174,24 +179,24 @@ def test_replace_children_and_insert_missing(engine: sa.Engine) -> None:
             ],
         )
         new = [{"album_id": "a", "position": 0, "artist_id": "z"}]
-        db.replace_children(conn, schema.album_artists, "album_id", ["a"], new)
-        db.insert_missing(conn, schema.artist_genres, [{"artist_id": "z", "genre": "k-pop"}] * 2)
-        db.insert_missing(conn, schema.artist_genres, [{"artist_id": "z", "genre": "k-pop"}])
+        replace_children(conn, schema.album_artists, "album_id", ["a"], new)
+        insert_missing(conn, schema.artist_genres, [{"artist_id": "z", "genre": "k-pop"}] * 2)
+        insert_missing(conn, schema.artist_genres, [{"artist_id": "z", "genre": "k-pop"}])
     with engine.connect() as conn:
-        assert db.table_contents(conn, schema.album_artists) == [("a", 0, "z")]
-        assert db.table_contents(conn, schema.artist_genres) == [("z", "k-pop")]
+        assert table_contents(conn, schema.album_artists) == [("a", 0, "z")]
+        assert table_contents(conn, schema.artist_genres) == [("z", "k-pop")]
 
 
 def test_bad_urls_are_usage_errors(tmp_path: object) -> None:
     with pytest.raises(UsageError, match="not a database URL"):
-        db.create_engine("nonsense")
+        create_engine("nonsense")
     with pytest.raises(UsageError):
-        db.create_engine("oracle+nosuchdriver://x/y")
-    assert "secret" not in db.redact("postgresql+psycopg://u:secret@h/d")
+        create_engine("oracle+nosuchdriver://x/y")
+    assert "secret" not in redact_url("postgresql+psycopg://u:secret@h/d")
 
 
 def test_unreachable_server_is_a_storage_error() -> None:
-    engine = db.create_engine("postgresql+psycopg://nobody:pw@127.0.0.1:1/none")
+    engine = create_engine("postgresql+psycopg://nobody:pw@127.0.0.1:1/none")
     with pytest.raises(StorageError, match="cannot set up the database") as info:
-        db.migrate(engine)
+        migrate(engine)
     assert "pw" not in str(info.value).replace("postgresql", "")

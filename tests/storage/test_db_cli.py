@@ -222,3 +222,45 @@ def test_every_command_refuses_another_programs_database_the_same_way(
     other.dispose()
     assert sorted(p.name for p in tmp_path.iterdir()) == (["theirs.db"] if server == "sqlite" else [])
     assert emulator.stats()["requests"] == 0
+
+
+READERS = ["status", "plan", "report", "export"]
+
+
+@pytest.mark.parametrize("database", ["sqlite://", "sqlite:///:memory:", "sqlite:///none.db"])
+@pytest.mark.parametrize("command", READERS)
+def test_every_reading_command_finds_no_database_the_same_way(
+    tmp_path: Path, command: str, database: str
+) -> None:
+    """A SQLite file not created yet and ``:memory:`` are no database: one line and exit 2 (``status``
+    said "nothing crawled yet" of ``:memory:``, ``report`` wrote its page, ``export`` had a line of its
+    own); ``crawl --plan`` counts the requests of an empty database, as a crawl would create it. Nothing
+    is created."""
+    url = database.replace("none.db", str(tmp_path / "none.db"))
+    result = run(None, *_commands(url, tmp_path)[command])
+    if command == "plan":
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert "requests left: 32 (estimated; depth tracks" in result.stdout  # the constants' artist
+        assert "(constants: nothing stored yet)" in result.stdout
+    else:
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2,
+            "",
+            f"Error: no database at {url} (nothing crawled there: check --db)\n",
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", READERS)
+def test_every_reading_command_names_an_unreachable_server_the_same_way(tmp_path: Path, command: str) -> None:
+    """One line naming the database, its password hidden, and exit 1 (``status``, ``report`` and
+    ``crawl --plan`` said ``database error: ...``)."""
+    url = "postgresql+psycopg://user:s3cr3t-pw@127.0.0.1:9/db"
+    result = run(None, *_commands(url, tmp_path)[command])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith(
+        "Error: cannot open the database postgresql+psycopg://user:***@127.0.0.1:9/db: "
+    )
+    assert result.stderr.count("\n") == 1
+    assert "s3cr3t-pw" not in result.output
+    assert list(tmp_path.iterdir()) == []

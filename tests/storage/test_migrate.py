@@ -17,7 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from spotify_catalog.errors import StorageError, UsageError
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.engine import _search_path_schema, create_engine
+from spotify_catalog.storage.migrate import _MYSQL_LOCK, _PG_LOCK, migrate, open_database
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 # what version 2 added to version 1
@@ -69,7 +71,7 @@ def test_a_foreign_sqlite_database_is_refused_untouched(tmp_path: Path, ddl: lis
     before = file_digest(path)
     url = f"sqlite:///{path}"
     with pytest.raises(UsageError) as info:
-        db.open_database(url)
+        open_database(url)
     assert str(info.value) == (
         f"{url} is not a spotify-catalog database {message}; use another database or schema"
     )
@@ -87,7 +89,7 @@ def test_a_known_version_with_unusable_tables_is_refused(tmp_path: Path) -> None
         conn.exec_driver_sql("CREATE TABLE artists(name TEXT, genre TEXT)")
     engine.dispose()
     with pytest.raises(UsageError, match=r"\(table artists has columns name, genre\)"):
-        db.open_database(url)
+        open_database(url)
 
 
 def test_unrelated_tables_are_no_clash(db_url: str) -> None:
@@ -96,7 +98,7 @@ def test_unrelated_tables_are_no_clash(db_url: str) -> None:
     with other.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total INTEGER)")
     other.dispose()
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     try:
         names = set(sa.inspect(engine).get_table_names())
         assert names == {t.name for t in schema.metadata.sorted_tables} | {"invoices"}
@@ -112,7 +114,7 @@ def test_a_foreign_postgresql_database_is_refused_untouched(postgres_url: str) -
     with pytest.raises(
         UsageError, match=r"is not a spotify-catalog database \(table artists has columns id, name\)"
     ):
-        db.open_database(postgres_url)
+        open_database(postgres_url)
     assert table_columns(other) == {"artists": ["id", "name"], "_state": ["k", "v"]}
     other.dispose()
 
@@ -120,11 +122,11 @@ def test_a_foreign_postgresql_database_is_refused_untouched(postgres_url: str) -
 def test_a_cut_short_creation_is_completed(db_url: str) -> None:
     """No version yet but exactly our tables (a MySQL creation killed half-way): ours."""
     some = [schema.artists, schema.albums, schema.state]
-    engine = db.create_engine(db_url)
+    engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
             schema.metadata.create_all(conn, tables=some)
-        assert db.migrate(engine) == "completed"
+        assert migrate(engine) == "completed"
         assert set(sa.inspect(engine).get_table_names()) >= {t.name for t in schema.metadata.sorted_tables}
     finally:
         engine.dispose()
@@ -159,10 +161,10 @@ def test_a_version_1_database_migrates_keeping_its_rows(db_url: str) -> None:
         conn.execute(v1.tables["artists"].insert(), [{"id": "x1", "name": "X", "detail": "full"}])
     old.dispose()
 
-    engine = db.create_engine(db_url)
+    engine = create_engine(db_url)
     try:
-        assert db.migrate(engine) == "migrated from version 1"
-        assert db.migrate(engine) is None
+        assert migrate(engine) == "migrated from version 1"
+        assert migrate(engine) is None
         columns = table_columns(engine)
         for table in schema.metadata.sorted_tables:
             assert set(columns[table.name]) == set(table.columns.keys()), table.name
@@ -212,27 +214,27 @@ def test_a_version_2_database_gets_the_claim_index(db_url: str) -> None:
         )
     old.dispose()
 
-    engine = db.create_engine(db_url)
+    engine = create_engine(db_url)
     try:
-        assert db.migrate(engine) == "migrated from version 2"
+        assert migrate(engine) == "migrated from version 2"
         indexes = {i["name"]: i["column_names"] for i in sa.inspect(engine).get_indexes("_tasks")}
         assert indexes.get("ix__tasks_claim") == ["kind", "state", "key"]
         assert "ix__tasks_kind_state" not in indexes
         with engine.connect() as conn:
             assert conn.execute(sa.select(schema.tasks.c.key)).scalars().all() == ["t1"]
-        assert db.migrate(engine) is None
+        assert migrate(engine) is None
     finally:
         engine.dispose()
 
 
 def test_a_newer_version_is_refused_before_looking_further(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
-    engine = db.open_database(url)
+    engine = open_database(url)
     with engine.begin() as conn:
         conn.execute(schema.state.update().values(value="99"))
         conn.exec_driver_sql("ALTER TABLE artists ADD COLUMN added_by_v99 TEXT NOT NULL DEFAULT ''")
     with pytest.raises(StorageError, match="schema version 99, newer than this program's"):
-        db.migrate(engine)
+        migrate(engine)
     engine.dispose()
 
 
@@ -244,17 +246,17 @@ def test_processes_starting_together_create_the_schema_once(db_url: str) -> None
     barrier = threading.Barrier(6)
 
     def open_one(_: int) -> str | None:
-        engine = db.create_engine(db_url)
+        engine = create_engine(db_url)
         try:
             barrier.wait()
-            return db.migrate(engine)
+            return migrate(engine)
         finally:
             engine.dispose()
 
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(open_one, range(6)))
     assert sorted(results, key=str) == [None, None, None, None, None, "created"]
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     try:
         columns = table_columns(engine)
         for table in schema.metadata.sorted_tables:
@@ -272,10 +274,10 @@ def test_openers_of_a_new_postgresql_schema_do_not_race(postgres_url: str) -> No
     barrier = threading.Barrier(6)
 
     def open_one(_: int) -> None:
-        engine = db.create_engine(postgres_url, schema="music")
+        engine = create_engine(postgres_url, schema="music")
         try:
             barrier.wait()
-            db.migrate(engine)
+            migrate(engine)
         finally:
             engine.dispose()
 
@@ -293,9 +295,9 @@ def schema_lock_held(engine: sa.Engine) -> Iterator[None]:
     """Another session holding the lock migrate takes (as a migration running elsewhere would)."""
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": db._PG_LOCK})
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK})
         elif engine.dialect.name in ("mysql", "mariadb"):
-            name = f"{db._MYSQL_LOCK}.{engine.url.database}"[:64]
+            name = f"{_MYSQL_LOCK}.{engine.url.database}"[:64]
             assert conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
         else:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -304,7 +306,7 @@ def schema_lock_held(engine: sa.Engine) -> Iterator[None]:
             yield
         finally:
             if engine.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": db._PG_LOCK})
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK})
             elif engine.dialect.name in ("mysql", "mariadb"):
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
             else:
@@ -312,13 +314,13 @@ def schema_lock_held(engine: sa.Engine) -> Iterator[None]:
 
 
 def test_an_up_to_date_database_takes_no_lock(db_url: str) -> None:
-    db.open_database(db_url).dispose()
-    holder = db.create_engine(db_url)
-    engine = db.create_engine(db_url)
+    open_database(db_url).dispose()
+    holder = create_engine(db_url)
+    engine = create_engine(db_url)
     try:
         with schema_lock_held(holder):
             outcome: list[object] = []
-            opener = threading.Thread(target=lambda: outcome.append(db.migrate(engine)), daemon=True)
+            opener = threading.Thread(target=lambda: outcome.append(migrate(engine)), daemon=True)
             started = time.monotonic()
             opener.start()
             opener.join(10)
@@ -345,14 +347,14 @@ def test_an_up_to_date_database_takes_no_lock(db_url: str) -> None:
     ],
 )
 def test_urls_without_a_driver_get_the_installed_one(url: str, driver: str) -> None:
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     assert engine.url.drivername == driver
     engine.dispose()
 
 
 def test_postgres_scheme_opens_a_real_database(postgres_url: str) -> None:
     heroku = "postgres://" + postgres_url.split("://", 1)[1]
-    engine = db.open_database(heroku)
+    engine = open_database(heroku)
     try:
         assert "artists" in sa.inspect(engine).get_table_names()
     finally:
@@ -372,7 +374,7 @@ def test_postgres_scheme_opens_a_real_database(postgres_url: str) -> None:
     ],
 )
 def test_the_schema_of_a_search_path_option(options: str, expected: str | None) -> None:
-    assert db._search_path_schema(options) == expected
+    assert _search_path_schema(options) == expected
 
 
 @pytest.mark.parametrize(
@@ -386,11 +388,11 @@ def test_the_schema_of_a_search_path_option(options: str, expected: str | None) 
 def test_db_schema_misuse_is_a_usage_error(url: str, message: str) -> None:
     name = "bad-name" if url.startswith("postgresql") else "music"
     with pytest.raises(UsageError, match=message):
-        db.create_engine(url, schema=name)
+        create_engine(url, schema=name)
 
 
 def test_a_schema_is_created_and_used(postgres_url: str) -> None:
-    engine = db.open_database(postgres_url, schema="Music")  # folded as PostgreSQL folds it
+    engine = open_database(postgres_url, schema="Music")  # folded as PostgreSQL folds it
     try:
         with engine.begin() as conn:
             conn.execute(schema.artists.insert().values(id="x1", name="X", detail="full"))
@@ -409,7 +411,7 @@ def test_a_schema_is_created_and_used(postgres_url: str) -> None:
 
 def test_the_urls_search_path_is_honoured(postgres_url: str) -> None:
     url = sa.engine.make_url(postgres_url).update_query_dict({"options": "-csearch_path=lake"})
-    engine = db.open_database(url.render_as_string(hide_password=False))
+    engine = open_database(url.render_as_string(hide_password=False))
     engine.dispose()
     plain = sa.create_engine(postgres_url)
     try:
@@ -426,6 +428,6 @@ def test_a_foreign_table_in_the_chosen_schema_is_refused(postgres_url: str) -> N
         conn.exec_driver_sql("CREATE TABLE theirs.tracks (id integer, title text)")
     other.dispose()
     with pytest.raises(UsageError, match=r"\(schema theirs\) is not a spotify-catalog database"):
-        db.open_database(postgres_url, schema="theirs")
-    engine = db.open_database(postgres_url, schema="ours")  # another schema of the same database works
+        open_database(postgres_url, schema="theirs")
+    engine = open_database(postgres_url, schema="ours")  # another schema of the same database works
     engine.dispose()

@@ -1,5 +1,5 @@
-"""Database URL credentials: ``db.redact`` masks every one a URL can carry (property test over generated
-URLs), and ``db.describe_error`` hides them when a driver's message repeats one."""
+"""Database URL credentials: ``redact_url`` masks every one a URL can carry (property test over generated
+URLs), and ``describe_error`` hides them when a driver's message repeats one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spotify_catalog.storage import db
+from spotify_catalog.redaction import MASK, redact_url, register_url_secrets
+from spotify_catalog.storage.engine import create_engine, describe_error
 
 MARK = "§"  # every generated secret starts and ends with it; nothing else in a generated URL has it
 SECRET_NAMES = [
@@ -91,7 +92,7 @@ def urls(draw: Any) -> tuple[str, dict[str, Any]]:
 @given(urls())
 def test_no_credential_survives_redact(case: tuple[str, dict[str, Any]]) -> None:
     url, expected = case
-    shown = db.redact(url)
+    shown = redact_url(url)
     assert not _leaked(shown), (url, shown)
     if not expected["encoded"]:
         return
@@ -106,9 +107,9 @@ def test_no_credential_survives_redact(case: tuple[str, dict[str, Any]]) -> None
         assert parsed.query[name] == value
     for name, value in parsed.query.items():
         if name not in expected["plain"]:
-            assert value == db.MASK
+            assert value == MASK
     original = sa.engine.make_url(url)
-    assert not _leaked(db.redact(original))  # a SQLAlchemy URL object (engine.url) too
+    assert not _leaked(redact_url(original))  # a SQLAlchemy URL object (engine.url) too
     assert not _leaked(repr(sa.engine.make_url(shown)))
 
 
@@ -118,7 +119,7 @@ def test_any_text_after_a_question_mark_or_ampersand_is_masked(prefix: str, secr
     """Whatever precedes it (a URL SQLAlchemy cannot parse, a second URL), a secret parameter is masked."""
     for separator in "?&":
         assert not _leaked(
-            db.redact(f"{prefix.replace(MARK, '')}{separator}{name}={secret.replace('&', '')}")
+            redact_url(f"{prefix.replace(MARK, '')}{separator}{name}={secret.replace('&', '')}")
         )
 
 
@@ -150,20 +151,18 @@ def test_any_text_after_a_question_mark_or_ampersand_is_masked(prefix: str, secr
     ],
 )
 def test_redact_examples(url: str, shown: str) -> None:
-    assert db.redact(url) == shown
+    assert redact_url(url) == shown
 
 
 def test_a_driver_message_repeating_a_credential_is_scrubbed() -> None:
     url = "postgresql+psycopg://u@127.0.0.1:1/db?sslkey=/srv/keys/Very-Private.key&service=S3cretSvcXYZ"
-    db.remember_secrets(url)
+    register_url_secrets(url)
     message = 'connection failed: could not open private key file "/srv/keys/Very-Private.key": no such file'
     assert (
-        db.describe_error(Exception(message))
+        describe_error(Exception(message))
         == 'connection failed: could not open private key file "***": no such file'
     )
-    assert "S3cretSvcXYZ" not in db.describe_error(
-        Exception('definition of service "S3cretSvcXYZ" not found')
-    )
+    assert "S3cretSvcXYZ" not in describe_error(Exception('definition of service "S3cretSvcXYZ" not found'))
 
 
 def test_a_url_sqlalchemy_cannot_parse_is_refused_without_its_password() -> None:
@@ -171,7 +170,7 @@ def test_a_url_sqlalchemy_cannot_parse_is_refused_without_its_password() -> None
 
     for url in ("postgresql://u:S3cretXYZ@h:notaport/db", "postgresql://u@h:notaport/db?password=S3cretXYZ"):
         with pytest.raises(UsageError, match="not a database URL") as caught:
-            db.create_engine(url)
+            create_engine(url)
         assert "S3cretXYZ" not in str(caught.value)
 
 
@@ -182,8 +181,8 @@ def test_a_short_database_password_is_hidden_from_log_lines(capsys: pytest.Captu
 
     from spotify_catalog.cli import configure_logging
 
-    db.remember_secrets("mysql+pymysql://root:Qz7w@127.0.0.1:3306/catalog")
-    assert db.describe_error(Exception("access denied for Qz7w")) == "access denied for ***"
+    register_url_secrets("mysql+pymysql://root:Qz7w@127.0.0.1:3306/catalog")
+    assert describe_error(Exception("access denied for Qz7w")) == "access denied for ***"
     configure_logging(2, False)
     logging.getLogger("spotify_catalog.test").warning("a driver said %s", "password Qz7w refused")
     err = capsys.readouterr().err

@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from spotify_catalog.storage import db, schema, state
+from spotify_catalog.storage import schema, state
+from spotify_catalog.storage.migrate import open_database
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[sa.Engine]:
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     yield engine
     engine.dispose()
 
@@ -106,7 +107,7 @@ def test_analyze_gives_the_planner_the_tasks_queued(postgres_url: str) -> None:
     """Queued in one go, thousands of tasks leave PostgreSQL's planner counting next to none (until
     autovacuum passes): it then reads every task of a kind through ``(kind, state)`` to mark 50 done.
     ``analyze``, run by a crawl phase that queues many, makes it count them."""
-    engine = db.open_database(postgres_url)
+    engine = open_database(postgres_url)
     count = sa.text("SELECT reltuples FROM pg_class WHERE relname = '_tasks'")
     try:
         with engine.begin() as conn:  # autovacuum would analyze the table too, at a time of its own

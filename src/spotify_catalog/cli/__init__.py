@@ -124,9 +124,9 @@ def one_line(text: str) -> str:
     """``text`` safe to print as one line of a terminal: control characters (an ESC from a corrupt file,
     a newline, a bidirectional override) written as ``\\x1b``, ``\\x0a``, ``\\u202e``; registered secrets
     (client secret, tokens, database credentials) replaced by ``**********``."""
-    from spotify_catalog.settings import redact
+    from spotify_catalog.redaction import scrub
 
-    text = redact(text)
+    text = scrub(text)
     if text.isascii() and text.isprintable():  # no C0 control nor DEL, the only ASCII in _CONTROL
         return text
     return _CONTROL.sub(_escape, text)
@@ -173,8 +173,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 def db_options(default: str) -> Callable[[F], F]:
     """``--db URL`` (parameter ``db_url``, defaulting to ``default``) and ``--db-schema NAME``
     (parameter ``db_schema``, None unless given), for every command that opens the database: pass both
-    on, ``storage.db.open_database(db_url, schema=db_schema)`` or ``storage.db.create_engine(db_url,
-    schema=db_schema)``. A bad schema name, or one given for SQLite/MySQL, is a usage error there."""
+    on, ``storage.migrate.open_database(db_url, schema=db_schema)``,
+    ``storage.engine.create_engine(db_url, schema=db_schema)`` or
+    ``storage.read_only.reading(db_url, db_schema=db_schema)``. A bad schema name, or one given for
+    SQLite/MySQL, is a usage error there."""
 
     def decorate(command: F) -> F:
         command = click.option(
@@ -282,7 +284,7 @@ def configure_logging(verbose: int, quiet: bool, log_format: str = "text") -> No
         level = logging.INFO
     else:
         level = logging.WARNING
-    from spotify_catalog.settings import RedactingFilter
+    from spotify_catalog.redaction import RedactingFilter
 
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":

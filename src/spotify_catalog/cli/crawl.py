@@ -35,8 +35,10 @@ from spotify_catalog.inputs import (
     read_artists_file,
     read_ids_file,
 )
+from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
 DEMO_DB = "sqlite:///spotify-demo.db"
@@ -131,7 +133,7 @@ def _command_line(ctx: click.Context) -> str:
             continue
         flag = param.opts[0]
         if param.name == "db_url":
-            value = db.redact(str(value))
+            value = redact_url(str(value))
         values = value if isinstance(value, tuple) else (value,)
         for item in values:
             parts.extend([flag] if item is True else [flag, str(item)])
@@ -179,7 +181,7 @@ def run_crawl(
     """Open the database, crawl with a progress display, print the summary; exit 75/130 on a stop.
     ``counted``: the requests are the account's, counted in its ledger (the demo's are not)."""
     started = time.monotonic()
-    engine = db.open_database(db_url, schema=db_schema)
+    engine = open_database(db_url, schema=db_schema)
     out = Console(soft_wrap=True)
     try:
         with (
@@ -463,7 +465,7 @@ def demo(
             more = f", {len(playlists)} playlists and {len(shows)} show" if shows else ""
             click.echo(
                 f"Emulator ({profile} profile) at {emu.url}; "
-                f"crawling {DEMO_SIZE} artists{more} into {db.redact(db_url)}",
+                f"crawling {DEMO_SIZE} artists{more} into {redact_url(db_url)}",
                 err=True,
             )
         run_crawl(

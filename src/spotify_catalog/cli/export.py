@@ -7,32 +7,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.cli import db_options
 from spotify_catalog.errors import UsageError
+from spotify_catalog.storage.read_only import reading
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
-
-
-def _engine(url: str, schema: str | None) -> sa.Engine:
-    """A read-only engine for ``--db``; a SQLite file must already exist (never create an empty one)."""
-    from spotify_catalog.storage import db
-
-    try:
-        parsed = sa.engine.make_url(url)
-    except (sa.exc.ArgumentError, ValueError):
-        raise UsageError(
-            f"--db {db.redact(url)!r} is not a database URL (e.g. sqlite:///spotify-catalog.db)"
-        ) from None
-    if parsed.get_backend_name() == "sqlite" and not parsed.query.get("uri"):
-        database = parsed.database or ""
-        if database in ("", ":memory:") or not Path(database).is_file():
-            where = database or db.redact(url)
-            raise UsageError(f"no database at {where!r}: run 'spotify-catalog crawl' first")
-    # no schema set-up, no WAL switch: a read-only directory is fine
-    return db.open_readonly(url, schema=schema)
 
 
 def _snapshot_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date:
@@ -121,7 +102,6 @@ def export(
     compression = compression or ("zstd" if fmt == "parquet" else "none")
     lake_export.check_options(fmt, compression)
     chosen = lake_export.select_tables(metadata, tables)  # unknown names: exit 2 before touching anything
-    engine = _engine(db_url, db_schema)
     quiet = bool(getattr(ctx.find_root().obj, "quiet", False))
     live = sys.stderr.isatty() and not quiet
 
@@ -129,27 +109,28 @@ def export(
         if live:
             click.echo(f"\r{table}: {rows:,} rows", err=True, nl=False)
 
-    try:
-        lake_export.check_database(engine, chosen)  # before --to is created
-        lake = lake_export.open_lake(to)
-        done = lake_export.export(
-            engine,
-            metadata,
-            lake,
-            snapshot_date,
-            tables=tables,
-            fmt=fmt,
-            compression=compression,
-            with_raw=with_raw,
-            batch_rows=batch_rows,
-            row_group_rows=row_group_rows,
-            progress=progress,
-            include_gone=include_gone,
-        )
-    finally:
-        engine.dispose()
-        if live:
-            click.echo("\r", err=True, nl=False)
+    # no schema set-up, no WAL switch: a read-only directory is fine
+    with reading(db_url, db_schema=db_schema) as engine:
+        try:
+            lake_export.check_database(engine, chosen)  # before --to is created
+            lake = lake_export.open_lake(to)
+            done = lake_export.export(
+                engine,
+                metadata,
+                lake,
+                snapshot_date,
+                tables=tables,
+                fmt=fmt,
+                compression=compression,
+                with_raw=with_raw,
+                batch_rows=batch_rows,
+                row_group_rows=row_group_rows,
+                progress=progress,
+                include_gone=include_gone,
+            )
+        finally:
+            if live:
+                click.echo("\r", err=True, nl=False)
     if not quiet:
         for item in done:
             click.echo(f"{item.table}: {item.rows:,} rows -> {item.uri}", err=True)

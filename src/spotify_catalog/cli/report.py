@@ -9,14 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from spotify_catalog import report as report_lib
-from spotify_catalog import status as status_lib
 from spotify_catalog.cli import Globals, db_options
-from spotify_catalog.errors import StorageError, UsageError
+from spotify_catalog.errors import UsageError
+from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db
+from spotify_catalog.storage.read_only import reading
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +36,11 @@ def write_report(
     """Read ``db_url``'s database (read only) and write its report to ``out``; a SQLite file that does
     not exist is a usage error, a database without a crawl gives the "nothing collected yet" page.
     ``settings``: the account's requests of the last 24 h come from its ledger."""
-    engine = status_lib.open_read_only(db_url, db_schema)
-    if engine is None:
-        raise UsageError(f"no database at {db.redact(db_url)} (nothing crawled there: check --db)")
-    try:
-        with engine.connect() as conn:
-            data = report_lib.collect(
-                conn, now=now or datetime.now(UTC), daily_budget=daily_budget, settings=settings
-            )
-    except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"database error: {db.describe_error(exc)}") from None
-    finally:
-        engine.dispose()
-    page = report_lib.render(data, title=title, source=db.redact(db_url))
+    with reading(db_url, db_schema=db_schema) as engine, engine.connect() as conn:
+        data = report_lib.collect(
+            conn, now=now or datetime.now(UTC), daily_budget=daily_budget, settings=settings
+        )
+    page = report_lib.render(data, title=title, source=redact_url(db_url))
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         temporary.write_text(page, "utf-8")
@@ -87,5 +78,5 @@ def report(db_url: str, db_schema: str | None, out: Path, title: str, daily_budg
         db_url, out, db_schema=db_schema, title=title, daily_budget=settings.daily_budget, settings=settings
     )
     if data.empty:
-        click.echo(f"{out}: nothing collected yet in {db.redact(db_url)}", err=True)
+        click.echo(f"{out}: nothing collected yet in {redact_url(db_url)}", err=True)
     click.echo(str(out))

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import click
-import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
@@ -15,9 +14,9 @@ from spotify_catalog import crawl as crawl_lib
 from spotify_catalog import ledger
 from spotify_catalog import status as status_lib
 from spotify_catalog.cli import Globals, db_options
-from spotify_catalog.errors import StorageError, UsageError
+from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import db
+from spotify_catalog.storage.read_only import reading
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
 
@@ -62,22 +61,14 @@ def status(db_url: str, db_schema: str | None, fmt: str, daily_budget: int | Non
     """
     g = click.get_current_context().find_object(Globals) or Globals()
     settings = g.settings(daily_budget=daily_budget)
-    engine = status_lib.open_read_only(db_url, db_schema)
-    if engine is None:
-        raise UsageError(f"no database at {db.redact(db_url)} (nothing crawled there: check --db)")
-    try:
-        with engine.connect() as conn:
-            report = status_lib.read_status(
-                conn, now=datetime.now(UTC), daily_budget=settings.daily_budget, settings=settings
-            )
-    except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"database error: {db.describe_error(exc)}") from None
-    finally:
-        engine.dispose()
+    with reading(db_url, db_schema=db_schema) as engine, engine.connect() as conn:
+        report = status_lib.read_status(
+            conn, now=datetime.now(UTC), daily_budget=settings.daily_budget, settings=settings
+        )
     if fmt == "json":
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
         return
-    _print_status(_console(), report, db.redact(db_url))
+    _print_status(_console(), report, redact_url(db_url))
 
 
 def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
@@ -168,7 +159,7 @@ def print_plan(
     )
     estimate = status_lib.estimate_for(db_url, plan, db_schema)
     out = _console()
-    table = Table(title=f"spotify-catalog crawl --plan: {db.redact(db_url)}", title_justify="left")
+    table = Table(title=f"spotify-catalog crawl --plan: {redact_url(db_url)}", title_justify="left")
     table.add_column("task kind")
     table.add_column("requests", justify="right")
     for kind, left in estimate.requests.items():

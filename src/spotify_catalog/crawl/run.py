@@ -59,7 +59,9 @@ from spotify_catalog.errors import (
 )
 from spotify_catalog.ledger import AccountBudget
 from spotify_catalog.settings import ApiMode
-from spotify_catalog.storage import changes, db, schema, state
+from spotify_catalog.storage import changes, schema, state
+from spotify_catalog.storage.engine import describe_error
+from spotify_catalog.storage.write import in_transaction, write_rows
 from spotify_catalog.transform import Rows
 
 log = logging.getLogger(__name__)
@@ -179,7 +181,7 @@ class Crawler:
         try:
             self._start()
         except sa.exc.SQLAlchemyError as exc:
-            raise StorageError(f"database error: {db.describe_error(exc)}") from None
+            raise StorageError(f"database error: {describe_error(exc)}") from None
         pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
         try:
             with collecting_less():
@@ -261,8 +263,8 @@ class Crawler:
             self._finish("failed", str(exc))
             raise
         except sa.exc.SQLAlchemyError as exc:
-            self._finish("failed", f"database error: {db.describe_error(exc)}")
-            raise StorageError(f"database error: {db.describe_error(exc)}") from None
+            self._finish("failed", f"database error: {describe_error(exc)}")
+            raise StorageError(f"database error: {describe_error(exc)}") from None
         except SpotifyError as exc:
             self._finish("failed", str(exc))
             raise
@@ -300,7 +302,7 @@ class Crawler:
         try:
             state.finish_run(self.engine, self._run_id, end, now=self.now())
         except sa.exc.SQLAlchemyError as exc:  # the database went away: the next run marks it abandoned
-            log.error("could not record the end of run %d: %s", self._run_id, db.describe_error(exc))
+            log.error("could not record the end of run %d: %s", self._run_id, describe_error(exc))
 
     # -------------------------------------------------------------------------------- the mode
 
@@ -537,7 +539,7 @@ class Crawler:
         """Mark abandoned the crawls sharing the database whose process is gone (on this host: its pid
         is not alive) and free their claims; whether there were any."""
         now = self.now()
-        dead = db.in_transaction(self.engine, lambda conn: state.abandon_dead_runs(conn, now=now))
+        dead = in_transaction(self.engine, lambda conn: state.abandon_dead_runs(conn, now=now))
         _warn_abandoned(dead)
         return bool(dead)
 
@@ -661,7 +663,7 @@ class Crawler:
             self._touch(conn, answers[-1].when, rows_written=self.rows_written + written)
             return written, copies
 
-        written, copies = db.in_transaction(self.engine, work)
+        written, copies = in_transaction(self.engine, work)
         self.rows_written += written
         self._copies.written(copies)
         for answer in answers:
@@ -691,7 +693,7 @@ class Crawler:
                 rows.upserts.setdefault(table, []).extend(table_rows)
             for table, parents in answer.rows.children.items():
                 rows.children.setdefault(table, {}).update(parents)
-        written = db.write_rows(conn, self._copies.without_known(rows, copies))
+        written = write_rows(conn, self._copies.without_known(rows, copies))
         for answer in answers:
             self._write_tasks(conn, answer)
         return written
@@ -699,7 +701,7 @@ class Crawler:
     def _write_outcome(self, conn: sa.Connection, answer: Answer, copies: transform.Digests) -> int:
         """One response's rows (without what the run wrote before) and what became of its tasks, in
         the transaction of its group; rows written."""
-        written = db.write_rows(conn, self._copies.without_known(answer.rows, copies))
+        written = write_rows(conn, self._copies.without_known(answer.rows, copies))
         self._write_tasks(conn, answer)
         return written
 

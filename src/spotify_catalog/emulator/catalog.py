@@ -17,11 +17,22 @@ import hashlib
 import random
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property, lru_cache
-from typing import Literal
 
 from spotify_catalog.emulator import words
+from spotify_catalog.emulator.entities import (
+    Album,
+    AlbumType,
+    Artist,
+    Audiobook,
+    Chapter,
+    Entity,
+    Episode,
+    Playlist,
+    Show,
+    Track,
+)
 from spotify_catalog.emulator.ids import Kind, decode_id, encode_id
 
 GROUP_SIZE = 8
@@ -31,7 +42,6 @@ BTS_ID = "3Nrfpe0tUJi4K4DXYWgMUX"
 TODAY = (2026, 11, 25)
 RELINK_SHARE = 200  # one track in this many is relinked, in some of its markets
 RELINK_BIT = 0x8000  # set in a track id's position: the id of a relinked track's playable copy
-AlbumType = Literal["album", "single", "compilation"]
 
 
 @lru_cache(maxsize=65536)
@@ -58,137 +68,6 @@ def _rng(seed: int, *parts: int) -> random.Random:
 
 def _hex(seed: int, *parts: object) -> str:
     return hashlib.blake2b(":".join(map(str, (seed, *parts))).encode(), digest_size=12).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Artist:
-    index: int
-    id: str
-    name: str
-    genres: tuple[str, ...]
-    popularity: int
-    followers: int
-    image_key: str | None  # None: the artist has no images
-    country: str  # for ISRCs
-
-
-@dataclass(frozen=True, slots=True)
-class Album:
-    artist: int  # index of the owning (album) artist
-    number: int  # position in the owner's discography
-    id: str
-    name: str
-    album_type: AlbumType
-    total_tracks: int
-    release_date: str
-    release_date_precision: str
-    year: int
-    label: str
-    popularity: int
-    upc: str
-    markets: tuple[str, ...]
-    guests: tuple[int, ...]  # artists featured on its tracks: the album is in their appears_on
-    image_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Track:
-    artist: int  # album owner
-    album_number: int
-    number: int  # 0-based position in the album
-    id: str
-    name: str
-    artists: tuple[int, ...]  # first the album owner, then featured artists
-    duration_ms: int
-    explicit: bool
-    isrc: str
-    disc_number: int
-    track_number: int
-    popularity: int
-    relink: bool = False  # the market copy a relinked track's id points at (see Catalog.relinked_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Show:
-    index: int
-    id: str
-    name: str
-    publisher: str
-    description: str
-    languages: tuple[str, ...]
-    markets: tuple[str, ...]
-    explicit: bool
-    total_episodes: int
-    image_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Episode:
-    show: int
-    number: int  # 0 = newest
-    id: str
-    name: str
-    description: str
-    duration_ms: int
-    explicit: bool
-    release_date: str
-    release_date_precision: str
-    language: str
-
-
-@dataclass(frozen=True, slots=True)
-class Audiobook:
-    index: int
-    id: str
-    name: str
-    authors: tuple[str, ...]
-    narrators: tuple[str, ...]
-    publisher: str
-    description: str
-    edition: str
-    languages: tuple[str, ...]
-    markets: tuple[str, ...]
-    explicit: bool
-    total_chapters: int
-    image_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Chapter:
-    audiobook: int
-    number: int
-    id: str
-    name: str
-    description: str
-    duration_ms: int
-    release_date: str
-
-
-@dataclass(frozen=True, slots=True)
-class Playlist:
-    index: int
-    id: str
-    name: str
-    description: str
-    owner_id: str
-    owner_name: str
-    followers: int
-    total_items: int
-    image_key: str
-    snapshot_id: str
-
-    @property
-    def uploaded_cover(self) -> bool:
-        """A cover its owner uploaded: one image, ``height``/``width`` ``null`` (one in four)."""
-        return self.index % 4 == 1
-
-    @property
-    def null_in_search(self) -> bool:
-        """Search answers ``null`` in its place (one in five), as Spotify does for some playlists."""
-        return self.index % 5 == 2
-
-
-Entity = Artist | Album | Track | Show | Episode | Audiobook | Chapter | Playlist
 
 
 def _upc(a: int, b: int) -> str:

@@ -12,8 +12,8 @@ from urllib.parse import quote
 from starlette.datastructures import QueryParams
 
 from spotify_catalog.emulator import render
-from spotify_catalog.emulator.catalog import (
-    ALBUM_GROUPS,
+from spotify_catalog.emulator.catalog import ALBUM_GROUPS
+from spotify_catalog.emulator.entities import (
     Album,
     Artist,
     Audiobook,

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from spotify_catalog.emulator.catalog import (
+from spotify_catalog.emulator.catalog import Catalog
+from spotify_catalog.emulator.entities import (
     Album,
     Artist,
     Audiobook,
-    Catalog,
     Chapter,
     Episode,
     Playlist,

@@ -14,18 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from spotify_catalog.emulator.catalog import (
-    Album,
-    Artist,
-    Audiobook,
-    Catalog,
-    Episode,
-    Playlist,
-    Show,
-    Track,
-    normalize,
-    tokens,
-)
+from spotify_catalog.emulator.catalog import Catalog, normalize, tokens
+from spotify_catalog.emulator.entities import Album, Artist, Audiobook, Episode, Playlist, Show, Track
 
 TYPES = ("album", "artist", "playlist", "track", "show", "episode", "audiobook")
 FILTERS = ("artist", "album", "track", "year", "genre", "isrc", "upc", "tag")

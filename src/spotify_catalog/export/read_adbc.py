@@ -21,7 +21,7 @@ from spotify_catalog.errors import StorageError, first_line
 from spotify_catalog.export.arrays import list_column, own_copy
 from spotify_catalog.export.reader import ReadOptions
 from spotify_catalog.export.types import base_type
-from spotify_catalog.storage import db
+from spotify_catalog.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def read_ahead(
                     try:
                         batch = pending.popleft().result()
                     except caught as exc:
-                        message = db.redact(adbc_message(exc))
+                        message = redact_url(adbc_message(exc))
                         raise StorageError(f"reading the database failed: {message}") from None
                     if batch is None:
                         return
@@ -150,7 +150,7 @@ class PostgresArrowReader:
         try:
             arrow = adbc_pg.connect(url.render_as_string(hide_password=False), autocommit=True)
         except adbc_pg.Error as exc:
-            log.info("reading through psycopg: ADBC could not connect (%s)", db.redact(first_line(exc)))
+            log.info("reading through psycopg: ADBC could not connect (%s)", redact_url(first_line(exc)))
             return None
         try:
             with arrow.cursor() as cur:
@@ -186,7 +186,7 @@ class PostgresArrowReader:
                 with contextlib.closing(read_ahead(reader, (adbc_pg.Error,))) as batches:
                     yield from _cast(batches, from_list, schema, self.options.batch_rows)
         except adbc_pg.Error as exc:
-            raise StorageError(f"reading the database failed: {db.redact(first_line(exc))}") from None
+            raise StorageError(f"reading the database failed: {redact_url(first_line(exc))}") from None
         finally:
             self.close()
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from spotify_catalog.errors import StorageError, first_line
 from spotify_catalog.export.arrays import cast_text_times, converter, list_values
 from spotify_catalog.export.reader import ReadOptions
-from spotify_catalog.storage import db
+from spotify_catalog.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class CursorReader:
             while rows := cursor.fetchmany(self.options.batch_rows):
                 yield convert(rows)
         except dialect.loaded_dbapi.Error as exc:  # what SQLAlchemy would have wrapped
-            raise StorageError(f"reading the database failed: {db.redact(first_line(exc))}") from None
+            raise StorageError(f"reading the database failed: {redact_url(first_line(exc))}") from None
         finally:
             with contextlib.suppress(dialect.loaded_dbapi.Error):  # the connection may be closed already
                 cursor.close()

@@ -76,7 +76,7 @@ def open_sqlite_arrow(
     process break each other's POSIX locks (closing a file drops every lock of the process on it), so
     the engine's idle connections are closed first, and ADBC is used only when no other file
     descriptor of this process is on the database or its ``-wal``/``-shm``. The file is opened as
-    :func:`~spotify_catalog.storage.db.open_readonly` opens it: ``mode=rw`` with ``PRAGMA query_only``
+    :func:`~spotify_catalog.storage.read_only.open_read_only` opens it: ``mode=rw`` with ``PRAGMA query_only``
     (so that, the last connection of a WAL database, it removes the ``-wal`` and ``-shm`` files when
     closed, as ``sqlite3`` does), and in a read-only directory where that fails (no ``-shm`` can be
     made) ``mode=ro&immutable=1``."""

@@ -21,8 +21,10 @@ from spotify_catalog.export.reader import DEFAULT_BATCH_ROWS, Reader, ReadOption
 from spotify_catalog.export.staging import remove_staging, remove_stale_staging, staging_root
 from spotify_catalog.export.types import dictionary_columns, select_tables
 from spotify_catalog.export.write import DEFAULT_ROW_GROUP_ROWS, check_options, file_name, write_file
-from spotify_catalog.storage import db
+from spotify_catalog.redaction import redact_url
 from spotify_catalog.storage import schema as catalog_schema
+from spotify_catalog.storage.engine import describe_error
+from spotify_catalog.storage.migrate import schema_version
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,7 @@ def export(
         run.stage(engine, chosen)
         run.publish(clock=clock, sleep=sleep)
     except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"reading the database failed: {db.describe_error(exc)}") from None
+        raise StorageError(f"reading the database failed: {describe_error(exc)}") from None
     except (OSError, BotoCoreError, ClientError) as exc:
         raise SpotifyCatalogError(f"writing to {lake.uri} failed: {first_line(exc)}") from None
     finally:
@@ -162,12 +164,12 @@ def export(
 def check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
     """The tables exist, and not all of them are empty: an export of an empty database would replace a
     good snapshot with empty files (a wrong ``--db`` is the likelier story). Tables of this program's
-    schema need a database of it, not another program's nor a newer schema (:func:`db.schema_version`)."""
-    where = db.redact(engine.url)
+    schema need a database of it, not another program's nor a newer schema (:func:`schema_version`)."""
+    where = redact_url(engine.url)
     try:
         if any(t.metadata is catalog_schema.metadata for t in tables):
             with engine.connect() as conn:
-                db.schema_version(conn)
+                schema_version(conn)
         present = set(sa.inspect(engine).get_table_names())
         missing = [t.name for t in tables if t.name not in present]
         if missing:
@@ -176,7 +178,7 @@ def check_database(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
             any_row = (sa.select(sa.literal(1)).select_from(t).limit(1) for t in tables)
             empty = all(conn.execute(query).first() is None for query in any_row)
     except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"cannot open the database {where}: {db.describe_error(exc)}") from None
+        raise StorageError(f"cannot open the database {where}: {describe_error(exc)}") from None
     if empty:
         what = ", ".join(t.name for t in tables) if len(tables) <= 3 else f"the {len(tables)} tables"
         raise UsageError(f"nothing to export: {what} in {where} hold no rows (crawl into it first)")

@@ -23,6 +23,7 @@ from spotify_catalog import status as status_lib
 from spotify_catalog.crawl import NOT_FOUND
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import schema, state
+from spotify_catalog.storage.read_only import has_crawl
 from spotify_catalog.transform import FULL, SIMPLIFIED
 
 TOP = 25
@@ -156,7 +157,7 @@ def collect(
     """The report of the crawl database behind ``conn`` (read only); with ``settings``, the requests of
     the last 24 h are its account's, from its ledger (:func:`spotify_catalog.status.read_status`)."""
     report = Report(generated_at=now)
-    if not status_lib.has_crawl(conn):
+    if not has_crawl(conn):
         return report
     inspector = sa.inspect(conn)
     report.status = status_lib.read_status(conn, now=now, daily_budget=daily_budget, settings=settings)

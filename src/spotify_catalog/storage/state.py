@@ -17,7 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.write import insert_missing, upsert
 
 PENDING = "pending"
 DONE = "done"
@@ -45,7 +46,7 @@ def ensure_tasks(
         )
         missing = [k for k in chunk if k not in existing]
         if missing:  # another crawl may insert the same tasks at the same time: theirs stand
-            db.insert_missing(
+            insert_missing(
                 conn,
                 t,
                 [
@@ -121,7 +122,7 @@ def finish_tasks(
         missing = [k for k in chunk if k not in present]
         if missing:  # inserted, or updated if another crawl inserted it meanwhile
             new = [{"kind": kind, "key": k, "attempts": 0, "created_at": now, **values} for k in missing]
-            db.upsert(conn, t, new)
+            upsert(conn, t, new)
 
 
 @functools.cache
@@ -243,7 +244,7 @@ def get_state(conn: sa.Connection, key: str) -> str | None:
 
 def set_state(conn: sa.Connection, key: str, value: str) -> None:
     """Set a value of ``_state``."""
-    db.upsert(conn, schema.state, [{"key": key, "value": value}])
+    upsert(conn, schema.state, [{"key": key, "value": value}])
 
 
 @dataclass
