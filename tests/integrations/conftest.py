@@ -5,6 +5,7 @@ stop pytest when this directory is given on its command line)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import envs
@@ -26,20 +27,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"SKIPPED {HERE.relative_to(envs.REPO)}: {SKIPPED}")
 
 
-@pytest.fixture(scope="session")
-def tools_python() -> Path:
+def ready(environment: Callable[[bool], Path]) -> Path:
+    """The python of one of :mod:`envs`' environments, installed if missing; what cannot be had fails."""
     try:
-        return envs.tools_python(install=True)
+        return environment(True)
     except envs.Missing as exc:
         pytest.fail(f"integrations: {exc}")
+
+
+@pytest.fixture(scope="session")
+def tools_python() -> Path:
+    return ready(envs.tools_python)
 
 
 @pytest.fixture(scope="session")
 def dlt_python() -> Path:
-    try:
-        return envs.dlt_python(install=True)
-    except envs.Missing as exc:
-        pytest.fail(f"integrations: {exc}")
+    return ready(envs.dlt_python)
 
 
 @pytest.fixture(scope="session")
