@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from envs import package_requirements
+from packaging.version import Version
 from userland import Dist, checkout_copy, new_venv, run
 
 from emulated import CLIENT_ID, CLIENT_SECRET
@@ -148,6 +150,33 @@ def test_the_wheel_in_an_empty_environment_says_which_extra_each_command_needs_t
     )
     assert (code, lines) == (2, ["Error: --to s3://bucket/lake needs boto3 (the s3 extra): "
                                  "pip install 'spotify-catalog[s3]'"])  # fmt: skip
+
+
+def test_the_lower_bounds_of_the_demo_s_dependencies_run_the_demo(dist: Dist, tmp_path: Path) -> None:
+    """Every dependency of the package, the emulator and the report at the lowest version its bound
+    allows: the demo runs (the bounds are versions the project works with, not guesses)."""
+    lowest = []
+    for requirement in package_requirements("emulator", "report"):
+        name, _, version = requirement.partition(">=")
+        assert version, requirement  # every one has a lower bound
+        lowest.append(f"{name.split('[')[0]}=={version}")
+    constraints = tmp_path / "lowest.txt"
+    constraints.write_text("\n".join(lowest) + "\n")
+    bin_ = new_venv(tmp_path / "venv")
+    env = user_env(tmp_path)
+    run(
+        [str(bin_ / "pip"), "install", "-q", "-c", str(constraints), f"{dist.wheel}[emulator,report]"],
+        env=env,
+    )
+    listed = run([str(bin_ / "pip"), "list", "--format", "freeze"], env=env).stdout.lower().split()
+    installed = {name: Version(version) for name, _, version in (line.partition("==") for line in listed)}
+    for pin in lowest:
+        name, _, version = pin.lower().partition("==")
+        assert installed[name.replace("_", "-")] == Version(version), pin
+    work = tmp_path / "work"
+    work.mkdir()
+    run([str(bin_ / "spotify-catalog"), "demo", "--quiet"], cwd=work, env=env)
+    assert bts(f"sqlite:///{work / 'spotify-demo.db'}") == "BTS"
 
 
 def test_pipx_install_from_a_clone_crawls(
