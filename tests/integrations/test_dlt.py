@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -155,3 +156,18 @@ def test_each_load_adds_what_the_crawls_wrote_since_the_one_before(loads: Loads,
     figures.append(third)
     print(f"\n{loads.destination}: rows loaded per load: {json.dumps(figures)}")
     engine.dispose()
+
+
+def test_the_example_says_in_one_line_what_is_wrong_with_its_database(
+    dlt_python: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    command = [str(dlt_python), str(EXAMPLE), "--db", f"sqlite:///{tmp_path / 'missing.db'}"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False
+    )
+    assert (done.returncode, done.stderr.splitlines()) == (
+        2,
+        [f"Error: no database at sqlite:///{tmp_path / 'missing.db'}: run 'spotify-catalog crawl' first"],
+    )
+    assert list(tmp_path.iterdir()) == []  # no pipeline, no DuckDB file
