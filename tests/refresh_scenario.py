@@ -24,8 +24,6 @@ import sqlalchemy as sa
 from emulated import emulator_settings
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
-
-__all__ = ["Depth"]
 from spotify_catalog.errors import Stopped
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import changes, schema

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 import refresh_scenario as scenario
 from spotify_catalog import increments
+from spotify_catalog.crawl import Depth
 from spotify_catalog.increments import DELETED, WRITTEN_AT
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import db, schema
@@ -96,7 +97,7 @@ def test_dated_tables_from_the_day_of_since_and_an_emptied_playlist(
     emu = make_emulator(profile="extended")
     engine = db.open_database(f"sqlite:///{tmp_path / 'c.db'}")
     playlist = emu.catalog.playlists[0]
-    more: dict[str, Any] = {"top_tracks": True, "playlists": (playlist.id,), "depth": scenario.Depth.ARTISTS}
+    more: dict[str, Any] = {"top_tracks": True, "playlists": (playlist.id,), "depth": Depth.ARTISTS}
     inputs = [ArtistInput(scenario.BTS, True)]
     assert scenario.crawl(emu, engine, inputs, scenario.T0, **more).status == "done"
     assert count(engine, schema.playlist_items) > 0
