@@ -52,11 +52,12 @@ def test_a_database_url_without_its_driver_names_the_extra(tmp_path: Path) -> No
 
 
 def test_without_boto3_a_local_export_works_and_s3_names_the_s3_extra(tmp_path: Path) -> None:
-    from spotify_catalog.storage import db
+    from spotify_catalog.storage.migrate import open_database
 
-    db.open_database(f"sqlite:///{tmp_path / 'c.db'}").dispose()
-    with db.open_database(f"sqlite:///{tmp_path / 'c.db'}").begin() as conn:
+    engine = open_database(f"sqlite:///{tmp_path / 'c.db'}")
+    with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO artists (id, name, detail) VALUES ('a1', 'Someone', 'full')")
+    engine.dispose()
     hidden = ["boto3", "botocore", "botocore.exceptions"]
     local = without(hidden, "export", "--db", "sqlite:///c.db", "--to", "lake", cwd=tmp_path)
     assert local.returncode == 0, local.stderr

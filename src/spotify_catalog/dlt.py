@@ -21,10 +21,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from spotify_catalog import extras, increments, status
-from spotify_catalog.errors import UsageError
+from spotify_catalog import extras, increments
+from spotify_catalog.errors import StorageError, UsageError
 from spotify_catalog.increments import DELETED, WRITTEN_AT, Increment
-from spotify_catalog.storage import db, schema
+from spotify_catalog.redaction import redact_url
+from spotify_catalog.storage import read_only, schema
+from spotify_catalog.storage.engine import describe_error, name_of
 
 try:
     import dlt
@@ -93,19 +95,24 @@ def catalog_source(
 ) -> Any:
     """The dlt source of the crawl database at ``db_url`` (SQLite, PostgreSQL or MySQL/MariaDB, as
     ``--db`` takes it; ``db_schema`` as ``--db-schema``): one resource per catalog table (``tables``:
-    only those), ``raw`` left out unless ``with_raw``. Only reads the database. A URL that is not a
-    crawl database is a :class:`~spotify_catalog.errors.UsageError` (exit 2), as for ``export``."""
+    only those), ``raw`` left out unless ``with_raw``. Only reads the database, opened as the commands
+    that only read open it (:mod:`spotify_catalog.storage.read_only`): no database there, another
+    program's, or one with nothing crawled is a :class:`~spotify_catalog.errors.UsageError` (exit 2),
+    a newer or older schema a :class:`~spotify_catalog.errors.StorageError` (exit 1)."""
     try:
         chosen = increments.increments(tables)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    engine = status.open_read_only(db_url, db_schema)
-    where = db.redact(db_url)
+    engine = read_only.open_read_only(db_url, db_schema=db_schema)
     if engine is None:
-        raise UsageError(f"no database at {where}: run 'spotify-catalog crawl' first")
-    with engine.connect() as conn:
-        if not status.has_crawl(conn):
-            raise UsageError(f"nothing crawled into {where} yet: run 'spotify-catalog crawl' first")
+        raise UsageError(f"no database at {redact_url(db_url)} (nothing crawled there: check --db)")
+    try:
+        with engine.connect() as conn:
+            crawled = read_only.has_crawl(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StorageError(f"cannot open the database {name_of(engine)}: {describe_error(exc)}") from None
+    if not crawled:
+        raise UsageError(f"nothing crawled into {name_of(engine)} yet: run 'spotify-catalog crawl' first")
     resources = [_resource(engine, increment, with_raw) for increment in chosen]
 
     def spotify_catalog() -> Any:

@@ -25,7 +25,7 @@ from userland import run
 import refresh_scenario as scenario
 from spotify_catalog import increments
 from spotify_catalog.increments import WRITTEN_AT
-from spotify_catalog.storage import db
+from spotify_catalog.storage.migrate import open_database
 
 pytestmark = pytest.mark.integrations
 
@@ -122,7 +122,7 @@ def loads(request: pytest.FixtureRequest, dlt_python: Path, tmp_path: Path) -> I
 
 
 def test_each_load_adds_what_the_crawls_wrote_since_the_one_before(loads: Loads, make_emulator: Any) -> None:
-    engine = db.open_database(loads.source_url)
+    engine = open_database(loads.source_url)
     who = scenario.artists()
     figures = []
 
@@ -168,6 +168,6 @@ def test_the_example_says_in_one_line_what_is_wrong_with_its_database(
     )
     assert (done.returncode, done.stderr.splitlines()) == (
         2,
-        [f"Error: no database at sqlite:///{tmp_path / 'missing.db'}: run 'spotify-catalog crawl' first"],
+        [f"Error: no database at sqlite:///{tmp_path / 'missing.db'} (nothing crawled there: check --db)"],
     )
     assert list(tmp_path.iterdir()) == []  # no pipeline, no DuckDB file

@@ -18,7 +18,8 @@ from spotify_catalog import increments
 from spotify_catalog.crawl import Depth
 from spotify_catalog.increments import DELETED, WRITTEN_AT
 from spotify_catalog.inputs import ArtistInput
-from spotify_catalog.storage import db, schema
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
 
 MOMENT = timedelta(microseconds=1)
 
@@ -46,7 +47,7 @@ def ids(rows: list[dict[str, Any]], column: str = "id") -> set[str]:
 def test_each_row_comes_with_the_time_it_was_written_through_a_refresh(
     db_url: str, make_emulator: Any
 ) -> None:
-    engine = db.open_database(db_url)
+    engine = open_database(db_url)
     who = scenario.artists()
     scenario.first(make_emulator, engine, who)
     everything = read(engine, None)
@@ -95,7 +96,7 @@ def test_dated_tables_from_the_day_of_since_and_an_emptied_playlist(
     make_emulator: Any, tmp_path: Path
 ) -> None:
     emu = make_emulator(profile="extended")
-    engine = db.open_database(f"sqlite:///{tmp_path / 'c.db'}")
+    engine = open_database(f"sqlite:///{tmp_path / 'c.db'}")
     playlist = emu.catalog.playlists[0]
     more: dict[str, Any] = {"top_tracks": True, "playlists": (playlist.id,), "depth": Depth.ARTISTS}
     inputs = [ArtistInput(scenario.BTS, True)]
