@@ -10,24 +10,22 @@ The virtual environments live in ``SPOTIFY_CATALOG_ENGINES_DIR`` (default
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 import sys
-import venv
 from dataclasses import dataclass
 from pathlib import Path
+
+if __name__ == "__main__":  # run as a script: cached_venv is in tests/
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cached_venv import Missing, cached_venv
 
 SPARK_PACKAGES = ("pyspark==4.3.0",)
 # DuckDB 2.x cannot load httpfs without downloading it; 1.5.5 has it as a package on PyPI
 DUCKDB_PACKAGES = ("duckdb==1.5.5", "duckdb-extension-httpfs==1.5.5", "pytz")
 JRE_PACKAGE = "openjdk-17-jre-headless"
 PIP_TIMEOUT = 900  # seconds: pyspark is a download of about 450 MB
-
-
-class Missing(Exception):
-    """A tool is not there (and was not, or could not be, installed): the message says which."""
 
 
 @dataclass(frozen=True)
@@ -45,16 +43,6 @@ def engines_dir() -> Path:
 def _venv_dir(name: str, packages: tuple[str, ...]) -> Path:
     version = packages[0].split("==")[1]
     return engines_dir() / f"{name}-{version}"
-
-
-def _run(command: list[str], what: str, timeout: float) -> None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise Missing(f"{what} failed: {exc}") from None
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise Missing(f"{what} failed (exit {done.returncode}): {' | '.join(tail)}")
 
 
 def _java(install: bool) -> str:
@@ -80,27 +68,8 @@ def _java(install: bool) -> str:
 
 
 def _venv(name: str, packages: tuple[str, ...], install: bool) -> Path:
-    """The python of a ready virtual environment holding ``packages`` (made under a lock if missing)."""
-    where = _venv_dir(name, packages)
-    python = where / "bin" / "python"
-    if (where / ".ready").is_file():
-        return python
-    if not install:
-        raise Missing(f"no {name} environment at {where}")
-    where.parent.mkdir(parents=True, exist_ok=True)
-    with open(where.parent / f".{where.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another run preparing the same one: wait for it
-        if (where / ".ready").is_file():
-            return python
-        shutil.rmtree(where, ignore_errors=True)  # a half-made one
-        venv.EnvBuilder(with_pip=True, clear=True).create(where)
-        _run(
-            [str(python), "-m", "pip", "install", "-q", *packages],
-            f"pip install {' '.join(packages)}",
-            PIP_TIMEOUT,
-        )
-        (where / ".ready").write_text("\n".join(packages) + "\n")
-    return python
+    """The python of a ready virtual environment holding ``packages`` (made if missing)."""
+    return cached_venv(_venv_dir(name, packages), name, packages, install=install, timeout=PIP_TIMEOUT)
 
 
 def required() -> bool:

@@ -335,13 +335,13 @@ def test_without_jinja2_report_and_demo_say_what_to_install(tmp_path: Path) -> N
     for command, code, message in (
         (
             ["report"],
-            1,
-            "'report' needs the optional dependency 'jinja2': pip install 'spotify-catalog[all]'",
+            2,
+            "'report' needs jinja2 (the report extra): pip install 'spotify-catalog[report]'",
         ),
         (
             ["demo", "--quiet"],
             2,
-            "demo's report needs the dependency 'jinja2': pip install 'spotify-catalog[report]'",
+            "demo needs jinja2 (extras emulator, report): pip install 'spotify-catalog[emulator,report]'",
         ),
     ):
         done = subprocess.run(

@@ -69,8 +69,18 @@ class LazyGroup(click.Group):
     """A group that imports a command's module only when the command is used, and turns the
     project's errors into one line and an exit code."""
 
+    listing = False  # while --help lists the commands
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their short help; one whose extra is not installed says which."""
+        self.listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self.listing = False
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
@@ -84,9 +94,11 @@ class LazyGroup(click.Group):
         except ModuleNotFoundError as exc:  # a command whose optional dependency is missing
             if exc.name and exc.name.startswith(__name__):
                 return None
-            raise click.ClickException(
-                f"'{cmd_name}' needs the optional dependency {exc.name!r}: pip install 'spotify-catalog[all]'"
-            ) from None
+            from spotify_catalog import extras
+
+            if self.listing:
+                return click.Command(cmd_name, short_help=extras.needs("", exc.name).strip())
+            raise extras.missing(f"'{cmd_name}'", exc) from None
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
         _accept_global_options(command)

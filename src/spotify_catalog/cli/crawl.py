@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
-from spotify_catalog import ledger
+from spotify_catalog import extras, ledger
 from spotify_catalog.cli import Globals, db_options, market_option, one_line
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
@@ -43,6 +43,7 @@ from spotify_catalog.storage.migrate import open_database
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
 DEMO_DB = "sqlite:///spotify-demo.db"
 DEMO_HTML = "spotify-demo.html"
+DEMO_EXTRAS = ("emulator", "report")  # the emulator it crawls, the report it ends with
 DEPTHS = [d.label for d in crawl_lib.Depth]
 
 
@@ -426,18 +427,11 @@ def demo(
     Needs no Spotify account: the emulator runs in this process. Run it twice: the second run makes
     no requests, everything is fresh.
     """
-    try:
+    try:  # the emulator, and the report made at the end: both checked before the crawl
+        from spotify_catalog.cli.report import write_report
         from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
     except ModuleNotFoundError as exc:
-        raise UsageError(
-            f"demo needs the emulator's dependency {exc.name!r}: pip install 'spotify-catalog[emulator]'"
-        ) from None
-    try:  # the report made at the end: its dependency is checked before the crawl
-        from spotify_catalog.cli.report import write_report
-    except ModuleNotFoundError as exc:
-        raise UsageError(
-            f"demo's report needs the dependency {exc.name!r}: pip install 'spotify-catalog[report]'"
-        ) from None
+        raise extras.missing("demo", exc, DEMO_EXTRAS) from None
 
     config = EmulatorConfig(profile=profile)  # type: ignore[arg-type]
     with serve_in_thread(config) as emu:

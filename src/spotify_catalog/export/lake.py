@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import boto3
 import pyarrow.fs as pafs
 
+from spotify_catalog import extras
 from spotify_catalog.errors import SpotifyCatalogError, UsageError, first_line
 from spotify_catalog.export import lock
 
@@ -98,6 +98,10 @@ def open_lake(to: str, *, create: bool = True, filesystem: pafs.FileSystem | Non
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise UsageError(f"--to {to!r}: an S3 URL needs a bucket (s3://bucket/prefix)")
+        try:
+            import boto3
+        except ModuleNotFoundError as exc:
+            raise extras.missing(f"--to {to}", exc) from None
         root = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
         fs = filesystem or s3_filesystem()
         if create:

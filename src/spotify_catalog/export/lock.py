@@ -31,9 +31,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from spotify_catalog.errors import SpotifyCatalogError, first_line
+from spotify_catalog.export.s3_errors import BotoCoreError, ClientError
 
 if sys.platform != "win32":
     import fcntl

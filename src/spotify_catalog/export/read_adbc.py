@@ -1,4 +1,4 @@
-"""ADBC: PostgreSQL read as Arrow (``adbc-driver-postgresql``, the ``lake`` extra; binary COPY) in the
+"""ADBC: PostgreSQL read as Arrow (``adbc-driver-postgresql``, the ``parquet`` extra; binary COPY) in the
 snapshot of the export's connection, and the read-ahead thread every ADBC reader uses."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ READ_AHEAD_BATCHES = 4  # ADBC batches read ahead while the main thread converts
 
 def driver(module: str) -> Any:
     """The DBAPI module of an ADBC driver (``adbc_driver_postgresql.dbapi``, ...), or None when the
-    ``lake`` extra's driver is not installed."""
+    ``parquet`` extra's driver is not installed."""
     try:
         return importlib.import_module(module)
     except ImportError:

@@ -1,4 +1,4 @@
-"""ADBC SQLite (``adbc-driver-sqlite``, the ``lake`` extra): every table of an export read as Arrow in
+"""ADBC SQLite (``adbc-driver-sqlite``, the ``parquet`` extra): every table of an export read as Arrow in
 one read transaction of a read-only connection of its own."""
 
 from __future__ import annotations

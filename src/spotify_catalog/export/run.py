@@ -12,12 +12,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from botocore.exceptions import BotoCoreError, ClientError
 
 from spotify_catalog.errors import SpotifyCatalogError, StorageError, UsageError, first_line
 from spotify_catalog.export.choose import reading
 from spotify_catalog.export.lake import Lake, partition_dir
 from spotify_catalog.export.reader import DEFAULT_BATCH_ROWS, Reader, ReadOptions
+from spotify_catalog.export.s3_errors import BotoCoreError, ClientError
 from spotify_catalog.export.staging import remove_staging, remove_stale_staging, staging_root
 from spotify_catalog.export.types import dictionary_columns, select_tables
 from spotify_catalog.export.write import DEFAULT_ROW_GROUP_ROWS, check_options, file_name, write_file

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from spotify_catalog.errors import first_line
 from spotify_catalog.export.lake import Lake, s3_delete, s3_keys
+from spotify_catalog.export.s3_errors import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

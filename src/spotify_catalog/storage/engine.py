@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from spotify_catalog import extras
 from spotify_catalog.errors import UsageError
 from spotify_catalog.redaction import MASK, redact_url, register_url_secrets, scrub
 
@@ -62,7 +63,7 @@ def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise UsageError(f"unusable database URL {redact_url(url)}: {scrub(str(exc), MASK)}") from None
     except ModuleNotFoundError as exc:
-        raise UsageError(f"database driver {exc.name!r} is not installed for {redact_url(url)}") from None
+        raise extras.missing(redact_url(url), exc) from None
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     if target is not None:
