@@ -34,15 +34,8 @@ from spotify_catalog.crawl.options import (
     Progress,
     top_tracks_market,
 )
-from spotify_catalog.crawl.units import (
-    STOPS,
-    Listing,
-    Outcome,
-    Unit,
-    fetch_checked,
-    make_unit,
-    observed_mode,
-)
+from spotify_catalog.crawl.outcome import Listing, Outcome
+from spotify_catalog.crawl.units import STOPS, Unit, fetch_checked, make_unit, observed_mode
 from spotify_catalog.errors import (
     BadRequestError,
     BudgetSpent,
