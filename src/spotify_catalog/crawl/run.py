@@ -4,14 +4,11 @@ budgets and stops, the answers that arrived together written in one transaction 
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,34 +62,6 @@ GROUP_ANSWERS = 32
 """At most this many answers are written in one transaction (group commit)."""
 GROUP_ROWS = 2000
 """An answer that would take a group past this many rows starts the next group."""
-GC_THRESHOLDS = (50_000, 20, 10)
-"""CPython's cycle collector thresholds while a crawl runs (its default: 700, 10, 10). Parsed answers
-are thousands of short-lived lists and dicts each, freed by reference counting; with the default the
-collector runs about 3,000 times a crawl and takes a fifth of its CPU (docs/performance.md)."""
-
-_gc_lock = threading.Lock()
-_gc_crawls = 0  # crawls running in this process
-_gc_before = gc.get_threshold()
-
-
-@contextmanager
-def collecting_less() -> Iterator[None]:
-    """Raise the cycle collector's thresholds to :data:`GC_THRESHOLDS` (never lower them) while at
-    least one crawl of this process runs; what they were comes back when the last one ends."""
-    global _gc_crawls, _gc_before
-    with _gc_lock:
-        if _gc_crawls == 0:
-            _gc_before = gc.get_threshold()
-            if _gc_before[0] > 0:  # 0: the application turned collection off
-                gc.set_threshold(*map(max, _gc_before, GC_THRESHOLDS))
-        _gc_crawls += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_crawls -= 1
-            if _gc_crawls == 0:
-                gc.set_threshold(*_gc_before)
 
 
 @dataclass
@@ -155,10 +124,11 @@ class Crawler:
     def run(self) -> CrawlResult:
         """Crawl; raises ``Stopped`` (budget, quota, long wait), ``Interrupted`` (Ctrl-C),
         ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
-        refused at once (before Spotify's ``retry_at``, the daily budget spent) is not. While it runs,
-        the cycle collector runs less often (:func:`collecting_less`). The client's account budget
-        (:class:`~spotify_catalog.ledger.AccountBudget`), if any, is checked before the run starts
-        and gets back what it holds unsent when the run ends."""
+        refused at once (before Spotify's ``retry_at``, the daily budget spent) is not. The client's
+        account budget (:class:`~spotify_catalog.ledger.AccountBudget`), if any, is checked before the
+        run starts and gets back what it holds unsent when the run ends. The cycle collector's
+        thresholds are left alone (:func:`~spotify_catalog.crawl.gc_tuning.collecting_less` raises
+        them for a crawl, the command line's way)."""
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         self._given_mode = self.client.mode
@@ -177,8 +147,7 @@ class Crawler:
             raise StorageError(f"database error: {describe_error(exc)}") from None
         pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
         try:
-            with collecting_less():
-                result = self._run(pool)
+            result = self._run(pool)
         except BaseException:
             # workers may still be retrying: end them and wait, so nothing runs or logs after the run
             self.client.cancel()
