@@ -26,6 +26,7 @@ The crawl leaves the process's cycle collector alone; :func:`collecting_less` tu
 """
 
 from spotify_catalog.crawl.gc_tuning import GC_THRESHOLDS, collecting_less
+from spotify_catalog.crawl.mode import check_mode
 from spotify_catalog.crawl.options import (
     ACCOUNT_STATE_KEY,
     ALBUM_TRACKS_PAGE,
@@ -40,7 +41,7 @@ from spotify_catalog.crawl.options import (
     Depth,
     Progress,
 )
-from spotify_catalog.crawl.run import Crawler, check_mode
+from spotify_catalog.crawl.run import Crawler
 from spotify_catalog.crawl.units import observed_mode, response_problem
 
 __all__ = [

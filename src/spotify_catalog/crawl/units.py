@@ -111,6 +111,10 @@ retried later, like a 5xx: a token can expire while in use). ``UnreachableError`
 the tasks pending with no attempt counted: the run is recorded ``failed`` and the error re-raised."""
 
 
+BATCHED = ENTITY_TYPES | catalog.BATCHED
+"""Kinds asked for in batches in Extended mode."""
+
+
 @dataclass
 class Albums:
     """Full albums (``None`` for unknown ids) and the further track pages fetched for them (key
