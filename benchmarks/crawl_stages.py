@@ -6,7 +6,7 @@ answer its workers got. Then, in this process, one thread, no other work of the 
 (``/tracks?ids=`` requests of 50 of these artists' tracks through ``SpotifyClient``: HTTP and JSON
 parsing; first, while the process is small),
 **check** (``response_problem`` of every answer), **transform** (the handlers turning every answer into
-rows) and **write** (every answer written by the crawler's own ``_write`` into a new SQLite file, in
+rows) and **write** (every answer written by the crawler's own ``Writer`` into a new SQLite file, in
 groups of ``--group`` answers, as group commit makes them while workers keep up). CPU is
 ``time.thread_time`` (user + system of this thread); each of fetch, check and transform is the best
 of three passes, write one pass. Figures are per request of the crawl (answers / requests: an album with
@@ -33,10 +33,10 @@ from typing import Any
 
 from benchmarks.load import CLIENT, crawl_ids, emulator
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import CrawlOptions, Depth, response_problem
+from spotify_catalog.crawl import response_problem
 from spotify_catalog.crawl import run as crawl_run
+from spotify_catalog.crawl.writer import Answer, Writer
 from spotify_catalog.emulator import Catalog
-from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import state
 from spotify_catalog.storage.migrate import open_database
@@ -52,12 +52,12 @@ def best_of(passes: int, work: Callable[[], object]) -> float:
     return best
 
 
-def record(url: str, ids: list[str], tmp: Path) -> tuple[list[crawl_run.Answer], int]:
+def record(url: str, ids: list[str], tmp: Path) -> tuple[list[Answer], int]:
     """The answers of one crawl (8 workers) and the requests it made."""
-    answers: list[crawl_run.Answer] = []
+    answers: list[Answer] = []
     original = crawl_run.Crawler._answer
 
-    def keep(self: crawl_run.Crawler, unit: Any) -> crawl_run.Answer:
+    def keep(self: crawl_run.Crawler, unit: Any) -> Answer:
         answer = original(self, unit)
         answers.append(answer)
         return answer
@@ -70,32 +70,25 @@ def record(url: str, ids: list[str], tmp: Path) -> tuple[list[crawl_run.Answer],
     return answers, requests
 
 
-class _Offline:
-    """What the crawler asks of its client while it only writes."""
-
-    mode = None
-    requests_made = 0
-    request_budget = None
-
-
-def write_all(answers: list[crawl_run.Answer], group: int, tmp: Path) -> tuple[float, int]:
+def write_all(answers: list[Answer], group: int, tmp: Path) -> tuple[float, int]:
     """CPU of writing every answer into a new SQLite file, the tasks queued first as the phases do."""
     engine = open_database(f"sqlite:///{tmp / 'written.db'}")
     when = answers[0].when
-    options = CrawlOptions(artists=(ArtistInput("x", True),), depth=Depth.TRACK_DETAILS)
-    crawler = crawl_run.Crawler(engine, _Offline(), options)  # type: ignore[arg-type]
-    crawler._fresh_since = when - timedelta(days=30)
-    crawler.run_id = state.start_run(engine, command="crawl_stages", now=when)
+    fresh_since = when - timedelta(days=30)
+    run_id = state.start_run(engine, command="crawl_stages", now=when)
+    writer = Writer(
+        engine, run_id=run_id, fresh_since=fresh_since, requests=lambda: 0, written=lambda _: None
+    )
     with engine.begin() as conn:
         for kind in sorted({a.unit.kind for a in answers}):
             keys = [k for a in answers if a.unit.kind == kind for k in a.unit.keys]
-            state.ensure_tasks(conn, kind, keys, now=when, fresh_since=crawler._fresh_since)
+            state.ensure_tasks(conn, kind, keys, now=when, fresh_since=fresh_since)
     started = time.thread_time()
     for start in range(0, len(answers), group):
-        crawler._write(answers[start : start + group])
+        writer.write(answers[start : start + group])
     cpu = time.thread_time() - started
     engine.dispose()
-    return cpu, crawler.rows_written
+    return cpu, writer.rows_written
 
 
 def fetch_tracks(url: str, catalog: Catalog, ids: list[str], tmp: Path) -> tuple[float, int]:

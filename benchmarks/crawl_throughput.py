@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from spotify_catalog.cli.crawl import demo_artists
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
+from spotify_catalog.crawl import Crawler, CrawlOptions, Depth, collecting_less
 from spotify_catalog.emulator import Catalog
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import schema
@@ -58,7 +58,7 @@ def run_once(url: str, workers: int, depth: Depth, artists: int, directory: Path
     inputs = tuple(demo_artists(Catalog())[:artists])
     engine = open_database(f"sqlite:///{directory / f'w{workers}.db'}")
     started = time.perf_counter()
-    with SpotifyClient(settings) as client:
+    with SpotifyClient(settings) as client, collecting_less():  # as the command line crawls
         result = Crawler(engine, client, CrawlOptions(artists=inputs, depth=depth, workers=workers)).run()
     seconds = time.perf_counter() - started
     with engine.connect() as conn:

@@ -15,8 +15,7 @@ import httpx
 
 from spotify_catalog.errors import AuthenticationError, InvalidResponseError
 from spotify_catalog.redaction import register_secret
-from spotify_catalog.settings import Secret
-from spotify_catalog.transport import (
+from spotify_catalog.retries import (
     Clock,
     OutageTracker,
     Retryable,
@@ -27,6 +26,7 @@ from spotify_catalog.transport import (
     network_failure,
     safe_url,
 )
+from spotify_catalog.settings import Secret
 
 log = logging.getLogger(__name__)
 

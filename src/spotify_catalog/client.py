@@ -1,12 +1,13 @@
 """SpotifyClient: the one Web API request path, the API mode, and request counters.
 
-``client.get(path, params)`` sends ``GET`` to the Web API with a valid token, paced and retried as
-:mod:`spotify_catalog.transport` decides, renews the token on a 401 and replays the request (once,
-unless the renewed token outlived its time too), and returns the JSON object. One client serves
-many threads (one ``httpx.Client`` connection pool, locks around the token, the counters and the mode).
+``client.get(path, params)`` sends ``GET`` to the Web API with a valid token, paced
+(:mod:`spotify_catalog.pacing`) and retried as :mod:`spotify_catalog.retries` decides, renews the
+token on a 401 and replays the request (once, unless the renewed token outlived its time too), and
+returns the JSON object. One client serves many threads (one ``httpx.Client`` connection pool, locks
+around the token, the counters and the mode).
 
 Attempts that get no answer at all (refused, DNS, TLS, dropped before a response, timeouts) are
-counted across threads by one :class:`~spotify_catalog.transport.OutageTracker`: when nothing has
+counted across threads by one :class:`~spotify_catalog.retries.OutageTracker`: when nothing has
 answered for ``settings.outage_after`` seconds, every request raises
 :class:`~spotify_catalog.errors.UnreachableError`.
 """
@@ -26,11 +27,10 @@ import httpx
 
 from spotify_catalog.auth import TokenManager
 from spotify_catalog.errors import Stopped, UnauthorizedError
-from spotify_catalog.settings import ApiMode, Settings
-from spotify_catalog.transport import (
+from spotify_catalog.pacing import Pacer
+from spotify_catalog.retries import (
     Clock,
     OutageTracker,
-    Pacer,
     Retryable,
     RetryPolicy,
     Sleep,
@@ -41,6 +41,7 @@ from spotify_catalog.transport import (
     never_sent,
     safe_url,
 )
+from spotify_catalog.settings import ApiMode, Settings
 
 __all__ = ["ApiMode", "RequestBudget", "SpotifyClient"]
 

@@ -22,8 +22,8 @@ from spotify_catalog.errors import (
     TransportError,
     UnreachableError,
 )
+from spotify_catalog.retries import OutageTracker, describe_network_error
 from spotify_catalog.settings import Settings
-from spotify_catalog.transport import OutageTracker, describe_network_error
 
 Handler = Callable[[httpx.Request], httpx.Response]
 TOKEN = "BQ-outage-token-abcdef"
@@ -181,7 +181,7 @@ def test_retry_lines_count_attempts_right_against_an_unreachable_api(
     promise no "of 6" that the attempts then pass (they said "attempt 6 of 6", then 7 and 8)."""
     api = Api()
     api.token_down = down == "token"
-    with _client(api, fake_time) as client, caplog.at_level(logging.WARNING, "spotify_catalog.transport"):
+    with _client(api, fake_time) as client, caplog.at_level(logging.WARNING, "spotify_catalog.retries"):
         with pytest.raises(UnreachableError) as info:
             client.get("/artists/x")
     made = info.value.attempts

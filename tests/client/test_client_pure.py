@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from spotify_catalog.endpoints import capped_limit, chunked, parse_id, search_types
 from spotify_catalog.errors import ServerError, TransportError, UsageError
-from spotify_catalog.transport import Pacer, Retryable, RetryPolicy, call_with_retries, parse_retry_after
+from spotify_catalog.pacing import Pacer
+from spotify_catalog.retries import Retryable, RetryPolicy, call_with_retries, parse_retry_after
 
 ID = "3Nrfpe0tUJi4K4DXYWgMUX"
 
@@ -100,7 +101,7 @@ def test_backoff_is_exponential_with_jitter_and_bounded(
 ) -> None:
     policy = RetryPolicy(max_attempts=5, backoff_initial=1.0, backoff_max=3.0)
     attempt = _flaky([_transient() for _ in range(4)])
-    with caplog.at_level(logging.WARNING, logger="spotify_catalog.transport"):
+    with caplog.at_level(logging.WARNING, logger="spotify_catalog.retries"):
         assert (
             call_with_retries(
                 attempt, policy=policy, clock=fake_time.clock, sleep=fake_time.sleep, what="GET /x"

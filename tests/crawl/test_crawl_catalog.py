@@ -22,7 +22,8 @@ from test_crawl_cli import run
 
 from emulated import contents, differences, emulator_settings, wait_for_requests, web_requests
 from spotify_catalog import export as lake_export
-from spotify_catalog import status, transform
+from spotify_catalog import plan as plan_lib
+from spotify_catalog import transform
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Depth, catalog, response_problem
 from spotify_catalog.crawl.catalog import Playlist, handle_playlist
@@ -458,14 +459,14 @@ def test_plan_counts_the_new_task_kinds(make_emulator: Any, tmp_path: Path, prof
     engine = new_engine(tmp_path / "c.db")
     mode = ApiMode(profile)
 
-    def plan(fresh_since: datetime | None) -> status.Estimate:
-        wanted = status.Plan(
+    def plan(fresh_since: datetime | None) -> plan_lib.Estimate:
+        wanted = plan_lib.Plan(
             tuple(artists), Depth.ARTISTS, mode=mode, fresh_since=fresh_since, market="US",
             top_tracks=more.top_tracks, playlists=more.playlists, shows=more.shows,
             audiobooks=more.audiobooks,
         )  # fmt: skip
         with engine.connect() as conn:
-            return status.estimate(conn, wanted)
+            return plan_lib.estimate(conn, wanted)
 
     before = plan(None)
     assert before.requests["show"] == len(more.shows)

@@ -3,16 +3,20 @@ the summary, no secrets in the database."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from crawl_helpers import pick
+from crawl_helpers import crawl, new_engine, pick
 
 from emulated import web_requests
 from spotify_catalog.cli import main
+from spotify_catalog.crawl import GC_THRESHOLDS, Depth, collecting_less
 from spotify_catalog.storage import schema
 from spotify_catalog.storage.engine import create_engine
 
@@ -208,3 +212,67 @@ def test_a_wait_longer_than_max_wait_exits_75(make_emulator: Any, tmp_path: Path
     assert stopped["status"] == "stopped"
     assert stopped["retry_at"] is not None
     assert web_requests(emu) == 6  # five answered, the sixth refused by the 30-second limiter
+
+
+# ------------------------------------------------------------------------------ the cycle collector
+
+
+@contextmanager
+def _thresholds_seen(start: tuple[int, int, int]) -> Iterator[set[tuple[int, int, int]]]:
+    """The cycle collector's thresholds at every statement any engine runs inside, from ``start``;
+    what they were is restored after."""
+    seen: set[tuple[int, int, int]] = set()
+
+    def look(*args: Any) -> None:
+        seen.add(gc.get_threshold())
+
+    before = gc.get_threshold()
+    sa.event.listen(sa.Engine, "before_cursor_execute", look)
+    try:
+        gc.set_threshold(*start)
+        yield seen
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", look)
+        gc.set_threshold(*before)
+
+
+def test_a_crawl_command_collects_cycles_less_often_and_restores_the_thresholds(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    """The command line raises the cycle collector's thresholds while the crawl writes (never lowering
+    one), and they are what they were after."""
+    emu = make_emulator(profile="extended")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with _thresholds_seen((1000, 5, 30)) as seen:
+        result = run(emu, "crawl", "--db", url, "--mode", "extended", "--depth", "albums", *_artist_args())
+        assert result.exit_code == 0, result.output
+        assert gc.get_threshold() == (1000, 5, 30)
+    assert (GC_THRESHOLDS[0], GC_THRESHOLDS[1], 30) in seen  # never lowered
+
+
+def test_a_crawl_of_the_library_leaves_the_thresholds_alone(make_emulator: Any, tmp_path: Path) -> None:
+    """The thresholds are the process's: a program running ``Crawler`` itself opts in."""
+    emu = make_emulator(profile="extended")
+    engine = new_engine(tmp_path / "c.db")
+    with _thresholds_seen((1000, 5, 30)) as seen:
+        assert crawl(emu, engine, mode="extended", depth=Depth.ALBUMS).status == "done"
+    engine.dispose()
+    assert seen == {(1000, 5, 30)}
+
+
+def test_overlapping_crawls_restore_the_thresholds_when_the_last_ends() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        first, second = collecting_less(), collecting_less()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert gc.get_threshold() == GC_THRESHOLDS  # the second crawl still runs
+        second.__exit__(None, None, None)
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(0)  # the application turned collection off: it stays off
+        with collecting_less():
+            assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)

@@ -3,7 +3,6 @@ a rerun makes none; stale data is fetched again."""
 
 from __future__ import annotations
 
-import gc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from crawl_helpers import T0, crawl, minimum_requests, new_engine, pick
 
 from emulated import web_requests
 from spotify_catalog.crawl import Depth
-from spotify_catalog.crawl import run as crawl_run
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import schema
 
@@ -157,40 +155,3 @@ def test_a_run_writes_what_it_wrote_before_once(make_emulator: Any, tmp_path: Pa
     # its own object, its listings on discography pages, and the first copy inside a track
     assert 0 < sent["albums"] <= 2 * albums + listed
     assert sent["track_artists"] == links  # not again from the full track
-
-
-def test_a_crawl_collects_cycles_less_often_and_restores_the_thresholds(
-    make_emulator: Any, tmp_path: Path
-) -> None:
-    """The cycle collector's thresholds are raised while the crawl writes, and are what they were after."""
-    emu = make_emulator(profile="extended")
-    engine = new_engine(tmp_path / "c.db")
-    seen: set[tuple[int, int, int]] = set()
-    sa.event.listen(engine, "before_cursor_execute", lambda *args: seen.add(gc.get_threshold()))
-    before = gc.get_threshold()
-    try:
-        gc.set_threshold(1000, 5, 30)
-        assert crawl(emu, engine, mode="extended", depth=Depth.ALBUMS).status == "done"
-        assert gc.get_threshold() == (1000, 5, 30)
-    finally:
-        gc.set_threshold(*before)
-    engine.dispose()
-    assert (crawl_run.GC_THRESHOLDS[0], crawl_run.GC_THRESHOLDS[1], 30) in seen  # never lowered
-
-
-def test_overlapping_crawls_restore_the_thresholds_when_the_last_ends() -> None:
-    before = gc.get_threshold()
-    try:
-        gc.set_threshold(700, 10, 10)
-        first, second = crawl_run.collecting_less(), crawl_run.collecting_less()
-        first.__enter__()
-        second.__enter__()
-        first.__exit__(None, None, None)
-        assert gc.get_threshold() == crawl_run.GC_THRESHOLDS  # the second crawl still runs
-        second.__exit__(None, None, None)
-        assert gc.get_threshold() == (700, 10, 10)
-        gc.set_threshold(0)  # the application turned collection off: it stays off
-        with crawl_run.collecting_less():
-            assert gc.get_threshold()[0] == 0
-    finally:
-        gc.set_threshold(*before)

@@ -22,7 +22,7 @@ from emulated import contents, differences, emulator_settings, web_requests
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Depth
 from spotify_catalog.errors import ForbiddenError, RateLimitedError, ServerError
-from spotify_catalog.transport import Retryable, RetryPolicy, check_response
+from spotify_catalog.retries import Retryable, RetryPolicy, check_response
 
 PREMIUM = (
     "Active premium subscription required for the owner of the app. When the subscription status "

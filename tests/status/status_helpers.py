@@ -46,7 +46,7 @@ def sample(step: int = 8, names: int = 4, seed: int = 42, artists: int = 200) ->
 
 
 def command(depth: Depth) -> str:
-    """The command line a crawl records in ``_runs`` (status reads the depth from it)."""
+    """The command line a crawl records in ``_runs``."""
     return f"spotify-catalog crawl --depth {depth.label}"
 
 

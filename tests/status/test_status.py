@@ -20,7 +20,7 @@ from emulated import web_requests
 from spotify_catalog import ledger
 from spotify_catalog import status as status_lib
 from spotify_catalog.cli import main
-from spotify_catalog.crawl import ACCOUNT_STATE_KEY, Depth
+from spotify_catalog.crawl import ACCOUNT_STATE_KEY, OPTIONS_STATE_KEY, CrawlOptions, Depth
 from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import schema, state
 from spotify_catalog.storage.migrate import open_database
@@ -246,11 +246,72 @@ def test_saved_crawl_options_are_the_plan(make_emulator: Any, tmp_path: Path) ->
         "artists": [{"value": a.value, "is_id": a.is_id} for a in (*done, *later)],
     }
     with engine.begin() as conn:
-        state.set_state(conn, status_lib.OPTIONS_STATE_KEY, json.dumps(options))
+        state.set_state(conn, OPTIONS_STATE_KEY, json.dumps(options))
     data = status_json(f"sqlite:///{path}")
     assert data["requests_left"] > 0
     assert data["requests_left_exact"] is False
     assert any("not fetched yet" in note for note in data["notes"])
+    engine.dispose()
+
+
+def test_saved_options_read_back_as_the_crawl_was_asked() -> None:
+    """What ``to_json`` saves, ``from_json`` reads back; what it does not save (and a depth a saved
+    text lacks) is the default of a crawl given no such option."""
+    options = CrawlOptions(
+        artists=(ArtistInput("Some Name", False), ArtistInput("3Nrfpe0tUJi4K4DXYWgMUX", True)),
+        depth=Depth.ALBUMS,
+        include_groups=("single", "album"),
+        market="SE",
+        top_tracks=True,
+        playlists=("37i9dQZF1DXcBWIGoYBM5M",),
+        shows=("4rOoJ6Egrf8K2IrywzwOMk",),
+        audiobooks=("7iHfbu1YPACw6oZPAFJtqe",),
+    )
+    assert CrawlOptions.from_json(options.to_json()) == options
+    artists_only = json.dumps({"artists": [{"value": "3Nrfpe0tUJi4K4DXYWgMUX", "is_id": True}]})
+    assert CrawlOptions.from_json(artists_only) == CrawlOptions(
+        artists=(ArtistInput("3Nrfpe0tUJi4K4DXYWgMUX", True),)
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        '{"artists": "BTS"}',
+        '{"artists": [{"value": "BTS"}]}',
+        '{"artists": [{"value": "BTS", "is_id": false}], "depth": "everything"}',
+        '{"artists": [{"value": "BTS", "is_id": false}], "depth": 9}',
+        '{"artists": []}',
+    ],
+    ids=["not-json", "not-an-object", "artists-a-string", "no-is-id", "unknown-depth", "depth-9", "nothing"],
+)
+def test_saved_options_that_are_not_a_crawl_s_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not saved crawl options: "):
+        CrawlOptions.from_json(text)
+
+
+def test_without_saved_options_status_counts_the_queue_s_artists_at_the_default_depth(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    """A database whose crawl saved no options (a version before they were saved): the artists of the
+    task queue at the depth and groups of a crawl given none, said in a note; the command line the
+    run recorded is not read."""
+    emu = make_emulator(profile="development")
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    artists = sample()[:3]
+    crawl(emu, engine, artists, mode="development", depth=Depth.ALBUMS)  # records "crawl --depth albums"
+    assert status_json(f"sqlite:///{path}")["requests_left"] == 0
+    with engine.begin() as conn:
+        conn.execute(sa.delete(schema.state).where(schema.state.c.key == OPTIONS_STATE_KEY))
+    data = status_json(f"sqlite:///{path}")
+    assert (data["depth"], data["counted_for"]) == ("tracks", "the task queue")
+    assert data["include_groups"] == ["album", "single", "compilation", "appears_on"]
+    assert any("no saved options" in note for note in data["notes"])
+    rest = crawl(emu, engine, artists, mode="development", depth=Depth.TRACKS)
+    assert data["requests_left"] == rest > 0  # the albums of the crawl at depth tracks
     engine.dispose()
 
 

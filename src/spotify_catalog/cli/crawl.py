@@ -179,7 +179,8 @@ def run_crawl(
     quiet: bool,
     counted: bool = True,
 ) -> crawl_lib.CrawlResult:
-    """Open the database, crawl with a progress display, print the summary; exit 75/130 on a stop.
+    """Open the database, crawl with a progress display and the cycle collector tuned for a crawl
+    (:func:`~spotify_catalog.crawl.collecting_less`), print the summary; exit 75/130 on a stop.
     ``counted``: the requests are the account's, counted in its ledger (the demo's are not)."""
     started = time.monotonic()
     engine = open_database(db_url, schema=db_schema)
@@ -191,7 +192,7 @@ def run_crawl(
         ):
             crawler = crawl_lib.Crawler(engine, client, options, command=_command_line(ctx))
             try:
-                with _progress_display(quiet) as progress:
+                with _progress_display(quiet) as progress, crawl_lib.collecting_less():
                     crawler.on_progress = progress
                     result = crawler.run()
             except Stopped as exc:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
 from spotify_catalog import ledger
+from spotify_catalog import plan as plan_lib
 from spotify_catalog import status as status_lib
 from spotify_catalog.cli import Globals, db_options
 from spotify_catalog.redaction import redact_url
@@ -125,7 +126,7 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
         out.print(line, markup=False)
 
 
-def _summary_lines(estimate: status_lib.Estimate, daily_budget: int | None) -> list[str]:
+def _summary_lines(estimate: plan_lib.Estimate, daily_budget: int | None) -> list[str]:
     plan = estimate.plan
     total = estimate.total
     kind = "exact" if estimate.exact else "estimated"
@@ -145,17 +146,8 @@ def print_plan(
     db_url: str, db_schema: str | None, options: crawl_lib.CrawlOptions, settings: Settings, *, now: datetime
 ) -> None:
     """``crawl --plan``: the requests the crawl needs, per task kind, and a one-line summary."""
-    plan = status_lib.Plan(
-        artists=options.artists,
-        depth=options.depth,
-        include_groups=options.include_groups,
-        mode=settings.mode,
-        fresh_since=now - options.refresh_after,
-        market=options.market,
-        top_tracks=options.top_tracks,
-        playlists=options.playlists,
-        shows=options.shows,
-        audiobooks=options.audiobooks,
+    plan = plan_lib.Plan.of(
+        options, source="the given options", mode=settings.mode, fresh_since=now - options.refresh_after
     )
     estimate = status_lib.estimate_for(db_url, plan, db_schema)
     out = _console()

@@ -20,8 +20,13 @@ carries: Development Mode leaves out ``popularity`` and ``followers``. So learni
 of its own. A given mode (``--mode``) that the answers contradict stops the run (:class:`WrongModeError`).
 The mode is saved in ``_state`` in a transaction of its own the moment it is known; when it changes,
 tasks that failed under the old one are pending again.
+
+The crawl leaves the process's cycle collector alone; :func:`collecting_less` tunes it for a crawl
+(the command line runs its crawls inside it).
 """
 
+from spotify_catalog.crawl.gc_tuning import GC_THRESHOLDS, collecting_less
+from spotify_catalog.crawl.mode import check_mode
 from spotify_catalog.crawl.options import (
     ACCOUNT_STATE_KEY,
     ALBUM_TRACKS_PAGE,
@@ -36,7 +41,7 @@ from spotify_catalog.crawl.options import (
     Depth,
     Progress,
 )
-from spotify_catalog.crawl.run import Crawler, check_mode
+from spotify_catalog.crawl.run import Crawler
 from spotify_catalog.crawl.units import observed_mode, response_problem
 
 __all__ = [
@@ -44,6 +49,7 @@ __all__ = [
     "ALBUM_TRACKS_PAGE",
     "DEFAULT_GROUPS",
     "DEFAULT_REFRESH",
+    "GC_THRESHOLDS",
     "MODE_STATE_KEY",
     "NOT_FOUND",
     "OPTIONS_STATE_KEY",
@@ -54,6 +60,7 @@ __all__ = [
     "Depth",
     "Progress",
     "check_mode",
+    "collecting_less",
     "observed_mode",
     "response_problem",
 ]

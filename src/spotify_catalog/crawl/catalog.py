@@ -3,7 +3,8 @@
 Each is one task and one unit: a playlist, show or audiobook is fetched together with the further pages
 of its items, episodes or chapters (one after the other in the same worker) and written in one
 transaction, so it is never half written; a stop in the middle of its pages loses the unit (it stays
-pending and is fetched again). Handlers are pure, as in :mod:`spotify_catalog.crawl.units`.
+pending and is fetched again). Handlers are pure, as in :mod:`spotify_catalog.crawl.units`, and return an
+:class:`~spotify_catalog.crawl.outcome.Outcome`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import pages
 from spotify_catalog.crawl.options import EPISODES_PAGE, PLAYLIST_ITEMS_PAGE
+from spotify_catalog.crawl.outcome import Handler, Outcome
 from spotify_catalog.errors import InvalidResponseError, NotFoundError
 from spotify_catalog.settings import ApiMode
 from spotify_catalog.transform import Rows
@@ -78,7 +80,7 @@ def make_unit(
     keys: list[str],
     market: str | None,
     known: Mapping[str, str | None] | None = None,
-) -> tuple[Callable[[], Any], Callable[..., Any]]:
+) -> tuple[Callable[[], Any], Handler]:
     """The fetch and the handler of tasks ``keys`` of ``kind``; ``known``: the snapshot_id of the
     items each stored playlist has (a playlist whose snapshot did not change costs one request)."""
     if kind == TOP_TRACKS:
@@ -211,18 +213,14 @@ def _pages_problem(first: Any, further: list[Any], items: str, step: int) -> str
 # ------------------------------------------------------------------------------------------ handlers
 
 
-def handle_top_tracks(keys: list[str], result: Any, rows: Rows, when: datetime) -> Any:
-    from spotify_catalog.crawl.units import Outcome
-
+def handle_top_tracks(keys: list[str], result: Any, rows: Rows, when: datetime) -> Outcome:
     (key,) = keys
     artist_id, market = split(key)
     tracks = transform.add_top_tracks(rows, artist_id, market, result.get("tracks"), when)
     return Outcome(done=keys, also_done=[("track", tracks)] if tracks else [])
 
 
-def handle_playlist(keys: list[str], result: Playlist, rows: Rows, when: datetime) -> Any:
-    from spotify_catalog.crawl.units import Outcome
-
+def handle_playlist(keys: list[str], result: Playlist, rows: Rows, when: datetime) -> Outcome:
     meta = result.meta
     if result.pages is None:
         transform.add_playlist(rows, meta, when)
@@ -232,13 +230,11 @@ def handle_playlist(keys: list[str], result: Playlist, rows: Rows, when: datetim
     return Outcome(done=keys, also_done=[("track", tracks)] if tracks else [])
 
 
-def _handle_paged(kind: str) -> Callable[[list[str], Paged, Rows, datetime], Any]:
+def _handle_paged(kind: str) -> Handler:
     add = transform.add_show if kind == SHOW else transform.add_audiobook
     add_page = transform.add_episodes_page if kind == SHOW else transform.add_chapters_page
 
-    def handle(keys: list[str], result: Paged, rows: Rows, when: datetime) -> Any:
-        from spotify_catalog.crawl.units import Outcome
-
+    def handle(keys: list[str], result: Paged, rows: Rows, when: datetime) -> Outcome:
         outcome = Outcome()
         for key, obj in zip(keys, result.items, strict=True):
             if obj is None:

@@ -102,6 +102,32 @@ class CrawlOptions:
             }
         )
 
+    @classmethod
+    def from_json(cls, text: str) -> CrawlOptions:
+        """The options :meth:`to_json` saved (what it leaves out, and keys a saved text lacks, take
+        their defaults: a crawl given no such option); :class:`ValueError` when ``text`` is not such
+        options (another version's, or nothing to crawl in it)."""
+        try:
+            data = json.loads(text)
+            depth = data.get("depth", Depth.TRACKS.label)
+            groups = data.get("include_groups") or DEFAULT_GROUPS
+            if isinstance(groups, str):
+                groups = groups.split(",")
+            return cls(
+                artists=tuple(
+                    ArtistInput(str(a["value"]), bool(a["is_id"])) for a in data.get("artists") or []
+                ),
+                depth=Depth(depth) if isinstance(depth, int) else Depth.parse(str(depth)),
+                include_groups=tuple(str(g).strip() for g in groups if str(g).strip()),
+                market=data.get("market"),
+                top_tracks=bool(data.get("top_tracks")),
+                playlists=tuple(str(x) for x in data.get("playlists") or ()),
+                shows=tuple(str(x) for x in data.get("shows") or ()),
+                audiobooks=tuple(str(x) for x in data.get("audiobooks") or ()),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError, UsageError) as exc:
+            raise ValueError(f"not saved crawl options: {exc}") from None
+
 
 @dataclass
 class Progress:

@@ -1,32 +1,25 @@
-"""The run: phases that queue tasks in the database and drain them with a pool of workers, the API mode,
-budgets and stops, the answers that arrived together written in one transaction (see
-:mod:`spotify_catalog.crawl`)."""
+"""The run: phases that queue tasks in the database and drain them with a pool of workers, budgets and
+stops (see :mod:`spotify_catalog.crawl`). The API mode is followed by :mod:`~spotify_catalog.crawl.mode`,
+the answers are written by :mod:`~spotify_catalog.crawl.writer`."""
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 
-from spotify_catalog import endpoints, transform
+from spotify_catalog import endpoints
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import catalog
+from spotify_catalog.crawl.mode import ModeTracker, check_mode
 from spotify_catalog.crawl.options import (
     ACCOUNT_STATE_KEY,
     CLAIM_POLL,
-    ENTITY_TYPES,
-    MODE_STATE_KEY,
-    NOT_FOUND,
     OPTIONS_STATE_KEY,
     CrawlOptions,
     CrawlResult,
@@ -34,83 +27,31 @@ from spotify_catalog.crawl.options import (
     Progress,
     top_tracks_market,
 )
-from spotify_catalog.crawl.units import (
-    STOPS,
-    Listing,
-    Outcome,
-    Unit,
-    fetch_checked,
-    make_unit,
-    observed_mode,
-)
+from spotify_catalog.crawl.units import BATCHED, STOPS, Unit, fetch_checked, make_unit
+from spotify_catalog.crawl.writer import Answer, Writer
 from spotify_catalog.errors import (
     BadRequestError,
     BudgetSpent,
-    ForbiddenError,
     Interrupted,
     MustWaitError,
     NotFoundError,
     SpotifyError,
     Stopped,
     StorageError,
-    UsageError,
     WrongModeError,
     format_time,
 )
 from spotify_catalog.ledger import AccountBudget
 from spotify_catalog.settings import ApiMode
-from spotify_catalog.storage import changes, schema, state
+from spotify_catalog.storage import schema, state
 from spotify_catalog.storage.engine import describe_error
-from spotify_catalog.storage.write import in_transaction, write_rows
+from spotify_catalog.storage.write import in_transaction
 from spotify_catalog.transform import Rows
 
 log = logging.getLogger(__name__)
 
 ANALYZE_AFTER = 1000
 """A phase that queues at least this many tasks refreshes the planner's statistics of ``_tasks``."""
-GROUP_ANSWERS = 32
-"""At most this many answers are written in one transaction (group commit)."""
-GROUP_ROWS = 2000
-"""An answer that would take a group past this many rows starts the next group."""
-GC_THRESHOLDS = (50_000, 20, 10)
-"""CPython's cycle collector thresholds while a crawl runs (its default: 700, 10, 10). Parsed answers
-are thousands of short-lived lists and dicts each, freed by reference counting; with the default the
-collector runs about 3,000 times a crawl and takes a fifth of its CPU (docs/performance.md)."""
-
-_gc_lock = threading.Lock()
-_gc_crawls = 0  # crawls running in this process
-_gc_before = gc.get_threshold()
-
-
-@contextmanager
-def collecting_less() -> Iterator[None]:
-    """Raise the cycle collector's thresholds to :data:`GC_THRESHOLDS` (never lower them) while at
-    least one crawl of this process runs; what they were comes back when the last one ends."""
-    global _gc_crawls, _gc_before
-    with _gc_lock:
-        if _gc_crawls == 0:
-            _gc_before = gc.get_threshold()
-            if _gc_before[0] > 0:  # 0: the application turned collection off
-                gc.set_threshold(*map(max, _gc_before, GC_THRESHOLDS))
-        _gc_crawls += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_crawls -= 1
-            if _gc_crawls == 0:
-                gc.set_threshold(*_gc_before)
-
-
-@dataclass
-class Answer:
-    """A unit's checked response, turned into rows and what became of its tasks (in a worker)."""
-
-    unit: Unit
-    result: Any
-    rows: Rows
-    outcome: Outcome
-    when: datetime
 
 
 def _utcnow() -> datetime:
@@ -139,37 +80,46 @@ class Crawler:
         self.command = command
         self.sleep = sleep
         self.progress = Progress()
-        self.rows_written = 0
         self.run_id: int | None = None
         """The ``_runs`` id of this run once it started (``None`` if it stopped before starting)."""
-        self._saved_mode: str | None = None
-        self._given_mode: ApiMode | None = None
-        self._mode_confirmed = False
+        self._mode = ModeTracker(client)
+        self._writer: Writer | None = None
         self._groups = ",".join(options.include_groups)
         self._requests_at_start = 0
         self._unresolved: list[str] = []
         self._not_found: list[str] = []
         self._skipped: list[str] = []
         self._playlist_snapshots: dict[str, str | None] = {}
-        self._copies = transform.WrittenCopies()
 
     @property
     def _run_id(self) -> int:
         return self.run_id or 0
+
+    @property
+    def rows_written(self) -> int:
+        """Rows this run has written so far."""
+        return self._writer.rows_written if self._writer is not None else 0
+
+    @property
+    def _writes(self) -> Writer:
+        """The writer of the run, once it started."""
+        assert self._writer is not None, "the run has not started"
+        return self._writer
 
     # -------------------------------------------------------------------------------- the run
 
     def run(self) -> CrawlResult:
         """Crawl; raises ``Stopped`` (budget, quota, long wait), ``Interrupted`` (Ctrl-C),
         ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
-        refused at once (before Spotify's ``retry_at``, the daily budget spent) is not. While it runs,
-        the cycle collector runs less often (:func:`collecting_less`). The client's account budget
-        (:class:`~spotify_catalog.ledger.AccountBudget`), if any, is checked before the run starts
-        and gets back what it holds unsent when the run ends."""
+        refused at once (before Spotify's ``retry_at``, the daily budget spent) is not. The client's
+        account budget (:class:`~spotify_catalog.ledger.AccountBudget`), if any, is checked before the
+        run starts and gets back what it holds unsent when the run ends. The cycle collector's
+        thresholds are left alone (:func:`~spotify_catalog.crawl.gc_tuning.collecting_less` raises
+        them for a crawl, the command line's way)."""
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
-        self._given_mode = self.client.mode
-        check_mode(self.options, self._given_mode)
+        self._mode = ModeTracker(self.client)
+        check_mode(self.options, self._mode.given)
         try:
             return self._start_and_run()
         finally:
@@ -182,10 +132,16 @@ class Crawler:
             self._start()
         except sa.exc.SQLAlchemyError as exc:
             raise StorageError(f"database error: {describe_error(exc)}") from None
+        self._writer = Writer(
+            self.engine,
+            run_id=self._run_id,
+            fresh_since=self._fresh_since,
+            requests=self._requests,
+            written=self._written,
+        )
         pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
         try:
-            with collecting_less():
-                result = self._run(pool)
+            result = self._run(pool)
         except BaseException:
             # workers may still be retrying: end them and wait, so nothing runs or logs after the run
             self.client.cancel()
@@ -225,14 +181,7 @@ class Crawler:
             budget = self._budget()
             if budget is not None:
                 state.set_state(conn, ACCOUNT_STATE_KEY, budget.account)
-            self._saved_mode = state.get_state(conn, MODE_STATE_KEY)
-            if self._given_mode is None:
-                known = self._saved_mode or _stored_mode(conn)
-                if known:
-                    self.client.mode = ApiMode(known)
-            elif self._saved_mode and self._saved_mode != str(self._given_mode):
-                # what the other mode refused is asked again; a wrong --mode is caught by the answers
-                state.reopen_failed(conn, keep_error=NOT_FOUND)
+            self._mode.load(conn)
             state.reset_attempts(conn)
             state.set_state(conn, OPTIONS_STATE_KEY, opts.to_json())
         if budget is not None:
@@ -286,10 +235,6 @@ class Crawler:
     def _requests(self) -> int:
         return self.client.requests_made - self._requests_at_start
 
-    def _touch(self, conn: sa.Connection, now: datetime, rows_written: int | None = None) -> None:
-        rows = self.rows_written if rows_written is None else rows_written
-        state.touch_run(conn, self._run_id, requests=self._requests(), rows_written=rows, now=now)
-
     def _finish(self, status: str, reason: str | None, retry_at: datetime | None = None) -> None:
         end = state.RunEnd(
             status=status,
@@ -303,56 +248,6 @@ class Crawler:
             state.finish_run(self.engine, self._run_id, end, now=self.now())
         except sa.exc.SQLAlchemyError as exc:  # the database went away: the next run marks it abandoned
             log.error("could not record the end of run %d: %s", self._run_id, describe_error(exc))
-
-    # -------------------------------------------------------------------------------- the mode
-
-    def _observe(self, unit: Unit, result: Any) -> None:
-        """Learn or check the API mode from a response (see the module docstring)."""
-        seen = observed_mode(unit.kind, result)
-        if seen is None:
-            return
-        current = self.client.mode
-        if current is not None and current is not seen:
-            if self._given_mode is not None:
-                raise WrongModeError(str(self._given_mode), str(seen))
-            log.warning("the API answers as an app in %s mode now (it was %s)", seen, current)
-        if current is not seen:
-            self.client.mode = seen
-        self._mode_confirmed = True
-
-    def _refused_by_mode(self, unit: Unit, exc: SpotifyError) -> bool:
-        """Whether ``exc`` says the app is in Development Mode while the client thinks extended: a batch
-        endpoint answered 403, or a discography page refused a limit above 10. A given mode stops the
-        run; a learnt one is corrected and the unit is tried again."""
-        if self.client.mode is not ApiMode.EXTENDED:
-            return False
-        batch_refused = isinstance(exc, ForbiddenError) and unit.kind in BATCHED | {catalog.TOP_TRACKS}
-        limit_refused = isinstance(exc, BadRequestError) and unit.kind == "artist_albums"
-        limit_refused = limit_refused and "limit" in exc.message.lower()
-        if not (batch_refused or limit_refused):
-            return False
-        if self._given_mode is not None:
-            raise WrongModeError(str(self._given_mode), str(ApiMode.DEVELOPMENT))
-        log.warning("the API answers as an app in development mode now (it was extended)")
-        self.client.mode = ApiMode.DEVELOPMENT
-        self._mode_confirmed = True
-        return True
-
-    def _save_mode(self) -> None:
-        """Save a learnt or confirmed mode at once, in a transaction of its own; when it changed, tasks
-        that failed under the old mode are pending again."""
-        mode = self.client.mode
-        if mode is None or str(mode) == self._saved_mode:
-            return
-        if self._given_mode is not None and not self._mode_confirmed:
-            return  # a given mode is saved only once an answer agreed with it
-        with self.engine.begin() as conn:
-            state.set_state(conn, MODE_STATE_KEY, str(mode))
-            if self._saved_mode is not None:
-                reopened = state.reopen_failed(conn, keep_error=NOT_FOUND)
-                if reopened:
-                    log.info("API mode now %s: %d failed task(s) pending again", mode, reopened)
-        self._saved_mode = str(mode)
 
     def _phases(self, pool: ThreadPoolExecutor) -> CrawlResult:
         opts = self.options
@@ -400,8 +295,8 @@ class Crawler:
             ).scalar_one()
         status = "done" if not failed else "incomplete"
         reason = None if not failed else f"{failed} task(s) failed {opts.max_attempts} times"
-        self._mode_confirmed = True  # no answer contradicted it
-        self._save_mode()
+        self._mode.confirm()  # no answer contradicted it
+        self._mode.save(self.engine)
         self._finish(status, reason)
         self.progress.phase = "finished"
         self._report("finished")
@@ -586,7 +481,7 @@ class Crawler:
 
     def _execute(self, pool: ThreadPoolExecutor, units: Iterator[Unit]) -> None:
         """Fetch units on the pool (at most ``workers`` at a time); the coordinating thread writes the
-        answers that have arrived, several to a transaction (see :meth:`_write`)."""
+        answers that have arrived, several to a transaction (:meth:`Writer.write`)."""
         in_flight: dict[Future[Answer], Unit] = {}
         stop: BaseException | None = None
         held: Unit | None = None
@@ -622,50 +517,18 @@ class Crawler:
                 else:
                     done.append(answer)
                     try:
-                        self._observe(unit, answer.result)
+                        self._mode.observe(unit.kind, answer.result)
                     except WrongModeError as exc:
                         stop = stop or exc
-            self._save_mode()
+            self._mode.save(self.engine)
             stop = stop or next((a.result.stop for a in done if getattr(a.result, "stop", None)), None)
-            self._write(done)  # every response that arrived is written, whatever stops the run
+            self._writes.write(done)  # every response that arrived is written, whatever stops the run
             submit()  # after the writes: a kill loses at most the requests in flight
         if stop is not None:
             raise stop
 
-    def _write(self, answers: Sequence[Answer]) -> None:
-        """Write answers, up to :data:`GROUP_ANSWERS` answers or :data:`GROUP_ROWS` rows to a transaction
-        (group commit): each answer whole, its rows with what became of its tasks, in the order they
-        came; a deadlock runs the whole group again."""
-        group: list[Answer] = []
-        rows = 0
-        for answer in answers:
-            if group and (len(group) >= GROUP_ANSWERS or rows + answer.rows.count() > GROUP_ROWS):
-                self._write_group(group)
-                group, rows = [], 0
-            group.append(answer)
-            rows += answer.rows.count()
-        if group:
-            self._write_group(group)
-
-    def _write_group(self, answers: Sequence[Answer]) -> None:
-        def work(conn: sa.Connection) -> tuple[int, transform.Digests]:
-            written = 0
-            copies: transform.Digests = {}  # remembered once committed
-            plain: list[Answer] = []  # answers whose writes touch their rows and tasks only
-            for answer in answers:
-                if _plain(answer.outcome):
-                    plain.append(answer)
-                    continue
-                written += self._write_plain(conn, plain, copies)
-                plain = []
-                written += self._write_outcome(conn, answer, copies)
-            written += self._write_plain(conn, plain, copies)
-            self._touch(conn, answers[-1].when, rows_written=self.rows_written + written)
-            return written, copies
-
-        written, copies = in_transaction(self.engine, work)
-        self.rows_written += written
-        self._copies.written(copies)
+    def _written(self, answers: Sequence[Answer]) -> None:
+        """Answers committed: what they say of the names and ids asked for, and the progress."""
         for answer in answers:
             outcome, unit = answer.outcome, answer.unit
             for name in outcome.unresolved:  # said in the run that searched it
@@ -680,57 +543,10 @@ class Crawler:
             self.progress.total += sum(len(keys) for _, keys in outcome.follow_up)
         self._report()
 
-    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer], copies: transform.Digests) -> int:
-        """Answers in a row none of which marks anything gone or closes a listing: their rows are
-        written together, fewer and larger statements (the same rows as one after the other: a key in
-        two answers keeps the later one's values, and ``raw``/``detail`` never depend on the order),
-        then what became of their tasks."""
-        if len(answers) <= 1:
-            return sum(self._write_outcome(conn, answer, copies) for answer in answers)
-        rows = Rows()
-        for answer in answers:
-            for table, table_rows in answer.rows.upserts.items():
-                rows.upserts.setdefault(table, []).extend(table_rows)
-            for table, parents in answer.rows.children.items():
-                rows.children.setdefault(table, {}).update(parents)
-        written = write_rows(conn, self._copies.without_known(rows, copies))
-        for answer in answers:
-            self._write_tasks(conn, answer)
-        return written
-
-    def _write_outcome(self, conn: sa.Connection, answer: Answer, copies: transform.Digests) -> int:
-        """One response's rows (without what the run wrote before) and what became of its tasks, in
-        the transaction of its group; rows written."""
-        written = write_rows(conn, self._copies.without_known(answer.rows, copies))
-        self._write_tasks(conn, answer)
-        return written
-
-    def _write_tasks(self, conn: sa.Connection, answer: Answer) -> None:
-        """What became of an answer's tasks (and what it marks gone, the listing it belongs to)."""
-        unit, outcome, when = answer.unit, answer.outcome, answer.when
-        state.finish_tasks(conn, unit.kind, outcome.done, now=when, run_id=self._run_id)
-        if outcome.not_found:
-            self._give_up(conn, unit.kind, outcome.not_found, when, error=NOT_FOUND, gone=True)
-        for kind, keys in _by_kind(outcome.also_done):
-            state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id)
-        for kind, keys in _by_kind(outcome.follow_up):
-            state.ensure_tasks(conn, kind, keys, now=when, fresh_since=self._fresh_since)
-        if outcome.listing is not None:
-            _listing_written(conn, outcome.listing, when)
-
-    def _give_up(
-        self, conn: sa.Connection, kind: str, keys: list[str], when: datetime, *, error: str, gone: bool
-    ) -> None:
-        """Tasks failed for good (a 404 or 400: not asked again while fresh); ``gone``: a 404, what
-        they name is marked gone."""
-        state.finish_tasks(conn, kind, keys, now=when, run_id=self._run_id, state=state.FAILED, error=error)
-        if gone:
-            changes.not_found(conn, kind, keys, now=when)
-
     def _failed(self, unit: Unit, exc: SpotifyError) -> BaseException | None:
         """Record a unit's error; returns it if nothing more can be done in this run."""
         try:
-            if self._refused_by_mode(unit, exc):
+            if self._mode.refused(unit.kind, exc):
                 return None  # still pending: asked again the right way
         except WrongModeError as wrong:
             return wrong
@@ -741,7 +557,7 @@ class Crawler:
             if isinstance(exc, NotFoundError | BadRequestError):
                 log.warning("%s %s: %s", unit.kind, ",".join(unit.keys), exc)
                 gone = isinstance(exc, NotFoundError)
-                self._give_up(conn, unit.kind, unit.keys, when, error=str(exc), gone=gone)
+                self._writes.give_up(conn, unit.kind, unit.keys, when, error=str(exc), gone=gone)
             else:
                 log.warning("%s %s failed, will retry: %s", unit.kind, ",".join(unit.keys), exc)
                 state.retry_later(conn, unit.kind, unit.keys, error=str(exc), now=when)
@@ -750,55 +566,12 @@ class Crawler:
         return None
 
 
-BATCHED = ENTITY_TYPES | catalog.BATCHED
-"""Kinds asked for in batches in Extended mode."""
 ASKED_BY_ID = frozenset({"artist", catalog.SHOW, catalog.AUDIOBOOK})
 """Kinds whose ids the user gives and whose 404 is warned (a playlist's 404 is warned as an error of
 its unit); albums and tracks that are not found any more are a change of the catalog
 (:mod:`~spotify_catalog.storage.changes`)."""
 
 
-def check_mode(options: CrawlOptions, mode: ApiMode | None) -> None:
-    """Refuse at once (:class:`UsageError`, exit 2) what the given API mode cannot do: top tracks need
-    Extended Quota Mode."""
-    if options.top_tracks and mode is ApiMode.DEVELOPMENT:
-        raise UsageError(
-            "--with top-tracks: GET /artists/{id}/top-tracks needs Extended Quota Mode and the app is in "
-            "development mode (--mode development); nothing was sent"
-        )
-
-
 def _warn_abandoned(run_ids: Sequence[int]) -> None:
     for run_id in run_ids:
         log.warning("run %d ended without recording it (killed?): marked abandoned", run_id)
-
-
-def _plain(outcome: Outcome) -> bool:
-    """Whether writing an answer touches its rows and tasks only (nothing marked gone, no listing)."""
-    return not outcome.not_found and outcome.listing is None
-
-
-def _by_kind(tasks: Sequence[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
-    """Task keys gathered per kind (in the order kinds first come), so that each kind takes one
-    statement: an album's further track pages are one ``album_tracks`` update, not one each."""
-    gathered: dict[str, list[str]] = {}
-    for kind, keys in tasks:
-        gathered.setdefault(kind, []).extend(keys)
-    return list(gathered.items())
-
-
-def _stored_mode(conn: sa.Connection) -> str | None:
-    """The mode the stored full artists were fetched in (a database crawled before modes were saved)."""
-    a = schema.artists
-    query = sa.select(a.c.popularity).where(a.c.detail == transform.FULL).limit(20)
-    rows = conn.execute(query).scalars().all()
-    if not rows:
-        return None
-    return str(ApiMode.EXTENDED if any(p is not None for p in rows) else ApiMode.DEVELOPMENT)
-
-
-def _listing_written(conn: sa.Connection, listing: Listing, when: datetime) -> None:
-    """Discography bookkeeping in the transaction of a page (see :mod:`storage.changes`)."""
-    if listing.pages is not None:
-        changes.restart_listing(conn, listing.artist_id, listing.groups, listing.pages, now=when)
-    changes.listing_page_written(conn, listing.artist_id, listing.groups, listing.album_ids, now=when)

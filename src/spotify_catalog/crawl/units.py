@@ -13,6 +13,7 @@ from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import catalog, pages
 from spotify_catalog.crawl.options import ALBUM_TRACKS_PAGE, ENTITY_TYPES, SEARCH_LIMIT
+from spotify_catalog.crawl.outcome import Handler, Listing, Outcome
 from spotify_catalog.errors import (
     AuthenticationError,
     ForbiddenError,
@@ -36,29 +37,8 @@ class Unit:
     kind: str
     keys: list[str]
     fetch: Callable[[], Any]
-    handle: Callable[[list[str], Any, Rows, datetime], Outcome]
+    handle: Handler
     mode_sensitive: bool
-
-
-@dataclass
-class Listing:
-    """A discography page written: whose (``artist_id``, ``groups`` as in the task key), which albums it
-    listed, and for the first page the keys of the listing's other pages (see :mod:`storage.changes`)."""
-
-    artist_id: str
-    groups: str
-    album_ids: list[str]
-    pages: list[str] | None = None
-
-
-@dataclass
-class Outcome:
-    done: list[str] = field(default_factory=list)
-    not_found: list[str] = field(default_factory=list)
-    also_done: list[tuple[str, list[str]]] = field(default_factory=list)
-    follow_up: list[tuple[str, list[str]]] = field(default_factory=list)
-    unresolved: list[str] = field(default_factory=list)
-    listing: Listing | None = None
 
 
 def split_key(key: str) -> list[str]:
@@ -129,6 +109,10 @@ STOPS: tuple[type[SpotifyError | Stopped], ...] = (
 """Errors after which nothing more can be done in this run (a 401 even after renewing the token is
 retried later, like a 5xx: a token can expire while in use). ``UnreachableError`` (an outage) leaves
 the tasks pending with no attempt counted: the run is recorded ``failed`` and the error re-raised."""
+
+
+BATCHED = ENTITY_TYPES | catalog.BATCHED
+"""Kinds asked for in batches in Extended mode."""
 
 
 @dataclass
@@ -280,7 +264,7 @@ def _handle_search(keys: list[str], result: Any, rows: Rows, when: datetime) -> 
     return Outcome(done=keys, also_done=[("artist", [chosen])])
 
 
-def _entities(add: Callable[..., None]) -> Callable[[list[str], Any, Rows, datetime], Outcome]:
+def _entities(add: Callable[..., None]) -> Handler:
     def handle(keys: list[str], items: Any, rows: Rows, when: datetime) -> Outcome:
         outcome = Outcome()
         for key, item in zip(keys, items, strict=True):

@@ -1,4 +1,5 @@
-"""The one request path's policy: which failures are retried, how long to wait, when to give up.
+"""The retry policy of the one request path: which failures are retried, how long to wait, when to
+give up.
 
 :func:`call_with_retries` runs one *attempt* function under a bounded tenacity policy. An attempt
 raises :class:`Retryable` for what may pass (5xx, dropped connections, timeouts, 429 of the 30 s
@@ -8,7 +9,7 @@ limiter, bodies that are not the JSON they claim, a 401 answered by renewing the
 than ``max_wait``: those raise :class:`~spotify_catalog.errors.MustWaitError` at once.
 
 :class:`OutageTracker` tells an outage (nothing answers, on any thread) from one request's bad luck.
-:class:`Pacer` spaces requests to a configured rate so that a crawl meets few 429s.
+The spacing of requests to a configured rate is :mod:`spotify_catalog.pacing`'s.
 """
 
 from __future__ import annotations
@@ -120,47 +121,7 @@ def call_with_retries(
     trying, its waits cut to end when the outage verdict is due, until an answer comes or the tracker
     declares the outage. ``max_total_wait`` still bounds it.
     """
-    started = clock()
-    jitter = rng or _JITTER
-    invalid_seen = 0
-    last_streak: int | None = None
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        exc = _retryable(state)
-        if exc.kind == "renew":
-            return 0.0
-        if exc.kind == "rate_limit" and exc.retry_after:
-            return exc.retry_after
-        initial, maximum = policy.backoff_initial, policy.backoff_max
-        if exc.kind == "rate_limit":  # Retry-After 0 or missing
-            initial, maximum = policy.rate_limit_backoff_initial, policy.rate_limit_backoff_max
-        ceiling = min(maximum, initial * 2 ** (min(state.attempt_number, 32) - 1))
-        pause = jitter.uniform(ceiling / 2, ceiling)  # "equal jitter": never 0, never above the ceiling
-        if exc.verdict_in is not None:  # wake up when the outage verdict is due
-            pause = min(pause, max(exc.verdict_in, 0.0))
-        return pause
-
-    def stop(state: tenacity.RetryCallState) -> bool:
-        nonlocal invalid_seen, last_streak
-        exc = _retryable(state)
-        if exc.kind == "invalid":
-            invalid_seen += 1
-            if invalid_seen >= policy.invalid_attempts:
-                return True
-        suspect = False
-        if exc.kind == "no_answer" and exc.streak is not None:
-            suspect = exc.streak == last_streak  # nothing was answered since this call's last failure
-            last_streak = exc.streak
-        if state.attempt_number >= policy.max_attempts and not suspect:
-            return True
-        return clock() - started + (state.upcoming_sleep or 0.0) > policy.max_total_wait
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        exc = _retryable(state)
-        pause = state.upcoming_sleep
-        level = logging.INFO if exc.kind == "renew" else logging.WARNING
-        counted = _counted(state, exc, policy)
-        log.log(level, "%s: %s; retrying in %.1f s (%s)", what, exc.reason, pause, counted)
+    rules = _Rules(policy, clock, rng or _JITTER, what)
 
     def guarded() -> T:
         if outage is not None:
@@ -169,10 +130,10 @@ def call_with_retries(
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(Retryable),
-        wait=wait,
-        stop=stop,
+        wait=rules.wait,
+        stop=rules.stop,
         sleep=sleep,
-        before_sleep=before_sleep,
+        before_sleep=rules.before_sleep,
         reraise=True,
     )
     try:
@@ -185,6 +146,57 @@ def call_with_retries(
             exc.reason,
         )
         raise exc.error from None
+
+
+class _Rules:
+    """The waits and the end of one :func:`call_with_retries` call, for tenacity: what the call has
+    seen so far (its start, the invalid answers, the outage streak of its last failure)."""
+
+    def __init__(self, policy: RetryPolicy, clock: Clock, jitter: random.Random, what: str) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.jitter = jitter
+        self.what = what
+        self.started = clock()
+        self.invalid_seen = 0
+        self.last_streak: int | None = None
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        policy = self.policy
+        exc = _retryable(state)
+        if exc.kind == "renew":
+            return 0.0
+        if exc.kind == "rate_limit" and exc.retry_after:
+            return exc.retry_after
+        initial, maximum = policy.backoff_initial, policy.backoff_max
+        if exc.kind == "rate_limit":  # Retry-After 0 or missing
+            initial, maximum = policy.rate_limit_backoff_initial, policy.rate_limit_backoff_max
+        ceiling = min(maximum, initial * 2 ** (min(state.attempt_number, 32) - 1))
+        pause = self.jitter.uniform(ceiling / 2, ceiling)  # "equal jitter": never 0, never above the ceiling
+        if exc.verdict_in is not None:  # wake up when the outage verdict is due
+            pause = min(pause, max(exc.verdict_in, 0.0))
+        return pause
+
+    def stop(self, state: tenacity.RetryCallState) -> bool:
+        exc = _retryable(state)
+        if exc.kind == "invalid":
+            self.invalid_seen += 1
+            if self.invalid_seen >= self.policy.invalid_attempts:
+                return True
+        suspect = False
+        if exc.kind == "no_answer" and exc.streak is not None:
+            suspect = exc.streak == self.last_streak  # nothing was answered since this call's last failure
+            self.last_streak = exc.streak
+        if state.attempt_number >= self.policy.max_attempts and not suspect:
+            return True
+        return self.clock() - self.started + (state.upcoming_sleep or 0.0) > self.policy.max_total_wait
+
+    def before_sleep(self, state: tenacity.RetryCallState) -> None:
+        exc = _retryable(state)
+        pause = state.upcoming_sleep
+        level = logging.INFO if exc.kind == "renew" else logging.WARNING
+        counted = _counted(state, exc, self.policy)
+        log.log(level, "%s: %s; retrying in %.1f s (%s)", self.what, exc.reason, pause, counted)
 
 
 def _counted(state: tenacity.RetryCallState, exc: Retryable, policy: RetryPolicy) -> str:
@@ -493,30 +505,3 @@ def check_response(
     if status >= 500:
         raise Retryable("transient", f"{status} {message}", error)
     raise error
-
-
-class Pacer:
-    """Spaces calls at least ``1/rate`` seconds apart across threads; ``rate`` 0 disables it."""
-
-    def __init__(self, rate: float, *, clock: Clock, sleep: Sleep) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next = float("-inf")
-        self.waited = 0.0
-        """Total seconds callers were held back (for logs and benchmarks)."""
-
-    def acquire(self) -> None:
-        """Wait for this caller's slot; slots are handed out in call order."""
-        if self.interval <= 0:
-            return
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-            delay = slot - now
-            self.waited += delay
-        if delay > 0:
-            log.debug("pacer: waiting %.2f s (rate %.2f/s)", delay, 1 / self.interval)
-            self._sleep(delay)
