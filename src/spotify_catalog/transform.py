@@ -43,88 +43,10 @@ class Rows:
         )
 
 
-_NOT_COMPARED = frozenset({"raw", "fetched_at"})
-
-
 def is_copy(row: Mapping[str, Any]) -> bool:
     """Whether ``row`` is a simplified copy of an entity inside another object (a track's album, an
     album's artists): such a row never clears ``gone_at``, its own object and its listings do."""
     return row.get("detail") == SIMPLIFIED and "gone_at" not in row and "id" in row
-
-
-Digests = dict[tuple[str, str], int]
-"""(table, key) -> digest of what was written for it (see :class:`WrittenCopies`)."""
-
-
-class WrittenCopies:
-    """What a run has written again and again, by content: an album comes inside each of its tracks
-    and an artist inside each of its albums and tracks, the same each time, and a track's artists
-    come with its album's track list and again with the track. Not written again in the run:
-
-    - a copy of an entity (:func:`is_copy`) whose columns (``raw`` and ``fetched_at`` aside) equal
-      those of one written before: an album of 17 tracks is written once from them, not 17 times;
-    - a parent's child rows (``track_artists`` of a track) equal to those written before for it.
-
-    Own objects and listings are always written. Remembers at most ``limit`` (then starts over)."""
-
-    def __init__(self, limit: int = 250_000) -> None:
-        self.limit = limit
-        self._digests: Digests = {}
-
-    def without_known(self, rows: Rows, fresh: Digests) -> Rows:
-        """``rows`` without what was written before (``rows`` is left as it is); what it keeps is
-        added to ``fresh``, to pass to :meth:`written` once its transaction has committed."""
-        out = Rows(dict(rows.upserts), dict(rows.children))
-        for table, table_rows in rows.upserts.items():
-            copies: dict[str, dict[str, Any]] = {}
-            own: set[str] = set()
-            for row in table_rows:
-                if is_copy(row):
-                    copies[row["id"]] = row  # the last one is what would be written
-                elif "id" in row:
-                    own.add(row["id"])
-            known = self._known(table, ((k, r) for k, r in copies.items() if k not in own), _frozen, fresh)
-            if known:
-                out.upserts[table] = [r for r in table_rows if r.get("id") not in known]
-        for table, parents in rows.children.items():
-            known = self._known(table, parents.items(), _frozen_rows, fresh)
-            if known:
-                out.children[table] = {p: c for p, c in parents.items() if p not in known}
-        return out
-
-    def _known(
-        self,
-        table: str,
-        items: Iterable[tuple[str, Any]],
-        frozen: Callable[[Any], Any],
-        fresh: Digests,
-    ) -> set[str]:
-        known: set[str] = set()
-        for key, value in items:
-            try:
-                digest = hash(frozen(value))
-            except TypeError:  # a value that cannot be compared this way: written
-                continue
-            if self._digests.get((table, key)) == digest:
-                known.add(key)
-            else:
-                fresh[(table, key)] = digest
-        return known
-
-    def written(self, fresh: Digests) -> None:
-        """Remember what is now in the database."""
-        if len(self._digests) + len(fresh) > self.limit:
-            self._digests.clear()
-        self._digests.update(fresh)
-
-
-def _frozen_rows(rows: list[dict[str, Any]]) -> tuple[Any, ...]:
-    return tuple(map(_frozen, rows))
-
-
-def _frozen(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A hashable form of a row (lists become tuples; a list of objects stays unhashable: TypeError)."""
-    return tuple([(k, tuple(v) if type(v) is list else v) for k, v in row.items() if k not in _NOT_COMPARED])
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -562,24 +484,14 @@ def add_episode(
     rows: Rows, episode: JSON, detail: str, fetched_at: datetime, *, show_id: str | None = None
 ) -> None:
     """An episode: simplified (a show's list, which gives ``show_id``) or full (with its show)."""
-    row = _common(episode, detail, fetched_at)
-    show = episode.get("show")
-    if isinstance(show, dict) and show.get("id"):
-        show_id = show["id"]
-        add_show(rows, show, SIMPLIFIED, fetched_at)
-    if show_id is not None:
-        row["show_id"] = show_id
-    _copy(episode, row, _EPISODE_KEYS)
-    row["gone_at"] = None
-    rows.add("episodes", row)
+    _add_part(rows, "episodes", episode, detail, fetched_at, ("show", add_show, show_id), _EPISODE_KEYS)
 
 
 def add_episodes_page(rows: Rows, show_id: str, page: JSON, fetched_at: datetime) -> None:
     """One page of ``/shows/{id}/episodes`` (or a full show's first page). A ``null`` in the place of an
     episode (Spotify sends them) stores nothing; the show's ``total_episodes`` still counts it."""
-    for episode in page.get("items") or []:
-        if episode and episode.get("id"):
-            add_episode(rows, episode, SIMPLIFIED, fetched_at, show_id=show_id)
+    for episode in _page_objects(page):
+        add_episode(rows, episode, SIMPLIFIED, fetched_at, show_id=show_id)
 
 
 def add_audiobook(rows: Rows, book: JSON, detail: str, fetched_at: datetime) -> None:
@@ -603,20 +515,48 @@ def add_chapter(
     rows: Rows, chapter: JSON, detail: str, fetched_at: datetime, *, audiobook_id: str | None = None
 ) -> None:
     """A chapter: simplified (an audiobook's list, which gives ``audiobook_id``) or full."""
-    row = _common(chapter, detail, fetched_at)
-    book = chapter.get("audiobook")
-    if isinstance(book, dict) and book.get("id"):
-        audiobook_id = book["id"]
-        add_audiobook(rows, book, SIMPLIFIED, fetched_at)
-    if audiobook_id is not None:
-        row["audiobook_id"] = audiobook_id
-    _copy(chapter, row, _CHAPTER_KEYS)
-    row["gone_at"] = None
-    rows.add("chapters", row)
+    _add_part(
+        rows,
+        "chapters",
+        chapter,
+        detail,
+        fetched_at,
+        ("audiobook", add_audiobook, audiobook_id),
+        _CHAPTER_KEYS,
+    )
 
 
 def add_chapters_page(rows: Rows, audiobook_id: str, page: JSON, fetched_at: datetime) -> None:
     """One page of ``/audiobooks/{id}/chapters`` (or a full audiobook's first page)."""
-    for chapter in page.get("items") or []:
-        if chapter and chapter.get("id"):
-            add_chapter(rows, chapter, SIMPLIFIED, fetched_at, audiobook_id=audiobook_id)
+    for chapter in _page_objects(page):
+        add_chapter(rows, chapter, SIMPLIFIED, fetched_at, audiobook_id=audiobook_id)
+
+
+def _add_part(
+    rows: Rows,
+    table: str,
+    part: JSON,
+    detail: str,
+    fetched_at: datetime,
+    parent: tuple[str, Callable[[Rows, JSON, str, datetime], None], str | None],
+    keys: Iterable[str],
+) -> None:
+    """An episode or a chapter. ``parent``: the key of its show or audiobook, the function that adds
+    one, and the parent's id when the part comes in its parent's list (a full part carries its parent,
+    added as a simplified copy)."""
+    key, add_parent, parent_id = parent
+    row = _common(part, detail, fetched_at)
+    embedded = part.get(key)
+    if isinstance(embedded, dict) and embedded.get("id"):
+        parent_id = embedded["id"]
+        add_parent(rows, embedded, SIMPLIFIED, fetched_at)
+    if parent_id is not None:
+        row[f"{key}_id"] = parent_id
+    _copy(part, row, keys)
+    row["gone_at"] = None
+    rows.add(table, row)
+
+
+def _page_objects(page: JSON) -> list[JSON]:
+    """The objects of a page that have an id (a ``null`` item stores nothing)."""
+    return [item for item in page.get("items") or [] if item and item.get("id")]

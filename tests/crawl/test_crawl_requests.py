@@ -132,7 +132,7 @@ def test_overlapping_inputs_are_fetched_once(make_emulator: Any, tmp_path: Path)
 
 def test_a_run_writes_what_it_wrote_before_once(make_emulator: Any, tmp_path: Path) -> None:
     """An album comes inside each of its tracks and a track's artists with its album's list and again
-    with the track: within a run they are written once (``transform.WrittenCopies``), and the tables
+    with the track: within a run they are written once (``crawl.copies.WrittenCopies``), and the tables
     are the same."""
     emu = make_emulator(profile="extended")
     engine = new_engine(tmp_path / "c.db")

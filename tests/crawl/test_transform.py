@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from spotify_catalog import transform
+from spotify_catalog.crawl.copies import WrittenCopies
 from spotify_catalog.transform import FULL, SIMPLIFIED, Rows
 
 WHEN = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
@@ -314,7 +315,7 @@ def track_with_album(track_id: str, number: int, **album_changes: Any) -> Rows:
 
 
 def test_a_copy_written_before_in_the_run_is_left_out() -> None:
-    copies = transform.WrittenCopies()
+    copies = WrittenCopies()
     first, fresh = track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1), {}
     kept = copies.without_known(first, fresh)  # nothing known yet: all of it
     assert kept.upserts == first.upserts
@@ -338,7 +339,7 @@ def test_a_copy_written_before_in_the_run_is_left_out() -> None:
 
 def test_a_track_s_artists_are_written_once_from_its_album_and_the_track() -> None:
     """The track list of a full album gives each track's artists; the full track gives them again."""
-    copies = transform.WrittenCopies()
+    copies = WrittenCopies()
     from_album, fresh = Rows(), {}
     transform.add_album(from_album, album(), FULL, WHEN)
     copies.without_known(from_album, fresh)
@@ -367,7 +368,7 @@ def test_a_track_s_artists_are_written_once_from_its_album_and_the_track() -> No
     ],
 )
 def test_a_copy_that_differs_is_written(change: dict[str, Any], album_row: bool, album_artists: bool) -> None:
-    copies = transform.WrittenCopies()
+    copies = WrittenCopies()
     fresh: dict[tuple[str, str], int] = {}
     copies.without_known(track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1), fresh)
     copies.written(fresh)
@@ -377,7 +378,7 @@ def test_a_copy_that_differs_is_written(change: dict[str, Any], album_row: bool,
 
 
 def test_copies_not_committed_are_not_known_and_own_objects_are_never_dropped() -> None:
-    copies = transform.WrittenCopies()
+    copies = WrittenCopies()
     copies.without_known(track_with_album("6OmhkSOpvYBokMKQxpIGx2", 1), {})  # rolled back: not written()
     again = track_with_album("7rv6vDoB3jg0zz0HM4dLuM", 2)
     assert copies.without_known(again, {}).upserts == again.upserts
@@ -393,7 +394,7 @@ def test_copies_not_committed_are_not_known_and_own_objects_are_never_dropped() 
 
 def test_copies_remembered_are_bounded() -> None:
     """Past ``limit`` it starts over: a copy known before is written again, not lost."""
-    copies = transform.WrittenCopies(limit=8)
+    copies = WrittenCopies(limit=8)
 
     def write(rows: Rows) -> list[str]:
         fresh: dict[tuple[str, str], int] = {}

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from spotify_catalog import transform
+from spotify_catalog.crawl.copies import Digests, WrittenCopies
 from spotify_catalog.crawl.options import NOT_FOUND
 from spotify_catalog.crawl.outcome import Listing, Outcome
 from spotify_catalog.crawl.units import Unit
@@ -39,7 +39,7 @@ class Writer:
     """Writes the answers of run ``run_id`` into ``engine``. Tasks an answer queues count as fresh when
     finished since ``fresh_since``; each transaction keeps the run's row current (``requests``: the
     run's requests so far); ``written`` is called with the answers of each group once it is committed.
-    A copy of an album or artist the run has written is not written again (``transform.WrittenCopies``)."""
+    A copy of an album or artist the run has written is not written again (``WrittenCopies``)."""
 
     def __init__(
         self,
@@ -57,7 +57,7 @@ class Writer:
         """Rows the run's committed transactions wrote."""
         self._requests = requests
         self._written = written
-        self._copies = transform.WrittenCopies()
+        self._copies = WrittenCopies()
 
     def write(self, answers: Sequence[Answer]) -> None:
         """Write answers, up to :data:`GROUP_ANSWERS` answers or :data:`GROUP_ROWS` rows to a transaction
@@ -84,9 +84,9 @@ class Writer:
             changes.not_found(conn, kind, keys, now=when)
 
     def _write_group(self, answers: Sequence[Answer]) -> None:
-        def work(conn: sa.Connection) -> tuple[int, transform.Digests]:
+        def work(conn: sa.Connection) -> tuple[int, Digests]:
             written = 0
-            copies: transform.Digests = {}  # remembered once committed
+            copies: Digests = {}  # remembered once committed
             plain: list[Answer] = []  # answers whose writes touch their rows and tasks only
             for answer in answers:
                 if _plain(answer.outcome):
@@ -110,7 +110,7 @@ class Writer:
         self._copies.written(copies)
         self._written(answers)
 
-    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer], copies: transform.Digests) -> int:
+    def _write_plain(self, conn: sa.Connection, answers: Sequence[Answer], copies: Digests) -> int:
         """Answers in a row none of which marks anything gone or closes a listing: their rows are
         written together, fewer and larger statements (the same rows as one after the other: a key in
         two answers keeps the later one's values, and ``raw``/``detail`` never depend on the order),
@@ -128,7 +128,7 @@ class Writer:
             self._write_tasks(conn, answer)
         return written
 
-    def _write_outcome(self, conn: sa.Connection, answer: Answer, copies: transform.Digests) -> int:
+    def _write_outcome(self, conn: sa.Connection, answer: Answer, copies: Digests) -> int:
         """One response's rows (without what the run wrote before) and what became of its tasks, in
         the transaction of its group; rows written."""
         written = write_rows(conn, self._copies.without_known(answer.rows, copies))
