@@ -9,16 +9,14 @@ SQLite file per worker count. ``python -m benchmarks crawl_throughput`` (options
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from benchmarks.load import emulator
 from spotify_catalog.cli.crawl import demo_artists
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth, collecting_less
@@ -26,21 +24,6 @@ from spotify_catalog.emulator import Catalog
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import schema
 from spotify_catalog.storage.migrate import open_database
-
-
-@contextmanager
-def emulator(profile: str, latency_ms: float) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spotify_catalog", "-q", "emulator", "--profile", profile,
-         "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def run_once(url: str, workers: int, depth: Depth, artists: int, directory: Path) -> tuple[int, int, float]:
@@ -81,7 +64,7 @@ def main(argv: list[str]) -> None:
     depth = Depth.parse(args.depth)
     print(f"emulator: {args.profile} profile, latency {args.latency_ms:g} ms; "
           f"{args.artists} demo artists, depth {depth.label}")  # fmt: skip
-    with emulator(args.profile, args.latency_ms) as url, tempfile.TemporaryDirectory() as tmp:
+    with emulator(args.latency_ms, 2000, args.profile) as url, tempfile.TemporaryDirectory() as tmp:
         for workers in (int(w) for w in args.workers.split(",")):
             requests, entities, seconds = run_once(url, workers, depth, args.artists, Path(tmp))
             print(
