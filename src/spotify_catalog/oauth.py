@@ -186,6 +186,21 @@ def code_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def authorize_query(
+    client_id: str, redirect_uri: str, scopes: Iterable[str], state: str, verifier: str
+) -> dict[str, str]:
+    """The query of ``GET /authorize`` for a login with PKCE (S256) (reference §12.1)."""
+    return {
+        "client_id": client_id,
+        "response_type": "code",
+        "redirect_uri": redirect_uri,
+        "state": state,
+        "scope": " ".join(scopes),
+        "code_challenge_method": "S256",
+        "code_challenge": code_challenge(verifier),
+    }
+
+
 # ----------------------------------------------------------------------------- refresh tokens
 
 REFRESH_TOKEN_MONTHS = 6

@@ -28,7 +28,7 @@ from spotify_catalog.emulator.ids import is_base62_id
 from spotify_catalog.emulator.responses import JSON, ApiFail, Headers, header
 from spotify_catalog.emulator.search import TYPES
 from spotify_catalog.emulator.state import EmulatorState, Grant
-from spotify_catalog.emulator.users import AnyPlaylist, EmulatedUser, UserPlaylist
+from spotify_catalog.emulator.users import EmulatedUser, UserPlaylist
 from spotify_catalog.emulator.words import CATEGORIES, COUNTRY_CODES, MARKETS, UNLAUNCHED_MARKETS
 
 DEFAULT_GROUPS = "album,single,compilation,appears_on"
@@ -115,7 +115,7 @@ class Ctx:
         found: Any = self.state.catalog.lookup(entity_id)
         if found is None and kind is Playlist:
             found = self.state.users.playlist(entity_id)
-        if not isinstance(found, kind) and not (kind is Playlist and isinstance(found, UserPlaylist)):
+        if not isinstance(found, kind):
             raise ApiFail(404, "Resource not found")
         return found
 
@@ -375,7 +375,7 @@ def h_chapters(ctx: Ctx) -> JSON:
     }
 
 
-def _added_by(ctx: Ctx, playlist: AnyPlaylist) -> list[JSON]:
+def _added_by(ctx: Ctx, playlist: Playlist) -> list[JSON]:
     """Who added a playlist's rows: its owner, and for a collaborative one its collaborators too."""
     if not isinstance(playlist, UserPlaylist):
         return []
@@ -383,16 +383,16 @@ def _added_by(ctx: Ctx, playlist: AnyPlaylist) -> list[JSON]:
     owner = users.get(playlist.owner)
     people = [owner] if owner is not None else []
     people += users.collaborators(playlist)
-    return [render.public_user(user, ctx.base) for user in people]
+    return [render.user_ref(user.id, ctx.base) for user in people]
 
 
-def _readable(ctx: Ctx, playlist: AnyPlaylist) -> bool:
+def _readable(ctx: Ctx, playlist: Playlist) -> bool:
     """Whether the token's user owns or collaborates on the playlist."""
     user = ctx.user
     return user is not None and ctx.state.users.may_read_items(user, playlist)
 
 
-def _scope_granted(ctx: Ctx, playlist: AnyPlaylist) -> bool:
+def _scope_granted(ctx: Ctx, playlist: Playlist) -> bool:
     """Whether the token's user granted the scope the items of their playlist need (a private one:
     ``playlist-read-private``; a collaborative one: ``playlist-read-collaborative``)."""
     if not isinstance(playlist, UserPlaylist) or ctx.grant is None:
@@ -404,7 +404,7 @@ def _scope_granted(ctx: Ctx, playlist: AnyPlaylist) -> bool:
 def h_playlist(ctx: Ctx) -> JSON:
     """Development Mode: the items only for a playlist the token's user owns or collaborates on
     (February 2026 changelog: "Will only return an items object for the user's playlist")."""
-    playlist: AnyPlaylist = ctx.entity(Playlist)
+    playlist: Playlist = ctx.entity(Playlist)
     with_items = ctx.dev and _readable(ctx, playlist) and _scope_granted(ctx, playlist)
     added_by = _added_by(ctx, playlist)
     return render.playlist(ctx.state.catalog, playlist, ctx.base, ctx.dev, ctx.market(), with_items, added_by)
@@ -416,7 +416,7 @@ def h_playlist_items(ctx: Ctx) -> JSON:
     client scope`` without the scope its items need."""
     if ctx.dev and ctx.user is None:
         raise ApiFail(403, "Forbidden")
-    playlist: AnyPlaylist = ctx.entity(Playlist)
+    playlist: Playlist = ctx.entity(Playlist)
     if ctx.dev and not _readable(ctx, playlist):
         raise ApiFail(403, "Forbidden")
     if ctx.dev and not _scope_granted(ctx, playlist):

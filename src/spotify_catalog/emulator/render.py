@@ -24,7 +24,7 @@ from spotify_catalog.emulator.entities import (
     Show,
     Track,
 )
-from spotify_catalog.emulator.users import AnyPlaylist, EmulatedUser, Play, UserPlaylist
+from spotify_catalog.emulator.users import EmulatedUser, Play, UserPlaylist
 
 JSON = dict[str, Any]
 Params = Sequence[tuple[str, str]]
@@ -318,15 +318,19 @@ def chapter(cat: Catalog, chapter_: Chapter, base: str, dev: bool) -> JSON:
     return out
 
 
-def _owner(playlist_: AnyPlaylist, base: str) -> JSON:
+def user_ref(user_id: str, base: str) -> JSON:
+    """A user as playlist owners and ``added_by`` show them."""
     return {
-        "external_urls": {"spotify": f"https://open.spotify.com/user/{playlist_.owner_id}"},
-        "href": f"{base}{API}/users/{playlist_.owner_id}",
-        "id": playlist_.owner_id,
+        "external_urls": {"spotify": f"https://open.spotify.com/user/{user_id}"},
+        "href": f"{base}{API}/users/{user_id}",
+        "id": user_id,
         "type": "user",
-        "uri": f"spotify:user:{playlist_.owner_id}",
-        "display_name": playlist_.owner_name,
+        "uri": f"spotify:user:{user_id}",
     }
+
+
+def _owner(playlist_: Playlist, base: str) -> JSON:
+    return {**user_ref(playlist_.owner_id, base), "display_name": playlist_.owner_name}
 
 
 def user(playlist_: Playlist, base: str) -> JSON:
@@ -355,7 +359,7 @@ def category(category_id: str, name: str, base: str) -> JSON:
     }
 
 
-def simple_playlist(playlist_: AnyPlaylist, base: str, dev: bool) -> JSON:
+def simple_playlist(playlist_: Playlist, base: str, dev: bool) -> JSON:
     """Development Mode: the reference to the items is ``items``, without the older ``tracks``
     (Marinara-Engine PR #681, 2026); Extended: ``tracks``, as before 2026."""
     out: JSON = {
@@ -380,7 +384,7 @@ def simple_playlist(playlist_: AnyPlaylist, base: str, dev: bool) -> JSON:
     return out
 
 
-def playlist_tracks(cat: Catalog, playlist_: AnyPlaylist) -> tuple[Track, ...]:
+def playlist_tracks(cat: Catalog, playlist_: Playlist) -> tuple[Track, ...]:
     """The tracks of a playlist, in order."""
     if isinstance(playlist_, UserPlaylist):
         return playlist_.tracks
@@ -389,7 +393,7 @@ def playlist_tracks(cat: Catalog, playlist_: AnyPlaylist) -> tuple[Track, ...]:
 
 def playlist_items(
     cat: Catalog,
-    playlist_: AnyPlaylist,
+    playlist_: Playlist,
     base: str,
     market: str | None,
     offset: int,
@@ -403,7 +407,7 @@ def playlist_items(
     also as the older ``track``; Development Mode rows have ``item`` only (stiefenm/spoton#119).
     ``added_by``: who added the rows, in turn (the owner when not given)."""
     tracks = playlist_tracks(cat, playlist_)
-    adders = list(added_by) or [{k: v for k, v in _owner(playlist_, base).items() if k != "display_name"}]
+    adders = list(added_by) or [user_ref(playlist_.owner_id, base)]
     items = []
     for n, t in enumerate(tracks[offset : offset + limit], start=offset):
         rendered = track(cat, t, base, False, market)
@@ -423,7 +427,7 @@ def playlist_items(
 
 def playlist(
     cat: Catalog,
-    playlist_: AnyPlaylist,
+    playlist_: Playlist,
     base: str,
     dev: bool,
     market: str | None,
@@ -455,17 +459,6 @@ def playlist(
     else:
         del out["items"]
     return out
-
-
-def public_user(user_: EmulatedUser, base: str) -> JSON:
-    """A test user as playlist owners and ``added_by`` show them."""
-    return {
-        "external_urls": {"spotify": f"https://open.spotify.com/user/{user_.id}"},
-        "href": f"{base}{API}/users/{user_.id}",
-        "id": user_.id,
-        "type": "user",
-        "uri": f"spotify:user:{user_.id}",
-    }
 
 
 def private_user(user_: EmulatedUser, base: str, dev: bool, scopes: frozenset[str]) -> JSON:

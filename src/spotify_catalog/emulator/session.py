@@ -61,15 +61,7 @@ def log_in(
     """Log ``user`` (the first test user by default) in at the emulator at ``url`` with PKCE, for
     ``scopes``; the redirect is read, not followed (nothing needs to listen at ``redirect_uri``)."""
     verifier, state = oauth.new_verifier(), secrets.token_urlsafe(16)
-    query = {
-        "client_id": client_id,
-        "response_type": "code",
-        "redirect_uri": redirect_uri,
-        "state": state,
-        "scope": " ".join(scopes),
-        "code_challenge_method": "S256",
-        "code_challenge": oauth.code_challenge(verifier),
-    }
+    query = oauth.authorize_query(client_id, redirect_uri, scopes, state, verifier)
     if user is not None:
         query["user"] = user
     with httpx.Client(base_url=url, timeout=10) as http:

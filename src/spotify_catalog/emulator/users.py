@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
-from spotify_catalog.emulator.catalog import TODAY, Album, Artist, Catalog, Episode, Playlist, Show, Track
+from spotify_catalog.emulator.catalog import TODAY, Catalog
+from spotify_catalog.emulator.entities import Album, Artist, Episode, Playlist, Show, Track
 from spotify_catalog.emulator.ids import Kind, decode_id, encode_id
 
 PLAY_SLOT = 240
@@ -71,37 +72,14 @@ def iso_ms(ms: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class UserPlaylist:
-    """A playlist a test user owns (``collaborative``: the other test users collaborate on it)."""
+class UserPlaylist(Playlist):
+    """A playlist a test user owns: ``index`` is its place among the owner's playlists;
+    ``collaborative``: the other test users collaborate on it (never public then)."""
 
     owner: str  # the owner's name
-    number: int  # position among the owner's playlists
-    id: str
-    name: str
-    description: str
-    owner_id: str
-    owner_name: str
-    followers: int
-    image_key: str
-    snapshot_id: str
     public: bool
     collaborative: bool
     tracks: tuple[Track, ...] = field(repr=False, compare=False)
-
-    @property
-    def total_items(self) -> int:
-        return len(self.tracks)
-
-    @property
-    def uploaded_cover(self) -> bool:
-        return False
-
-    @property
-    def index(self) -> int:
-        return self.number
-
-
-AnyPlaylist = Playlist | UserPlaylist
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,18 +206,19 @@ class EmulatedUser:
             title = rng.choice(("Road Trip", "Focus", "Late Night", "Sunday", "Gym", "Favourites", "Party"))
             out.append(
                 UserPlaylist(
-                    owner=self.name,
-                    number=number,
+                    index=number,
                     id=encode_id(seed, Kind.PLAYLIST, self.key, number + 1),
                     name=f"{self.display_name}'s {title}" + (" (shared)" if collaborative else ""),
                     description="" if number % 2 else f"{title} songs",
                     owner_id=self.id,
                     owner_name=self.display_name,
                     followers=0 if collaborative else rng.randint(0, 12),
-                    image_key=hashlib.blake2b(
-                        f"{seed}:up:{self.name}:{number}".encode(), digest_size=12
-                    ).hexdigest(),
+                    total_items=len(tracks),
+                    image_key=_text(
+                        _digest(seed, "cover", self.name, number, size=12), "0123456789abcdef", 24
+                    ),
                     snapshot_id=_text(_digest(seed, "snapshot", self.name, number, size=24), _BASE62, 32),
+                    owner=self.name,
                     public=not collaborative and number % 3 != 1,
                     collaborative=collaborative,
                     tracks=tracks,
@@ -352,14 +331,14 @@ class Users:
             return []
         return [user for user in self if user.name != playlist.owner]
 
-    def may_read_items(self, user: EmulatedUser, playlist: AnyPlaylist) -> bool:
+    def may_read_items(self, user: EmulatedUser, playlist: Playlist) -> bool:
         """Whether ``user`` owns or collaborates on ``playlist`` (Development Mode answers its items
         only then)."""
         if not isinstance(playlist, UserPlaylist):
             return False
         return playlist.owner == user.name or (playlist.collaborative and user.name in self._by_name)
 
-    def playlists_of(self, user: EmulatedUser) -> list[AnyPlaylist]:
+    def playlists_of(self, user: EmulatedUser) -> list[Playlist]:
         """``/me/playlists``: their own, the collaborative ones of the others, the followed ones."""
         shared = [
             p
