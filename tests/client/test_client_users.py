@@ -306,3 +306,26 @@ def test_user_client_without_a_login_or_with_several(emu: Any, store: LoginStore
     _stored(emu, store, "bob")
     with pytest.raises(UsageError, match="several users"):
         user_client(None, emulator_settings(emu), store=store)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
+def test_the_callback_server_takes_only_its_path(host: str) -> None:
+    """Other paths (a favicon, a probe) get 404 and do not end the wait; the redirect to the path does."""
+    try:
+        server = CallbackServer(f"http://{host}/callback")
+    except UsageError as exc:  # a machine without IPv6 loopback
+        pytest.skip(str(exc))
+    with server:
+        base = server.redirect_uri.removesuffix("/callback")
+        answers: list[int] = []
+
+        def browse() -> None:
+            answers.append(httpx.get(f"{base}/favicon.ico").status_code)
+            answers.append(httpx.get(f"{server.redirect_uri}?code=c&state=s").status_code)
+
+        browser = threading.Thread(target=browse, daemon=True)
+        browser.start()
+        redirect = server.wait(10)
+        browser.join(10)
+    assert answers == [404, 200]
+    assert (redirect.first("code"), redirect.first("state")) == ("c", "s")
