@@ -45,6 +45,13 @@ BUCKETS: Mapping[str, str] = {
     "/browse/categories/{id}/playlists": "playlists",
     "/users/{id}": "users",
     "/me": "users",
+    "/me/tracks": "library",
+    "/me/albums": "library",
+    "/me/shows": "library",
+    "/me/episodes": "library",
+    "/me/following": "library",
+    "/me/top/{type}": "top",
+    "/me/player/recently-played": "player",
     "/browse/categories": "browse",
     "/browse/categories/{id}": "browse",
     "/markets": "browse",
@@ -76,7 +83,8 @@ _COLLECTIONS = frozenset(
 
 def route(path: str) -> str:
     """The route template of a Web API path: ``/artists/0TnOYISbd1XYRBk9myaseg/albums?limit=10`` ->
-    ``/artists/{id}/albums`` (a leading ``/v1`` is left out)."""
+    ``/artists/{id}/albums``, ``/me/top/artists`` -> ``/me/top/{type}`` (a leading ``/v1`` is left
+    out)."""
     parts = [part for part in path.split("?", 1)[0].split("/") if part]
     if parts[:1] == ["v1"]:
         parts = parts[1:]
@@ -85,6 +93,8 @@ def route(path: str) -> str:
         after_collection = bool(template) and template[-1] in _COLLECTIONS
         if after_collection and (len(template) == 1 or template[-2] == "browse"):
             template.append("{id}")
+        elif template == ["me", "top"]:
+            template.append("{type}")
         else:
             template.append(part)
     return "/" + "/".join(template)

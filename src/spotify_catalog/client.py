@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from spotify_catalog.auth import TokenManager
-from spotify_catalog.errors import Stopped, UnauthorizedError
+from spotify_catalog.auth import ClientCredentials, Grant, TokenManager
+from spotify_catalog.errors import ForbiddenError, Stopped, UnauthorizedError
 from spotify_catalog.pacing import Pacer
 from spotify_catalog.retries import (
     Clock,
@@ -79,8 +79,10 @@ class SpotifyClient:
         *,
         wall_clock: WallClock = _utcnow,
         budget: RequestBudget | None = None,
+        grant: Grant | None = None,
     ) -> None:
-        client_id, client_secret = settings.credentials()
+        if grant is None:
+            grant = ClientCredentials(*settings.credentials())
         self.settings = settings
         self.request_budget = request_budget
         self.budget = budget
@@ -114,8 +116,7 @@ class SpotifyClient:
         self.tokens = TokenManager(
             self._http,
             settings.token_url,
-            client_id,
-            client_secret,
+            grant,
             clock=clock,
             sleep=sleep,
             policy=self._policy,
@@ -228,6 +229,8 @@ class SpotifyClient:
         shown = safe_url(request.url)
         what = f"GET {urlsplit(shown).path}"
         renewed = False
+        grant = self.tokens.grant
+        grant.check(api_path)  # a scope the user did not grant: said before anything is sent
 
         def attempt() -> dict[str, Any]:
             nonlocal renewed
@@ -270,6 +273,8 @@ class SpotifyClient:
                 renewed = True
                 self.tokens.invalidate(token)
                 raise Retryable("renew", f"401 {exc.message}: renewing the access token", exc) from None
+            except ForbiddenError as exc:
+                raise grant.forbidden(exc, api_path) from None
 
         return call_with_retries(
             attempt,

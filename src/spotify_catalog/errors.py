@@ -5,7 +5,11 @@ carries the exit code the command line uses for it::
 
     SpotifyCatalogError                  (exit 1)
     ├── UsageError                       (exit 2)  bad option, bad input file, empty query, ...
-    │   └── ConfigError                  (exit 2)  missing or unusable settings (credentials, URLs)
+    │   ├── ConfigError                  (exit 2)  missing or unusable settings (credentials, URLs)
+    │   ├── LoginRequired                (exit 2)  a user must log in (again): no login, or invalid_grant
+    │   ├── ScopeMissing                 (exit 2)  the user's login did not grant a scope a request needs
+    │   └── UserNotRegistered            (exit 2)  Development Mode: the user is not one of the app's
+    ├── LoginFailed                      (exit 1)  auth login did not complete: refused, timed out, ...
     ├── SpotifyError                     (exit 1)  talking to Spotify went wrong, after retries
     │   ├── TransportError               (exit 1)  network: connect, read, timeout, dropped connection
     │   │   └── UnreachableError         (exit 1)  no answer from the API for a while: an outage
@@ -35,8 +39,8 @@ carries the exit code the command line uses for it::
 crawl records ``interrupted``, the export removes its staging area) does the same on SIGTERM and
 SIGHUP; only the exit code (128 + the signal number) and the name in messages differ.
 
-No message of any of these contains a client secret or an access token: URLs are kept without
-credentials, and request headers are never stored.
+No message of any of these contains a client secret, an access token or a refresh token: URLs are
+kept without credentials, and request headers are never stored.
 """
 
 from __future__ import annotations
@@ -67,6 +71,29 @@ class UsageError(SpotifyCatalogError):
 
 class ConfigError(UsageError):
     """Settings are missing or unusable."""
+
+
+class LoginRequired(UsageError):
+    """A user must log in (again): no login stored under that name, or Spotify refused its refresh
+    token (``invalid_grant``: expired six months after the login, or revoked)."""
+
+
+class ScopeMissing(UsageError):
+    """The user's login did not grant a scope that a request needs; ``scopes`` names the missing ones."""
+
+    def __init__(self, message: str, *, scopes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.scopes = scopes
+
+
+class UserNotRegistered(UsageError):
+    """Spotify's 403 for a user who is not one of a Development-Mode app's users (at most five, added
+    by the app's owner in the dashboard)."""
+
+
+class LoginFailed(SpotifyCatalogError):
+    """``auth login`` did not complete: the user refused, the answer's ``state`` did not match, no
+    answer came in time, or Spotify refused the code exchange."""
 
 
 class SpotifyError(SpotifyCatalogError):

@@ -12,6 +12,9 @@ Fixtures:
 - ``spotify_emulator_factory(**config)``: a fresh emulator with its own settings, stopped at test end;
 - ``spotify_env``: points the usual environment variables at ``spotify_emulator`` (and spotipy, when
   installed, at its URLs) for one test; gives the emulator.
+- ``spotify_user``: a test user of ``spotify_emulator`` logged in (Authorization Code with PKCE, every
+  scope the collection of a user's data needs): ``.access_token``, ``.refresh_token``, ``.user_id``,
+  ``.scopes``, ``.headers``; ``spotify_emulator.login(user, scopes)`` logs in others.
 
 In a test that uses one of them, every spotipy auth manager keeps its tokens in memory, whatever cache
 handler it is given (an emulator's token in spotipy's ``.cache`` outlives the emulator: every later
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from spotify_catalog.emulator import RunningEmulator
+    from spotify_catalog.emulator import RunningEmulator, UserLogin
 
 INSTALL_HINT = "pip install 'spotify-catalog[emulator]'"
 CLIENT_ID = "emulator-client-id"
@@ -103,7 +106,15 @@ def spotify_env(spotify_emulator: RunningEmulator, monkeypatch: pytest.MonkeyPat
     return spotify_emulator
 
 
-EMULATOR_FIXTURES = frozenset({"spotify_emulator", "spotify_emulator_factory", "spotify_env"})
+@pytest.fixture
+def spotify_user(spotify_emulator: RunningEmulator) -> UserLogin:
+    """The first test user of ``spotify_emulator`` (``alice`` unless ``spotify_emulator_config`` names
+    ``users``) logged in through ``GET /authorize`` and the code exchange, for this test: a fresh
+    access token and refresh token (the refresh token is rotated at each refresh, as a PKCE login's)."""
+    return spotify_emulator.login()
+
+
+EMULATOR_FIXTURES = frozenset({"spotify_emulator", "spotify_emulator_factory", "spotify_env", "spotify_user"})
 
 
 @pytest.fixture(autouse=True)
@@ -158,4 +169,5 @@ __all__ = [
     "spotify_emulator_config",
     "spotify_emulator_factory",
     "spotify_env",
+    "spotify_user",
 ]

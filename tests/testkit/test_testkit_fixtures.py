@@ -138,3 +138,26 @@ def test_the_repository_fixtures_still_work_beside_the_plugin(make_emulator, emu
     assert emulator.config.artists == 200
     assert make_emulator(artists=30).config.artists == 30
     assert spotify_emulator.config.artists == 2000
+
+
+def test_spotify_user_gives_a_logged_in_users_tokens(spotify_user, spotify_emulator):
+    """A project's user-flow code gets a user's access token (it reads ``/me``) and a refresh token it
+    can exchange with the client id alone, as a PKCE login's."""
+    me = httpx.get(f"{spotify_emulator.url}/v1/me", headers=spotify_user.headers).json()
+    assert me["id"] == spotify_user.user_id == spotify_emulator.users.get("alice").id
+    assert "user-read-recently-played" in spotify_user.scopes
+    refreshed = httpx.post(
+        f"{spotify_emulator.url}/api/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": spotify_user.refresh_token,
+            "client_id": spotify_emulator.config.client_id,
+        },
+    ).json()
+    assert refreshed["refresh_token"] != spotify_user.refresh_token
+    history = httpx.get(
+        f"{spotify_emulator.url}/v1/me/player/recently-played",
+        headers={"Authorization": f"Bearer {refreshed['access_token']}"},
+    )
+    assert history.status_code == 200
+    assert spotify_user.refresh_token not in repr(spotify_user)

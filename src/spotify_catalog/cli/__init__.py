@@ -35,7 +35,7 @@ COMMANDS: dict[str, str] = {
     "emulator": "emulator:emulator",
     "search": "api:search",
     "get": "api:get",
-    "auth": "api:auth",
+    "auth": "auth:auth",
     "crawl": "crawl:crawl",
     "demo": "crawl:demo",
     "export": "export:export",

@@ -1,4 +1,4 @@
-"""``search``, ``get`` and ``auth check``: the Web API from the command line.
+"""``search``, ``get`` and ``auth check`` (of the client credentials): the Web API from the command line.
 
 Data goes to stdout (a rich table, JSON, JSON lines or CSV); logs and errors go to stderr. The access
 token and the client secret are never printed.
@@ -25,7 +25,7 @@ JSON = dict[str, Any]
 FORMATS = ("table", "json", "jsonl", "csv")
 
 
-def _settings() -> Settings:
+def command_settings() -> Settings:
     ctx = click.get_current_context()
     return (ctx.find_object(Globals) or Globals()).settings()
 
@@ -35,7 +35,7 @@ def _client(settings: Settings | None = None) -> Iterator[SpotifyClient]:
     """A client that counts its requests in the account's ledger (within the daily budget, if one is
     set), starts from the mode remembered for its client id (unless one is given) and remembers the
     mode it learns (:mod:`spotify_catalog.modecache`)."""
-    settings = settings or _settings()
+    settings = settings or command_settings()
     settings.credentials()  # missing credentials: said before the ledger is looked for
     with (
         ledger.open_budget(settings, limit=settings.daily_budget) as budget,
@@ -297,18 +297,12 @@ def get(item_type: str, ids: tuple[str, ...], market: str | None) -> None:
             raise
 
 
-# ----------------------------------------------------------------------------- auth
+# ----------------------------------------------------------------------------- auth check
 
 
-@click.group()
-def auth() -> None:
-    """Check the credentials."""
-
-
-@auth.command()
-def check() -> None:
+def check_credentials() -> None:
     """Obtain a token, say whether the credentials work and which API mode the app has."""
-    settings = _settings()
+    settings = command_settings()
     with _client(settings) as client:
         client.tokens.token()
         click.echo(f"credentials: ok (client id {settings.client_id}, token endpoint {settings.token_url})")

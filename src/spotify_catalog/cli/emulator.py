@@ -110,6 +110,21 @@ from spotify_catalog.errors import Terminated, UsageError
     is_flag=True,
     help="The app owner's Premium has lapsed: every Web API call is refused (403).",
 )
+@click.option(
+    "--users",
+    default="alice",
+    show_default=True,
+    metavar="NAME,...",
+    help="Test users who can log in (GET /authorize); development: the first 5 are the app's users.",
+)
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    metavar="URI",
+    help="A redirect URI registered for the apps, repeatable [http://127.0.0.1:8888/callback]; "
+    "a loopback one without a port accepts any port.",
+)
 def emulator(
     host: str,
     port: int,
@@ -128,6 +143,8 @@ def emulator(
     quota_buckets: str,
     clients: tuple[str, ...],
     owner_premium_lapsed: bool,
+    users: str,
+    redirect_uris: tuple[str, ...],
 ) -> None:
     """Serve a local Spotify Web API emulator (token endpoint and /v1) until interrupted."""
     from spotify_catalog.emulator import EmulatorConfig, EmulatorState, create_app
@@ -151,6 +168,8 @@ def emulator(
             clients=tuple(Client.parse(c) for c in clients),
             quota_buckets=parse_quota_buckets(quota_buckets),
             owner_premium=not owner_premium_lapsed,
+            users=users,  # type: ignore[arg-type]  # "alice,bob": split by EmulatorConfig
+            **({"redirect_uris": redirect_uris} if redirect_uris else {}),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -3,8 +3,9 @@ its route's endpoint. Around the endpoints: latency, request bodies, the counter
 ``/_emulator/stats`` and ``/_emulator/requests``, and the request log (one INFO line a request,
 ``GET /v1/artists/… 200 0.4 ms``, on this module's logger).
 
-The routes: the Web API (:data:`.webapi.SPECS`), the token endpoint (:mod:`.token`), the control
-endpoints (:mod:`.control`), and a fallback for every other path: Spotify's 404, or a preflight.
+The routes: the Web API (:data:`.webapi.SPECS`), the token endpoint (:mod:`.token`), the consent
+page (:mod:`.authorize`), the control endpoints (:mod:`.control`), and a fallback for every other
+path: Spotify's 404, or a preflight.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from spotify_catalog.emulator import webapi
+from spotify_catalog.emulator.authorize import authorize_answer
 from spotify_catalog.emulator.config import EmulatorConfig
 from spotify_catalog.emulator.control import CONTROLS, Control
 from spotify_catalog.emulator.responses import header, not_found, preflight
@@ -151,6 +153,14 @@ async def _token(state: EmulatorState, scope: Scope, receive: Receive, params: P
     return response
 
 
+async def _authorize(state: EmulatorState, scope: Scope, receive: Receive, params: Params) -> Response:
+    started = time.perf_counter()
+    await _delay(state)
+    response = authorize_answer(state, _named(scope)[1])
+    _record(state, scope, "GET /authorize", str(response.status_code), started)
+    return response
+
+
 async def _unknown(state: EmulatorState, scope: Scope, receive: Receive, params: Params) -> Response:
     """Any other path: Spotify's 404, or a preflight."""
     started = time.perf_counter()
@@ -198,6 +208,7 @@ async def _not_http(scope: Scope, receive: Receive, send: Send) -> None:
 def _router() -> Router[Endpoint]:
     endpoints = {spec.template: _web_api(spec) for spec in SPECS}
     routes: list[Route[Endpoint]] = [Route("/api/token", ("POST",), _token)]
+    routes.append(Route("/authorize", ("GET", "HEAD"), _authorize))
     routes += [Route(template, WEB_API_METHODS, endpoint) for template, endpoint in endpoints.items()]
     # spotipy asks for `tracks/?ids=`, `albums/{id}/tracks/`: Spotify serves them (spotipy#160)
     routes += [Route(template + "/", WEB_API_METHODS, endpoint) for template, endpoint in endpoints.items()]

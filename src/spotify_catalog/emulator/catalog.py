@@ -472,7 +472,7 @@ class Catalog:
                 return self.audiobooks[a]
             if kind is Kind.CHAPTER:
                 return self.chapters_of(a)[b] if a < len(self.audiobooks) else None
-            return self.playlists[a]
+            return self.playlists[a] if b == 0 else None  # b > 0: a test user's (emulator.users)
         except IndexError:
             return None
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from spotify_catalog import buckets
+from spotify_catalog import buckets, oauth
 from spotify_catalog.emulator.catalog import MAX_ARTISTS
 
 Profile = Literal["development", "extended"]
@@ -34,7 +35,14 @@ RUNTIME_FIELDS = (
     "clients",
     "quota_buckets",
     "owner_premium",
+    "users",
+    "redirect_uris",
 )
+DEFAULT_USERS = ("alice",)
+APP_USERS = 5
+"""Development Mode: an app has at most five users, added by its owner in the dashboard (reference
+§5.2, §12.1); the emulator adds the first five of ``users`` to every app."""
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,11 @@ class EmulatorConfig:
     ``omit`` (no header). ``client_id``/``client_secret``: the default pair, in the account named as
     its client id; ``clients``: more (``Client`` or ``"ID:SECRET[:ACCOUNT]"``; an entry with the
     default pair's id replaces it).
-    ``owner_premium=False``: the app owner's Premium has lapsed, every Web API call is refused."""
+    ``owner_premium=False``: the app owner's Premium has lapsed, every Web API call is refused.
+    ``users``: the test users who can log in (``GET /authorize``), each with a library and a listening
+    history; in ``development`` the first :data:`APP_USERS` are the app's users, the others get the
+    Development-Mode 403. ``redirect_uris``: those registered for every client (a loopback one
+    without a port matches it with any port)."""
 
     profile: Profile = "development"
     seed: int = 42
@@ -96,6 +108,8 @@ class EmulatorConfig:
     clients: tuple[Client, ...] = ()
     quota_buckets: Mapping[str, int] = field(default_factory=dict)
     owner_premium: bool = True
+    users: tuple[str, ...] = DEFAULT_USERS
+    redirect_uris: tuple[str, ...] = (oauth.DEFAULT_REDIRECT_URI,)
 
     def __post_init__(self) -> None:
         # as JSON and the pytest plugin give them: "ID:SECRET[:ACCOUNT]" strings, "NAME=N,..." text
@@ -103,6 +117,12 @@ class EmulatorConfig:
         if isinstance(clients, list | tuple):
             clients = tuple(Client.parse(c) if isinstance(c, str) else c for c in clients)
             object.__setattr__(self, "clients", clients)
+        for name in ("users", "redirect_uris"):  # "alice,bob" as the command line writes them
+            value: Any = getattr(self, name)
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
         sizes: Any = self.quota_buckets
         if isinstance(sizes, str):
             object.__setattr__(self, "quota_buckets", parse_quota_buckets(sizes))
@@ -125,6 +145,10 @@ class EmulatorConfig:
         accepted = {self.client_id: Client(self.client_id, self.client_secret, self.client_id)}
         accepted.update((c.client_id, c) for c in self.clients)
         return accepted
+
+    def app_users(self) -> tuple[str, ...]:
+        """The users added to every app: all of them in ``extended``, the first five in ``development``."""
+        return self.users if self.profile == "extended" else self.users[:APP_USERS]
 
     def bucket_sizes(self) -> dict[str, int]:
         """The size of every quota bucket (0 = not limited)."""
@@ -163,7 +187,25 @@ def validate(config: EmulatorConfig) -> list[str]:
     premium: Any = config.owner_premium
     if not isinstance(premium, bool):
         problems.append("owner_premium must be true or false")
+    problems += _user_problems(config.users)
+    problems += _redirect_problems(config.redirect_uris)
     return problems
+
+
+def _user_problems(users: Any) -> list[str]:
+    if not isinstance(users, tuple) or not all(isinstance(u, str) for u in users):
+        return ["users must be a list of names"]
+    bad = [u for u in users if not _USER_NAME.fullmatch(u)]
+    if bad:
+        return [f"bad user name {bad[0][:64]!r}: letters, digits, '.', '_' and '-', 64 at most"]
+    twice = sorted({u for u in users if users.count(u) > 1})
+    return [f"user {twice[0]!r} given twice"] if twice else []
+
+
+def _redirect_problems(uris: Any) -> list[str]:
+    if not isinstance(uris, tuple) or not all(isinstance(u, str) for u in uris):
+        return ["redirect_uris must be a list of URIs"]
+    return [problem for uri in uris if (problem := oauth.redirect_uri_problem(uri)) is not None][:1]
 
 
 def _clients_problems(clients: Any) -> list[str]:

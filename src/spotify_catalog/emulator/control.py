@@ -59,6 +59,8 @@ def public_config(config: EmulatorConfig) -> JSON:
         "clients": [{"client_id": c.client_id, "account": c.account} for c in config.clients],
         "quota_buckets": dict(config.quota_buckets),
         "owner_premium": config.owner_premium,
+        "users": list(config.users),
+        "redirect_uris": list(config.redirect_uris),
     }
 
 

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from starlette.datastructures import QueryParams
 
+from spotify_catalog import oauth
 from spotify_catalog.emulator import render
 from spotify_catalog.emulator.catalog import ALBUM_GROUPS
 from spotify_catalog.emulator.entities import (
@@ -26,7 +27,8 @@ from spotify_catalog.emulator.entities import (
 from spotify_catalog.emulator.ids import is_base62_id
 from spotify_catalog.emulator.responses import JSON, ApiFail, Headers, header
 from spotify_catalog.emulator.search import TYPES
-from spotify_catalog.emulator.state import EmulatorState
+from spotify_catalog.emulator.state import EmulatorState, Grant
+from spotify_catalog.emulator.users import EmulatedUser, UserPlaylist
 from spotify_catalog.emulator.words import CATEGORIES, COUNTRY_CODES, MARKETS, UNLAUNCHED_MARKETS
 
 DEFAULT_GROUPS = "album,single,compilation,appears_on"
@@ -48,6 +50,28 @@ class Ctx:
     base: str
     dev: bool
     headers: Headers = ()
+    grant: Grant | None = None
+
+    @property
+    def user(self) -> EmulatedUser | None:
+        """The test user of the request's token (``None`` for a Client Credentials token)."""
+        name = self.grant.user if self.grant is not None else None
+        return self.state.users.get(name) if name is not None else None
+
+    def me(self) -> EmulatedUser:
+        """The token's user, for the routes only a user's token reaches (:func:`.webapi.answer`
+        checked there is one)."""
+        user = self.user
+        assert user is not None
+        return user
+
+    def country(self) -> str | None:
+        """The market that decides what is available: ``market``, else the user's country (a user's
+        token carries one; a Client Credentials token none)."""
+        market = self.market()
+        if market is None and self.user is not None:
+            return self.user.country
+        return market
 
     def locale(self) -> str | None:
         """The request's ``Accept-Language`` (search links carry it as ``locale=``)."""
@@ -58,6 +82,8 @@ class Ctx:
         if value is None:
             return None
         if value == "from_token":  # a Client Credentials token has no user, so no country
+            if self.user is not None:
+                return self.user.country
             raise ApiFail(403, "Insufficient client scope")
         if value not in COUNTRY_CODES:
             raise ApiFail(400, "Invalid market code")
@@ -86,7 +112,9 @@ class Ctx:
         entity_id = self.path["id"] if entity_id is None else entity_id
         if not is_base62_id(entity_id):
             raise ApiFail(400, "Invalid base62 id")
-        found = self.state.catalog.lookup(entity_id)
+        found: Any = self.state.catalog.lookup(entity_id)
+        if found is None and kind is Playlist:
+            found = self.state.users.playlist(entity_id)
         if not isinstance(found, kind):
             raise ApiFail(404, "Resource not found")
         return found
@@ -237,7 +265,7 @@ def _in_market(markets: tuple[str, ...], market: str | None) -> bool:
 
 def _show(ctx: Ctx, entity: Show | None = None) -> Show:
     show = entity or ctx.entity(Show)
-    if not _in_market(show.markets, ctx.market()):
+    if not _in_market(show.markets, ctx.country()):
         raise ApiFail(404, "non existing id")
     return show
 
@@ -289,7 +317,7 @@ def h_episodes(ctx: Ctx) -> JSON:
 
 def _audiobook(ctx: Ctx, entity: Audiobook | None = None) -> Audiobook:
     book = entity or ctx.entity(Audiobook)
-    if not _in_market(book.markets, ctx.market()):
+    if not _in_market(book.markets, ctx.country()):
         raise ApiFail(404, "non existing id")
     return book
 
@@ -347,12 +375,52 @@ def h_chapters(ctx: Ctx) -> JSON:
     }
 
 
+def _added_by(ctx: Ctx, playlist: Playlist) -> list[JSON]:
+    """Who added a playlist's rows: its owner, and for a collaborative one its collaborators too."""
+    if not isinstance(playlist, UserPlaylist):
+        return []
+    users = ctx.state.users
+    owner = users.get(playlist.owner)
+    people = [owner] if owner is not None else []
+    people += users.collaborators(playlist)
+    return [render.user_ref(user.id, ctx.base) for user in people]
+
+
+def _readable(ctx: Ctx, playlist: Playlist) -> bool:
+    """Whether the token's user owns or collaborates on the playlist."""
+    user = ctx.user
+    return user is not None and ctx.state.users.may_read_items(user, playlist)
+
+
+def _scope_granted(ctx: Ctx, playlist: Playlist) -> bool:
+    """Whether the token's user granted the scope the items of their playlist need (a private one:
+    ``playlist-read-private``; a collaborative one: ``playlist-read-collaborative``)."""
+    if not isinstance(playlist, UserPlaylist) or ctx.grant is None:
+        return True
+    scope = oauth.playlist_scope(collaborative=playlist.collaborative, public=playlist.public)
+    return scope is None or scope in ctx.grant.scopes
+
+
 def h_playlist(ctx: Ctx) -> JSON:
-    return render.playlist(ctx.state.catalog, ctx.entity(Playlist), ctx.base, ctx.dev, ctx.market())
+    """Development Mode: the items only for a playlist the token's user owns or collaborates on
+    (February 2026 changelog: "Will only return an items object for the user's playlist")."""
+    playlist: Playlist = ctx.entity(Playlist)
+    with_items = ctx.dev and _readable(ctx, playlist) and _scope_granted(ctx, playlist)
+    added_by = _added_by(ctx, playlist)
+    return render.playlist(ctx.state.catalog, playlist, ctx.base, ctx.dev, ctx.market(), with_items, added_by)
 
 
 def h_playlist_items(ctx: Ctx) -> JSON:
+    """Development Mode: ``/items`` only for a playlist the token's user owns or collaborates on,
+    ``403 Forbidden`` otherwise (2026 OpenAPI definition; stiefenm/spoton#119); ``403 Insufficient
+    client scope`` without the scope its items need."""
+    if ctx.dev and ctx.user is None:
+        raise ApiFail(403, "Forbidden")
     playlist: Playlist = ctx.entity(Playlist)
+    if ctx.dev and not _readable(ctx, playlist):
+        raise ApiFail(403, "Forbidden")
+    if ctx.dev and not _scope_granted(ctx, playlist):
+        raise ApiFail(403, "Insufficient client scope")
     limit, offset = ctx.limit(20, 50), ctx.offset()
     tail = ctx.path["tail"]
     return render.playlist_items(
@@ -365,6 +433,7 @@ def h_playlist_items(ctx: Ctx) -> JSON:
         f"/v1/playlists/{playlist.id}/{tail}",
         ctx.other_params(),
         ctx.dev,
+        _added_by(ctx, playlist),
     )
 
 
@@ -427,11 +496,6 @@ def h_categories(ctx: Ctx) -> JSON:
             items, ctx.base, "/v1/browse/categories", ctx.other_params(), offset, limit, len(CATEGORIES)
         )
     }
-
-
-def h_me(ctx: Ctx) -> JSON:
-    """The current user: a Client Credentials token has none (spotify-web-api-php#222)."""
-    raise ApiFail(401, "Unauthorized.")
 
 
 def h_removed(ctx: Ctx) -> JSON:

@@ -24,6 +24,7 @@ from spotify_catalog.emulator.entities import (
     Show,
     Track,
 )
+from spotify_catalog.emulator.users import EmulatedUser, Play, UserPlaylist
 
 JSON = dict[str, Any]
 Params = Sequence[tuple[str, str]]
@@ -317,15 +318,19 @@ def chapter(cat: Catalog, chapter_: Chapter, base: str, dev: bool) -> JSON:
     return out
 
 
-def _owner(playlist_: Playlist, base: str) -> JSON:
+def user_ref(user_id: str, base: str) -> JSON:
+    """A user as playlist owners and ``added_by`` show them."""
     return {
-        "external_urls": {"spotify": f"https://open.spotify.com/user/{playlist_.owner_id}"},
-        "href": f"{base}{API}/users/{playlist_.owner_id}",
-        "id": playlist_.owner_id,
+        "external_urls": {"spotify": f"https://open.spotify.com/user/{user_id}"},
+        "href": f"{base}{API}/users/{user_id}",
+        "id": user_id,
         "type": "user",
-        "uri": f"spotify:user:{playlist_.owner_id}",
-        "display_name": playlist_.owner_name,
+        "uri": f"spotify:user:{user_id}",
     }
+
+
+def _owner(playlist_: Playlist, base: str) -> JSON:
+    return {**user_ref(playlist_.owner_id, base), "display_name": playlist_.owner_name}
 
 
 def user(playlist_: Playlist, base: str) -> JSON:
@@ -357,7 +362,10 @@ def category(category_id: str, name: str, base: str) -> JSON:
 def simple_playlist(playlist_: Playlist, base: str, dev: bool) -> JSON:
     """Development Mode: the reference to the items is ``items``, without the older ``tracks``
     (Marinara-Engine PR #681, 2026); Extended: ``tracks``, as before 2026."""
-    out: JSON = {"collaborative": False, "description": playlist_.description}
+    out: JSON = {
+        "collaborative": isinstance(playlist_, UserPlaylist) and playlist_.collaborative,
+        "description": playlist_.description,
+    }
     out.update(_links(base, "playlist", playlist_.id))
     if playlist_.uploaded_cover:  # a cover the owner uploaded: no dimensions
         url = f"https://image-cdn-ak.spotifycdn.com/image/ab67706c0000da84{playlist_.image_key}"
@@ -367,13 +375,20 @@ def simple_playlist(playlist_: Playlist, base: str, dev: bool) -> JSON:
     out["name"] = playlist_.name
     out["owner"] = _owner(playlist_, base)
     out["primary_color"] = None
-    out["public"] = True
+    out["public"] = playlist_.public if isinstance(playlist_, UserPlaylist) else True
     out["snapshot_id"] = playlist_.snapshot_id
     key = "items" if dev else "tracks"
     out[key] = {"href": f"{base}{API}/playlists/{playlist_.id}/{key}", "total": playlist_.total_items}
     out["type"] = "playlist"
     out["uri"] = f"spotify:playlist:{playlist_.id}"
     return out
+
+
+def playlist_tracks(cat: Catalog, playlist_: Playlist) -> tuple[Track, ...]:
+    """The tracks of a playlist, in order."""
+    if isinstance(playlist_, UserPlaylist):
+        return playlist_.tracks
+    return cat.playlist_items(playlist_.index)
 
 
 def playlist_items(
@@ -386,16 +401,19 @@ def playlist_items(
     path: str,
     params: Params,
     dev: bool = False,
+    added_by: Sequence[JSON] = (),
 ) -> JSON:
     """A page of a playlist's items. Each row holds its track as ``item``, and in Extended Quota Mode
-    also as the older ``track``; Development Mode rows have ``item`` only (stiefenm/spoton#119)."""
-    tracks = cat.playlist_items(playlist_.index)
+    also as the older ``track``; Development Mode rows have ``item`` only (stiefenm/spoton#119).
+    ``added_by``: who added the rows, in turn (the owner when not given)."""
+    tracks = playlist_tracks(cat, playlist_)
+    adders = list(added_by) or [user_ref(playlist_.owner_id, base)]
     items = []
     for n, t in enumerate(tracks[offset : offset + limit], start=offset):
         rendered = track(cat, t, base, False, market)
         row: JSON = {
             "added_at": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}T12:00:00Z",
-            "added_by": {k: v for k, v in _owner(playlist_, base).items() if k != "display_name"},
+            "added_by": adders[n % len(adders)],
             "is_local": False,
             "primary_color": None,
             "item": rendered,
@@ -407,17 +425,106 @@ def playlist_items(
     return paging(items, base, path, params, offset, limit, len(tracks))
 
 
-def playlist(cat: Catalog, playlist_: Playlist, base: str, dev: bool, market: str | None) -> JSON:
-    """Development Mode: metadata only (no contents for a token without a user)."""
+def playlist(
+    cat: Catalog,
+    playlist_: Playlist,
+    base: str,
+    dev: bool,
+    market: str | None,
+    with_items: bool = False,
+    added_by: Sequence[JSON] = (),
+) -> JSON:
+    """Development Mode: metadata only, unless ``with_items`` (the token's user owns or collaborates
+    on the playlist)."""
     out = simple_playlist(playlist_, base, dev)
     out["followers"] = {"href": None, "total": playlist_.followers}
-    if not dev:
+    if not dev or with_items:
         params = [("market", market)] if market else []
+        key = "items" if dev else "tracks"
         page = playlist_items(
-            cat, playlist_, base, market, 0, 100, f"{API}/playlists/{playlist_.id}/tracks", params
+            cat,
+            playlist_,
+            base,
+            market,
+            0,
+            100,
+            f"{API}/playlists/{playlist_.id}/{key}",
+            params,
+            dev,
+            added_by,
         )
-        out["tracks"] = page
+        if not dev:
+            out["tracks"] = page
         out["items"] = page
     else:
         del out["items"]
     return out
+
+
+def private_user(user_: EmulatedUser, base: str, dev: bool, scopes: frozenset[str]) -> JSON:
+    """``GET /me``: ``account_id`` (May 2026); Development Mode lost ``country``, ``email``,
+    ``explicit_content``, ``followers`` and ``product`` in February 2026; in Extended Quota Mode
+    ``country``, ``explicit_content`` and ``product`` need ``user-read-private``, ``email``
+    ``user-read-email``."""
+    out: JSON = {"account_id": user_.account_id}
+    private = not dev and "user-read-private" in scopes
+    if private:
+        out["country"] = user_.country
+    out["display_name"] = user_.display_name
+    if not dev and "user-read-email" in scopes:
+        out["email"] = user_.email
+    if private:
+        out["explicit_content"] = {"filter_enabled": False, "filter_locked": False}
+    out["external_urls"] = {"spotify": f"https://open.spotify.com/user/{user_.id}"}
+    if not dev:
+        out["followers"] = {"href": None, "total": user_.followers}
+    out["href"] = f"{base}{API}/users/{user_.id}"
+    out["id"] = user_.id
+    out["images"] = []
+    if private:
+        out["product"] = "premium"
+    out["type"] = "user"
+    out["uri"] = f"spotify:user:{user_.id}"
+    return out
+
+
+def context(cat: Catalog, source: Album | UserPlaylist | None, base: str) -> JSON | None:
+    """What a play was played from: an album, a playlist, or nothing (``null``)."""
+    if source is None:
+        return None
+    kind = "album" if isinstance(source, Album) else "playlist"
+    return {
+        "type": kind,
+        "href": f"{base}{API}/{kind}s/{source.id}",
+        "external_urls": {"spotify": f"https://open.spotify.com/{kind}/{source.id}"},
+        "uri": f"spotify:{kind}:{source.id}",
+    }
+
+
+def play_history(cat: Catalog, play: Play, base: str, dev: bool) -> JSON:
+    return {
+        "track": track(cat, play.track, base, dev, None),
+        "played_at": play.played_at,
+        "context": context(cat, play.context, base),
+    }
+
+
+def cursor_paging(
+    items: list[Any],
+    base: str,
+    path: str,
+    params: Params,
+    limit: int,
+    cursors: JSON | None,
+    next_params: Params | None,
+) -> JSON:
+    """A cursor paging object (``/me/following``, ``/me/player/recently-played``): ``href`` is the
+    request, ``next`` the same with the cursor of the next page (``None``: no next page)."""
+    href = f"{base}{path}?{query_string(params)}" if params else f"{base}{path}"
+    return {
+        "href": href,
+        "limit": limit,
+        "next": f"{base}{path}?{query_string(next_params)}" if next_params is not None else None,
+        "cursors": cursors,
+        "items": items,
+    }

@@ -1,12 +1,14 @@
 """The emulator's router: a request's method and path to the route that answers it, in one decision.
 
-A template is a literal path (``/v1/markets``) or has one ``{id}`` segment, always the third
-(``/v1/artists/{id}/albums``); ``{id}`` matches one non-empty segment, any characters but ``/``. No
-two templates match one path, so a path finds its route by one or two dictionary look-ups. The rules
-are those of Starlette's router, which the emulator's answers follow:
+A template is a literal path (``/v1/markets``) or has one ``{name}`` segment, the third
+(``/v1/artists/{id}/albums``) or a later one (``/v1/me/top/{type}``); it matches one non-empty
+segment, any characters but ``/``, and is given to the route as ``{"name": value}``. No two templates
+match one path, so a path finds its route by a dictionary look-up for the literal paths and one for
+each position a ``{name}`` takes (two today). The rules are those of Starlette's router, which the
+emulator's answers follow:
 
 - a path may end with one newline more than its template (a regular expression's ``$`` allows it);
-  where ``{id}`` is the last segment, the newline belongs to the id;
+  where ``{name}`` is the last segment, the newline belongs to its value;
 - the fallback route takes every path that starts with ``/`` and has no newline before its last
   character;
 - a method the matching route does not answer goes to the fallback when it answers the method, and
@@ -17,6 +19,7 @@ are those of Starlette's router, which the emulator's answers follow:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -55,6 +58,10 @@ class Redirect:
 Found = tuple[Route[T], dict[str, str]]
 """The route and its path parameters (``{"id": ...}`` or none)."""
 
+_HOLE = re.compile(r"\{([a-z_]+)\}")
+HOLE = "{}"
+"""A template's ``{name}`` segment in the keys of the look-up tables."""
+
 
 def route_path(path: str, root_path: str) -> str:
     """The part of ``path`` that is routed: without ``root_path`` (an ASGI scope's) when it starts it."""
@@ -70,37 +77,63 @@ def _takes_any(path: str) -> bool:
     return path.startswith("/") and "\n" not in path[:-1]
 
 
+def _check_apart(keys: list[str]) -> None:
+    """``ValueError`` when two templates (``{name}`` written ``{}``) match one path (a ``{name}``
+    never matches an empty segment)."""
+    split = [key.split("/") for key in keys]
+    for i, one in enumerate(split):
+        for other in split[i + 1 :]:
+            if len(one) != len(other):
+                continue
+            if all(a == b or (a == HOLE and b) or (b == HOLE and a) for a, b in zip(one, other, strict=True)):
+                path = "/".join(b if a == HOLE else a for a, b in zip(one, other, strict=True))
+                raise ValueError(f"two routes match {path}")
+
+
 class Router(Generic[T]):
     """The routes, and the fallback route for the paths none of them matches."""
 
     def __init__(self, routes: Sequence[Route[T]], fallback: Route[T]) -> None:
         self._fallback = fallback
         self._literal: dict[str, Route[T]] = {}
-        self._with_id: dict[str, Route[T]] = {}
+        self._with_hole: dict[str, tuple[Route[T], str]] = {}  # key: the template, {name} as {}
+        positions: set[int] = set()
         for route in routes:
             parts = route.template.split("/")
             holes = [i for i, part in enumerate(parts) if "{" in part or "}" in part]
-            if parts[0] or holes not in ([], [3]) or (holes and parts[3] != "{id}"):
-                raise ValueError(f"cannot route {route.template}: one {{id}} at most, the third segment")
-            table = self._with_id if holes else self._literal
-            if route.template in table:
-                raise ValueError(f"two routes for {route.template}")
-            table[route.template] = route
-        for template in self._literal:
-            parts = template.split("/")
-            if len(parts) > 3 and parts[3] and "/".join([*parts[:3], "{id}", *parts[4:]]) in self._with_id:
-                raise ValueError(f"two routes match {template}")
+            named = len(holes) == 1 and _HOLE.fullmatch(parts[holes[0]]) is not None
+            if parts[0] or len(holes) > 1 or (holes and (holes[0] < 3 or not named)):
+                raise ValueError(
+                    f"cannot route {route.template}: one {{name}} at most, the third segment or a later one"
+                )
+            if holes:
+                position = holes[0]
+                name = parts[position][1:-1]
+                parts[position] = HOLE
+                key = "/".join(parts)
+                if key in self._with_hole:
+                    raise ValueError(f"two routes for {route.template}")
+                self._with_hole[key] = (route, name)
+                positions.add(position)
+            else:
+                if route.template in self._literal:
+                    raise ValueError(f"two routes for {route.template}")
+                self._literal[route.template] = route
+        self._positions = sorted(positions)
+        _check_apart([*self._literal, *self._with_hole])
 
     def _exactly(self, path: str) -> Found[T] | None:
         route = self._literal.get(path)
         if route is not None:
             return route, {}
         parts = path.split("/")
-        if len(parts) > 3 and parts[3]:
-            parts[3], value = "{id}", parts[3]
-            route = self._with_id.get("/".join(parts))
-            if route is not None:
-                return route, {"id": value}
+        for position in self._positions:
+            if len(parts) > position and parts[position]:
+                value, parts[position] = parts[position], HOLE
+                found = self._with_hole.get("/".join(parts))
+                parts[position] = value
+                if found is not None:
+                    return found[0], {found[1]: value}
         return None
 
     def find(self, path: str) -> Found[T] | None:

@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +19,11 @@ from spotify_catalog.emulator.catalog import Catalog
 from spotify_catalog.emulator.config import EmulatorConfig
 from spotify_catalog.emulator.faults import quiet_server_logs
 from spotify_catalog.emulator.state import EmulatorState, LoggedRequest
+from spotify_catalog.emulator.users import Users
 
 if TYPE_CHECKING:
     from spotify_catalog.emulator.redirect import RedirectTransport
+    from spotify_catalog.emulator.session import UserLogin
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -162,6 +164,37 @@ class RunningEmulator:
     @property
     def config(self) -> EmulatorConfig:
         return self.state.config
+
+    @property
+    def users(self) -> Users:
+        """The test users: ``emu.users.get("alice")`` has ``id``, ``library``, ``plays(start, end)``,
+        ``recent_plays(now)``, ``top_artists(time_range, now)`` (the truth, see docs/emulator.md)."""
+        return self.state.users
+
+    def now(self) -> float:
+        """The emulator clock's time (seconds since the epoch)."""
+        return self.state.clock()
+
+    def login(
+        self,
+        user: str | None = None,
+        scopes: Sequence[str] | None = None,
+        *,
+        client_id: str | None = None,
+    ) -> UserLogin:
+        """Log a test user in through ``GET /authorize`` and the code exchange (PKCE), as an app
+        would: the user's access and refresh tokens, for ``scopes`` (every scope the collection of
+        :mod:`spotify_catalog.oauth` needs by default)."""
+        from spotify_catalog import oauth
+        from spotify_catalog.emulator.session import log_in, usable_redirect_uri
+
+        return log_in(
+            self.url,
+            client_id=client_id or self.config.client_id,
+            redirect_uri=usable_redirect_uri(self.config.redirect_uris),
+            user=user or next(iter(self.config.users), None),
+            scopes=oauth.DEFAULT_SCOPES if scopes is None else scopes,
+        )
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()

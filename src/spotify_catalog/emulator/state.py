@@ -1,10 +1,13 @@
-"""The emulator's mutable state: clock, issued tokens, rate window, quota, counters, fault dice.
+"""The emulator's mutable state: clock, issued tokens (with the user and scopes they carry),
+authorization codes and refresh tokens, the test users, rate window, quota, counters, fault dice.
 
 Rules (documented in docs/emulator.md): the rate limit and the quota count Web API requests that
 carry a valid token; requests answered 429 do not count (neither window grows while a client is
 refused); token requests and ``/_emulator/*`` never count. The quota is counted per developer account
 (the account of the token's client) and bucket (:mod:`spotify_catalog.buckets`), each over its own
 rolling 24 h. ``reset()`` clears counters, windows and quota, and keeps issued tokens valid.
+Authorization codes last :data:`CODE_TTL` seconds and serve once; refresh tokens expire six months
+after the login that issued the first of them (:func:`spotify_catalog.oauth.refresh_token_expiry`).
 """
 
 from __future__ import annotations
@@ -17,17 +20,58 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from spotify_catalog import oauth
 from spotify_catalog.emulator.catalog import Catalog
 from spotify_catalog.emulator.config import Client, EmulatorConfig
 from spotify_catalog.emulator.search import Searcher
+from spotify_catalog.emulator.users import Users
 
 RATE_WINDOW = 30.0
 QUOTA_WINDOW = 86_400.0
 REQUEST_LOG_SIZE = 20_000
 """The request log keeps the latest this many requests."""
+CODE_TTL = 600.0
+"""Seconds an authorization code may wait for its exchange (RFC 6749 §4.1.2: ten minutes at most)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What an access token stands for: its client's developer account, and for a user's token the
+    client, the test user and the scopes the user granted."""
+
+    account: str
+    client_id: str = ""
+    user: str | None = None
+    scopes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCode:
+    """An authorization code waiting for its exchange."""
+
+    client_id: str
+    user: str
+    redirect_uri: str
+    scopes: frozenset[str]
+    challenge: str | None  # the S256 code challenge; None: a login without PKCE
+    expires: float
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshGrant:
+    """What a refresh token stands for; ``public``: issued to a PKCE login (refreshed with the client
+    id alone, and rotated at each refresh)."""
+
+    client_id: str
+    user: str
+    scopes: frozenset[str]
+    logged_in: float
+    expires: float
+    public: bool
 
 
 @dataclass(frozen=True)
@@ -81,7 +125,10 @@ class EmulatorState:
         self._lock = threading.Lock()
         self._clients = config.accepted_clients()
         self._sizes = config.bucket_sizes()
-        self._tokens: dict[str, tuple[float, str]] = {}  # token: (expires at, account)
+        self._tokens: dict[str, tuple[float, Grant]] = {}  # token: (expires at, grant)
+        self._codes: dict[str, PendingCode] = {}
+        self._refresh: dict[str, RefreshGrant] = {}
+        self.users = Users(self.catalog, config.users)
         self._rate: deque[float] = deque()
         self._quota: dict[tuple[str, str], deque[float]] = {}  # (account, bucket): times, oldest first
         self._by_route: Counter[str] = Counter()
@@ -94,22 +141,72 @@ class EmulatorState:
         """The accepted client with this id."""
         return self._clients.get(client_id)
 
-    def issue_token(self, account: str | None = None) -> str:
-        """A new access token of ``account`` (by default the default client's)."""
+    def issue_token(self, account: str | None = None, grant: Grant | None = None) -> str:
+        """A new access token of ``account`` (by default the default client's), or of ``grant`` (a
+        user's token)."""
         token = "BQ" + secrets.token_urlsafe(48)
         with self._lock:
-            if account is None:
-                account = self._clients[self.config.client_id].account
-            self._tokens[token] = (self.clock() + self.config.token_ttl, account)
+            if grant is None:
+                grant = Grant(
+                    account if account is not None else self._clients[self.config.client_id].account
+                )
+            self._tokens[token] = (self.clock() + self.config.token_ttl, grant)
         return token
 
-    def token_status(self, token: str) -> tuple[str, str]:
-        """``valid``, ``expired`` or ``invalid``, and the account the token belongs to."""
+    def token_status(self, token: str) -> tuple[str, Grant | None]:
+        """``valid``, ``expired`` or ``invalid``, and what the token stands for."""
         issued = self._tokens.get(token)
         if issued is None:
-            return "invalid", ""
-        expires, account = issued
-        return ("valid" if self.clock() < expires else "expired"), account
+            return "invalid", None
+        expires, grant = issued
+        return ("valid" if self.clock() < expires else "expired"), grant
+
+    def new_code(
+        self, client_id: str, user: str, redirect_uri: str, scopes: frozenset[str], challenge: str | None
+    ) -> str:
+        """An authorization code for a user's consent, valid :data:`CODE_TTL` seconds, once."""
+        code = "AQ" + secrets.token_urlsafe(96)
+        with self._lock:
+            expires = self.clock() + CODE_TTL
+            self._codes[code] = PendingCode(client_id, user, redirect_uri, scopes, challenge, expires)
+        return code
+
+    def take_code(self, code: str) -> PendingCode | None:
+        """The pending code (gone afterwards, whatever the exchange makes of it), if it is known and
+        not expired."""
+        with self._lock:
+            pending = self._codes.pop(code, None)
+        return pending if pending is not None and self.clock() < pending.expires else None
+
+    def new_refresh_token(
+        self,
+        client_id: str,
+        user: str,
+        scopes: frozenset[str],
+        *,
+        public: bool,
+        logged_in: float | None = None,
+    ) -> str:
+        """A refresh token of a login (``logged_in``: the emulator-clock time of the login, now by
+        default); it expires six months after the login."""
+        token = "AQ" + secrets.token_urlsafe(96)
+        with self._lock:
+            start = self.clock() if logged_in is None else logged_in
+            expires = oauth.refresh_token_expiry(datetime.fromtimestamp(start, UTC)).timestamp()
+            self._refresh[token] = RefreshGrant(client_id, user, scopes, start, expires, public)
+        return token
+
+    def refresh_status(self, token: str) -> tuple[str, RefreshGrant | None]:
+        """``valid``, ``expired`` or ``invalid``, and the login a refresh token stands for."""
+        grant = self._refresh.get(token)
+        if grant is None:
+            return "invalid", None
+        return ("valid" if self.clock() < grant.expires else "expired"), grant
+
+    def drop_refresh_token(self, token: str) -> None:
+        """Forget a refresh token (rotated, or revoked by a test)."""
+        with self._lock:
+            self._refresh.pop(token, None)
 
     # ---------------------------------------------------------------- limits
     def admit(self, bucket: str, account: str) -> Refusal | None:
@@ -213,6 +310,8 @@ class EmulatorState:
         """Change run-time settings (``ValueError`` if invalid); returns the new configuration."""
         with self._lock:
             self.config = self.config.replace(**changes)
+            if self.config.users != self.users.names:
+                self.users = Users(self.catalog, self.config.users)
             self._clients = self.config.accepted_clients()
             self._sizes = self.config.bucket_sizes()
             if self.config.rate_limit == 0:

@@ -1,6 +1,6 @@
 """A Web API request answered: the routes (:data:`SPECS`) and, for a ``GET``, what every route does
-around its handler: authentication, the owner's Premium, quota, rate limit, faults, profile
-restriction, then ETag/304."""
+around its handler: authentication, the owner's Premium, the app's users (Development Mode), quota,
+rate limit, faults, profile restriction, a user's token and its scopes, then ETag/304."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
-from spotify_catalog import buckets
+from spotify_catalog import buckets, oauth
 from spotify_catalog.emulator import faults
 from spotify_catalog.emulator.config import BODY_FAULTS, RAW_FAULTS
 from spotify_catalog.emulator.handlers import (
@@ -30,7 +30,6 @@ from spotify_catalog.emulator.handlers import (
     h_episode,
     h_episodes,
     h_markets,
-    h_me,
     h_new_releases,
     h_playlist,
     h_playlist_items,
@@ -46,6 +45,17 @@ from spotify_catalog.emulator.handlers import (
     h_user,
     h_user_playlists,
     query_params,
+)
+from spotify_catalog.emulator.me import (
+    h_following,
+    h_me,
+    h_playlists,
+    h_recently_played,
+    h_saved_albums,
+    h_saved_episodes,
+    h_saved_shows,
+    h_saved_tracks,
+    h_top,
 )
 from spotify_catalog.emulator.responses import (
     CATALOG_CACHE,
@@ -68,9 +78,12 @@ from spotify_catalog.emulator.responses import (
     premium_required,
     success_headers,
 )
-from spotify_catalog.emulator.state import EmulatorState
+from spotify_catalog.emulator.state import EmulatorState, Grant
 
 UNAUTHORIZED_MESSAGE = "Missing/invalid/expired access token"
+NOT_REGISTERED = "Check settings on developer.spotify.com/dashboard, the user may not be registered."
+"""The 403 of every call with the token of a user the Development-Mode app does not have (reference
+§4; aome510/spotify-player#913 on /me/playlists, Nezreka/SoulSync#158 on /me, 2026)."""
 WEB_API_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 """The methods a Web API path answers: ``GET``/``HEAD``, a preflight, and 405 for the others."""
 
@@ -96,6 +109,16 @@ class Spec:
         """The quota bucket the route's requests count in (the collector's grouping)."""
         return buckets.bucket_of(self.template)
 
+    @functools.cached_property
+    def user(self) -> bool:
+        """A route of a user's own data: a Client Credentials token gets 401."""
+        return oauth.is_user_route(self.template)
+
+    @functools.cached_property
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes a user's token needs on this route (:data:`spotify_catalog.oauth.ROUTE_SCOPES`)."""
+        return oauth.required_scopes(self.template)
+
 
 SPECS = (
     Spec("/v1/search", h_search),
@@ -120,13 +143,21 @@ SPECS = (
     Spec("/v1/chapters/{id}", h_chapter),
     Spec("/v1/playlists/{id}", h_playlist, PLAYLIST_CACHE, etag=True),
     Spec("/v1/playlists/{id}/tracks", h_playlist_items, PLAYLIST_CACHE, etag=True, development=False),
-    Spec("/v1/playlists/{id}/items", h_playlist_items, PLAYLIST_CACHE, etag=True, development=False),
+    Spec("/v1/playlists/{id}/items", h_playlist_items, PLAYLIST_CACHE, etag=True),
     Spec("/v1/browse/new-releases", h_new_releases, PRIVATE_CACHE, development=False),
     Spec("/v1/markets", h_markets, PRIVATE_CACHE, development=False),
     Spec("/v1/browse/categories", h_categories, PRIVATE_CACHE, development=False),
     Spec("/v1/users/{id}", h_user, development=False),
     Spec("/v1/users/{id}/playlists", h_user_playlists, PLAYLIST_CACHE, development=False),
     Spec("/v1/me", h_me, PRIVATE_CACHE),
+    Spec("/v1/me/tracks", h_saved_tracks, PRIVATE_CACHE),
+    Spec("/v1/me/albums", h_saved_albums, PRIVATE_CACHE),
+    Spec("/v1/me/shows", h_saved_shows, PRIVATE_CACHE),
+    Spec("/v1/me/episodes", h_saved_episodes, PRIVATE_CACHE),
+    Spec("/v1/me/following", h_following, PRIVATE_CACHE),
+    Spec("/v1/me/playlists", h_playlists, PRIVATE_CACHE),
+    Spec("/v1/me/top/{type}", h_top, PRIVATE_CACHE),
+    Spec("/v1/me/player/recently-played", h_recently_played, PRIVATE_CACHE),
     Spec("/v1/recommendations", h_recommendations, removed=True),
     Spec("/v1/artists/{id}/related-artists", h_removed, removed=True),
     Spec("/v1/audio-features", h_removed, removed=True),
@@ -145,8 +176,8 @@ def _challenge(error: str, description: str) -> str:
     return f'Bearer realm="spotify", error="{error}", error_description="{description}"'
 
 
-def _authenticate(state: EmulatorState, authorization: str | None) -> str:
-    """The account of the request's token; an :class:`ApiFail` when the token is not valid."""
+def _authenticate(state: EmulatorState, authorization: str | None) -> Grant:
+    """What the request's token stands for; an :class:`ApiFail` when the token is not valid."""
     if authorization is None:
         raise ApiFail(
             401,
@@ -156,15 +187,26 @@ def _authenticate(state: EmulatorState, authorization: str | None) -> str:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiFail(400, "Only valid bearer authentication supported")
-    status, account = state.token_status(token.strip())
-    if status != "valid":
+    status, grant = state.token_status(token.strip())
+    if status != "valid" or grant is None or (grant.user is not None and state.users.get(grant.user) is None):
         description = "The access token expired" if status == "expired" else "Invalid access token"
         raise ApiFail(
             401,
             UNAUTHORIZED_MESSAGE,
             {"www-authenticate": _challenge("invalid_token", description)},
         )
-    return account
+    return grant
+
+
+def _user_allowed(spec: Spec, grant: Grant) -> None:
+    """A user route needs a user's token (a Client Credentials token has no user: 401 without
+    ``WWW-Authenticate``, spotify-web-api-php#222, spotify/web-api#806) with the route's scopes."""
+    if not spec.user:
+        return
+    if grant.user is None:
+        raise ApiFail(401, "Unauthorized.")
+    if oauth.missing_scopes(grant.scopes, spec.scopes):
+        raise ApiFail(403, "Insufficient client scope")
 
 
 def _limit(state: EmulatorState, bucket: str, account: str) -> None:
@@ -199,10 +241,12 @@ def answer(
     ``tail``, the last segment) and the base URL; it is called only for a request that is admitted."""
     fault: str | None = None
     try:
-        account = _authenticate(state, header(headers, b"authorization"))
+        grant = _authenticate(state, header(headers, b"authorization"))
         if not state.config.owner_premium:
             return premium_required()
-        _limit(state, spec.bucket, account)
+        if grant.user is not None and grant.user not in state.config.app_users():
+            raise ApiFail(403, NOT_REGISTERED)
+        _limit(state, spec.bucket, grant.account)
         fault = state.fault()
         if fault in faults.STATUS_BODIES:
             raise ApiFail(*faults.STATUS_BODIES[fault])
@@ -213,8 +257,9 @@ def answer(
         dev = state.config.profile == "development"
         if dev and not spec.development and not spec.removed:
             raise ApiFail(403, "Forbidden")
+        _user_allowed(spec, grant)
         path, base = where()
-        ctx = Ctx(state, query_params(query_string), path, base, dev, headers)
+        ctx = Ctx(state, query_params(query_string), path, base, dev, headers, grant)
         body = encode_catalog(spec.handler(ctx))
     except ApiFail as fail:
         response = error_response(fail)
