@@ -34,13 +34,23 @@ def small_artists(catalog: Catalog, count: int) -> list[str]:
     return found
 
 
-def run(url: str, api: str, artists_file: Path, processes: int, workers: int) -> float:
+def run(
+    url: str,
+    api: str,
+    artists_file: Path,
+    processes: int,
+    workers: int,
+    *,
+    mode: str = "development",
+    ledger: str | None = None,
+) -> float:
+    """Seconds ``processes`` crawl processes of ``workers`` workers take, started together."""
     env = {**os.environ, "SPOTIFY_CLIENT_ID": CLIENT[0], "SPOTIFY_CLIENT_SECRET": CLIENT[1]}
     env.pop("SPOTIFY_CATALOG_MODE", None)
     command = [
         sys.executable, "-m", "spotify_catalog", "-q", "--api-url", api + "/v1", "--token-url",
-        api + "/api/token", "crawl", "--db", url, "--artists-file", str(artists_file), "--depth", "tracks",
-        "--workers", str(workers), "--mode", "development",
+        api + "/api/token", *(["--ledger", ledger] if ledger else []), "crawl", "--db", url,
+        "--artists-file", str(artists_file), "--depth", "tracks", "--workers", str(workers), "--mode", mode,
     ]  # fmt: skip
     started = time.perf_counter()
     procs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(processes)]

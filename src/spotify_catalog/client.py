@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from spotify_catalog.auth import ClientCredentials, Grant, TokenManager
-from spotify_catalog.errors import ForbiddenError, Stopped, UnauthorizedError
-from spotify_catalog.pacing import Pacer
+from spotify_catalog.errors import ForbiddenError, Stopped, UnauthorizedError, WaitTooLongError
+from spotify_catalog.pacing import Gate, Pacer, SharedPace
 from spotify_catalog.retries import (
     Clock,
     OutageTracker,
@@ -80,6 +80,7 @@ class SpotifyClient:
         wall_clock: WallClock = _utcnow,
         budget: RequestBudget | None = None,
         grant: Grant | None = None,
+        pace_store: SharedPace | None = None,
     ) -> None:
         if grant is None:
             grant = ClientCredentials(*settings.credentials())
@@ -89,6 +90,7 @@ class SpotifyClient:
         self._cancelled = threading.Event()
         self._wake = threading.Event()  # set: sleeping retries end at once (cancelled, or an outage)
         self._clock = clock
+        gate_sleep: Sleep = self._wait_unless_cancelled if sleep is None else sleep  # cut short by cancel()
         if sleep is None:  # real waits, cut short by cancel() and by an outage
             sleep = self._wait_unless_woken
         self._sleep = sleep
@@ -123,6 +125,14 @@ class SpotifyClient:
             outage=self.outage,
         )
         self.pacer = Pacer(settings.rate, clock=clock, sleep=sleep)
+        self.gate = Gate(
+            clock=clock,
+            sleep=gate_sleep,
+            wall_clock=wall_clock,
+            max_wait=settings.max_wait,
+            shared=pace_store,
+            check=self._check_cancelled,
+        )
         self._lock = threading.Lock()
         self._mode = settings.mode
         self._requests_made = 0
@@ -156,6 +166,14 @@ class SpotifyClient:
 
     def _wait_unless_woken(self, seconds: float) -> None:
         self._wake.wait(seconds)
+
+    def _wait_unless_cancelled(self, seconds: float) -> None:
+        """The gate's real wait: an outage does not end it, ``cancel()`` does."""
+        self._cancelled.wait(seconds)
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise Stopped("the client was cancelled")
 
     def _rest(self) -> None:
         """The API answers again: sleeps last their time again (unless cancelled)."""
@@ -240,13 +258,7 @@ class SpotifyClient:
             except BaseException:
                 self._uncount_request()  # nothing was sent to the Web API
                 raise
-            self.pacer.acquire()
-            if self.budget is not None:
-                try:
-                    self.budget.take(api_path)  # the account's ledger, just before sending
-                except BaseException:
-                    self._uncount_request()
-                    raise
+            sent_at = self._let_through(api_path)
             request.headers["Authorization"] = f"Bearer {token}"
             log.debug("GET %s", shown)
             started = self._clock()
@@ -257,6 +269,7 @@ class SpotifyClient:
             except httpx.HTTPError as exc:
                 if never_sent(exc):
                     self._uncount_request()  # it never reached the server
+                    self.gate.unsent(sent_at)
                     if self.budget is not None:
                         self.budget.give_back(api_path)
                 raise network_failure(exc, what, shown, outage=self.outage, started=started) from None
@@ -267,6 +280,13 @@ class SpotifyClient:
                 return check_response(
                     response, url=shown, method="GET", policy=self._policy, now=self._wall_clock
                 )
+            except Retryable as exc:
+                if exc.kind == "rate_limit":  # every worker waits on the gate it closes
+                    self.gate.refused(sent_at, exc.retry_after)
+                raise
+            except WaitTooLongError as exc:  # no worker knocks again before retry_at
+                self.gate.closed_for((exc.retry_at - self._wall_clock()).total_seconds())
+                raise
             except UnauthorizedError as exc:
                 if renewed and not self.tokens.outlived(token):
                     raise  # a fresh token refused too: not a matter of expiry
@@ -284,6 +304,24 @@ class SpotifyClient:
             what=what,
             outage=self.outage,
         )
+
+    def _let_through(self, api_path: str) -> float:
+        """Wait for the pacer and the rate limit's gate, then take the request from the account's
+        budget; the moment the gate let it through. A request refused here is not counted."""
+        try:
+            self.pacer.acquire()
+            sent_at = self.gate.enter()
+        except BaseException:
+            self._uncount_request()
+            raise
+        if self.budget is not None:
+            try:
+                self.budget.take(api_path)  # the account's ledger, just before sending
+            except BaseException:
+                self._uncount_request()
+                self.gate.unsent(sent_at)
+                raise
+        return sent_at
 
     def _count_request(self) -> None:
         if self._cancelled.is_set():

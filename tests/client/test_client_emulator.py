@@ -126,8 +126,9 @@ def test_429_waits_retry_after_and_retries(make_emulator: Any, connect: Connect,
     for _ in range(3):
         client.get(f"/artists/{BTS}")
     assert client.get(f"/artists/{BTS}")["id"] == BTS
-    assert len(fake_time.sleeps) == 1
-    assert 1 <= fake_time.sleeps[0] <= 30  # the emulator's Retry-After: until a slot of the window frees
+    # the emulator's Retry-After (until a slot of the window frees), then the gate's margin
+    assert 1 <= fake_time.sleeps[0] <= 30
+    assert sum(fake_time.sleeps) <= 31
     assert emu.stats()["by_status"]["429"] == 1
 
 
@@ -143,7 +144,7 @@ def test_429_without_usable_retry_after_backs_off(
     assert len(fake_time.sleeps) >= 2
     assert min(fake_time.sleeps) >= 1.0  # never a busy loop on Retry-After: 0
     assert sum(fake_time.sleeps) >= 30  # until the 30 s window let a request through
-    assert emu.stats()["by_status"]["429"] == len(fake_time.sleeps)
+    assert emu.stats()["by_status"]["429"] == 1  # the pace the 429 taught waits for the window to free
 
 
 def test_retry_after_longer_than_max_wait_is_not_slept(

@@ -19,6 +19,7 @@ from spotify_catalog.errors import (
     EXIT_ERROR,
     ConfigError,
     ServerError,
+    Stopped,
     TransportError,
     UnreachableError,
 )
@@ -288,9 +289,9 @@ def test_during_an_outage_requests_fail_at_once_then_one_probes(fake_time: FakeT
         assert client.get("/artists/z") == {"path": "/v1/artists/z"}
 
 
-def test_every_thread_stops_even_one_sleeping_through_a_retry_after() -> None:
-    """Real clock and sleep: one thread waits out a 429's ``Retry-After: 50`` while the others find
-    the API gone; the outage (``outage_after=1``) wakes it, and every thread ends within seconds."""
+def test_a_429_holds_every_thread_at_the_gate_until_cancelled() -> None:
+    """Real clock and sleep: one thread waits out a 429's ``Retry-After: 50``; the others, started
+    then, wait on the gate it closed and send nothing; ``cancel()`` ends every thread within seconds."""
     api = Api()
     rate_limited = threading.Event()
 
@@ -317,13 +318,17 @@ def test_every_thread_stops_even_one_sleeping_through_a_retry_after() -> None:
         others = [threading.Thread(target=worker, args=(f"/artists/{n}",)) for n in range(3)]
         for thread in others:
             thread.start()
+        time.sleep(1.5)
+        assert api.calls == 0  # nobody knocked while the gate is closed
+        assert not errors
+        client.cancel()
         for thread in [slow, *others]:
             thread.join(30)
         elapsed = time.monotonic() - started
     assert not any(t.is_alive() for t in [slow, *others])
-    assert elapsed < 25  # woken: far less than the 50 s Retry-After, however loaded the machine
+    assert elapsed < 25  # far less than the 50 s Retry-After, however loaded the machine
     assert len(errors) == 4
-    assert all(isinstance(e, UnreachableError) for e in errors), errors
+    assert all(isinstance(e, Stopped) for e in errors), errors
 
 
 def test_outage_after_is_a_setting() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from spotify_catalog import endpoints, ledger, modecache
+from spotify_catalog import endpoints, ledger, modecache, pace_store
 from spotify_catalog.cli import Globals, market_option
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import BadRequestError, ForbiddenError, NotFoundError
@@ -39,7 +39,8 @@ def _client(settings: Settings | None = None) -> Iterator[SpotifyClient]:
     settings.credentials()  # missing credentials: said before the ledger is looked for
     with (
         ledger.open_budget(settings, limit=settings.daily_budget) as budget,
-        SpotifyClient(settings, budget=budget) as client,
+        pace_store.open_pace_store(settings) as pace,
+        SpotifyClient(settings, budget=budget, pace_store=pace) as client,
     ):
         client_id = settings.client_id or ""
         known = modecache.remembered(client_id) if settings.mode is None else None

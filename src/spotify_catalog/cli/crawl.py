@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
-from spotify_catalog import extras, ledger
+from spotify_catalog import extras, ledger, pace_store
 from spotify_catalog.cli import Globals, db_options, market_option, one_line
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
@@ -181,14 +181,16 @@ def run_crawl(
 ) -> crawl_lib.CrawlResult:
     """Open the database, crawl with a progress display and the cycle collector tuned for a crawl
     (:func:`~spotify_catalog.crawl.collecting_less`), print the summary; exit 75/130 on a stop.
-    ``counted``: the requests are the account's, counted in its ledger (the demo's are not)."""
+    ``counted``: the requests are the account's, counted in its ledger, paced with the other processes
+    of its client id (the demo's are not)."""
     started = time.monotonic()
     engine = open_database(db_url, schema=db_schema)
     out = Console(soft_wrap=True)
     try:
         with (
             ledger.open_budget(settings, limit=settings.daily_budget) if counted else nullcontext() as budget,
-            SpotifyClient(settings, request_budget=max_requests, budget=budget) as client,
+            pace_store.open_pace_store(settings) if counted else nullcontext() as pace,
+            SpotifyClient(settings, request_budget=max_requests, budget=budget, pace_store=pace) as client,
         ):
             crawler = crawl_lib.Crawler(engine, client, options, command=_command_line(ctx))
             try:
