@@ -124,7 +124,7 @@ class PaceStore:
                 [{"client_id": self.client_id, "process": self.process, "sent": sent, "seen_at": now}],
             )
             row = conn.execute(
-                sa.select(a.c.pace, a.c.closed_until).where(a.c.client_id == self.client_id)
+                sa.select(a.c.pace, a.c.closed_until, a.c.changed_at).where(a.c.client_id == self.client_id)
             ).first()
             mine = p.c.client_id == self.client_id
             others = conn.execute(
@@ -133,21 +133,22 @@ class PaceStore:
                 )
             ).one()
             conn.execute(p.delete().where(mine, p.c.seen_at < now - FORGET))
-            pace, closed = (row.pace, row.closed_until) if row is not None else (None, None)
-            closed = closed if closed is not None and closed > now else None
-            return Shared(pace, closed, 1 + int(others[0]), int(others[1]))
+            if row is None:
+                return Shared(None, None, 1 + int(others[0]), int(others[1]))
+            closed = row.closed_until if row.closed_until is not None and row.closed_until > now else None
+            return Shared(row.pace, closed, 1 + int(others[0]), int(others[1]), row.changed_at)
 
         shared = self._transaction(work, now)
         if shared is not None:
             self._last = shared
         return self._last
 
-    def record(self, pace: int | None, closed_until: datetime | None) -> None:
+    def record(self, pace: int | None, closed_until: datetime | None) -> datetime | None:
         """A pace learnt and the gate closed until ``closed_until``, for every process (the later of
-        this and what it was)."""
+        this and what it was); when (``None``: the database failed)."""
         now = self._wall_clock()
 
-        def work(conn: sa.Connection) -> None:
+        def work(conn: sa.Connection) -> datetime:
             a = apps
             row: dict[str, object] = {"client_id": self.client_id, "pace": pace, "changed_at": now}
             if closed_until is not None:
@@ -157,8 +158,9 @@ class PaceStore:
                 ).scalar()
                 row["closed_until"] = until if was is None or was < until else was
             upsert(conn, a, [row])
+            return now
 
-        self._transaction(work, now)
+        return self._transaction(work, now)
 
     def pace(self) -> int | None:
         """The pace learnt for the client id (``None``: none yet)."""

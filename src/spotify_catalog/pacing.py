@@ -86,6 +86,8 @@ class Shared:
     """Processes of the client id alive, this one included."""
     others_sent: int
     """What the other processes reported sending in their last 30 s."""
+    changed_at: datetime | None = None
+    """When a process last recorded the pace or the gate."""
 
 
 class SharedPace(Protocol):
@@ -94,8 +96,9 @@ class SharedPace(Protocol):
     def poll(self, sent: int) -> Shared:
         """Report what this process sent in the last 30 s; what the processes share now."""
 
-    def record(self, pace: int | None, closed_until: datetime | None) -> None:
-        """A pace learnt, or the gate closed until ``closed_until``, for every process."""
+    def record(self, pace: int | None, closed_until: datetime | None) -> datetime | None:
+        """A pace learnt, or the gate closed until ``closed_until``, for every process; when it was
+        recorded (``None``: it could not be)."""
 
 
 def lowered(before: int | None, admitted: int) -> int | None:
@@ -142,6 +145,7 @@ class Gate:
         self._shared = shared
         self._check = check
         self._lock = threading.Lock()
+        self._record_lock = threading.Lock()
         self._sent: deque[float] = deque()  # send times within the window and its margin, in order
         self._until = float("-inf")  # closed until (clock)
         self._event: _Event | None = None
@@ -151,6 +155,7 @@ class Gate:
         self._others = 0
         self._next_poll = float("-inf")
         self._polling = False
+        self._changed_at: datetime | None = None  # the shared record last read or written
         self._quiet_since = clock()
         self._held = False  # the pace held a request back since the last 429 or raise
         self.events = 0
@@ -188,8 +193,8 @@ class Gate:
             self._sleep(delay)
             if self._check is not None:
                 self._check()
-        if raised is not None:
-            self._record(raised, None)
+        if raised:
+            self._record()
         return now
 
     def _ready(self, now: float) -> float:
@@ -207,14 +212,14 @@ class Gate:
             self._held = True
         return ready
 
-    def _raise(self, now: float) -> int | None:
-        """The pace raised, after a long quiet time in which it held requests back (lock held)."""
+    def _raise(self, now: float) -> bool:
+        """Raise the pace after a long quiet time in which it held requests back (lock held)."""
         if self.pace is None or not self._held or now - self._quiet_since < RAISE_AFTER:
-            return None
+            return False
         self.pace += max(1, self.pace // 20)
         self._quiet_since, self._held = now, False
         log.info("rate limit: no 429 for %.0f s: pace raised to %d requests per 30 s", RAISE_AFTER, self.pace)
-        return self.pace
+        return True
 
     def unsent(self, sent_at: float) -> None:
         """A request let through at ``sent_at`` never reached the server."""
@@ -229,26 +234,26 @@ class Gate:
         with self._lock:
             now = self._clock()
             self._forget(sent_at)
-            self._until = max(self._until, now + wait)
             event = self._event
-            new = event is None or sent_at >= event.until
-            if event is None or new:
+            if event is None or sent_at >= event.until:  # sent after the last event: a new one
+                new = True
+                self._until = max(self._until, now + wait)
                 event = self._event = _Event(self._until, sent_at, self.pace)
                 self.events += 1
-            event.until = self._until
+            else:  # in flight when the gate closed: its Retry-After is the event's
+                new = False
             event.first_sent = min(event.first_sent, sent_at)
             admitted = sum(1 for t in self._sent if event.first_sent - WINDOW < t <= event.first_sent)
             self.pace = lowered(event.before, admitted + self._others)
             self._quiet_since, self._held = now, False
             pace, closed = self.pace, self._until - now
-        closed_until = self._wall_clock() + timedelta(seconds=closed)
         if new:
             log.warning(
                 "rate limit: 429; every request waits %.1f s, then at most %s requests per 30 s",
                 closed,
                 pace if pace is not None else "?",
             )
-        self._record(pace, closed_until)
+        self._record()
 
     def closed_for(self, seconds: float) -> None:
         """Close the gate for ``seconds`` (a 429 asking for a wait longer than ``max_wait``): the
@@ -256,7 +261,7 @@ class Gate:
         with self._lock:
             now = self._clock()
             self._until = max(self._until, now + seconds)
-        self._record(self.pace, self._wall_clock() + timedelta(seconds=seconds))
+        self._record()
 
     def _forget(self, sent_at: float) -> None:
         with contextlib.suppress(ValueError):  # already left the window
@@ -293,15 +298,31 @@ class Gate:
         with self._lock:
             now = self._clock()
             self._processes, self._others = max(1, shared.processes), shared.others_sent
-            if shared.pace is not None and shared.pace != self.pace:
-                log.info("rate limit: pace %d requests per 30 s (shared)", shared.pace)
-                self.pace = shared.pace
+            newer = shared.changed_at is not None and (
+                self._changed_at is None or shared.changed_at > self._changed_at
+            )
+            if newer:  # a read older than what this process recorded since says nothing new
+                self._changed_at = shared.changed_at
+                if shared.pace is not None and shared.pace != self.pace:
+                    log.info("rate limit: pace %d requests per 30 s (shared)", shared.pace)
+                    self.pace = shared.pace
             if shared.closed_until is not None:
                 left = (shared.closed_until - self._wall_clock()).total_seconds()
                 if now + left > self._until:
                     self._until = now + left
                     self._event = _Event(self._until, self._until, self.pace)  # theirs, not ours
 
-    def _record(self, pace: int | None, closed_until: datetime | None) -> None:
-        if self._shared is not None:
-            self._shared.record(pace, closed_until)
+    def _record(self) -> None:
+        """Write the pace and the gate as they are now for the other processes (one write at a time,
+        so that the last one written is the latest)."""
+        if self._shared is None:
+            return
+        with self._record_lock:
+            with self._lock:
+                pace, closed = self.pace, self._until - self._clock()
+            closed_until = self._wall_clock() + timedelta(seconds=closed) if closed > 0 else None
+            changed_at = self._shared.record(pace, closed_until)
+        if changed_at is not None:
+            with self._lock:
+                if self._changed_at is None or changed_at > self._changed_at:
+                    self._changed_at = changed_at

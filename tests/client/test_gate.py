@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,38 +16,7 @@ from spotify_catalog import pace_store
 from spotify_catalog.errors import WaitTooLongError
 from spotify_catalog.pacing import MARGIN, WINDOW, Gate, lowered
 from spotify_catalog.storage.engine import create_engine
-
-T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-
-
-class SharedTime:
-    """A fake clock for many threads: a sleep ends at the caller's last reading of the clock plus its
-    length, and moves the clock there unless it is past it already; ``wall`` follows the clock."""
-
-    def __init__(self, on_advance: Callable[[float], None] | None = None) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-        self.on_advance = on_advance
-        self._lock = threading.Lock()
-        self._read = threading.local()
-
-    def clock(self) -> float:
-        with self._lock:
-            self._read.at = self.now
-            return self.now
-
-    def wall(self) -> datetime:
-        return T0 + timedelta(seconds=self.clock() - 1000.0)
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        with self._lock:
-            self.sleeps.append(seconds)
-            wake = getattr(self._read, "at", self.now) + seconds
-            moved = max(0.0, wake - self.now)
-            self.now += moved
-        if moved and self.on_advance is not None:
-            self.on_advance(moved)
+from threaded_time import T0, SharedTime
 
 
 def _gate(time: SharedTime, **extra: object) -> Gate:
@@ -88,11 +57,11 @@ def test_the_429s_of_requests_in_flight_are_one_event_and_the_pace_is_what_was_a
     time = SharedTime()
     gate = _gate(time)
     sent = [gate.enter() for _ in range(10)]
-    for at, wait in zip(sent[6:], (12, 14, 13, 11), strict=True):  # four in flight when it filled
+    for at, wait in zip(sent[6:], (12, 14, 13, 11), strict=True):  # four were in flight when it filled
         gate.refused(at, wait)
     assert gate.events == 1
     assert gate.pace == 6
-    assert gate.closed_until == 1014.0  # the longest Retry-After of the event
+    assert gate.closed_until == 1012.0  # the first Retry-After: the others were in flight when it came
     assert gate.enter() == 1000.0 + WINDOW + MARGIN  # and the six admitted hold the window
 
 
