@@ -55,3 +55,23 @@ def test_an_unknown_benchmark_is_refused_before_anything_runs(tmp_path: Path) ->
     assert "Traceback" not in proc.stderr
     assert not out.exists()
     assert proc.stdout == ""
+
+
+@pytest.mark.slow
+def test_the_rate_limit_benchmark_prints_429s_wall_time_and_the_bound() -> None:
+    small = ["--ids", "5", "--rate-limit", "10", "--workers", "4", "--processes", "0", "--cold", ""]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.rate_limit", *small],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    row = re.search(
+        r"^\| 4 worker\(s\) \| (\d+) \| (\d+) \| (\d+) \| [\d.]+ s \| [\d.]+ s \| ([\d.]+) s \|",
+        proc.stdout,
+        re.M,
+    )
+    assert row, proc.stdout
+    admitted, refused, busiest, bound = int(row[1]), int(row[2]), int(row[3]), float(row[4])
+    assert admitted > 10  # the limit was met: one window waited for
+    assert bound >= 30.0
+    assert busiest <= refused <= 4  # the requests in flight when the window filled, nothing learnt before

@@ -154,8 +154,10 @@ class SpotifyClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; what was sent in the last 30 s reported to the other processes
+        of the client id (``pace_store``)."""
         self._http.close()
+        self.gate.report()
 
     def cancel(self) -> None:
         """Refuse every request from now on, in-flight retries included (they raise ``Stopped`` at

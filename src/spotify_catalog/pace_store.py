@@ -8,7 +8,8 @@ the processes report it). Its tables, created on first use, live beside the ledg
 ``--ledger``: :func:`spotify_catalog.ledger.ledger_url`):
 
 - ``_pace_apps``: client_id, pace, closed_until, changed_at;
-- ``_pace_processes``: client_id, process (``host:pid``), sent, seen_at.
+- ``_pace_processes``: client_id, process (``host:pid``), sent, seen_at, left_at: what a process sent
+  counts for the others until it has left the window, after the process itself has left.
 
 A process reads and reports at most once a second (:data:`spotify_catalog.pacing.POLL`); a database
 that fails is logged, and the process goes on with its own gate until it answers again.
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 
 from spotify_catalog.errors import StorageError
 from spotify_catalog.ledger import ledger_url
-from spotify_catalog.pacing import Shared
+from spotify_catalog.pacing import MARGIN, POLL, WINDOW, Shared
 from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import state
@@ -43,6 +44,8 @@ T = TypeVar("T")
 
 ALIVE = timedelta(seconds=10)
 """A process that has not reported for this long is gone."""
+COUNTS = timedelta(seconds=WINDOW + MARGIN + POLL)
+"""How long what a process reported sending counts for the others (gone or not)."""
 FORGET = timedelta(hours=1)
 """Rows of processes gone this long are deleted."""
 RETRY = timedelta(seconds=30)
@@ -70,6 +73,7 @@ processes = _table(
     sa.Column("process", sa.String(255), primary_key=True),
     sa.Column("sent", sa.Integer, nullable=False),
     sa.Column("seen_at", UtcDateTime, nullable=False),
+    sa.Column("left_at", UtcDateTime),
 )
 
 
@@ -123,14 +127,17 @@ class PaceStore:
                 p,
                 [{"client_id": self.client_id, "process": self.process, "sent": sent, "seen_at": now}],
             )
+            alive = sa.and_(p.c.left_at.is_(None), p.c.seen_at > now - ALIVE)
+            counts = p.c.seen_at > now - COUNTS
             row = conn.execute(
                 sa.select(a.c.pace, a.c.closed_until, a.c.changed_at).where(a.c.client_id == self.client_id)
             ).first()
             mine = p.c.client_id == self.client_id
             others = conn.execute(
-                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(p.c.sent), 0)).where(
-                    mine, p.c.process != self.process, p.c.seen_at > now - ALIVE
-                )
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(sa.case((alive, 1), else_=0)), 0),
+                    sa.func.coalesce(sa.func.sum(sa.case((counts, p.c.sent), else_=0)), 0),
+                ).where(mine, p.c.process != self.process)
             ).one()
             conn.execute(p.delete().where(mine, p.c.seen_at < now - FORGET))
             if row is None:
@@ -173,7 +180,8 @@ class PaceStore:
         )
 
     def close(self) -> None:
-        """Leave: this process's row deleted, the engine disposed of."""
+        """Leave: this process no longer takes a share of the pace (what it reported sending counts
+        until it has left the window); the engine disposed of."""
         with self._lock:
             engine, self._engine = self._engine, None
         if engine is None:
@@ -181,7 +189,7 @@ class PaceStore:
         try:
             with engine.begin() as conn:
                 mine = sa.and_(processes.c.client_id == self.client_id, processes.c.process == self.process)
-                conn.execute(processes.delete().where(mine))
+                conn.execute(processes.update().where(mine).values(left_at=self._wall_clock()))
         except sa.exc.SQLAlchemyError as exc:
             log.debug("pace store %s: %s", self.where, describe_error(exc))
         finally:

@@ -155,6 +155,7 @@ class Gate:
         self._others = 0
         self._next_poll = float("-inf")
         self._polling = False
+        self._polled = False
         self._changed_at: datetime | None = None  # the shared record last read or written
         self._quiet_since = clock()
         self._held = False  # the pace held a request back since the last 429 or raise
@@ -294,9 +295,20 @@ class Gate:
                 self._next_poll = self._clock() + POLL
         self._apply(shared)
 
+    def report(self) -> None:
+        """Report what this process sent in its last 30 s now (a client that ends: the others count
+        it until it has left the window)."""
+        if self._shared is not None:
+            with self._lock:
+                sent = len(self._sent)
+            self._shared.poll(sent)
+
     def _apply(self, shared: Shared) -> None:
         with self._lock:
             now = self._clock()
+            first, self._polled = not self._polled, True
+            if first and shared.processes > 1:  # others are there: read what they send before sending
+                self._until = max(self._until, now + POLL)
             self._processes, self._others = max(1, shared.processes), shared.others_sent
             newer = shared.changed_at is not None and (
                 self._changed_at is None or shared.changed_at > self._changed_at
