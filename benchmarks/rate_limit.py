@@ -50,6 +50,8 @@ class Run:
     seconds: float
     requesting: float  # from the first request the emulator counted to the end
     bound: float
+    unlimited: float | None = None  # the same crawl's time from its first request, without the limit
+    floor: float | None = None  # the bound with the last window's requests at the crawl's own speed
 
     @property
     def ratio(self) -> float:
@@ -63,9 +65,15 @@ def bound(admitted: int, limit: int, latency: float, workers: int) -> float:
     a time."""
     if not admitted:
         return 0.0
-    windows = (admitted - 1) // limit
+    windows = (admitted - 1) // limit if limit else 0
     last = admitted - windows * limit
     return WINDOW * windows + math.ceil(last / workers) * latency
+
+
+def floor(admitted: int, limit: int, seconds_a_request: float) -> float:
+    """The bound with the last window's requests made at the crawl's own speed without the limit."""
+    windows = (admitted - 1) // limit
+    return WINDOW * windows + (admitted - windows * limit) * seconds_a_request
 
 
 class Refusals:
@@ -116,7 +124,11 @@ def database(backend: str, tmp: Path, name: str) -> Iterator[str]:
         yield url
 
 
-def measure(api: str, name: str, limit: int, latency: float, start: tuple[str, str, Path, int, int]) -> Run:
+Start = tuple[str, str, Path, int, int]
+"""A run's crawl database, ledger, artists file, workers, processes."""
+
+
+def measure(api: str, name: str, limit: int, latency: float, start: Start) -> Run:
     """One run: the emulator reset, the crawl, what the emulator counted."""
     reset(api, rate_limit=limit)
     db, ledger, artists_file, workers, processes = start
@@ -133,15 +145,35 @@ def measure(api: str, name: str, limit: int, latency: float, start: tuple[str, s
     return run
 
 
+def with_own_speed(api: str, limit: int, latency: float, start: Start, tmp: Path) -> Run:
+    """The run of ``start`` under the limit, after the same crawl without it (a ledger of its own,
+    nothing learnt; a database of the same backend) for the crawl's own speed."""
+    db, _, artists_file, workers, processes = start
+    backend = "postgresql" if db.startswith("postgresql") else "sqlite"
+    with database(backend, tmp, "own") as own_db, database("sqlite", tmp, "own-ledger") as own_ledger:
+        alone = measure(
+            api, "without the limit", 0, latency, (own_db, own_ledger, artists_file, workers, processes)
+        )
+    name = f"{workers} worker(s)" if processes == 1 else f"{processes} processes x {workers} workers"
+    run = measure(api, name, limit, latency, start)
+    run.unlimited = alone.requesting
+    run.floor = floor(run.admitted, limit, alone.requesting / alone.admitted)
+    return run
+
+
 def table(runs: list[Run]) -> str:
     lines = [
-        "| run | requests | 429s | most 429s in 30 s | wall | from the first request | bound | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | requests | 429s | most 429s in 30 s | wall | from the first request | bound | ratio "
+        "| without the limit | floor | to the floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
+        own = "| - | - | - |"
+        if r.unlimited is not None and r.floor:
+            own = f"| {r.unlimited:.1f} s | {r.floor:.1f} s | {r.requesting / r.floor:.2f} |"
         lines.append(
             f"| {r.name} | {r.admitted} | {r.refused} | {r.busiest} | {r.seconds:.1f} s | "
-            f"{r.requesting:.1f} s | {r.bound:.1f} s | {r.ratio:.2f} |"
+            f"{r.requesting:.1f} s | {r.bound:.1f} s | {r.ratio:.2f} {own}"
         )
     return "\n".join(lines)
 
@@ -169,12 +201,12 @@ def main(argv: list[str]) -> None:
             for workers in (int(w) for w in args.workers.split(",") if w):
                 with database("sqlite", tmp, "crawl") as db:
                     start = (db, ledger, artists_file, workers, 1)
-                    runs.append(measure(api, f"{workers} worker(s)", args.rate_limit, latency, start))
+                    runs.append(with_own_speed(api, args.rate_limit, latency, start, tmp))
             if not postgres:
                 with database("postgresql", tmp, "crawl") as db:
                     start = (db, ledger, artists_file, 8, args.processes)
-                    name = f"{args.processes} processes x 8 workers, PostgreSQL"
-                    runs.append(measure(api, name, args.rate_limit, latency, start))
+                    runs.append(with_own_speed(api, args.rate_limit, latency, start, tmp))
+                    runs[-1].name += ", PostgreSQL"
         for workers in (int(w) for w in args.cold.split(",") if w):
             with database("sqlite", tmp, "crawl") as db, database("sqlite", tmp, "ledger") as ledger:
                 start = (db, ledger, artists_file, workers, 1)
