@@ -40,6 +40,9 @@ MARGIN = 0.5
 """Seconds added to the window the gate keeps: a request arrives a little after it is sent."""
 POLL = 1.0
 """Seconds between two reads of the shared pace."""
+BORROW = 10
+"""Requests of the pace left to each other process when a process takes more than its share (none of
+the others said its share held it back): what it may send before the next read."""
 RAISE_AFTER = 600.0
 """Seconds without a 429, the pace holding requests back, after which the pace is raised."""
 NO_RETRY_AFTER = 1.0
@@ -88,13 +91,16 @@ class Shared:
     """What the other processes reported sending in their last 30 s."""
     changed_at: datetime | None = None
     """When a process last recorded the pace or the gate."""
+    others_held: int = 0
+    """Other live processes that reported their share holding a request back."""
 
 
 class SharedPace(Protocol):
     """Where the processes of one client id share the gate and the pace."""
 
-    def poll(self, sent: int) -> Shared:
-        """Report what this process sent in the last 30 s; what the processes share now."""
+    def poll(self, sent: int, held: bool = False) -> Shared:
+        """Report what this process sent in the last 30 s (and whether its share held a request back
+        since it last reported); what the processes share now."""
 
     def record(self, pace: int | None, closed_until: datetime | None) -> datetime | None:
         """A pace learnt, or the gate closed until ``closed_until``, for every process; when it was
@@ -153,6 +159,8 @@ class Gate:
         """Requests the app's rate limit admits in 30 s, as learnt (``None``: not yet)."""
         self._processes = 1
         self._others = 0
+        self._others_held = 0
+        self._share_held = False  # the share held a request back since the last report
         self._next_poll = float("-inf")
         self._polling = False
         self._polled = False
@@ -205,8 +213,11 @@ class Gate:
         if pace is None:
             return ready
         share = max(1, pace // self._processes)
+        if self._processes > 1 and not self._others_held:  # the others leave part of theirs unused
+            share = max(share, pace - self._others - BORROW * (self._processes - 1))
         if len(self._sent) >= share:
             ready = max(ready, self._sent[-share] + WINDOW + MARGIN)
+            self._share_held = True
         if self._others and len(self._sent) + self._others >= pace:
             ready = max(ready, self._next_poll)  # full by the others' reports: read them again
         if ready > now and ready > self._until:
@@ -286,9 +297,9 @@ class Gate:
             if self._polling or now < self._next_poll:
                 return
             self._polling = True
-            sent = len(self._sent)
+            sent, held, self._share_held = len(self._sent), self._share_held, False
         try:
-            shared = self._shared.poll(sent)
+            shared = self._shared.poll(sent, held)
         finally:
             with self._lock:
                 self._polling = False
@@ -310,6 +321,7 @@ class Gate:
             if first and shared.processes > 1:  # others are there: read what they send before sending
                 self._until = max(self._until, now + POLL)
             self._processes, self._others = max(1, shared.processes), shared.others_sent
+            self._others_held = shared.others_held
             newer = shared.changed_at is not None and (
                 self._changed_at is None or shared.changed_at > self._changed_at
             )

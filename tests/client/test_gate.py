@@ -194,3 +194,19 @@ def test_what_a_process_that_left_sent_counts_until_it_has_left_the_window(store
         assert b.enter() > 1000.0 + WINDOW  # a's three count until they have left the window
     finally:
         b_store.close()
+
+
+def test_a_process_takes_the_pace_the_others_leave_unused(store_url: str) -> None:
+    time = SharedTime()
+    a_store, b_store = _store(store_url, "a", time), _store(store_url, "b", time)
+    a, b = _gate(time, shared=a_store), _gate(time, shared=b_store)
+    try:
+        a_store.record(40, None)
+        b.enter()  # b is there, and its share has never held it back
+        sent = [a.enter() for _ in range(30)]
+        # more than an equal share (20): all the pace but what b sent and may send before a reads again
+        assert sent == [1001.0] * 30  # a read what b sends first
+        assert a.enter() > 1001.0
+    finally:
+        a_store.close()
+        b_store.close()
