@@ -315,6 +315,10 @@ def test_search_all_says_what_it_will_spend_and_stops_at_max_requests(
     one = run("search", "BTS", "--format", "json")
     assert one.exit_code == 0
     assert "requests made" not in one.stderr  # one request: nothing to say
+    env.delenv("SPOTIFY_CATALOG_MODE")  # unknown: --limit 20 answered 400, asked again with 10
+    stopped = run("search", "BTS", "--limit", "20", "--format", "json", "--max-requests", "1")
+    assert stopped.exit_code == 75
+    assert stopped.stdout == ""  # not an empty answer: no answer
 
 
 def test_get_counts_its_requests_and_refuses_more_than_max_requests(

@@ -289,7 +289,9 @@ def search(
             else:
                 asked.one_page()
         except Stopped as exc:
-            stop = exc  # what came before the stop is printed whole
+            if not all_pages:
+                raise  # one page: nothing came
+            stop = exc  # the pages that came are printed whole
         if all_pages:
             asked.raw = {f"{kind}s": items for kind, (items, _) in asked.groups.items()}
         if fmt == "json":
