@@ -182,21 +182,27 @@ market_option = click.option(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def db_options(default: str) -> Callable[[F], F]:
+_SCHEMA_DEFAULT = "[the URL's search_path, else public]"
+_CREATED = "PostgreSQL: the schema to crawl into, created if missing"
+SCHEMA_HELP = {
+    "crawl": f"{_CREATED} (--plan only reads it) {_SCHEMA_DEFAULT}.",
+    "demo": f"{_CREATED} {_SCHEMA_DEFAULT}.",
+    "read": "PostgreSQL: the schema to read; nothing is created, and a schema that does not exist is "
+    f"an error {_SCHEMA_DEFAULT}.",
+}
+
+
+def db_options(default: str, *, schema: str = "read") -> Callable[[F], F]:
     """``--db URL`` (parameter ``db_url``, defaulting to ``default``) and ``--db-schema NAME``
     (parameter ``db_schema``, None unless given), for every command that opens the database: pass both
     on, ``storage.migrate.open_database(db_url, schema=db_schema)``,
     ``storage.engine.create_engine(db_url, schema=db_schema)`` or
     ``storage.read_only.reading(db_url, db_schema=db_schema)``. A bad schema name, or one given for
-    SQLite/MySQL, is a usage error there."""
+    SQLite/MySQL, is a usage error there. ``schema``: what the command does with the schema, as its
+    help says (:data:`SCHEMA_HELP`: ``crawl`` and ``demo`` create it, ``read`` only reads it)."""
 
     def decorate(command: F) -> F:
-        command = click.option(
-            "--db-schema",
-            "db_schema",
-            metavar="NAME",
-            help="PostgreSQL: the schema to use, created if missing [the URL's search_path, else public].",
-        )(command)
+        command = click.option("--db-schema", "db_schema", metavar="NAME", help=SCHEMA_HELP[schema])(command)
         return click.option(
             "--db", "db_url", default=default, show_default=True, metavar="URL", help="Database URL."
         )(command)

@@ -211,7 +211,7 @@ def run_crawl(
 
 
 @click.command()
-@db_options(DEFAULT_DB)
+@db_options(DEFAULT_DB, schema="crawl")
 @click.option("--artist", "artists", multiple=True, metavar="NAME_OR_ID", help="An artist (repeatable).")
 @click.option(
     "--artists-file",
@@ -402,7 +402,7 @@ def demo_extras(catalog: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 @click.command()
-@db_options(DEMO_DB)
+@db_options(DEMO_DB, schema="demo")
 @click.option(
     "--profile",
     type=click.Choice(["development", "extended"]),
