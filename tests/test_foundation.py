@@ -62,3 +62,11 @@ def test_usage_errors_are_one_line_naming_the_help_to_read() -> None:
         assert lines[0].startswith("Error: ")
         assert text in lines[0]
         assert f"(see '{where}')" in lines[0]
+
+
+def test_a_library_message_of_several_lines_is_joined_into_one() -> None:
+    assert errors.joined_lines("Invalid URL: x\nValid forms are:\n  a\n\n  b (or c)\n") == (
+        "Invalid URL: x; Valid forms are: a; b (or c)"
+    )
+    assert errors.joined_lines("one line") == "one line"
+    assert errors.joined_lines("  \n") == ""

@@ -332,3 +332,17 @@ def test_db_schema_on_mariadb_is_refused_saying_how_to_name_a_database(
         "Error: --db-schema is for PostgreSQL; on MySQL/MariaDB a schema is a database: "
         "name it in the URL (mysql+pymysql://host/NAME)\n"
     )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_url_sqlalchemy_refuses_is_one_clean_line(tmp_path: Path, command: str) -> None:
+    """SQLAlchemy's message of several lines (the valid URL forms) is one line of its own words: no
+    escaped line breaks (it printed ``...catalog.db\\x0aValid SQLite URL forms are:\\x0a ...``)."""
+    result = run(None, *_commands("sqlite://catalog.db", tmp_path)[command])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "Error: unusable database URL sqlite://catalog.db: Invalid SQLite URL: sqlite://catalog.db; "
+        "Valid SQLite URL forms are: sqlite:///:memory: (or, sqlite://); sqlite:///relative/path/to/file.db; "
+        "sqlite:////absolute/path/to/file.db\n"
+    )
+    assert list(tmp_path.iterdir()) == []
