@@ -111,6 +111,22 @@ def test_global_options_work_after_the_command(make_emulator: Any, tmp_path: Pat
     assert quiet.stdout == ""
 
 
+@pytest.mark.parametrize("where", ["-q before", "--quiet after"])
+def test_quiet_is_one_option_before_or_after_the_command(
+    make_emulator: Any, tmp_path: Path, where: str
+) -> None:
+    """No summary, no progress, and logs of errors only, however it is written (``crawl --quiet`` was
+    an option of its own that kept the warnings)."""
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["crawl", "--db", url, "--artist", "Zzqxv Nonexistent Band", "--depth", "artists"]
+    args = ["-q", *args] if where == "-q before" else [*args, "--quiet"]
+    result = run(emu, *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    loud = run(emu, "crawl", "--db", url, "--artist", "Another Nonexistent Band", "--depth", "artists")
+    assert "no artist found for 'Another Nonexistent Band'" in loud.stderr  # what quiet left out
+
+
 def test_unresolved_names_are_warned_in_the_run_that_searched_them(
     make_emulator: Any, tmp_path: Path
 ) -> None:

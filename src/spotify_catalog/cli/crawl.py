@@ -270,7 +270,6 @@ def run_crawl(
     type=click.Choice(["auto", "development", "extended"]),
     help="The app's API mode [env SPOTIFY_CATALOG_MODE; auto: detect, remembered in the database].",
 )
-@click.option("--quiet", is_flag=True, help="No progress display and no summary.")
 @click.option("--plan", is_flag=True, help="Print the requests the crawl needs and exit; sends nothing.")
 @click.pass_context
 def crawl(
@@ -294,7 +293,6 @@ def crawl(
     daily_budget: int | None,
     force: bool,
     mode: str | None,
-    quiet: bool,
     plan: bool,
 ) -> None:
     """Collect artists, their albums and tracks into a database, with the fewest requests.
@@ -334,7 +332,7 @@ def crawl(
         settings=settings,
         options=options,
         max_requests=max_requests,
-        quiet=quiet or g.quiet,
+        quiet=g.quiet,
     )
 
 
@@ -412,7 +410,6 @@ def demo_extras(catalog: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 )
 @click.option("--depth", type=click.Choice(DEPTHS), default="tracks", show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress display and no summary.")
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -421,7 +418,6 @@ def demo(
     profile: str,
     depth: str,
     workers: int,
-    quiet: bool,
 ) -> None:
     """Crawl ~20 artists (BTS among them) from the built-in emulator into spotify-demo.db.
 
@@ -455,7 +451,7 @@ def demo(
             shows=shows,
             market="US" if shows else None,
         )
-        quiet = quiet or _globals().quiet
+        quiet = _globals().quiet
         if not quiet:
             more = f", {len(playlists)} playlists and {len(shows)} show" if shows else ""
             click.echo(
