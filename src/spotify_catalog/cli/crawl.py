@@ -37,7 +37,7 @@ from spotify_catalog.inputs import (
 )
 from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import schema
+from spotify_catalog.storage import schema, state
 from spotify_catalog.storage.migrate import open_database
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
@@ -142,23 +142,32 @@ def _command_line(ctx: click.Context) -> str:
 
 
 def _summary(engine: sa.Engine, run_id: int | None, seconds: float) -> Table:
-    """Rows per table and this run's row of ``_runs``: the same for finished and stopped runs."""
+    """Rows per table and this run's row of ``_runs``: the same for finished and stopped runs. A run
+    refused before it started (``run_id`` None: nothing sent) names the last run instead; the API
+    mode is the run's, else the one the database keeps."""
     title = "spotify-catalog: rows per table"
     table = Table(title=title, title_justify="left", min_width=len(title) + 4)
     table.add_column("table")
     table.add_column("rows", justify="right")
+    runs = schema.runs
     with engine.connect() as conn:
         for t in schema.CATALOG_TABLES:
             count = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
             table.add_row(t.name, str(count))
-        run = None
-        if run_id is not None:
-            run = conn.execute(sa.select(schema.runs).where(schema.runs.c.id == run_id)).first()
+        query = sa.select(runs).order_by(runs.c.id.desc()).limit(1)  # the last run
+        run = conn.execute(query if run_id is None else sa.select(runs).where(runs.c.id == run_id)).first()
+        saved_mode = state.get_state(conn, crawl_lib.MODE_STATE_KEY)
     table.add_section()
-    table.add_row("run", "-" if run is None else f"{run.id} {run.status}")
-    table.add_row("requests made", str(run.requests if run else 0))
-    table.add_row("rows written", str(run.rows_written if run else 0))
-    table.add_row("API mode", (run.api_mode if run else None) or "unknown")
+    if run_id is None:
+        table.add_row("run", "none started" + (f" (last: {run.id} {run.status})" if run else ""))
+        table.add_row("requests made", "0")
+        table.add_row("rows written", "0")
+    else:
+        table.add_row("run", "-" if run is None else f"{run.id} {run.status}")
+        table.add_row("requests made", str(run.requests if run else 0))
+        table.add_row("rows written", str(run.rows_written if run else 0))
+    mode = run.api_mode if run is not None and run_id is not None else None
+    table.add_row("API mode", mode or saved_mode or (run.api_mode if run else None) or "unknown")
     table.add_row("time", f"{seconds:.1f} s")
     return table
 

@@ -72,6 +72,19 @@ def status(db_url: str, db_schema: str | None, fmt: str, daily_budget: int | Non
     _print_status(_console(), report, redact_url(db_url))
 
 
+BEYOND_PENDING = (
+    "* more requests left than tasks pending: the rest belong to tasks not created yet, which the crawl "
+    "finds as it fetches what comes first (the track pages of albums not fetched yet, the albums of "
+    "discographies not listed yet), or to done ones due for a refresh"
+)
+
+
+def _left(left: float, pending: int) -> str:
+    """The requests left of a task kind, marked ``*`` (:data:`BEYOND_PENDING`) above its pending tasks:
+    each task is one request at most."""
+    return _number(left) + ("*" if round(left) > pending else "")
+
+
 def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
     if report.empty:
         out.print(f"{where}: nothing crawled yet.", markup=False)
@@ -82,19 +95,21 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
     tasks = Table(title=f"spotify-catalog status: {where}", title_justify="left")
     for name in ("task kind", "done", "pending", "failed", "requests left"):
         tasks.add_column(name, justify="left" if name == "task kind" else "right")
+    beyond = False  # a kind with more requests left than pending tasks
     for kind, counts in report.tasks.items():
         left = estimate.requests.get(kind)
+        cell = "" if left is None else _left(left, counts["pending"])
+        beyond = beyond or cell.endswith("*")
         tasks.add_row(
-            kind,
-            _number(counts["done"]),
-            _number(counts["pending"]),
-            _number(counts["failed"]),
-            "" if left is None else _number(left),
+            kind, _number(counts["done"]), _number(counts["pending"]), _number(counts["failed"]), cell
         )
     for kind, left in estimate.requests.items():  # kinds with no task yet
         if kind not in report.tasks and left:
-            tasks.add_row(kind, "0", "0", "0", _number(left))
+            tasks.add_row(kind, "0", "0", "0", _left(left, 0))
+            beyond = True
     out.print(tasks)
+    if beyond:
+        out.print(BEYOND_PENDING, markup=False)
 
     runs = Table(title=f"last {len(report.runs)} run(s)", title_justify="left")
     for name in ("run", "started", "ended", "status", "requests", "reason"):
