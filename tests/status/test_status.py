@@ -139,6 +139,41 @@ def test_table_shows_the_last_run_and_when_to_run_again(make_emulator: Any, tmp_
     assert "…" not in out
 
 
+def _task_rows(out: str) -> dict[str, list[str]]:
+    """The task table's rows: kind -> [done, pending, failed, requests left]."""
+    rows = (line.strip("│ ").split("│") for line in out.splitlines() if line.startswith("│"))
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows if len(cells) == 5}
+
+
+def test_requests_left_beyond_the_pending_tasks_are_explained(make_emulator: Any, tmp_path: Path) -> None:
+    """A kind with more requests left than tasks pending (the track pages of albums not fetched yet)
+    is marked, and a footnote says whose they are (``album_tracks pending 0, requests left 18`` said
+    nothing)."""
+    emu = make_emulator(profile="development")
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    crawl(emu, engine, sample()[:3], mode="development", budget=5)  # stops among the discographies
+    engine.dispose()
+    result = status("--db", f"sqlite:///{path}")
+    assert result.exit_code == 0, result.output
+    rows = _task_rows(result.stdout)
+    marked = {kind for kind, (_, _, _, left) in rows.items() if left.endswith("*")}
+    assert {"album", "album_tracks"} <= marked  # no album task yet: each is a request to come
+    for kind, (_, pending, _, left) in rows.items():
+        beyond = int(left.rstrip("*").replace(",", "")) > int(pending.replace(",", ""))
+        assert (kind in marked) == beyond, (kind, pending, left)
+    assert (
+        "* more requests left than tasks pending: the rest belong to tasks not created yet" in result.stdout
+    )
+
+    finished = tmp_path / "done.db"
+    engine = new_engine(finished)
+    crawl(emu, engine, sample()[:1], mode="development")
+    engine.dispose()
+    done = status("--db", f"sqlite:///{finished}")
+    assert "*" not in done.stdout
+
+
 def test_daily_budget_from_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     new_engine(path).dispose()

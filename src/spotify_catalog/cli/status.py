@@ -72,6 +72,13 @@ def status(db_url: str, db_schema: str | None, fmt: str, daily_budget: int | Non
     _print_status(_console(), report, redact_url(db_url))
 
 
+BEYOND_PENDING = (
+    "* more requests left than tasks pending: the rest belong to tasks not created yet, which the crawl "
+    "finds as it fetches what comes first (the track pages of albums not fetched yet, the albums of "
+    "discographies not listed yet), or to done ones due for a refresh"
+)
+
+
 def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
     if report.empty:
         out.print(f"{where}: nothing crawled yet.", markup=False)
@@ -82,13 +89,19 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
     tasks = Table(title=f"spotify-catalog status: {where}", title_justify="left")
     for name in ("task kind", "done", "pending", "failed", *_left_columns(estimate, "requests left")):
         tasks.add_column(name, justify="left" if name == "task kind" else "right")
+    beyond = False  # a kind with more requests left than pending tasks
     for kind, counts in report.tasks.items():
         done, pending, failed = (_number(counts[st]) for st in ("done", "pending", "failed"))
-        tasks.add_row(kind, done, pending, failed, *_left(estimate, kind))
+        cells = _left(estimate, kind, counts["pending"])
+        beyond = beyond or any(cell.endswith("*") for cell in cells)
+        tasks.add_row(kind, done, pending, failed, *cells)
     for kind, left in estimate.requests.items():  # kinds with no task yet
         if kind not in report.tasks and left:
-            tasks.add_row(kind, "0", "0", "0", *_left(estimate, kind))
+            tasks.add_row(kind, "0", "0", "0", *_left(estimate, kind, 0))
+            beyond = True
     out.print(tasks)
+    if beyond:
+        out.print(BEYOND_PENDING, markup=False)
 
     runs = Table(title=f"last {len(report.runs)} run(s)", title_justify="left")
     for name in ("run", "started", "ended", "status", "requests", "reason"):
@@ -125,10 +138,16 @@ def _left_columns(estimate: plan_lib.Estimate, name: str) -> list[str]:
     return [name] if estimate.extended is None else [f"{name} (development)", f"{name} (extended)"]
 
 
-def _left(estimate: plan_lib.Estimate, kind: str) -> list[str]:
-    """A kind's requests left, in each mode when the mode is not known."""
+def _left(estimate: plan_lib.Estimate, kind: str, pending: int | None = None) -> list[str]:
+    """A kind's requests left, in each mode when the mode is not known; with its ``pending`` tasks,
+    marked ``*`` (:data:`BEYOND_PENDING`) above them: each task is one request at most."""
     both = [estimate] if estimate.extended is None else [estimate, estimate.extended]
-    return ["" if (left := e.requests.get(kind)) is None else _number(left) for e in both]
+    cells = []
+    for e in both:
+        left = e.requests.get(kind)
+        beyond = left is not None and pending is not None and round(left) > pending
+        cells.append("" if left is None else _number(left) + ("*" if beyond else ""))
+    return cells
 
 
 def _summary_lines(estimate: plan_lib.Estimate, daily_budget: int | None, pin: str) -> list[str]:
