@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from crawl_helpers import GROUPS, T0, crawl, new_engine, pick
 
 from emulated import contents, differences, emulator_settings, table_contents
+from spotify_catalog.cli import main
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Crawler, CrawlOptions, Depth, Progress
 from spotify_catalog.errors import EXIT_TEMPFAIL, PREMIUM_LAPSED, Stopped
@@ -90,3 +92,27 @@ def test_a_lapsed_premium_stops_the_crawl_and_the_rerun_ends_as_a_clean_one(
     assert not diff, "\n".join(diff)
     engine.dispose()
     clean.dispose()
+
+
+def test_the_command_line_says_the_lapse_in_one_line_and_status_shows_it(
+    make_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPOTIFY_CATALOG_MODE", raising=False)
+    emu = make_emulator(profile="development", owner_premium=False)
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    environment = {
+        "SPOTIFY_CLIENT_ID": "emulator-client-id",
+        "SPOTIFY_CLIENT_SECRET": "emulator-client-secret",
+    }
+    base = ["--api-url", emu.url + "/v1", "--token-url", emu.url + "/api/token"]
+    result = CliRunner().invoke(main, [*base, "crawl", "--db", db, *pick().args()], env=environment)
+    assert result.exit_code == EXIT_TEMPFAIL, result.output
+    stops = [line for line in result.stderr.splitlines() if line.startswith("stopped:")]
+    assert len(stops) == 1, result.stderr
+    assert stops[0].startswith(f"stopped: {PREMIUM_LAPSED}; continue after ")
+    assert "Traceback" not in result.stderr
+    shown = CliRunner().invoke(main, ["status", "--db", db], env=environment)
+    assert shown.exit_code == 0, shown.output
+    assert f"stopped: {PREMIUM_LAPSED}" in shown.stdout
+    assert "run again after " in shown.stdout
