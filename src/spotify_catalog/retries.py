@@ -510,6 +510,6 @@ def check_response(
     if status >= 500:
         raise Retryable("transient", f"{status} {message}", error)
     if status == 403 and message.lower().startswith(PREMIUM_REQUIRED):
-        log.warning("%s %s: 403 %s", method, url, message)
+        log.info("%s %s: 403 %s", method, url, message)
         raise PremiumLapsedError(retry_at=now() + timedelta(seconds=PREMIUM_WAIT), url=url)
     raise error

@@ -179,3 +179,19 @@ def test_ids_only_auto_mode_learns_from_a_first_page_of_ten(make_emulator: Any, 
         ).scalar_one()
     assert listed == n
     engine.dispose()
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_one_id_in_auto_mode_is_asked_alone_and_tells_the_mode(
+    make_emulator: Any, tmp_path: Path, profile: str
+) -> None:
+    """One artist to ask (one more than a multiple of 50): asked alone, which is its minimum in both
+    modes, its answer tells the mode, and the discography pages are as large as the mode allows."""
+    emu = make_emulator(profile=profile)
+    engine = new_engine(tmp_path / "c.db")
+    ids = (pick().ids[1],)  # more than 10 albums
+    result = crawl(emu, engine, [ArtistInput(i, True) for i in ids], mode=None, depth=Depth.ALBUMS)
+    assert result.api_mode == profile
+    expected = minimum_requests(emu.catalog, {}, ids, mode=profile, depth=Depth.ALBUMS)
+    assert result.requests == web_requests(emu) == expected
+    engine.dispose()
