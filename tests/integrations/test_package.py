@@ -26,7 +26,7 @@ from emulated import CLIENT_ID, CLIENT_SECRET
 
 pytestmark = pytest.mark.integrations
 
-EXTRAS = {"emulator", "postgresql", "mysql", "parquet", "s3", "report", "dlt", "all", "dev"}
+EXTRAS = {"emulator", "postgresql", "mysql", "parquet", "s3", "report", "dlt", "airflow", "all", "dev"}
 DEMO_GOAL_BYTES = 300 * 2**20  # make demo's virtual environment (issue 23)
 
 
