@@ -5,7 +5,8 @@ window is 20 s of the emulator's clock, so that the time the 429 gives comes wit
 crawl task defers until that time (a ``DateTimeTrigger``), resumes, and goes on where it stopped;
 the DAG ends with the day's partition of the lake, the report, and a database identical to one
 uninterrupted crawl's, made with the requests of one crawl. A connection without its secret fails
-the crawl task at once (exit 2: no retry) and nothing after it runs."""
+the crawl task at once (exit 2: no retry) and nothing after it runs; each exit code of an error
+becomes its failure (exit 2: without retries)."""
 
 from __future__ import annotations
 
@@ -190,3 +191,43 @@ def test_a_connection_without_its_secret_fails_the_crawl_and_nothing_after_it(
     assert not (airflow.work / "catalog.db").exists()
     assert not (airflow.work / "lake").exists()
     assert "up_for_retry" not in output  # exit 2: failed at once, no retry
+
+
+CHECK_FAILURES = """
+import json
+from spotify_catalog.airflow import SpotifyCrawlOperator, failure
+from spotify_catalog.errors import AuthenticationError, Interrupted, StorageError, UsageError
+from spotify_catalog.settings import Secret
+from airflow.sdk.exceptions import AirflowFailException
+
+Secret("the-client-secret")  # registered, as the connection's is
+errors = [
+    AuthenticationError("Invalid client secret the-client-secret"),
+    StorageError("database error: gone"),
+    UsageError("unknown depth 'all'"),
+    Interrupted("interrupted by Ctrl-C; run it again"),
+]
+made = [failure(e) for e in errors]
+crawl = SpotifyCrawlOperator(task_id="crawl", db_url="sqlite:///c.db", artists=["BTS"])
+print(json.dumps({
+    "failures": [[type(f).__name__, isinstance(f, AirflowFailException), str(f)] for f in made],
+    "template_fields": list(crawl.template_fields),
+    "conn_id": crawl.spotify_conn_id,
+}))
+"""
+
+
+def test_the_crawls_errors_fail_the_task_by_their_exit_code(airflow_python: Path, tmp_path: Path) -> None:
+    """Exit 1 (and 130) may be retried, exit 2 fails without retries; one line, the secret hidden."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = run([str(airflow_python), "-c", CHECK_FAILURES], cwd=tmp_path, env=env, timeout=120)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["failures"] == [
+        ["AirflowException", False, "exit 1: Invalid client secret **********"],
+        ["AirflowException", False, "exit 1: database error: gone"],
+        ["AirflowFailException", True, "exit 2: unknown depth 'all'"],
+        ["AirflowException", False, "exit 130: interrupted by Ctrl-C; run it again"],
+    ]
+    templated = {"db_url", "artists", "artists_file", "depth", "market", "daily_budget"}
+    assert templated <= set(found["template_fields"])
+    assert found["conn_id"] == "spotify_default"
