@@ -43,7 +43,7 @@ with DAG(
         db_url=DB,
         artists_file="{{ var.value.get('spotify_catalog_artists_file', 'artists.txt') }}",
         depth="tracks",
-        refresh_after="1d",  # what a day-old crawl holds is fetched again
+        refresh_after="7d",  # what is a week old is fetched again; the rest costs no request
     )
     export = SpotifyExportOperator(
         task_id="export",

@@ -142,14 +142,13 @@ class SpotifyCrawlOperator(BaseOperator):  # type: ignore[misc]
         """The connection's credentials and settings, this operator's ``mode`` and ``daily_budget``
         over its extra."""
         conn = BaseHook.get_connection(self.spotify_conn_id)
-        budget = int(self.daily_budget) if self.daily_budget not in (None, "") else None
         return scheduling.connection_settings(
             login=conn.login,
             password=conn.password,
             host=conn.host,
             port=conn.port,
             extra=conn.extra_dejson,
-            overrides={"mode": self.mode or None, "daily_budget": budget},
+            overrides={"mode": self.mode or None, "daily_budget": self.daily_budget or None},
         )
 
 
