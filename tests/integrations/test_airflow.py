@@ -40,11 +40,10 @@ WINDOW = 20.0  # seconds of the emulator's rolling quota window
 
 @dataclass
 class Airflow:
-    """An Airflow home of its own (its database migrated once), the example DAG's folder, the
-    variables that say where its files go."""
+    """The example DAG run in an Airflow home of its own, with the variables that say where its files
+    go (``work``)."""
 
     python: Path
-    home: Path
     work: Path
     env: dict[str, str]
 
@@ -62,10 +61,11 @@ class Airflow:
         return f"sqlite:///{self.work / 'catalog.db'}"
 
 
-@pytest.fixture
-def airflow(airflow_python: Path, tmp_path: Path) -> Airflow:
-    work = tmp_path / "work"
-    work.mkdir()
+@pytest.fixture(scope="module")
+def airflow_home(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of an Airflow home of its own, its database migrated once for the module's
+    DAG runs (each of another logical date)."""
+    home = tmp_path_factory.mktemp("airflow")
     env = {
         k: v
         for k, v in os.environ.items()
@@ -73,18 +73,29 @@ def airflow(airflow_python: Path, tmp_path: Path) -> Airflow:
     }
     env.update(
         PYTHONPATH=str(REPO / "src"),
-        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "examples" / "airflow"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        XDG_DATA_HOME=str(tmp_path / "data"),  # the account's ledger
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-        AIRFLOW_VAR_SPOTIFY_CATALOG_DB=f"sqlite:///{work / 'catalog.db'}",
-        AIRFLOW_VAR_SPOTIFY_CATALOG_ARTISTS_FILE=str(work / "artists.txt"),
-        AIRFLOW_VAR_SPOTIFY_CATALOG_LAKE=str(work / "lake"),
-        AIRFLOW_VAR_SPOTIFY_CATALOG_REPORTS=str(work),
     )
-    run([str(airflow_python.parent / "airflow"), "db", "migrate"], cwd=work, env=env, timeout=300)
-    return Airflow(airflow_python, tmp_path / "airflow", work, env)
+    run([str(airflow_python.parent / "airflow"), "db", "migrate"], cwd=home, env=env, timeout=240)
+    return env
+
+
+@pytest.fixture
+def airflow(airflow_python: Path, airflow_home: dict[str, str], tmp_path: Path) -> Airflow:
+    """The example DAG's files in ``tmp_path/work``, as the variables say."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {
+        **airflow_home,
+        "XDG_DATA_HOME": str(tmp_path / "data"),  # the account's ledger
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "AIRFLOW_VAR_SPOTIFY_CATALOG_DB": f"sqlite:///{work / 'catalog.db'}",
+        "AIRFLOW_VAR_SPOTIFY_CATALOG_ARTISTS_FILE": str(work / "artists.txt"),
+        "AIRFLOW_VAR_SPOTIFY_CATALOG_LAKE": str(work / "lake"),
+        "AIRFLOW_VAR_SPOTIFY_CATALOG_REPORTS": str(work),
+    }
+    return Airflow(airflow_python, work, env)
 
 
 def connection(emu: Any, **changes: Any) -> dict[str, Any]:
