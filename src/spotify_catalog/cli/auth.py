@@ -68,12 +68,19 @@ def _summary(stored: StoredLogin) -> str:
     help="Check the login of this user instead: refresh its token, read the profile (one request) and "
     "make sure it granted what crawl --me needs.",
 )
-def check(name: str | None) -> None:
-    """Say whether the app's credentials work and which API mode it has (with --user: whether a user's
-    login works)."""
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Forget the API mode remembered for the client id (every API URL) and send nothing.",
+)
+def check(name: str | None, forget: bool) -> None:
+    """Say whether the app's credentials work and which API mode it has, detected afresh (with --user:
+    whether a user's login works)."""
     if name is None:
-        check_credentials()
+        check_credentials(forget=forget)
         return
+    if forget:
+        raise click.UsageError("--forget is about the app's API mode: not with --user")
     with _user_client(name) as client:
         grant = client.tokens.grant
         assert isinstance(grant, UserGrant)
