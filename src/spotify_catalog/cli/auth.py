@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import click
 
 from spotify_catalog import ledger, oauth
+from spotify_catalog.cli import WholeSummaries
 from spotify_catalog.cli.api import check_credentials, command_settings
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import SpotifyCatalogError, UsageError, format_time
@@ -32,7 +33,7 @@ from spotify_catalog.users import (
 )
 
 
-@click.group()
+@click.group(cls=WholeSummaries)
 def auth() -> None:
     """Check the app's credentials; log users in and out for their own data (docs/user-data.md)."""
 
