@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from spotify_catalog import endpoints
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import catalog
+from spotify_catalog.crawl import catalog, me
 from spotify_catalog.crawl.mode import ModeTracker, check_mode
 from spotify_catalog.crawl.options import (
     ACCOUNT_STATE_KEY,
@@ -27,7 +27,7 @@ from spotify_catalog.crawl.options import (
     Progress,
     top_tracks_market,
 )
-from spotify_catalog.crawl.units import BATCHED, STOPS, Unit, fetch_checked, make_unit
+from spotify_catalog.crawl.units import BATCHED, STOPS, Unit, fetch_checked, make_me_unit, make_unit
 from spotify_catalog.crawl.writer import Answer, Writer
 from spotify_catalog.errors import (
     BadRequestError,
@@ -90,6 +90,7 @@ class Crawler:
         self._not_found: list[str] = []
         self._skipped: list[str] = []
         self._playlist_snapshots: dict[str, str | None] = {}
+        self._me_known = me.Known(options.me or "")
 
     @property
     def _run_id(self) -> int:
@@ -120,6 +121,8 @@ class Crawler:
         self._requests_at_start = self.client.requests_made
         self._mode = ModeTracker(self.client)
         check_mode(self.options, self._mode.given)
+        if self.options.me:
+            me.check_scopes(self.client)
         try:
             return self._start_and_run()
         finally:
@@ -254,6 +257,7 @@ class Crawler:
         names = list(dict.fromkeys(a.value for a in opts.artists if not a.is_id))
         ids = list(dict.fromkeys(a.value for a in opts.artists if a.is_id))
 
+        me_artists = self._me(pool) if opts.me else []
         self._phase("resolving names", [("search", names)])
         self._drain(pool, ["search"])
         self._phase("resolving ids", [("artist", ids)])
@@ -263,7 +267,9 @@ class Crawler:
             artist_states = state.task_states(conn, "artist", ids)
         artist_ids = list(
             dict.fromkeys(
-                [a for a in resolved.values() if a] + [i for i in ids if artist_states.get(i) == "done"]
+                [a for a in resolved.values() if a]
+                + [i for i in ids if artist_states.get(i) == "done"]
+                + me_artists
             )
         )
         if opts.top_tracks:
@@ -311,6 +317,21 @@ class Crawler:
             api_mode=str(self.client.mode) if self.client.mode else None,
             skipped=self._skipped,
         )
+
+    def _me(self, pool: ThreadPoolExecutor) -> list[str]:
+        """The user's own data (:mod:`~spotify_catalog.crawl.me`): the profile first (it shows the API
+        mode), then the rest; the artists the user follows and tops, for the depth phases."""
+        user, now = self.options.me or "", self.now()
+        with self.engine.begin() as conn:
+            profile, *rest = me.seed(conn, user, now)
+        self._phase("your profile", [profile])
+        self._drain(pool, [me.PROFILE])
+        with self.engine.connect() as conn:
+            self._me_known = me.load_known(conn, user, self.client.mode)
+        self._phase("your library", rest)
+        self._drain(pool, [me.ME, me.TOP, me.USER_PLAYLIST])
+        with self.engine.connect() as conn:
+            return me.artists_of(conn, user, now.astimezone(UTC).date())
 
     def _top_tracks(self, pool: ThreadPoolExecutor, artist_ids: Sequence[str]) -> None:
         """Each artist's top tracks in the market asked for (Extended Quota Mode only: skipped with a
@@ -456,6 +477,11 @@ class Crawler:
                 )
             if not keys:
                 return
+            if kind in me.KINDS:
+                yield from (
+                    make_me_unit(self.client, kind, [k], self._me_known, self.options.market) for k in keys
+                )
+                continue
             for start in range(0, len(keys), size):
                 yield make_unit(
                     self.client,

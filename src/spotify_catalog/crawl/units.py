@@ -11,7 +11,7 @@ from typing import Any
 
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import catalog, pages
+from spotify_catalog.crawl import catalog, me, pages
 from spotify_catalog.crawl.options import ALBUM_TRACKS_PAGE, ENTITY_TYPES, SEARCH_LIMIT
 from spotify_catalog.crawl.outcome import Handler, Listing, Outcome
 from spotify_catalog.errors import (
@@ -99,6 +99,14 @@ def make_unit(
     raise ValueError(f"unknown task kind {kind!r}")
 
 
+def make_me_unit(
+    client: SpotifyClient, kind: str, keys: list[str], known: me.Known, market: str | None
+) -> Unit:
+    """The unit of a task of a user's own data (:mod:`spotify_catalog.crawl.me`)."""
+    fetch, handle = me.make_unit(client, kind, keys, known, market)
+    return Unit(kind, keys, fetch, handle, mode_sensitive=False)
+
+
 STOPS: tuple[type[SpotifyError | Stopped], ...] = (
     MustWaitError,
     Stopped,
@@ -164,6 +172,8 @@ def observed_mode(kind: str, result: Any) -> ApiMode | None:
     ``publisher``."""
     if isinstance(result, catalog.Paged):
         return catalog.observed_mode(kind, result)
+    if isinstance(result, me.Profile):  # Development Mode: no followers in /me since February 2026
+        return ApiMode.EXTENDED if "followers" in result.data else ApiMode.DEVELOPMENT
     if isinstance(result, Albums):
         items: Any = result.items
     elif kind == "search" and isinstance(result, dict):
@@ -197,6 +207,8 @@ def response_problem(kind: str, result: Any) -> str | None:
     item that is not an object. Extra fields are fine; ``null`` in a batch is an unknown id."""
     if kind in catalog.KINDS:
         return catalog.response_problem(kind, result)
+    if kind in me.KINDS:
+        return me.response_problem(kind, result)
     if isinstance(result, Albums):
         return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
     if kind in ENTITY_TYPES:

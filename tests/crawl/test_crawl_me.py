@@ -1,0 +1,249 @@
+"""``crawl --me``: a user's own data collected against the emulator's test users, with the fewest
+requests, the same on every backend; the listening history collected exactly once, its gaps said."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from emulated import contents, differences, emulator_settings, web_requests
+from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
+from spotify_catalog.crawl import me as me_crawl
+from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
+from spotify_catalog.emulator.users import KEPT_PLAYS
+from spotify_catalog.errors import ScopeMissing
+from spotify_catalog.settings import Secret
+from spotify_catalog.storage import schema
+from spotify_catalog.storage.migrate import open_database
+from spotify_catalog.users import LoginStore, StoredLogin, user_client
+
+USERS = ("alice", "bob", "carol")
+START = 1_800_000_000.0  # 2027-01-15 08:00 UTC: the emulator's clock at the first crawl
+HOUR = 3600.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def start_emulator(clock: Clock, **config: Any) -> Any:
+    return serve_in_thread(EmulatorConfig(artists=60, users=USERS, **config), clock=clock)
+
+
+@pytest.fixture
+def emu(clock: Clock) -> Iterator[Any]:
+    with start_emulator(clock) as running:
+        yield running
+
+
+def store_login(emu: Any, directory: Path, user: str = "alice", scopes: Any = None) -> LoginStore:
+    """A login of ``user`` stored in ``directory`` (tokens from the emulator's own PKCE flow)."""
+    store = LoginStore(directory)
+    tokens = emu.login(user, scopes)
+    store.save(
+        StoredLogin(
+            name=user,
+            client_id=tokens.client_id,
+            user_id=tokens.user_id,
+            display_name=None,
+            scopes=tokens.scopes,
+            logged_in=datetime.now(UTC).replace(microsecond=0),
+            refresh_token=Secret(tokens.refresh_token),
+        )
+    )
+    return store
+
+
+def crawl_me(
+    emu: Any, engine: sa.Engine, store: LoginStore, clock: Clock, *, user: str = "alice", **options: Any
+) -> CrawlResult:
+    login = store.load(user)
+    opts = CrawlOptions(me=login.user_id, depth=options.pop("depth", Depth.ARTISTS), **options)
+    moment = datetime.fromtimestamp(clock.now, UTC)
+    with user_client(user, emulator_settings(emu), store=store) as client:
+        return Crawler(engine, client, opts, now=lambda: moment, command="test").run()
+
+
+def rows(engine: sa.Engine, table: sa.Table, *columns: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(sa.select(*(table.c[c] for c in columns))))
+
+
+def spent(emu: Any, before: dict[str, int]) -> dict[str, int]:
+    """Requests per route since ``before`` (token requests left out)."""
+    now = emu.stats()["by_route"]
+    return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0) and "token" not in k}
+
+
+def stored_plays(engine: sa.Engine, user_id: str) -> list[tuple[datetime, str]]:
+    p = schema.plays
+    with engine.connect() as conn:
+        query = sa.select(p.c.played_at, p.c.track_id).where(p.c.user_id == user_id).order_by(p.c.played_at)
+        return [(t, track) for t, track in conn.execute(query)]
+
+
+def expected_plays(emu: Any, user: str, first: float, last: float) -> list[tuple[datetime, str]]:
+    """The emulator's history as a collector that ran at ``first`` and then at ``last`` without a
+    gap has it: the 50 plays Spotify kept at ``first``, then every play until ``last``."""
+    person = emu.users.get(user)
+    plays = [*person.recent_plays(first), *person.plays(first, last)]
+    return sorted({(datetime.fromtimestamp(p.played_at_ms / 1000, UTC), p.track.id) for p in plays})
+
+
+# ------------------------------------------------------------------------------ what is collected
+
+
+def test_a_development_mode_app_collects_everything_and_a_rerun_spends_only_what_can_change(
+    emu: Any, clock: Clock, tmp_path: Path
+) -> None:
+    store = store_login(emu, tmp_path / "config")
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    alice = emu.users.get("alice")
+    library = alice.library
+
+    result = crawl_me(emu, engine, store, clock)
+    assert result.status == "done"
+    assert result.api_mode == "development"
+    assert rows(engine, schema.users, "id") == [(alice.id,)]
+    assert rows(engine, schema.saved_tracks, "track_id") == sorted((t.id,) for t, _ in library.saved_tracks)
+    assert rows(engine, schema.saved_albums, "album_id") == sorted((a.id,) for a, _ in library.saved_albums)
+    assert len(rows(engine, schema.saved_shows, "show_id")) == len(library.saved_shows)
+    assert len(rows(engine, schema.saved_episodes, "episode_id")) == len(library.saved_episodes)
+    followed = sorted((a.id,) for a in library.followed_artists)
+    assert rows(engine, schema.followed_artists, "artist_id") == followed
+    listed = emu.users.playlists_of(alice)
+    assert len(rows(engine, schema.user_playlists, "playlist_id")) == len(listed)
+    # the items of the playlists she owns or collaborates on, the metadata only of the others
+    readable = {p.id for p in listed if emu.users.may_read_items(alice, p)}
+    with_items = {r[0] for r in rows(engine, schema.playlist_items, "playlist_id")}
+    assert with_items == readable
+    assert not {r[0] for r in rows(engine, schema.playlists, "id")} ^ {p.id for p in listed}
+    assert emu.stats()["by_status"].get("403", 0) == 0  # no 403 spent on a playlist it cannot read
+    top = rows(engine, schema.top_items, "item_type", "time_range")
+    assert {(t, r) for t, r in top} == {(t, r) for t in ("artist", "track") for r in me_crawl.TIME_RANGES}
+    assert stored_plays(engine, alice.id) == expected_plays(emu, "alice", clock.now, clock.now)
+    assert len(stored_plays(engine, alice.id)) == KEPT_PLAYS
+    # every saved track is a full catalog row
+    t = schema.tracks
+    with engine.connect() as conn:
+        saved = [tr.id for tr, _ in library.saved_tracks]
+        details = set(conn.execute(sa.select(t.c.detail).where(t.c.id.in_(saved))).scalars())
+    assert details == {"full"}
+
+    before_db, before = contents(engine), dict(emu.stats()["by_route"])
+    again = crawl_me(emu, engine, store, clock)
+    assert again.status == "done"
+    pages = {"GET /v1/me/following": -(-len(library.followed_artists) // 50)}
+    pages["GET /v1/me/playlists"] = -(-len(listed) // 50)
+    assert spent(emu, before) == {
+        "GET /v1/me": 1,
+        "GET /v1/me/tracks": 1,
+        "GET /v1/me/albums": 1,
+        "GET /v1/me/shows": 1,
+        "GET /v1/me/episodes": 1,
+        "GET /v1/me/player/recently-played": 1,
+        **pages,
+    }
+    assert not differences(contents(engine), before_db)
+    engine.dispose()
+
+
+def test_an_extended_app_collects_the_items_of_every_playlist(clock: Clock, tmp_path: Path) -> None:
+    with start_emulator(clock, profile="extended") as emu:
+        store = store_login(emu, tmp_path / "config", "bob")
+        engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+        assert crawl_me(emu, engine, store, clock, user="bob").api_mode == "extended"
+        listed = {p.id for p in emu.users.playlists_of(emu.users.get("bob"))}
+        assert {r[0] for r in rows(engine, schema.playlist_items, "playlist_id")} == listed
+        assert rows(engine, schema.users, "followers") != [(None,)]
+        engine.dispose()
+
+
+def test_the_same_database_on_every_backend(
+    emu: Any, clock: Clock, tmp_path: Path, postgres_url: str, mysql_url: str
+) -> None:
+    store = store_login(emu, tmp_path / "config")
+    got = {}
+    for url in (f"sqlite:///{tmp_path / 'me.db'}", postgres_url, mysql_url):
+        engine = open_database(url)
+        assert crawl_me(emu, engine, store, clock, depth=Depth.ALBUMS).status == "done"
+        got[engine.dialect.name] = contents(engine)
+        engine.dispose()
+    assert got["sqlite"]["plays"]
+    assert got["sqlite"]["artist_albums"]
+    for name in ("postgresql", "mysql"):
+        diff = differences(got[name], got["sqlite"])
+        assert not diff, "\n".join(diff)
+
+
+def test_a_missing_scope_is_one_line_before_any_request(emu: Any, clock: Clock, tmp_path: Path) -> None:
+    store = store_login(emu, tmp_path / "config", scopes=("user-library-read", "playlist-read-private"))
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    before = web_requests(emu)
+    with pytest.raises(ScopeMissing, match=r"user-follow-read.*auth login"):
+        crawl_me(emu, engine, store, clock)
+    assert web_requests(emu) == before
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.runs)).scalar() == 0
+    engine.dispose()
+
+
+# ------------------------------------------------------------------------------ the history
+
+
+def test_every_play_once_through_twelve_runs_two_hours_apart(emu: Any, clock: Clock, tmp_path: Path) -> None:
+    store = store_login(emu, tmp_path / "config")
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    user_id = emu.users.get("alice").id
+    first = clock.now
+    crawl_me(emu, engine, store, clock)
+    for _ in range(12):
+        clock.now += 2 * HOUR
+        before = dict(emu.stats()["by_route"])
+        assert crawl_me(emu, engine, store, clock).status == "done"
+        assert spent(emu, before)["GET /v1/me/player/recently-played"] == 1
+    want = expected_plays(emu, "alice", first, clock.now)
+    assert stored_plays(engine, user_id) == want
+    assert len(want) > KEPT_PLAYS + 12 * 10
+    with engine.connect() as conn:
+        assert me_crawl.describe_gaps(conn, [user_id]) == {}
+    engine.dispose()
+
+
+def test_a_30_hour_gap_is_said_and_kept(
+    emu: Any, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = store_login(emu, tmp_path / "config")
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    user_id = emu.users.get("alice").id
+    crawl_me(emu, engine, store, clock)
+    newest = stored_plays(engine, user_id)[-1][0]
+    clock.now += 30 * HOUR
+    caplog.set_level(logging.WARNING)
+    assert crawl_me(emu, engine, store, clock).status == "done"
+    assert "plays may have been missed between" in caplog.text
+    oldest_new = min(t for t, _ in stored_plays(engine, user_id) if t > newest)
+    with engine.connect() as conn:
+        assert me_crawl.describe_gaps(conn, [user_id]) == {
+            user_id: [[newest.isoformat(), oldest_new.isoformat()]]
+        }
+    caplog.clear()
+    clock.now += 2 * HOUR  # back on schedule: no new gap
+    crawl_me(emu, engine, store, clock)
+    assert "missed" not in caplog.text
+    engine.dispose()
