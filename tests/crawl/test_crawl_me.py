@@ -12,16 +12,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from emulated import contents, differences, emulator_settings, web_requests
+from emulated import contents, differences, emulator_settings, stored_login, web_requests
 from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
 from spotify_catalog.crawl import me as me_crawl
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
 from spotify_catalog.emulator.users import KEPT_PLAYS
 from spotify_catalog.errors import ScopeMissing
-from spotify_catalog.settings import Secret
 from spotify_catalog.storage import schema
 from spotify_catalog.storage.migrate import open_database
-from spotify_catalog.users import LoginStore, StoredLogin, user_client
+from spotify_catalog.users import LoginStore, user_client
 
 USERS = ("alice", "bob", "carol")
 START = 1_800_000_000.0  # 2027-01-15 08:00 UTC: the emulator's clock at the first crawl
@@ -52,20 +51,9 @@ def emu(clock: Clock) -> Iterator[Any]:
 
 
 def store_login(emu: Any, directory: Path, user: str = "alice", scopes: Any = None) -> LoginStore:
-    """A login of ``user`` stored in ``directory`` (tokens from the emulator's own PKCE flow)."""
+    """A login of ``user`` stored in ``directory``."""
     store = LoginStore(directory)
-    tokens = emu.login(user, scopes)
-    store.save(
-        StoredLogin(
-            name=user,
-            client_id=tokens.client_id,
-            user_id=tokens.user_id,
-            display_name=None,
-            scopes=tokens.scopes,
-            logged_in=datetime.now(UTC).replace(microsecond=0),
-            refresh_token=Secret(tokens.refresh_token),
-        )
-    )
+    stored_login(emu, store, user, scopes)
     return store
 
 
