@@ -3,9 +3,10 @@ requests, the same on every backend; the listening history collected exactly onc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from emulated import contents, differences, emulator_settings, stored_login, web_requests
+from spotify_catalog import transform
 from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
 from spotify_catalog.crawl import me as me_crawl
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
-from spotify_catalog.emulator.users import KEPT_PLAYS
+from spotify_catalog.emulator.users import KEPT_PLAYS, iso
 from spotify_catalog.errors import ScopeMissing
 from spotify_catalog.storage import schema
 from spotify_catalog.storage.migrate import open_database
@@ -122,6 +124,8 @@ def test_a_development_mode_app_collects_everything_and_a_rerun_spends_only_what
     assert with_items == readable
     assert not {r[0] for r in rows(engine, schema.playlists, "id")} ^ {p.id for p in listed}
     assert emu.stats()["by_status"].get("403", 0) == 0  # no 403 spent on a playlist it cannot read
+    by_route = emu.stats()["by_route"]
+    assert by_route["GET /v1/playlists/{id}"] == len(readable)  # nor any request for the others
     top = rows(engine, schema.top_items, "item_type", "time_range")
     assert {(t, r) for t, r in top} == {(t, r) for t in ("artist", "track") for r in me_crawl.TIME_RANGES}
     assert stored_plays(engine, alice.id) == expected_plays(emu, "alice", clock.now, clock.now)
@@ -234,4 +238,40 @@ def test_a_30_hour_gap_is_said_and_kept(
     clock.now += 2 * HOUR  # back on schedule: no new gap
     crawl_me(emu, engine, store, clock)
     assert "missed" not in caplog.text
+    engine.dispose()
+
+
+def _saved_tracks(emu: Any, change: Any) -> None:
+    """Change alice's saved tracks in the emulator (``change``: the list, newest first -> the new one)."""
+    alice = emu.users.get("alice")
+    library = alice.library
+    alice.__dict__["library"] = dataclasses.replace(library, saved_tracks=tuple(change(library.saved_tracks)))
+
+
+def test_a_saved_list_grown_on_top_costs_one_request_and_any_other_change_all_its_pages(
+    emu: Any, clock: Clock, tmp_path: Path
+) -> None:
+    store = store_login(emu, tmp_path / "config")
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    crawl_me(emu, engine, store, clock)
+    alice = emu.users.get("alice")
+    saved = [t for t, _ in alice.library.saved_tracks]
+    assert len(saved) > 50  # two pages
+    other = next(t for p in alice.library.own_playlists for t in p.tracks if t not in saved)
+    newest = transform.parse_time(alice.library.saved_tracks[0][1])
+    assert newest is not None
+    added = iso(newest + timedelta(days=1))
+    _saved_tracks(emu, lambda tracks: [(other, added), *tracks])
+    before = dict(emu.stats()["by_route"])
+    crawl_me(emu, engine, store, clock)
+    assert spent(emu, before)["GET /v1/me/tracks"] == 1
+    want = sorted((t.id, transform.parse_time(a)) for t, a in alice.library.saved_tracks)
+    assert rows(engine, schema.saved_tracks, "track_id", "added_at") == want
+
+    _saved_tracks(emu, lambda tracks: [*tracks[:-1]])  # the oldest one removed
+    before = dict(emu.stats()["by_route"])
+    crawl_me(emu, engine, store, clock)
+    assert spent(emu, before)["GET /v1/me/tracks"] == 2
+    want = sorted((t.id, transform.parse_time(a)) for t, a in alice.library.saved_tracks)
+    assert rows(engine, schema.saved_tracks, "track_id", "added_at") == want
     engine.dispose()
