@@ -95,6 +95,22 @@ def expected_plays(emu: Any, user: str, first: float, last: float) -> list[tuple
     return sorted({(datetime.fromtimestamp(p.played_at_ms / 1000, UTC), p.track.id) for p in plays})
 
 
+def _pages(count: int) -> int:
+    return max(1, -(-count // 50))
+
+
+def first_run_requests(emu: Any, user: str) -> int:
+    """docs/crawl.md's count of a first ``crawl --me`` (depth artists), from the emulator's truth."""
+    person = emu.users.get(user)
+    library = person.library
+    saved = (library.saved_tracks, library.saved_albums, library.saved_shows, library.saved_episodes)
+    listed = emu.users.playlists_of(person)
+    readable = [p for p in listed if emu.users.may_read_items(person, p)]
+    items = sum(1 + -(-max(0, p.total_items - 100) // 50) for p in readable)
+    lists = sum(_pages(len(s)) for s in saved) + _pages(len(library.followed_artists)) + _pages(len(listed))
+    return 1 + lists + 6 + 1 + items
+
+
 # ------------------------------------------------------------------------------ what is collected
 
 
@@ -109,6 +125,7 @@ def test_a_development_mode_app_collects_everything_and_a_rerun_spends_only_what
     result = crawl_me(emu, engine, store, clock)
     assert result.status == "done"
     assert result.api_mode == "development"
+    assert result.requests == first_run_requests(emu, "alice")
     assert rows(engine, schema.users, "id") == [(alice.id,)]
     assert rows(engine, schema.saved_tracks, "track_id") == sorted((t.id,) for t, _ in library.saved_tracks)
     assert rows(engine, schema.saved_albums, "album_id") == sorted((a.id,) for a, _ in library.saved_albums)
