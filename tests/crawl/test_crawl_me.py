@@ -19,7 +19,8 @@ from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
 from spotify_catalog.crawl import me as me_crawl
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
 from spotify_catalog.emulator.users import KEPT_PLAYS, iso
-from spotify_catalog.errors import ScopeMissing
+from spotify_catalog.errors import LoginRequired, ScopeMissing, UserNotRegistered
+from spotify_catalog.settings import Secret
 from spotify_catalog.storage import schema
 from spotify_catalog.storage.migrate import open_database
 from spotify_catalog.users import LoginStore, user_client
@@ -292,3 +293,40 @@ def test_a_saved_list_grown_on_top_costs_one_request_and_any_other_change_all_it
     want = sorted((t.id, transform.parse_time(a)) for t, a in alice.library.saved_tracks)
     assert rows(engine, schema.saved_tracks, "track_id", "added_at") == want
     engine.dispose()
+
+
+def test_a_refused_login_is_one_line_and_leaves_the_database_and_the_login_as_they_were(
+    emu: Any, clock: Clock, tmp_path: Path
+) -> None:
+    store = store_login(emu, tmp_path / "config")
+    login = store.load("alice")
+    store.save(dataclasses.replace(login, refresh_token=Secret("revoked-or-expired")))
+    saved = store.path("alice").read_bytes()
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    before = web_requests(emu)
+    with pytest.raises(LoginRequired, match=r"log in again with spotify-catalog auth login --user alice"):
+        crawl_me(emu, engine, store, clock)
+    assert web_requests(emu) == before
+    assert store.path("alice").read_bytes() == saved
+    with engine.connect() as conn:
+        for table in (schema.runs, schema.tasks):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
+    engine.dispose()
+
+
+def test_a_user_the_app_does_not_have_ends_the_run_with_one_line(clock: Clock, tmp_path: Path) -> None:
+    users = ("alice", "bob", "carol", "dave", "erin", "frank")  # Development Mode: five users an app
+    with serve_in_thread(EmulatorConfig(artists=60, users=users), clock=clock) as emu:
+        store = store_login(emu, tmp_path / "config", "frank")  # then removed from the app, say
+        store.save(dataclasses.replace(store.load("frank"), user_id=emu.users.get("frank").id))
+        engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+        before = web_requests(emu)
+        with pytest.raises(UserNotRegistered, match="not one of this app's users"):
+            crawl_me(emu, engine, store, clock, user="frank")
+        assert web_requests(emu) == before + 1  # GET /me, and nothing after it
+        with engine.connect() as conn:
+            run = conn.execute(sa.select(schema.runs.c.status, schema.runs.c.reason)).one()
+        assert run.status == "failed"
+        assert "developer.spotify.com/dashboard" in run.reason
+        assert rows(engine, schema.users, "id") == []
+        engine.dispose()

@@ -76,10 +76,12 @@ def gaps_key(user_id: str) -> str:
     return (GAPS_KEY + user_id)[:100]
 
 
-def check_scopes(client: SpotifyClient) -> None:
-    """:class:`UsageError` unless ``client`` acts for a user (:func:`spotify_catalog.users.user_client`);
-    :class:`~spotify_catalog.errors.ScopeMissing` (one line naming the scopes and the login command)
-    unless the login granted every scope ``crawl --me`` needs."""
+def preflight(client: SpotifyClient) -> None:
+    """Before a run starts, so that nothing is written: :class:`UsageError` unless ``client`` acts
+    for a user (:func:`spotify_catalog.users.user_client`); :class:`~spotify_catalog.errors.ScopeMissing`
+    (one line naming the scopes and the login command) unless the login granted every scope
+    ``crawl --me`` needs; :class:`~spotify_catalog.errors.LoginRequired` when Spotify refuses the
+    login (an access token is asked for: a token request, not a Web API one)."""
     grant = client.tokens.grant
     require: Callable[..., None] | None = getattr(grant, "require", None)
     if require is None:
@@ -87,6 +89,7 @@ def check_scopes(client: SpotifyClient) -> None:
     needed = dict.fromkeys(s for route in ROUTES for s in oauth.required_scopes(route))
     needed["playlist-read-collaborative"] = None  # the items of the playlists the user collaborates on
     require(*needed, what="crawl --me")
+    client.tokens.token()
 
 
 @dataclass

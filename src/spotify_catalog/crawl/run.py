@@ -27,7 +27,7 @@ from spotify_catalog.crawl.options import (
     Progress,
     top_tracks_market,
 )
-from spotify_catalog.crawl.units import BATCHED, STOPS, Unit, fetch_checked, make_me_unit, make_unit
+from spotify_catalog.crawl.units import BATCHED, STOPS, Unit, fetch_checked, make_unit
 from spotify_catalog.crawl.writer import Answer, Writer
 from spotify_catalog.errors import (
     BadRequestError,
@@ -38,6 +38,7 @@ from spotify_catalog.errors import (
     SpotifyError,
     Stopped,
     StorageError,
+    UsageError,
     WrongModeError,
     format_time,
 )
@@ -122,7 +123,7 @@ class Crawler:
         self._mode = ModeTracker(self.client)
         check_mode(self.options, self._mode.given)
         if self.options.me:
-            me.check_scopes(self.client)
+            me.preflight(self.client)
         try:
             return self._start_and_run()
         finally:
@@ -211,7 +212,7 @@ class Crawler:
         except Stopped as exc:
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc}; run the same command again to continue") from None
-        except (WrongModeError, StorageError) as exc:  # StorageError: the ledger's database
+        except (WrongModeError, StorageError, UsageError) as exc:  # the ledger's database; a user's login
             self._finish("failed", str(exc))
             raise
         except sa.exc.SQLAlchemyError as exc:
@@ -477,18 +478,13 @@ class Crawler:
                 )
             if not keys:
                 return
-            if kind in me.KINDS:
-                yield from (
-                    make_me_unit(self.client, kind, [k], self._me_known, self.options.market) for k in keys
-                )
-                continue
             for start in range(0, len(keys), size):
                 yield make_unit(
                     self.client,
                     kind,
                     keys[start : start + size],
                     self.options.market,
-                    self._playlist_snapshots,
+                    self._me_known if kind in me.KINDS else self._playlist_snapshots,
                 )
 
     def _batch_size(self, kind: str) -> int:

@@ -51,12 +51,18 @@ def make_unit(
     kind: str,
     keys: list[str],
     market: str | None,
-    known: Mapping[str, str | None] | None = None,
+    known: Mapping[str, str | None] | me.Known | None = None,
 ) -> Unit:
     """The unit of work of tasks ``keys`` of ``kind``: how to fetch them, how to store the answer
-    (``known``: the stored playlists' item snapshots, see :mod:`spotify_catalog.crawl.catalog`)."""
+    (``known``: the stored playlists' item snapshots, see :mod:`spotify_catalog.crawl.catalog`; for
+    a user's own data what :mod:`spotify_catalog.crawl.me` read before, a :class:`~.me.Known`)."""
+    if kind in me.KINDS:
+        assert isinstance(known, me.Known), "a user's units need what is known of the user"
+        fetch, handle = me.make_unit(client, kind, keys, known, market)
+        return Unit(kind, keys, fetch, handle, mode_sensitive=False)
     if kind in catalog.KINDS:
-        fetch, handle = catalog.make_unit(client, kind, keys, market, known)
+        snapshots = known if isinstance(known, Mapping) else None
+        fetch, handle = catalog.make_unit(client, kind, keys, market, snapshots)
         return Unit(kind, keys, fetch, handle, mode_sensitive=kind in catalog.BATCHED)
     if kind == "search":
         (name,) = keys
@@ -97,14 +103,6 @@ def make_unit(
             mode_sensitive=False,
         )
     raise ValueError(f"unknown task kind {kind!r}")
-
-
-def make_me_unit(
-    client: SpotifyClient, kind: str, keys: list[str], known: me.Known, market: str | None
-) -> Unit:
-    """The unit of a task of a user's own data (:mod:`spotify_catalog.crawl.me`)."""
-    fetch, handle = me.make_unit(client, kind, keys, known, market)
-    return Unit(kind, keys, fetch, handle, mode_sensitive=False)
 
 
 STOPS: tuple[type[SpotifyError | Stopped], ...] = (
