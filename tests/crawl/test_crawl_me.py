@@ -19,7 +19,7 @@ from spotify_catalog.crawl import Crawler, CrawlOptions, CrawlResult, Depth
 from spotify_catalog.crawl import me as me_crawl
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
 from spotify_catalog.emulator.users import KEPT_PLAYS, iso
-from spotify_catalog.errors import LoginRequired, ScopeMissing, UserNotRegistered
+from spotify_catalog.errors import LoginRequired, ScopeMissing, Stopped, UserNotRegistered
 from spotify_catalog.settings import Secret
 from spotify_catalog.storage import schema
 from spotify_catalog.storage.migrate import open_database
@@ -61,12 +61,19 @@ def store_login(emu: Any, directory: Path, user: str = "alice", scopes: Any = No
 
 
 def crawl_me(
-    emu: Any, engine: sa.Engine, store: LoginStore, clock: Clock, *, user: str = "alice", **options: Any
+    emu: Any,
+    engine: sa.Engine,
+    store: LoginStore,
+    clock: Clock,
+    *,
+    user: str = "alice",
+    budget: int | None = None,
+    **options: Any,
 ) -> CrawlResult:
     login = store.load(user)
     opts = CrawlOptions(me=login.user_id, depth=options.pop("depth", Depth.ARTISTS), **options)
     moment = datetime.fromtimestamp(clock.now, UTC)
-    with user_client(user, emulator_settings(emu), store=store) as client:
+    with user_client(user, emulator_settings(emu), store=store, request_budget=budget) as client:
         return Crawler(engine, client, opts, now=lambda: moment, command="test").run()
 
 
@@ -330,3 +337,26 @@ def test_a_user_the_app_does_not_have_ends_the_run_with_one_line(clock: Clock, t
         assert "developer.spotify.com/dashboard" in run.reason
         assert rows(engine, schema.users, "id") == []
         engine.dispose()
+
+
+def test_runs_stopped_by_a_request_budget_end_with_the_uninterrupted_crawls_database(
+    emu: Any, clock: Clock, tmp_path: Path
+) -> None:
+    store = store_login(emu, tmp_path / "config")
+    whole = open_database(f"sqlite:///{tmp_path / 'whole.db'}")
+    crawl_me(emu, whole, store, clock, depth=Depth.ALBUMS)
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    runs = 0
+    while True:
+        runs += 1
+        assert runs < 200
+        try:
+            if crawl_me(emu, engine, store, clock, budget=4, depth=Depth.ALBUMS).status == "done":
+                break
+        except Stopped:
+            continue
+    assert runs > 5
+    diff = differences(contents(engine), contents(whole))
+    assert not diff, "\n".join(diff)
+    engine.dispose()
+    whole.dispose()

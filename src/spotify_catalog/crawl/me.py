@@ -6,8 +6,8 @@ Tasks (all keyed by the Spotify user id first):
 - :data:`PROFILE` ``USER|profile`` (``GET /me``), done first: its answer shows the API mode
   (Development Mode leaves ``followers`` out), which decides whose playlist items are asked for;
 - :data:`ME` ``USER|PART`` for each of :data:`PARTS`. Together with the profile they make a *round*:
-  a run that finds none of them pending (the last round finished) makes them all pending again, a run
-  that finds some pending (a round cut short) does only those;
+  a run that follows a finished one (``done``) makes them all pending again, a run that follows a
+  stopped, killed or failed one goes on with its round (and then with its other phases);
 - :data:`TOP` ``USER|TYPE|RANGE|DAY``: a top list, once a day;
 - :data:`USER_PLAYLIST` ``PLAYLIST|SNAPSHOT``: the items of one of the user's playlists at one
   ``snapshot_id``, queued by the ``playlists`` part only for a playlist whose stored items are of
@@ -131,12 +131,17 @@ def _aware(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def seed(conn: sa.Connection, user_id: str, now: datetime) -> list[tuple[str, list[str]]]:
-    """The tasks of this run's round, queued: all of them again when the last round finished, only
-    the missing ones when it was cut short (its pending ones stay); the top lists of ``now``'s day."""
+def seed(conn: sa.Connection, user_id: str, now: datetime, run_id: int) -> list[tuple[str, list[str]]]:
+    """The tasks of this run's round, queued, and the top lists of ``now``'s day. A new round (every
+    task pending again) when the run before ``run_id`` finished its work (``done``) or there was none;
+    else that run was stopped, killed or failed, and this one goes on with its round (only the
+    missing tasks are added, what was done stays done)."""
     profile, parts = [f"{user_id}|profile"], [f"{user_id}|{part}" for part in PARTS]
-    states = {**state.task_states(conn, PROFILE, profile), **state.task_states(conn, ME, parts)}
-    cut_short = state.PENDING in states.values()
+    r = schema.runs
+    last = conn.execute(
+        sa.select(r.c.status).where(r.c.id < run_id).order_by(r.c.id.desc()).limit(1)
+    ).scalar()
+    cut_short = last is not None and last != "done"
     fresh_since = now - timedelta(days=36_500) if cut_short else now + timedelta(seconds=1)
     state.ensure_tasks(conn, PROFILE, profile, now=now, fresh_since=fresh_since)
     state.ensure_tasks(conn, ME, parts, now=now, fresh_since=fresh_since)

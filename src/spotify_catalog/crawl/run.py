@@ -324,7 +324,7 @@ class Crawler:
         mode), then the rest; the artists the user follows and tops, for the depth phases."""
         user, now = self.options.me or "", self.now()
         with self.engine.begin() as conn:
-            profile, *rest = me.seed(conn, user, now)
+            profile, *rest = me.seed(conn, user, now, self._run_id)
         self._phase("your profile", [profile])
         self._drain(pool, [me.PROFILE])
         with self.engine.connect() as conn:

@@ -318,15 +318,16 @@ chapters = _table(
 )
 
 # ------------------------------------------------------------------ a user's own data (crawl --me)
-# Every row names its user (``user_id``, the Spotify user id; ``info={"belongs_to": "users"}``) and
-# carries ``fetched_at``, when the crawl wrote it. The lists of a user (saved items, followed artists,
-# playlists) are replaced whole with each fetch that found them changed; ``plays`` only grows.
+# Every row names its user (``user_id``, the Spotify user id: a user is never gone, so no
+# ``belongs_to``) and carries ``fetched_at``, when the crawl wrote it. The lists of a user (saved
+# items, followed artists, playlists) are replaced whole with each fetch that found them changed;
+# ``plays`` only grows.
 
 USER_ID = 255  # Spotify user ids: 28 characters today, older accounts have their user name
 
 
 def _user_key() -> sa.Column[Any]:
-    return sa.Column("user_id", sa.String(USER_ID), info={"belongs_to": "users"}, primary_key=True)
+    return sa.Column("user_id", sa.String(USER_ID), primary_key=True)
 
 
 def _fetched() -> sa.Column[Any]:
