@@ -360,3 +360,18 @@ def test_runs_stopped_by_a_request_budget_end_with_the_uninterrupted_crawls_data
     assert not diff, "\n".join(diff)
     engine.dispose()
     whole.dispose()
+
+
+def test_followed_artists_are_read_page_by_page_with_their_cursor(
+    emu: Any, clock: Clock, tmp_path: Path
+) -> None:
+    alice = emu.users.get("alice")
+    everyone = tuple(emu.catalog.artist(i) for i in range(emu.catalog.size))
+    assert len(everyone) > 50
+    alice.__dict__["library"] = dataclasses.replace(alice.library, followed_artists=everyone)
+    store = store_login(emu, tmp_path / "config")
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    crawl_me(emu, engine, store, clock)
+    assert emu.stats()["by_route"]["GET /v1/me/following"] == 2
+    assert rows(engine, schema.followed_artists, "artist_id") == sorted((a.id,) for a in everyone)
+    engine.dispose()

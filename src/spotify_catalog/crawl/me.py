@@ -253,13 +253,15 @@ def fetch_following(client: SpotifyClient) -> Cursored:
     """Every page of ``/me/following?type=artist`` (cursor ``after``: the last artist id)."""
     params: dict[str, Any] = {"type": "artist", "limit": PAGE}
     fetched = [client.get("/me/following", params)]
+    seen: set[str] = set()
     while True:
         body = fetched[-1].get("artists")
         if not isinstance(body, dict) or not body.get("next"):
             return Cursored(fetched)
         after = (body.get("cursors") or {}).get("after")
-        if not after:
+        if not after or after in seen:  # no cursor, or one given before: the list ends here
             return Cursored(fetched)
+        seen.add(after)
         fetched.append(client.get("/me/following", {**params, "after": after}))
 
 
