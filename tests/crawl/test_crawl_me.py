@@ -20,6 +20,7 @@ from spotify_catalog.crawl import me as me_crawl
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
 from spotify_catalog.emulator.users import KEPT_PLAYS, iso
 from spotify_catalog.errors import LoginRequired, ScopeMissing, Stopped, UserNotRegistered
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.settings import Secret
 from spotify_catalog.storage import schema
 from spotify_catalog.storage.migrate import open_database
@@ -379,4 +380,17 @@ def test_followed_artists_are_read_page_by_page_with_their_cursor(
     crawl_me(emu, engine, store, clock)
     assert emu.stats()["by_route"]["GET /v1/me/following"] == 2
     assert rows(engine, schema.followed_artists, "artist_id") == sorted((a.id,) for a in everyone)
+    engine.dispose()
+
+
+def test_with_the_catalog_inputs_in_one_run(emu: Any, clock: Clock, tmp_path: Path) -> None:
+    store = store_login(emu, tmp_path / "config")
+    engine = open_database(f"sqlite:///{tmp_path / 'me.db'}")
+    other = emu.catalog.artist_ids()[-1]
+    playlist = emu.catalog.playlists[0].id
+    result = crawl_me(emu, engine, store, clock, artists=(ArtistInput(other, True),), playlists=(playlist,))
+    assert result.status == "done"
+    assert (other,) in rows(engine, schema.artists, "id")
+    assert (playlist,) in rows(engine, schema.playlists, "id")
+    assert rows(engine, schema.users, "id") == [(emu.users.get("alice").id,)]
     engine.dispose()
