@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from spotify_catalog import ledger
-from spotify_catalog.crawl import ACCOUNT_STATE_KEY
+from spotify_catalog.crawl import ACCOUNT_STATE_KEY, me
 from spotify_catalog.errors import StorageError
 from spotify_catalog.plan import KINDS, Estimate, Plan, estimate, plan_from_database
 from spotify_catalog.redaction import redact_url
@@ -55,6 +55,47 @@ class RunInfo:
 
 
 @dataclass
+class History:
+    """A user's listening history in the database (``crawl --me``): how many plays, the first and the
+    last, and the gaps a run found (``[after, before]``: plays in between may be missing)."""
+
+    user_id: str
+    plays: int
+    first: datetime | None
+    last: datetime | None
+    gaps: list[list[str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "plays": self.plays,
+            "first": _iso(self.first),
+            "last": _iso(self.last),
+            "gaps": self.gaps,
+        }
+
+
+def histories(conn: sa.Connection) -> list[History]:
+    """The listening history of each user with plays."""
+    p = schema.plays
+    query = sa.select(p.c.user_id, sa.func.count(), sa.func.min(p.c.played_at), sa.func.max(p.c.played_at))
+    found = conn.execute(query.group_by(p.c.user_id).order_by(p.c.user_id)).all()
+    gaps = me.describe_gaps(conn, [user for user, *_ in found])
+    return [
+        History(user, int(count), _aware(first), _aware(last), gaps.get(user, []))
+        for user, count, first, last in found
+    ]
+
+
+def _aware(value: Any) -> datetime | None:
+    """A time read back from an aggregate (SQLite gives text) as an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass
 class Status:
     """What ``spotify-catalog status`` reports."""
 
@@ -66,6 +107,8 @@ class Status:
     now: datetime
     usage: ledger.Usage | None = None
     """The account's requests in its ledger (``None``: not asked for)."""
+    histories: list[History] = field(default_factory=list)
+    """The listening histories ``crawl --me`` collected."""
 
     @property
     def requests_last_24h(self) -> int:
@@ -124,6 +167,7 @@ class Status:
             "include_groups": list(plan.include_groups),
             "notes": self.estimate.notes,
             "runs": [run.to_json() for run in self.runs],
+            "plays": [history.to_json() for history in self.histories],
             "now": _iso(self.now),
         }
 
@@ -160,6 +204,7 @@ def read_status(
         daily_budget=daily_budget,
         now=now,
         usage=use,
+        histories=histories(conn),
     )
 
 

@@ -39,6 +39,7 @@ from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import schema, state
 from spotify_catalog.storage.migrate import open_database
+from spotify_catalog.users import LoginStore, StoredLogin, user_client
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
 DEMO_DB = "sqlite:///spotify-demo.db"
@@ -187,17 +188,19 @@ def run_crawl(
     max_requests: int | None,
     quiet: bool,
     counted: bool = True,
+    user: str | None = None,
 ) -> crawl_lib.CrawlResult:
     """Open the database, crawl with a progress display and the cycle collector tuned for a crawl
     (:func:`~spotify_catalog.crawl.collecting_less`), print the summary; exit 75/130 on a stop.
-    ``counted``: the requests are the account's, counted in its ledger (the demo's are not)."""
+    ``counted``: the requests are the account's, counted in its ledger (the demo's are not); ``user``:
+    the login the client acts for (``crawl --me``)."""
     started = time.monotonic()
     engine = open_database(db_url, schema=db_schema)
     out = Console(soft_wrap=True)
     try:
         with (
             ledger.open_budget(settings, limit=settings.daily_budget) if counted else nullcontext() as budget,
-            SpotifyClient(settings, request_budget=max_requests, budget=budget) as client,
+            _client(settings, user, request_budget=max_requests, budget=budget) as client,
         ):
             crawler = crawl_lib.Crawler(engine, client, options, command=_command_line(ctx))
             try:
@@ -217,6 +220,13 @@ def run_crawl(
         return result
     finally:
         engine.dispose()
+
+
+def _client(settings: Settings, user: str | None, **options: Any) -> SpotifyClient:
+    """The crawl's client: the app's (Client Credentials), or the one acting for login ``user``."""
+    if user is None:
+        return SpotifyClient(settings, **options)
+    return user_client(user, settings, **options)
 
 
 @click.command()
@@ -250,7 +260,18 @@ def run_crawl(
     type=click.Choice(crawl_lib.WITH_CHOICES),
     help="Also each artist's top tracks (Extended Quota Mode; market: --market, else US).",
 )
-@click.option("--depth", type=click.Choice(DEPTHS), default="tracks", show_default=True)
+@click.option(
+    "--me",
+    is_flag=True,
+    help="The logged-in user's own data: profile, saved items, followed artists, playlists, top "
+    "items, plays (auth login first).",
+)
+@click.option("--user", metavar="NAME", help="The login --me collects for [default: the only one].")
+@click.option(
+    "--depth",
+    type=click.Choice(DEPTHS),
+    help="How deep to crawl each artist [default: tracks; artists for --me alone].",
+)
 @click.option(
     "--include-groups",
     default=",".join(crawl_lib.DEFAULT_GROUPS),
@@ -292,7 +313,9 @@ def crawl(
     shows: tuple[str, ...],
     audiobooks: tuple[str, ...],
     with_: tuple[str, ...],
-    depth: str,
+    me: bool,
+    user: str | None,
+    depth: str | None,
     include_groups: str,
     market: str | None,
     max_requests: int | None,
@@ -314,6 +337,11 @@ def crawl(
     show_ids, audiobook_ids = _ids("show", shows, None), _ids("audiobook", audiobooks, None)
     g = _globals()
     settings = g.settings(max_wait=max_wait, mode=mode, daily_budget=daily_budget)
+    if user is not None and not me:
+        raise UsageError("--user names the login of --me: give --me too")
+    login = _login(user) if me else None
+    if depth is None:
+        depth = "artists" if me and not (inputs or playlist_ids or show_ids or audiobook_ids) else "tracks"
     options = crawl_lib.CrawlOptions(
         artists=tuple(inputs),
         depth=crawl_lib.Depth.parse(depth),
@@ -326,6 +354,7 @@ def crawl(
         playlists=tuple(playlist_ids),
         shows=tuple(show_ids),
         audiobooks=tuple(audiobook_ids),
+        me=login.user_id if login is not None else None,
     )
     crawl_lib.check_mode(options, settings.mode)  # before the database is opened
     if plan:  # from the database alone: no request, no credentials
@@ -333,7 +362,8 @@ def crawl(
 
         print_plan(db_url, db_schema, options, settings, now=datetime.now(UTC))
         return
-    settings.credentials()  # missing credentials: exit 2 before touching the database
+    if login is None:
+        settings.credentials()  # missing credentials: exit 2 before touching the database
     run_crawl(
         ctx,
         db_url=db_url,
@@ -342,7 +372,14 @@ def crawl(
         options=options,
         max_requests=max_requests,
         quiet=g.quiet,
+        user=login.name if login is not None else None,
     )
+
+
+def _login(user: str | None) -> StoredLogin:
+    """The stored login ``--me`` acts for: one line and exit 2 when there is none."""
+    store = LoginStore()
+    return store.load(store.resolve(user))
 
 
 def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[ArtistInput]:

@@ -128,6 +128,10 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
         lines.append(line)
     shown = ", ".join(repr(name) for name in report.unresolved)
     lines.append(f"names that found no artist: {shown or 'none'}")
+    for history in report.histories:
+        line = f"plays of {history.user_id}: {history.plays}, {_when(history.first)} to {_when(history.last)}"
+        gaps = "; ".join(f"{after} to {before}" for after, before in history.gaps)
+        lines.append(line + (f"; plays may be missing between {gaps}" if gaps else "; no gap"))
     lines.extend(_summary_lines(estimate, report.daily_budget, "crawl --mode"))
     for line in lines:
         out.print(line, markup=False)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from spotify_catalog import endpoints
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import catalog
+from spotify_catalog.crawl import catalog, me
 from spotify_catalog.crawl.mode import ModeTracker, check_mode
 from spotify_catalog.crawl.options import (
     ACCOUNT_STATE_KEY,
@@ -38,6 +38,7 @@ from spotify_catalog.errors import (
     SpotifyError,
     Stopped,
     StorageError,
+    UsageError,
     WrongModeError,
     format_time,
 )
@@ -90,6 +91,7 @@ class Crawler:
         self._not_found: list[str] = []
         self._skipped: list[str] = []
         self._playlist_snapshots: dict[str, str | None] = {}
+        self._me_known = me.Known(options.me or "")
 
     @property
     def _run_id(self) -> int:
@@ -120,6 +122,8 @@ class Crawler:
         self._requests_at_start = self.client.requests_made
         self._mode = ModeTracker(self.client)
         check_mode(self.options, self._mode.given)
+        if self.options.me:
+            me.preflight(self.client)
         try:
             return self._start_and_run()
         finally:
@@ -208,7 +212,7 @@ class Crawler:
         except Stopped as exc:
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc}; run the same command again to continue") from None
-        except (WrongModeError, StorageError) as exc:  # StorageError: the ledger's database
+        except (WrongModeError, StorageError, UsageError) as exc:  # the ledger's database; a user's login
             self._finish("failed", str(exc))
             raise
         except sa.exc.SQLAlchemyError as exc:
@@ -254,6 +258,7 @@ class Crawler:
         names = list(dict.fromkeys(a.value for a in opts.artists if not a.is_id))
         ids = list(dict.fromkeys(a.value for a in opts.artists if a.is_id))
 
+        me_artists = self._me(pool) if opts.me else []
         self._phase("resolving names", [("search", names)])
         self._drain(pool, ["search"])
         self._phase("resolving ids", [("artist", ids)])
@@ -265,7 +270,9 @@ class Crawler:
             artist_states = state.task_states(conn, "artist", ids)
         artist_ids = list(
             dict.fromkeys(
-                [a for a in resolved.values() if a] + [i for i in ids if artist_states.get(i) == "done"]
+                [a for a in resolved.values() if a]
+                + [i for i in ids if artist_states.get(i) == "done"]
+                + me_artists
             )
         )
         if opts.top_tracks:
@@ -328,6 +335,21 @@ class Crawler:
             return
         self._phase("learning the API mode", [("artist_albums", [f"{pending[0]}|{self._groups}|0"])])
         self._drain(pool, ["artist_albums"])
+
+    def _me(self, pool: ThreadPoolExecutor) -> list[str]:
+        """The user's own data (:mod:`~spotify_catalog.crawl.me`): the profile first (it shows the API
+        mode), then the rest; the artists the user follows and tops, for the depth phases."""
+        user, now = self.options.me or "", self.now()
+        with self.engine.begin() as conn:
+            profile, *rest = me.seed(conn, user, now, self._run_id)
+        self._phase("your profile", [profile])
+        self._drain(pool, [me.PROFILE])
+        with self.engine.connect() as conn:
+            self._me_known = me.load_known(conn, user, self.client.mode)
+        self._phase("your library", rest)
+        self._drain(pool, [me.ME, me.TOP, me.USER_PLAYLIST])
+        with self.engine.connect() as conn:
+            return me.artists_of(conn, user, now.astimezone(UTC).date())
 
     def _top_tracks(self, pool: ThreadPoolExecutor, artist_ids: Sequence[str]) -> None:
         """Each artist's top tracks in the market asked for (Extended Quota Mode only: skipped with a
@@ -479,7 +501,7 @@ class Crawler:
                     kind,
                     keys[start : start + size],
                     self.options.market,
-                    self._playlist_snapshots,
+                    self._me_known if kind in me.KINDS else self._playlist_snapshots,
                 )
 
     def _batch_size(self, kind: str) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import catalog, pages
+from spotify_catalog.crawl import catalog, me, pages
 from spotify_catalog.crawl.options import ALBUM_TRACKS_PAGE, ENTITY_TYPES, SEARCH_LIMIT
 from spotify_catalog.crawl.outcome import Handler, Listing, Outcome
 from spotify_catalog.errors import (
@@ -51,12 +51,18 @@ def make_unit(
     kind: str,
     keys: list[str],
     market: str | None,
-    known: Mapping[str, str | None] | None = None,
+    known: Mapping[str, str | None] | me.Known | None = None,
 ) -> Unit:
     """The unit of work of tasks ``keys`` of ``kind``: how to fetch them, how to store the answer
-    (``known``: the stored playlists' item snapshots, see :mod:`spotify_catalog.crawl.catalog`)."""
+    (``known``: the stored playlists' item snapshots, see :mod:`spotify_catalog.crawl.catalog`; for
+    a user's own data what :mod:`spotify_catalog.crawl.me` read before, a :class:`~.me.Known`)."""
+    if kind in me.KINDS:
+        assert isinstance(known, me.Known), "a user's units need what is known of the user"
+        fetch, handle = me.make_unit(client, kind, keys, known, market)
+        return Unit(kind, keys, fetch, handle, mode_sensitive=False)
     if kind in catalog.KINDS:
-        fetch, handle = catalog.make_unit(client, kind, keys, market, known)
+        snapshots = known if isinstance(known, Mapping) else None
+        fetch, handle = catalog.make_unit(client, kind, keys, market, snapshots)
         return Unit(kind, keys, fetch, handle, mode_sensitive=kind in catalog.BATCHED)
     if kind == "search":
         (name,) = keys
@@ -167,6 +173,8 @@ def observed_mode(kind: str, result: Any) -> ApiMode | None:
         return catalog.observed_mode(kind, result)
     if kind == "artist_albums" and isinstance(result, dict):
         return discography_mode(result)
+    if isinstance(result, me.Profile):  # Development Mode: no followers in /me since February 2026
+        return ApiMode.EXTENDED if "followers" in result.data else ApiMode.DEVELOPMENT
     if isinstance(result, Albums):
         items: Any = result.items
     elif kind == "search" and isinstance(result, dict):
@@ -215,6 +223,8 @@ def response_problem(kind: str, result: Any) -> str | None:
     item that is not an object. Extra fields are fine; ``null`` in a batch is an unknown id."""
     if kind in catalog.KINDS:
         return catalog.response_problem(kind, result)
+    if kind in me.KINDS:
+        return me.response_problem(kind, result)
     if isinstance(result, Albums):
         return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
     if kind in ENTITY_TYPES:
