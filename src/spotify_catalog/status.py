@@ -102,6 +102,9 @@ class Status:
             "requests_last_24h": self.requests_last_24h,
             "account": self.usage.account if self.usage is not None else None,
             "ledger": self.usage.ledger if self.usage is not None else None,
+            "buckets": {name: b.to_json() for name, b in self.usage.buckets.items()}
+            if self.usage is not None
+            else {},
             "last_run": None
             if last is None
             else {

@@ -1,0 +1,154 @@
+"""Quota buckets: a ``429 QUOTA_EXCEEDED`` parks only the bucket it came from. Its tasks wait until its
+Retry-After, every other task goes on, the run exits 75 naming the bucket and its time; the ledger keeps
+the bucket parked for every later run and process of the account and learns its size (what it counted
+in the bucket in the 24 h before the 429), which ``status`` shows."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from crawl_helpers import GROUPS, T0, Clock, minimum_requests, new_engine
+
+from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, emulator_settings, web_requests
+from spotify_catalog import ledger
+from spotify_catalog.cli import main
+from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
+from spotify_catalog.errors import BucketParked
+from spotify_catalog.inputs import ArtistInput
+from spotify_catalog.status import read_status
+from spotify_catalog.storage import schema, state
+
+SMALL = 30
+"""The size of the artist-albums bucket; every other bucket is large."""
+
+
+def _artists(catalog: Any, pages: range) -> list[str]:
+    """Artists (in the catalog's order) whose discography pages in development mode (10 albums a page)
+    add up to a number in ``pages``."""
+    chosen, total = [], 0
+    for artist_id in catalog.artist_ids():
+        n = max(1, math.ceil(len(catalog.artist_album_ids(artist_id, GROUPS)) / 10))
+        if total + n < pages.stop:
+            chosen.append(artist_id)
+            total += n
+        if total in pages:
+            return chosen
+    raise AssertionError("no such artists in the catalog")
+
+
+def _run(emu: Any, engine: sa.Engine, book: ledger.Ledger, ids: list[str], clock: Clock) -> Any:
+    options = CrawlOptions(artists=tuple(ArtistInput(i, True) for i in ids), depth=Depth.TRACKS)
+    budget = ledger.AccountBudget(book, CLIENT_ID, clock=clock)
+    settings = emulator_settings(emu, "development")
+    with SpotifyClient(settings, budget=budget, wall_clock=clock) as client:
+        return Crawler(engine, client, options, now=clock, command="test").run()
+
+
+def _pending(engine: sa.Engine) -> dict[str, int]:
+    t = schema.tasks
+    with engine.connect() as conn:
+        query = sa.select(t.c.kind, sa.func.count()).where(t.c.state == state.PENDING).group_by(t.c.kind)
+        return {kind: int(n) for kind, n in conn.execute(query)}
+
+
+def test_a_quota_429_parks_its_bucket_the_rest_goes_on_and_the_rerun_finishes(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    clock = Clock(T0)
+    emu = make_emulator(
+        profile="development",
+        quota=100_000,
+        quota_buckets={"artist-albums": SMALL},
+        clock=lambda: clock.now.timestamp(),
+    )
+    ids = _artists(emu.catalog, range(SMALL + 10, 2 * SMALL))  # two runs' worth of discography pages
+    need = minimum_requests(emu.catalog, {}, ids, mode="development", depth=Depth.TRACKS)
+    book = ledger.Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    engine = new_engine(tmp_path / "c.db")
+    with pytest.raises(BucketParked) as parked:
+        _run(emu, engine, book, ids, clock)
+    until = T0 + timedelta(hours=24)  # the emulator's Retry-After: when the 30 of T0 leave its window
+    assert parked.value.parked == {"artist-albums": until}
+    assert parked.value.exit_code == 75
+    assert str(parked.value) == (
+        "quota bucket parked (Spotify answered 429 QUOTA_EXCEEDED): artist-albums until "
+        "2026-11-26 10:00:00 UTC; every other task is done"
+    )
+    assert emu.stats()["by_status"]["429"] == 1
+    # every other task went on: the albums of the discographies fetched, and their tracks
+    assert set(_pending(engine)) == {"artist_albums"}
+    with engine.connect() as conn:
+        done_albums = conn.execute(sa.select(sa.func.count()).select_from(schema.albums)).scalar_one()
+        run = conn.execute(sa.select(schema.runs)).one()
+    assert done_albums > 0
+    assert (run.status, run.retry_at) == ("stopped", until)
+    # the learnt size: what the ledger counted in the bucket before its 429
+    settings = emulator_settings(emu, "development", ledger=book.url)
+    with engine.connect() as conn:
+        status = read_status(conn, now=clock.now, settings=settings).to_json()
+    assert status["buckets"]["artist-albums"] == {
+        "spent_24h": SMALL + 1,
+        "learnt_size": SMALL,
+        "parked_until": until.isoformat(),
+    }
+    assert status["buckets"]["albums"]["learnt_size"] is None
+    # a second process of the account before that time: the ledger refuses, nothing is sent
+    before = web_requests(emu)
+    clock.now = until - timedelta(seconds=1)
+    with pytest.raises(BucketParked):
+        _run(emu, new_engine(tmp_path / "other.db"), book, ids[:1], clock)
+    assert web_requests(emu) - before == 1  # its artist (another bucket), not its discography
+    # once the emulator's clock passes that time the rerun finishes: the minimum + the one 429
+    clock.now = until + timedelta(seconds=1)
+    assert _run(emu, engine, book, ids, clock).status == "done"
+    assert emu.stats()["by_status"]["429"] == 1
+    assert web_requests(emu) - 1 == need + 1
+    book.close()
+    clean_emu = make_emulator(profile="development")
+    clean = new_engine(tmp_path / "clean.db")
+    options = CrawlOptions(artists=tuple(ArtistInput(i, True) for i in ids), depth=Depth.TRACKS)
+    with SpotifyClient(emulator_settings(clean_emu, "development")) as client:
+        Crawler(clean, client, options, now=lambda: T0, command="clean").run()
+    diff = differences(contents(engine, emu.url), contents(clean, clean_emu.url))
+    assert not diff, "\n".join(diff)
+    clean.dispose()
+    engine.dispose()
+
+
+def test_the_command_line_names_the_parked_bucket_and_status_shows_its_learnt_size(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    emu = make_emulator(profile="development", quota=100_000, quota_buckets={"artist-albums": 5})
+    ids = _artists(emu.catalog, range(8, 12))
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    base = ["--api-url", emu.url + "/v1", "--token-url", emu.url + "/api/token"]
+    env = {"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}
+    args = [*base, "crawl", "--db", url, "--quiet", *(arg for i in ids for arg in ("--artist", i))]
+    first = CliRunner().invoke(main, args, env=env)
+    assert first.exit_code == 75, first.output
+    lines = [line for line in first.stderr.splitlines() if line.startswith("quota bucket")]
+    assert len(lines) == 1, first.stderr
+    assert "parked (Spotify answered 429 QUOTA_EXCEEDED): artist-albums until 20" in lines[0]
+    assert lines[0].endswith("every other task is done")
+    assert "Traceback" not in first.output
+    status = CliRunner().invoke(main, ["status", "--db", url, "--format", "json"])
+    buckets = json.loads(status.stdout)["buckets"]
+    assert buckets["artist-albums"]["learnt_size"] == 5
+    assert buckets["artist-albums"]["parked_until"] is not None
+    assert buckets["artists"] == {"spent_24h": len(ids), "learnt_size": None, "parked_until": None}
+    # the same command again: refused before anything is sent (Spotify's time, from the run and the ledger)
+    before = web_requests(emu)
+    again = CliRunner().invoke(main, args, env=env)
+    assert again.exit_code == 75
+    assert web_requests(emu) == before
+    # a one-off command of the account to another bucket goes on
+    assert CliRunner().invoke(main, [*base, "get", "artist", ids[0]], env=env).exit_code == 0
+    assert web_requests(emu) == before + 1
