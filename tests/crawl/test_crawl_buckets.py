@@ -127,7 +127,7 @@ def test_the_command_line_names_the_parked_bucket_and_status_shows_its_learnt_si
     make_emulator: Any, tmp_path: Path
 ) -> None:
     emu = make_emulator(profile="development", quota=100_000, quota_buckets={"artist-albums": 5})
-    ids = _artists(emu.catalog, range(8, 12))
+    ids = _artists(emu.catalog, range(14, 18))
     url = f"sqlite:///{tmp_path / 'c.db'}"
     base = ["--api-url", emu.url + "/v1", "--token-url", emu.url + "/api/token"]
     env = {"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}
@@ -140,10 +140,39 @@ def test_the_command_line_names_the_parked_bucket_and_status_shows_its_learnt_si
     assert lines[0].endswith("every other task is done")
     assert "Traceback" not in first.output
     status = CliRunner().invoke(main, ["status", "--db", url, "--format", "json"])
-    buckets = json.loads(status.stdout)["buckets"]
+    data = json.loads(status.stdout)
+    buckets = data["buckets"]
     assert buckets["artist-albums"]["learnt_size"] == 5
     assert buckets["artist-albums"]["parked_until"] is not None
     assert buckets["artists"] == {"spent_24h": len(ids), "learnt_size": None, "parked_until": None}
+    # the days left: the discography pages left at the learnt 5 a day, the rest at the assumed 1,000
+    left = data["requests_left_by_kind"]["artist_albums"]
+    assert data["days_left_by"] == [
+        {
+            "bucket": None,
+            "requests_left": data["requests_left"],
+            "per_day": 1000,
+            "source": "assumed",
+            "days": 1,
+        },
+        {
+            "bucket": "artist-albums",
+            "requests_left": left,
+            "per_day": 5,
+            "source": "learnt",
+            "days": -(-left // 5),
+        },
+    ]
+    assert data["days_left"] == -(-left // 5) > 1
+    learnt = f"artist-albums: {left} left at 5 a day (learnt from Spotify's 429 QUOTA_EXCEEDED)"
+    text = CliRunner().invoke(main, ["status", "--db", url]).stdout
+    assert f"day(s) at 1,000 a day (assumed: no daily budget set); {learnt}" in text
+    assert "quota bucket artist-albums: 5 a day (learnt), 6 in the last 24 h; parked until 20" in text
+    plan = CliRunner().invoke(main, [*args, "--plan", "--daily-budget", "500"], env=env).stdout
+    assert "500 a day (given: --daily-budget); artist-albums: " in plan
+    out = tmp_path / "report.html"
+    assert CliRunner().invoke(main, ["report", "--db", url, "--out", str(out)]).exit_code == 0
+    assert f"{learnt}" in out.read_text("utf-8").replace("&#39;", "'")
     # the same command again: refused before anything is sent (Spotify's time, from the run and the ledger)
     before = web_requests(emu)
     again = CliRunner().invoke(main, args, env=env)

@@ -121,12 +121,15 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
         lines.append(line)
     shown = ", ".join(repr(name) for name in report.unresolved)
     lines.append(f"names that found no artist: {shown or 'none'}")
-    lines.extend(_summary_lines(estimate, report.daily_budget))
+    lines.extend(_summary_lines(estimate, report.limits))
+    lines.extend(_bucket_lines(report.usage))
     for line in lines:
         out.print(line, markup=False)
 
 
-def _summary_lines(estimate: plan_lib.Estimate, daily_budget: int | None) -> list[str]:
+def _summary_lines(estimate: plan_lib.Estimate, limits: list[status_lib.Limit]) -> list[str]:
+    """``requests left: N (...); D day(s) at 1,000 a day (assumed: ...); artist-albums: 120 left at
+    30 a day (learnt ...)``, and the estimate's notes."""
     plan = estimate.plan
     total = estimate.total
     kind = "exact" if estimate.exact else "estimated"
@@ -134,12 +137,22 @@ def _summary_lines(estimate: plan_lib.Estimate, daily_budget: int | None) -> lis
     line = f"requests left: {total:,} ({kind}; depth {plan.depth.label}, {mode})"
     if total == 0:
         return [line + ": nothing left to do"]
-    budget = daily_budget or status_lib.ASSUMED_BUDGET
-    days = -(-total // budget)
-    line += f"; {days} day(s) at {budget:,} a day"
-    if daily_budget is None:
-        line += " (assumed: no daily budget set)"
+    line += f"; {status_lib.days_left(limits)} day(s) at " + "; ".join(limit.describe() for limit in limits)
     return [line, *(f"  {note}" for note in estimate.notes)]
+
+
+def _bucket_lines(use: ledger.Usage | None) -> list[str]:
+    """One line per quota bucket Spotify refused: its learnt size, and until when it is parked."""
+    lines = []
+    for name, bucket in (use.buckets if use is not None else {}).items():
+        if bucket.learnt_size is None:
+            continue
+        line = f"quota bucket {name}: {bucket.learnt_size:,} a day (learnt)"
+        line += f", {bucket.spent_24h:,} in the last 24 h"
+        if bucket.parked_until is not None:
+            line += f"; parked until {_when(bucket.parked_until)}"
+        lines.append(line)
+    return lines
 
 
 def print_plan(
@@ -150,6 +163,7 @@ def print_plan(
         options, source="the given options", mode=settings.mode, fresh_since=now - options.refresh_after
     )
     estimate = status_lib.estimate_for(db_url, plan, db_schema)
+    use = status_lib.ledger_usage(settings, now=now, limit=settings.daily_budget)
     out = _console()
     table = Table(title=f"spotify-catalog crawl --plan: {redact_url(db_url)}", title_justify="left")
     table.add_column("task kind")
@@ -157,7 +171,8 @@ def print_plan(
     for kind, left in estimate.requests.items():
         table.add_row(kind, _number(left))
     out.print(table)
-    for line in _summary_lines(estimate, settings.daily_budget):
+    for line in _summary_lines(estimate, status_lib.limits(estimate, settings.daily_budget, use)):
         out.print(line, markup=False)
-    use = status_lib.ledger_usage(settings, now=now, limit=settings.daily_budget)
     out.print(ledger.describe(use), markup=False)
+    for line in _bucket_lines(use):
+        out.print(line, markup=False)
