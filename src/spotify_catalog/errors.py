@@ -264,20 +264,29 @@ class BudgetSpent(Stopped):
     enough of its requests leave the window for one more."""
 
 
+PARKED = "parked (Spotify answered 429 QUOTA_EXCEEDED)"
+"""Why a bucket is parked: Spotify refused one of its requests."""
+FULL = "full (as many requests in the last 24 h as Spotify let through before its 429)"
+"""Why a bucket is parked: the ledger counted its learnt size in the rolling 24 h."""
+
+
 class BucketParked(Stopped):
     """Quota buckets Spotify refused with ``429 QUOTA_EXCEEDED`` are parked in the account's ledger
     (``parked``: each bucket and until when); ``retry_at``: the earliest of those times. Raised before
     a request to a parked bucket is sent (``note``: nothing was sent to it), and by a crawl that has
     done every task but those of parked buckets."""
 
-    def __init__(self, parked: Mapping[str, datetime], *, note: str = "nothing was sent to it") -> None:
+    def __init__(
+        self, parked: Mapping[str, datetime], *, note: str = "nothing was sent to it", why: str = PARKED
+    ) -> None:
         self.parked = dict(parked)
+        self.why = why
         shown = ", ".join(
             f"{bucket} until {format_time(until)}" for bucket, until in sorted(self.parked.items())
         )
         word = "bucket" if len(self.parked) == 1 else "buckets"
         super().__init__(
-            f"quota {word} parked (Spotify answered 429 QUOTA_EXCEEDED): {shown}; {note}",
+            f"quota {word} {why}: {shown}; {note}",
             retry_at=min(self.parked.values()),
         )
 

@@ -106,21 +106,63 @@ def test_a_quota_429_parks_its_bucket_the_rest_goes_on_and_the_rerun_finishes(
     with pytest.raises(BucketParked):
         _run(emu, new_engine(tmp_path / "other.db"), book, ids[:1], clock)
     assert web_requests(emu) - before == 1  # its artist (another bucket), not its discography
-    # once the emulator's clock passes that time the rerun finishes: the minimum + the one 429
-    clock.now = until + timedelta(seconds=1)
+    # once the clocks pass that time (and the ledger's minute in flight) the rerun finishes: the
+    # minimum + the one 429 (the other process's artist left out)
+    clock.now = until + ledger.IN_FLIGHT + timedelta(seconds=1)
     assert _run(emu, engine, book, ids, clock).status == "done"
     assert emu.stats()["by_status"]["429"] == 1
     assert web_requests(emu) - 1 == need + 1
     book.close()
+    _assert_as_a_clean_crawl(make_emulator, engine, emu.url, ids, tmp_path)
+
+
+def _assert_as_a_clean_crawl(
+    make_emulator: Any, engine: sa.Engine, url: str, ids: list[str], tmp: Path
+) -> None:
     clean_emu = make_emulator(profile="development")
-    clean = new_engine(tmp_path / "clean.db")
+    clean = new_engine(tmp / "clean.db")
     options = CrawlOptions(artists=tuple(ArtistInput(i, True) for i in ids), depth=Depth.TRACKS)
     with SpotifyClient(emulator_settings(clean_emu, "development")) as client:
         Crawler(clean, client, options, now=lambda: T0, command="clean").run()
-    diff = differences(contents(engine, emu.url), contents(clean, clean_emu.url))
+    diff = differences(contents(engine, url), contents(clean, clean_emu.url))
     assert not diff, "\n".join(diff)
     clean.dispose()
     engine.dispose()
+
+
+def test_the_learnt_size_holds_the_next_windows_without_another_429(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    clock = Clock(T0)
+    emu = make_emulator(
+        profile="development",
+        quota=100_000,
+        quota_buckets={"artist-albums": SMALL},
+        clock=lambda: clock.now.timestamp(),
+    )
+    ids = _artists(emu.catalog, range(2 * SMALL + 5, 3 * SMALL))  # three windows' worth of pages
+    need = minimum_requests(emu.catalog, {}, ids, mode="development", depth=Depth.TRACKS)
+    book = ledger.Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    engine = new_engine(tmp_path / "c.db")
+    with pytest.raises(BucketParked):
+        _run(emu, engine, book, ids, clock)  # 30 pages, and the 429 of the 31st
+    # the next window: 30 pages, then the ledger stops the bucket itself (its learnt size reached)
+    clock.now = T0 + timedelta(hours=24) + ledger.IN_FLIGHT + timedelta(seconds=1)
+    before = web_requests(emu)
+    with pytest.raises(BucketParked) as full:
+        _run(emu, engine, book, ids, clock)
+    assert str(full.value) == (  # when the ledger's 30 of this window leave it
+        "quota bucket full (as many requests in the last 24 h as Spotify let through before its 429): "
+        "artist-albums until 2026-11-27 10:02:01 UTC; every other task is done"
+    )
+    assert emu.stats()["quota"][CLIENT_ID]["artist-albums"]["used"] == SMALL
+    assert web_requests(emu) - before > SMALL  # the albums of those discographies too
+    clock.now = T0 + timedelta(hours=48, minutes=3)
+    assert _run(emu, engine, book, ids, clock).status == "done"
+    assert emu.stats()["by_status"]["429"] == 1  # Spotify refused one request in three windows
+    assert web_requests(emu) == need + 1
+    book.close()
+    _assert_as_a_clean_crawl(make_emulator, engine, emu.url, ids, tmp_path)
 
 
 def test_the_command_line_names_the_parked_bucket_and_status_shows_its_learnt_size(

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from spotify_catalog.buckets import BUCKETS, OTHER
 from spotify_catalog.crawl import catalog
-from spotify_catalog.errors import BucketParked, QuotaExceededError, format_time
+from spotify_catalog.errors import PARKED, BucketParked, QuotaExceededError, format_time
 from spotify_catalog.ledger import AccountBudget
 from spotify_catalog.storage import schema, state
 
@@ -57,23 +57,25 @@ class Parking:
         self._budget = budget
         self._now = now
         self._parked: dict[str, datetime] = {}
+        self._why: dict[str, str] = {}  # errors.PARKED, or errors.FULL
 
     def park(self, kind: str, exc: BaseException) -> bool:
         """Park the bucket ``exc`` refused (a request of ``kind``); ``False`` if ``exc`` is not such a
         refusal."""
         if isinstance(exc, BucketParked):
-            found = exc.parked
+            found, why = exc.parked, exc.why
         elif isinstance(exc, QuotaExceededError):
-            found = dict.fromkeys(buckets_of(kind), exc.retry_at)
+            found, why = dict.fromkeys(buckets_of(kind), exc.retry_at), PARKED
         else:
             return False
         for bucket, until in found.items():
             if bucket not in self._parked or until > self._parked[bucket]:
                 self._parked[bucket] = until
+                self._why[bucket] = why
                 log.warning(
-                    "quota bucket %s parked until %s (Spotify answered 429 QUOTA_EXCEEDED): its tasks "
-                    "wait, the others go on",
+                    "quota bucket %s %s until %s: its tasks wait, the others go on",
                     bucket,
+                    why,
                     format_time(until),
                 )
         return True
@@ -112,4 +114,10 @@ class Parking:
                 waiting[bucket] = until
         if not waiting:
             return None
-        return BucketParked(waiting, note="every other task is done")
+        whys = {self._why.get(bucket, PARKED) for bucket in waiting}
+        why = (
+            whys.pop()
+            if len(whys) == 1
+            else "parked (Spotify's 429 QUOTA_EXCEEDED) or full (their learnt size)"
+        )
+        return BucketParked(waiting, note="every other task is done", why=why)

@@ -80,6 +80,8 @@ class Grant:
     frees_at: datetime | None = None
     parked: Mapping[str, datetime] = field(default_factory=dict)
     """The account's buckets parked now, and until when."""
+    rooms: Mapping[str, parking.Room] = field(default_factory=dict)
+    """The account's buckets with a learnt size, and their requests in the window."""
 
 
 class Ledger:
@@ -154,6 +156,7 @@ class Ledger:
                 grant.used,
                 grant.frees_at,
                 parking.parked(conn, account, now),
+                parking.rooms(conn, account, since=now - WINDOW),
             )
 
         return self._transaction(work)

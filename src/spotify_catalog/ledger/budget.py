@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from spotify_catalog.buckets import bucket_of
-from spotify_catalog.errors import BucketParked, BudgetSpent, UsageError
+from spotify_catalog.errors import FULL, BucketParked, BudgetSpent, UsageError
 from spotify_catalog.ledger.book import BLOCK, IN_FLIGHT, Grant, Ledger, Spent
+from spotify_catalog.ledger.parking import Room
 from spotify_catalog.ledger.schema import ledger_url
-from spotify_catalog.ledger.window import Usage
+from spotify_catalog.ledger.window import Usage, frees_at, whole_second
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import state
 
@@ -64,6 +65,7 @@ class AccountBudget:
         self._block: _Block | None = None
         self._left: int | None = None  # what the budget had left after the last reservation
         self._parked: Mapping[str, datetime] = {}  # as the last transaction with the ledger read it
+        self._rooms: Mapping[str, Room] = {}
         self._forced = False  # parked buckets tried all the same, but those this process is refused
         self._refused: set[str] = set()
 
@@ -82,6 +84,9 @@ class AccountBudget:
             until = self._heeded().get(bucket)
             if until is not None and now < until:
                 raise BucketParked({bucket: until})
+            full = None if self._forced else self._full_until(bucket, block, now)
+            if full is not None:
+                raise BucketParked({bucket: full}, why=FULL)
             block.taken += 1
             block.buckets[bucket] += 1
             block.last_at = now if block.last_at is None else max(block.last_at, now)
@@ -111,6 +116,16 @@ class AccountBudget:
         refuses again is parked for this process too."""
         with self._lock:
             self._forced = True
+
+    def _full_until(self, bucket: str, block: _Block, now: datetime) -> datetime | None:
+        """When ``bucket`` has room for one more request, if its learnt size is reached now (what the
+        ledger counted when this process last reserved, and what it sent since); ``None``: it has."""
+        room = self._rooms.get(bucket)
+        if room is None:
+            return None
+        taken = block.buckets[bucket]
+        rows = [*room.window, (whole_second(now + IN_FLIGHT), taken)] if taken else list(room.window)
+        return frees_at(rows, room.size)
 
     def _heeded(self) -> Mapping[str, datetime]:
         if not self._forced:
@@ -166,6 +181,7 @@ class AccountBudget:
             self.account, self._size, limit=self.limit, now=now, closing=closing
         )
         self._parked = grant.parked
+        self._rooms = grant.rooms
         self._left = None if self.limit is None else max(0, self.limit - grant.used)
         if grant.block_id is None:
             raise BudgetSpent(self.spent_message(grant.used), retry_at=grant.frees_at)

@@ -59,6 +59,33 @@ def learnt(conn: sa.Connection, account: str) -> dict[str, tuple[int, datetime]]
     return {bucket: (int(size), until) for bucket, size, until in conn.execute(query)}
 
 
+@dataclass(frozen=True)
+class Room:
+    """A bucket with a learnt size and its requests in the window as the ledger counted them (closed
+    blocks): ``(ends_at, requests)``, oldest first."""
+
+    size: int
+    window: tuple[tuple[datetime, int], ...]
+
+
+def rooms(conn: sa.Connection, account: str, *, since: datetime) -> dict[str, Room]:
+    """Each bucket of ``account`` with a learnt size, and its requests in the window since ``since``."""
+    sizes = {bucket: size for bucket, (size, _) in learnt(conn, account).items() if size > 0}
+    if not sizes:
+        return {}
+    bb, b = block_buckets, blocks
+    query = (
+        sa.select(b.c.ends_at, bb.c.bucket, bb.c.requests)
+        .select_from(bb.join(b, b.c.id == bb.c.block_id))
+        .where(b.c.account == account, b.c.ends_at > since, bb.c.bucket.in_(list(sizes)))
+        .order_by(b.c.ends_at)
+    )
+    found: dict[str, list[tuple[datetime, int]]] = {bucket: [] for bucket in sizes}
+    for ends_at, bucket, requests in conn.execute(query):
+        found[bucket].append((ends_at, int(requests)))
+    return {bucket: Room(sizes[bucket], tuple(rows)) for bucket, rows in found.items()}
+
+
 def park(
     conn: sa.Connection, account: str, bucket: str, *, until: datetime, now: datetime, since: datetime
 ) -> int:
