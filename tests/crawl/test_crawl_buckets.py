@@ -59,8 +59,9 @@ def _pending(engine: sa.Engine) -> dict[str, int]:
         return {kind: int(n) for kind, n in conn.execute(query)}
 
 
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
 def test_a_quota_429_parks_its_bucket_the_rest_goes_on_and_the_rerun_finishes(
-    make_emulator: Any, tmp_path: Path
+    make_emulator: Any, tmp_path: Path, request: pytest.FixtureRequest, where: str
 ) -> None:
     clock = Clock(T0)
     emu = make_emulator(
@@ -71,7 +72,13 @@ def test_a_quota_429_parks_its_bucket_the_rest_goes_on_and_the_rerun_finishes(
     )
     ids = _artists(emu.catalog, range(SMALL + 10, 2 * SMALL))  # two runs' worth of discography pages
     need = minimum_requests(emu.catalog, {}, ids, mode="development", depth=Depth.TRACKS)
-    book = ledger.Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    # the ledger: a SQLite file, or a PostgreSQL database (crawls on several machines share it)
+    url = (
+        f"sqlite:///{tmp_path / 'ledger.db'}"
+        if where == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    book = ledger.Ledger(url)
     engine = new_engine(tmp_path / "c.db")
     with pytest.raises(BucketParked) as parked:
         _run(emu, engine, book, ids, clock)
