@@ -112,8 +112,9 @@ class Crawler:
     # -------------------------------------------------------------------------------- the run
 
     def run(self) -> CrawlResult:
-        """Crawl; raises ``Stopped`` (budget, quota, long wait), ``Interrupted`` (Ctrl-C),
-        ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
+        """Crawl; raises ``Stopped`` (budget, long wait; ``BucketParked`` when every task is done
+        but those of parked quota buckets, :mod:`~spotify_catalog.crawl.parking`), ``Interrupted``
+        (Ctrl-C), ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
         refused at once (before Spotify's ``retry_at``, the daily budget spent) is not. The client's
         account budget (:class:`~spotify_catalog.ledger.AccountBudget`), if any, is checked before the
         run starts and gets back what it holds unsent when the run ends. The cycle collector's

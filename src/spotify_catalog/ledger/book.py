@@ -149,15 +149,8 @@ class Ledger:
                 grant = self._insert(conn, account, want, now, lease_end, used=0)
             else:
                 grant = self._reserve_within(conn, account, want, limit, now, lease_end, closing)
-            return Grant(
-                grant.block_id,
-                grant.size,
-                lease_end,
-                grant.used,
-                grant.frees_at,
-                parking.parked(conn, account, now),
-                parking.rooms(conn, account, since=now - WINDOW),
-            )
+            parked, rooms = parking.reading(conn, account, now=now, since=now - WINDOW)
+            return Grant(grant.block_id, grant.size, lease_end, grant.used, grant.frees_at, parked, rooms)
 
         return self._transaction(work)
 

@@ -10,8 +10,10 @@ and keeps the size learnt first.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -68,22 +70,51 @@ class Room:
     window: tuple[tuple[datetime, int], ...]
 
 
-def rooms(conn: sa.Connection, account: str, *, since: datetime) -> dict[str, Room]:
-    """Each bucket of ``account`` with a learnt size, and its requests in the window since ``since``."""
-    sizes = {bucket: size for bucket, (size, _) in learnt(conn, account).items() if size > 0}
-    if not sizes:
-        return {}
+# What a reservation reads, built once (executed with parameters: not built again on every call).
+
+
+@functools.cache
+def _buckets_statement() -> sa.Select[Any]:
+    k = buckets
+    return sa.select(k.c.bucket, k.c.parked_until, k.c.learnt_size).where(
+        k.c.account == sa.bindparam("account_")
+    )
+
+
+@functools.cache
+def _window_statement() -> sa.Select[Any]:
     bb, b = block_buckets, blocks
-    query = (
+    return (
         sa.select(b.c.ends_at, bb.c.bucket, bb.c.requests)
         .select_from(bb.join(b, b.c.id == bb.c.block_id))
-        .where(b.c.account == account, b.c.ends_at > since, bb.c.bucket.in_(list(sizes)))
+        .where(
+            b.c.account == sa.bindparam("account_"),
+            b.c.ends_at > sa.bindparam("since_"),
+            bb.c.bucket.in_(sa.bindparam("buckets_", expanding=True)),
+        )
         .order_by(b.c.ends_at)
     )
+
+
+def reading(
+    conn: sa.Connection, account: str, *, now: datetime, since: datetime
+) -> tuple[dict[str, datetime], dict[str, Room]]:
+    """What the transaction that reserves reads of ``account``'s buckets: those parked at ``now`` (and
+    until when), and those with a learnt size with their requests in the window since ``since``."""
+    parked: dict[str, datetime] = {}
+    sizes: dict[str, int] = {}
+    for bucket, until, size in conn.execute(_buckets_statement(), {"account_": account}):
+        if until > now:
+            parked[bucket] = until
+        if size > 0:
+            sizes[bucket] = int(size)
+    if not sizes:
+        return parked, {}
     found: dict[str, list[tuple[datetime, int]]] = {bucket: [] for bucket in sizes}
-    for ends_at, bucket, requests in conn.execute(query):
+    params = {"account_": account, "since_": since, "buckets_": list(sizes)}
+    for ends_at, bucket, requests in conn.execute(_window_statement(), params):
         found[bucket].append((ends_at, int(requests)))
-    return {bucket: Room(sizes[bucket], tuple(rows)) for bucket, rows in found.items()}
+    return parked, {bucket: Room(sizes[bucket], tuple(rows)) for bucket, rows in found.items()}
 
 
 def park(
