@@ -230,3 +230,36 @@ def test_the_command_line_names_the_parked_bucket_and_status_shows_its_learnt_si
     # a one-off command of the account to another bucket goes on
     assert CliRunner().invoke(main, [*base, "get", "artist", ids[0]], env=env).exit_code == 0
     assert web_requests(emu) == before + 1
+
+
+def test_a_bucket_whose_time_comes_after_its_phase_leaves_its_tasks_to_the_next_run(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    clock = Clock(T0)
+    emu = make_emulator(
+        profile="development",
+        quota=100_000,
+        quota_buckets={"artist-albums": SMALL},
+        clock=lambda: clock.now.timestamp(),
+    )
+    ids = _artists(emu.catalog, range(SMALL + 10, 2 * SMALL))
+    book = ledger.Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    engine = new_engine(tmp_path / "c.db")
+    options = CrawlOptions(artists=tuple(ArtistInput(i, True) for i in ids), depth=Depth.TRACKS)
+
+    def later(progress: Any) -> None:  # the albums phase outlasts the bucket's time
+        if progress.phase == "albums" and progress.event == "end":
+            clock.now = T0 + timedelta(hours=25)
+
+    budget = ledger.AccountBudget(book, CLIENT_ID, clock=clock)
+    with (
+        SpotifyClient(emulator_settings(emu, "development"), budget=budget, wall_clock=clock) as client,
+        pytest.raises(BucketParked) as parked,
+    ):
+        Crawler(engine, client, options, now=clock, on_progress=later).run()
+    assert parked.value.parked == {"artist-albums": T0 + timedelta(hours=24)}  # passed: run again now
+    assert set(_pending(engine)) == {"artist_albums"}
+    assert _run(emu, engine, book, ids, clock).status == "done"
+    assert emu.stats()["by_status"]["429"] == 1
+    book.close()
+    engine.dispose()

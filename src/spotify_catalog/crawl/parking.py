@@ -98,11 +98,12 @@ class Parking:
         return [kind for kind in kinds if not buckets_of(kind) & parked]
 
     def stop(self, conn: sa.Connection, max_attempts: int) -> BucketParked | None:
-        """The stop of a run that did all it could: the parked buckets that still have tasks to do
-        (``None``: none has)."""
+        """The stop of a run that did all it could: the buckets parked now or earlier in the run that
+        still have tasks to do (``None``: none has). A bucket whose time came after its phase was
+        over has its tasks left for the next run, which may start at once."""
         t = schema.tasks
         waiting: dict[str, datetime] = {}
-        for bucket, until in self.parked().items():
+        for bucket, until in {**self._parked, **self.parked()}.items():
             query = (
                 sa.select(sa.func.count())
                 .select_from(t)

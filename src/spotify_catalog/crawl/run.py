@@ -123,8 +123,8 @@ class Crawler:
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         self._mode = ModeTracker(self.client)
-        self._parking = Parking(self._budget(), self.now)
         budget = self._budget()
+        self._parking = Parking(budget, self.now)
         if budget is not None and self.options.force:
             budget.force()  # the buckets the ledger has parked are tried too
         check_mode(self.options, self._mode.given)
