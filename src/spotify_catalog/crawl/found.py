@@ -1,6 +1,6 @@
 """What the crawl's phases read back from the database between them: the artists names resolved to,
-the albums of the crawl's artists, the tracks of those albums, the playlists' stored snapshots. Reads
-only."""
+the albums of the crawl's artists, the tracks of those albums, the playlists' stored snapshots and
+those stored without their items. Reads only."""
 
 from __future__ import annotations
 
@@ -52,3 +52,13 @@ def tracks_of(conn: sa.Connection, album_ids: Sequence[str]) -> list[str]:
 def playlist_snapshots(conn: sa.Connection, playlist_ids: Sequence[str]) -> dict[str, str | None]:
     """The snapshot id of each stored playlist's stored items (``None``: its items are not stored)."""
     return _values(conn, schema.playlists, "items_snapshot_id", playlist_ids)
+
+
+def without_items(conn: sa.Connection, playlist_ids: Sequence[str]) -> int:
+    """How many of the stored playlists of ``playlist_ids`` are stored without their items."""
+    p = schema.playlists
+    count = 0
+    for chunk in endpoints.chunked(playlist_ids, CHUNK):
+        query = sa.select(sa.func.count()).where(p.c.id.in_(chunk), p.c.items_snapshot_id.is_(None))
+        count += int(conn.execute(query).scalar_one())
+    return count

@@ -268,6 +268,8 @@ class Crawler:
         self._phase("resolving names", [("search", names)])
         self._drain(pool, ["search"])
         self._phase("resolving ids", [("artist", ids)])
+        if not names and opts.depth >= Depth.ALBUMS:
+            self._learn_mode(pool, ids)
         self._drain(pool, ["artist"])
         with self.engine.connect() as conn:
             resolved = found.resolutions(conn, names)
@@ -328,6 +330,21 @@ class Crawler:
             skipped=self._skipped,
         )
 
+    def _learn_mode(self, pool: ThreadPoolExecutor, ids: Sequence[str]) -> None:
+        """Ids only and the mode unknown: the first artist's first discography page (asked with a limit
+        both modes accept) tells the mode before the artists are asked, so that they go in batches
+        at once in Extended mode. Not when the artists to ask number 1 more than a multiple of 50:
+        the first alone, then batches, is their minimum anyway."""
+        if self.client.mode is not None:
+            return
+        with self.engine.connect() as conn:
+            states = state.task_states(conn, "artist", ids)
+        pending = [i for i in ids if states.get(i) != "done"]
+        if not pending or len(pending) % endpoints.BATCH_MAX["artist"] == 1:
+            return
+        self._phase("learning the API mode", [("artist_albums", [f"{pending[0]}|{self._groups}|0"])])
+        self._drain(pool, ["artist_albums"])
+
     def _top_tracks(self, pool: ThreadPoolExecutor, artist_ids: Sequence[str]) -> None:
         """Each artist's top tracks in the market asked for (Extended Quota Mode only: skipped with a
         warning once the mode is known to be development)."""
@@ -344,16 +361,12 @@ class Crawler:
 
     def _playlists(self, pool: ThreadPoolExecutor, playlist_ids: list[str]) -> None:
         """Playlists: metadata, and their items unless their snapshot_id is the stored items' one."""
-        p = schema.playlists
         with self.engine.connect() as conn:
             self._playlist_snapshots.update(found.playlist_snapshots(conn, playlist_ids))
         self._phase("playlists", [(catalog.PLAYLIST, playlist_ids)])
         self._drain(pool, [catalog.PLAYLIST])
-        without = 0
         with self.engine.connect() as conn:
-            for chunk in endpoints.chunked(playlist_ids, 500):
-                count = sa.select(sa.func.count()).where(p.c.id.in_(chunk), p.c.items_snapshot_id.is_(None))
-                without += int(conn.execute(count).scalar_one())
+            without = found.without_items(conn, playlist_ids)
         if without:
             log.warning(
                 "%d playlist(s) stored without their items: playlist items need Extended Quota Mode "
