@@ -29,24 +29,30 @@ def resolutions(conn: sa.Connection, names: Sequence[str]) -> dict[str, str | No
     return _values(conn, schema.artist_resolutions, "artist_id", names)
 
 
+def _collect(
+    conn: sa.Connection,
+    column: sa.ColumnElement[str],
+    key: sa.ColumnElement[str],
+    keys: Sequence[str],
+    *where: sa.ColumnElement[bool],
+) -> list[str]:
+    """The distinct values of ``column`` in the rows whose ``key`` is in ``keys`` (and ``where``), sorted."""
+    found: set[str] = set()
+    for chunk in endpoints.chunked(keys, CHUNK):
+        found.update(conn.execute(sa.select(column).where(key.in_(chunk), *where)).scalars())
+    return sorted(found)
+
+
 def albums_of(conn: sa.Connection, artist_ids: Sequence[str], groups: Sequence[str]) -> list[str]:
     """The albums of these groups in the stored discographies of ``artist_ids``, sorted."""
     aa = schema.artist_albums
-    albums: set[str] = set()
-    for chunk in endpoints.chunked(artist_ids, CHUNK):
-        query = sa.select(aa.c.album_id).where(aa.c.artist_id.in_(chunk), aa.c.album_group.in_(groups))
-        albums.update(conn.execute(query).scalars())
-    return sorted(albums)
+    return _collect(conn, aa.c.album_id, aa.c.artist_id, artist_ids, aa.c.album_group.in_(groups))
 
 
 def tracks_of(conn: sa.Connection, album_ids: Sequence[str]) -> list[str]:
     """The stored tracks of ``album_ids`` that are not gone, sorted."""
     t = schema.tracks
-    found: set[str] = set()
-    for chunk in endpoints.chunked(album_ids, CHUNK):
-        query = sa.select(t.c.id).where(t.c.album_id.in_(chunk), t.c.gone_at.is_(None))
-        found.update(conn.execute(query).scalars())
-    return sorted(found)
+    return _collect(conn, t.c.id, t.c.album_id, album_ids, t.c.gone_at.is_(None))
 
 
 def playlist_snapshots(conn: sa.Connection, playlist_ids: Sequence[str]) -> dict[str, str | None]:
