@@ -263,3 +263,25 @@ def test_a_bucket_whose_time_comes_after_its_phase_leaves_its_tasks_to_the_next_
     assert emu.stats()["by_status"]["429"] == 1
     book.close()
     engine.dispose()
+
+
+def test_one_off_commands_park_a_bucket_and_keep_off_it(make_emulator: Any) -> None:
+    emu = make_emulator(profile="development", quota_buckets={"search": 1})
+    base = ["--api-url", emu.url + "/v1", "--token-url", emu.url + "/api/token"]
+    env = {"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(main, [*base, *args], env=env)
+
+    assert run("search", "a", "--limit", "5").exit_code == 0
+    refused = run("search", "b", "--limit", "5")  # Spotify's 429: the bucket parked in the ledger
+    assert refused.exit_code == 75, refused.output
+    assert emu.stats()["by_status"]["429"] == 1
+    again = run("search", "c", "--limit", "5")  # the ledger's refusal: nothing sent
+    assert again.exit_code == 75
+    line = again.stderr.strip()
+    assert line.startswith("Error: quota bucket parked (Spotify answered 429 QUOTA_EXCEEDED): search until ")
+    assert line.endswith("; nothing was sent to it")
+    assert "\n" not in line
+    assert web_requests(emu) == 2
+    assert run("get", "artist", emu.catalog.artist_ids()[3]).exit_code == 0  # another bucket answers
