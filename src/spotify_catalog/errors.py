@@ -30,6 +30,7 @@ carries the exit code the command line uses for it::
     ├── WrongModeError                   (exit 1)  the API contradicts the API mode given (--mode)
     └── Stopped                          (exit 75) a crawl stopped on purpose (budget, quota, wait)
         ├── BudgetSpent                  (exit 75) the account's daily budget is used up (the ledger)
+        ├── BucketParked                 (exit 75) a quota bucket Spotify refused is parked (the ledger)
         └── Interrupted                  (exit 130, 143, 129) stopped by Ctrl-C, SIGTERM or SIGHUP
 
     KeyboardInterrupt                    (exit 130) Python's own, raised by Ctrl-C (SIGINT)
@@ -47,6 +48,7 @@ kept without credentials, and request headers are never stored.
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 EXIT_OK = 0
@@ -277,6 +279,36 @@ class Stopped(SpotifyCatalogError):
 class BudgetSpent(Stopped):
     """The account's ``--daily-budget`` is used up in the rolling 24 h of its ledger; ``retry_at``: when
     enough of its requests leave the window for one more."""
+
+
+PARKED = "parked (Spotify answered 429 QUOTA_EXCEEDED)"
+"""Why a bucket is parked: Spotify refused one of its requests."""
+FULL = "full (as many requests in the last 24 h as Spotify let through before its 429)"
+"""Why a bucket is parked: the ledger counted its learnt size in the rolling 24 h."""
+
+
+class BucketParked(Stopped):
+    """Quota buckets Spotify refused with ``429 QUOTA_EXCEEDED`` are parked in the account's ledger
+    (``parked``: each bucket and until when); ``retry_at``: the earliest of those times. Raised before
+    a request to a parked bucket is sent (``note``: nothing was sent to it), and by a crawl that has
+    done every task but those of parked buckets."""
+
+    def __init__(
+        self, parked: Mapping[str, datetime], *, note: str = "nothing was sent to it", why: str = PARKED
+    ) -> None:
+        self.parked = dict(parked)
+        self.why = why
+        shown = ", ".join(
+            f"{bucket} until {format_time(until)}" for bucket, until in sorted(self.parked.items())
+        )
+        word = "bucket" if len(self.parked) == 1 else "buckets"
+        super().__init__(
+            f"quota {word} {why}: {shown}; {note}",
+            retry_at=min(self.parked.values()),
+        )
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class Interrupted(Stopped):

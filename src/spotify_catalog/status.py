@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from spotify_catalog import ledger
 from spotify_catalog.crawl import ACCOUNT_STATE_KEY, me
+from spotify_catalog.crawl.parking import buckets_of
 from spotify_catalog.errors import StorageError
 from spotify_catalog.plan import KINDS, Estimate, Plan, estimate, plan_from_database
 from spotify_catalog.redaction import redact_url
@@ -26,6 +27,69 @@ from spotify_catalog.storage.read_only import has_crawl, open_read_only, reading
 RECENT_RUNS = 10
 ASSUMED_BUDGET = 1000
 """Requests a day assumed for the days figure when no daily budget is set."""
+SOURCES = {
+    "given": "given: --daily-budget",
+    "assumed": "assumed: no daily budget set",
+    "learnt": "learnt from Spotify's 429 QUOTA_EXCEEDED",
+}
+"""Where each figure of requests a day comes from, as the reading commands say it."""
+
+
+# ------------------------------------------------------------------------------------ the days
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Requests a day that hold back what is left: the account's daily budget (``name`` ``None``; given
+    or assumed) or a quota bucket's learnt size; ``requests``: what is left of the crawl that counts
+    against it."""
+
+    name: str | None
+    size: int
+    source: str
+    """``given`` (--daily-budget), ``assumed`` (:data:`ASSUMED_BUDGET`), ``learnt`` (the ledger)."""
+    requests: int
+
+    @property
+    def days(self) -> int:
+        return math.ceil(self.requests / self.size) if self.size > 0 else 0
+
+    def describe(self) -> str:
+        """``1,000 a day (assumed: no daily budget set)``, ``artist-albums: 120 left at 30 a day
+        (learnt ...)``."""
+        figure = f"{self.size:,} a day ({SOURCES[self.source]})"
+        return figure if self.name is None else f"{self.name}: {self.requests:,} left at {figure}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bucket": self.name,
+            "requests_left": self.requests,
+            "per_day": self.size,
+            "source": self.source,
+            "days": self.days,
+        }
+
+
+def limits(estimate: Estimate, daily_budget: int | None, use: ledger.Usage | None) -> list[Limit]:
+    """What holds back the requests ``estimate`` counts: the daily budget (given, else
+    :data:`ASSUMED_BUDGET`) over all of them, and each bucket the ledger learnt the size of over the
+    requests of its task kinds."""
+    total = estimate.total
+    out = [Limit(None, daily_budget or ASSUMED_BUDGET, "given" if daily_budget else "assumed", total)]
+    by_bucket: dict[str, float] = {}
+    for kind, requests in estimate.requests.items():
+        for bucket in buckets_of(kind):
+            by_bucket[bucket] = by_bucket.get(bucket, 0.0) + requests
+    for name, found in (use.buckets if use is not None else {}).items():
+        if found.learnt_size:  # a size of 0 says nothing of a day's worth
+            out.append(Limit(name, found.learnt_size, "learnt", round(by_bucket.get(name, 0.0))))
+    return out
+
+
+def days_left(found: Sequence[Limit]) -> int:
+    """The days the slowest of ``found`` takes."""
+    return max((limit.days for limit in found), default=0)
+
 
 # ------------------------------------------------------------------------------------ the status
 
@@ -134,8 +198,13 @@ class Status:
         return self.daily_budget or ASSUMED_BUDGET
 
     @property
+    def limits(self) -> list[Limit]:
+        """What holds back the requests left (:func:`limits`)."""
+        return limits(self.estimate, self.daily_budget, self.usage)
+
+    @property
     def days_left(self) -> int:
-        return math.ceil(self.estimate.total / self.budget)
+        return days_left(self.limits)
 
     def to_json(self) -> dict[str, Any]:
         last = self.last_run
@@ -145,6 +214,9 @@ class Status:
             "requests_last_24h": self.requests_last_24h,
             "account": self.usage.account if self.usage is not None else None,
             "ledger": self.usage.ledger if self.usage is not None else None,
+            "buckets": {name: b.to_json() for name, b in self.usage.buckets.items()}
+            if self.usage is not None
+            else {},
             "last_run": None
             if last is None
             else {
@@ -157,6 +229,7 @@ class Status:
             "requests_left_exact": self.estimate.exact,
             "requests_left_by_kind": {k: round(v) for k, v in self.estimate.requests.items() if v},
             "days_left": self.days_left,
+            "days_left_by": [limit.to_json() for limit in self.limits],
             "daily_budget": self.daily_budget,
             "daily_budget_assumed": self.daily_budget is None,
             "budget_frees_at": _iso(self.budget_frees_at),

@@ -132,7 +132,8 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
         line = f"plays of {history.user_id}: {history.plays}, {_when(history.first)} to {_when(history.last)}"
         gaps = "; ".join(f"{after} to {before}" for after, before in history.gaps)
         lines.append(line + (f"; plays may be missing between {gaps}" if gaps else "; no gap"))
-    lines.extend(_summary_lines(estimate, report.daily_budget, "crawl --mode"))
+    lines.extend(_summary_lines(estimate, report.daily_budget, report.usage, "crawl --mode"))
+    lines.extend(_bucket_lines(report.usage))
     for line in lines:
         out.print(line, markup=False)
 
@@ -154,19 +155,22 @@ def _left(estimate: plan_lib.Estimate, kind: str, pending: int | None = None) ->
     return cells
 
 
-def _summary_lines(estimate: plan_lib.Estimate, daily_budget: int | None, pin: str) -> list[str]:
-    """The requests left and the days they take; with the mode not known, the same in extended mode
-    and ``pin``, the option that says the mode."""
+def _summary_lines(
+    estimate: plan_lib.Estimate, daily_budget: int | None, use: ledger.Usage | None, pin: str
+) -> list[str]:
+    """The requests left and the days they take (at the daily budget and each bucket's learnt size,
+    from ``use``); with the mode not known, the same in extended mode and ``pin``, the option that
+    says the mode."""
     plan = estimate.plan
     total = estimate.total
     kind = "exact" if estimate.exact else "estimated"
     mode = f"{estimate.mode} mode" + ("" if estimate.mode_known else " (assumed)")
     line = f"requests left: {total:,} ({kind}; depth {plan.depth.label}, {mode})"
-    lines = [line + _days(total, daily_budget)]
+    lines = [line + _days(estimate, daily_budget, use)]
     other = estimate.extended
     if other is not None:
         kind = "exact" if other.exact else "estimated"
-        days = _days(other.total, daily_budget or status_lib.ASSUMED_BUDGET)
+        days = _days(other, daily_budget, use)
         lines.append(f"requests left in extended mode: {other.total:,} ({kind})" + days)
     notes = [*estimate.notes]
     if other is not None:
@@ -175,14 +179,26 @@ def _summary_lines(estimate: plan_lib.Estimate, daily_budget: int | None, pin: s
     return [*lines, *(f"  {note}" for note in notes)] if total else lines
 
 
-def _days(total: int, daily_budget: int | None) -> str:
-    if total == 0:
+def _days(estimate: plan_lib.Estimate, daily_budget: int | None, use: ledger.Usage | None) -> str:
+    """``; D day(s) at 1,000 a day (assumed: ...); artist-albums: 120 left at 30 a day (learnt ...)``."""
+    if estimate.total == 0:
         return ": nothing left to do"
-    budget = daily_budget or status_lib.ASSUMED_BUDGET
-    line = f"; {-(-total // budget)} day(s) at {budget:,} a day"
-    if daily_budget is None:
-        line += " (assumed: no daily budget set)"
-    return line
+    limits = status_lib.limits(estimate, daily_budget, use)
+    return f"; {status_lib.days_left(limits)} day(s) at " + "; ".join(limit.describe() for limit in limits)
+
+
+def _bucket_lines(use: ledger.Usage | None) -> list[str]:
+    """One line per quota bucket Spotify refused: its learnt size, and until when it is parked."""
+    lines = []
+    for name, bucket in (use.buckets if use is not None else {}).items():
+        if bucket.learnt_size is None:
+            continue
+        line = f"quota bucket {name}: {bucket.learnt_size:,} a day (learnt)"
+        line += f", {bucket.spent_24h:,} in the last 24 h"
+        if bucket.parked_until is not None:
+            line += f"; parked until {_when(bucket.parked_until)}"
+        lines.append(line)
+    return lines
 
 
 def print_plan(
@@ -193,6 +209,7 @@ def print_plan(
         options, source="the given options", mode=settings.mode, fresh_since=now - options.refresh_after
     )
     estimate = status_lib.estimate_for(db_url, plan, db_schema)
+    use = status_lib.ledger_usage(settings, now=now, limit=settings.daily_budget)
     out = _console()
     table = Table(title=f"spotify-catalog crawl --plan: {redact_url(db_url)}", title_justify="left")
     table.add_column("task kind")
@@ -201,7 +218,8 @@ def print_plan(
     for kind in estimate.requests:
         table.add_row(kind, *_left(estimate, kind))
     out.print(table)
-    for line in _summary_lines(estimate, settings.daily_budget, "--mode"):
+    for line in _summary_lines(estimate, settings.daily_budget, use, "--mode"):
         out.print(line, markup=False)
-    use = status_lib.ledger_usage(settings, now=now, limit=settings.daily_budget)
     out.print(ledger.describe(use), markup=False)
+    for line in _bucket_lines(use):
+        out.print(line, markup=False)

@@ -185,7 +185,6 @@ def _crawl_figures(report: Report) -> list[Figure]:
     estimate = status.estimate
     kind = "exact" if estimate.exact else "estimated"
     mode = f"{estimate.mode} mode" + ("" if estimate.mode_known else " (assumed)")
-    budget_note = "" if status.daily_budget else "assumed: no daily budget set"
     figures = [
         Figure(
             "requests-left",
@@ -197,7 +196,7 @@ def _crawl_figures(report: Report) -> list[Figure]:
             "days-left",
             "days to finish",
             status.days_left if estimate.total else 0,
-            f"at {status.budget:,} requests a day" + (f" ({budget_note})" if budget_note else ""),
+            "at " + "; ".join(limit.describe() for limit in status.limits),
         ),
         Figure("requests-24h", "requests in the last 24 h", status.requests_last_24h, _account_note(status)),
         Figure("runs-total", "runs", report.run_count),
