@@ -62,3 +62,32 @@ def test_usage_errors_are_one_line_naming_the_help_to_read() -> None:
         assert lines[0].startswith("Error: ")
         assert text in lines[0]
         assert f"(see '{where}')" in lines[0]
+
+
+def test_a_library_message_of_several_lines_is_joined_into_one() -> None:
+    assert errors.joined_lines("Invalid URL: x\nValid forms are:\n  a\n\n  b (or c)\n") == (
+        "Invalid URL: x; Valid forms are: a; b (or c)"
+    )
+    assert errors.joined_lines("one line") == "one line"
+    assert errors.joined_lines("  \n") == ""
+
+
+def test_top_level_help_shows_each_command_s_whole_summary() -> None:
+    """Every command's first sentence, whole (click cut them: ``export    Export the catalog to...``)."""
+    result = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    listing = " ".join(result.output.partition("Commands:")[2].split())
+    assert "..." not in listing.replace(", ...", "")  # the search summary's own "isrc:, ..."
+    for name in main.list_commands(click.Context(main)):
+        command = main.get_command(click.Context(main), name)
+        assert command is not None
+        summary = command.get_short_help_str(10_000)
+        assert f"{name} {summary}" in listing, name
+
+
+def test_crawl_and_demo_have_one_quiet_option() -> None:
+    """``--quiet`` is the global ``-q`` (crawl and demo had a ``--quiet`` of their own beside it)."""
+    for command in ("crawl", "demo"):
+        result = CliRunner().invoke(main, [command, "--help"], terminal_width=200)
+        lines = [line.strip() for line in result.output.splitlines() if "-q" in line.split(",")[0]]
+        assert [line.split("  ")[0] for line in lines] == ["-q, --quiet"], result.output

@@ -318,6 +318,16 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def joined_lines(text: str) -> str:
+    """A library's message of several lines (SQLAlchemy's list of valid URL forms) as one line: each
+    line stripped, blank ones dropped, joined by ``"; "`` (by a space after a line ending in ``:``)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    joined = lines[0] if lines else ""
+    for line in lines[1:]:
+        joined += (" " if joined.endswith(":") else "; ") + line
+    return joined
+
+
 def format_time(moment: datetime) -> str:
     """``2026-11-25 13:05:00 UTC``: how times are shown to users."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

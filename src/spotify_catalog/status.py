@@ -96,7 +96,7 @@ class Status:
 
     def to_json(self) -> dict[str, Any]:
         last = self.last_run
-        plan = self.estimate.plan
+        plan, extended = self.estimate.plan, self.estimate.extended
         return {
             "tasks": self.tasks,
             "requests_last_24h": self.requests_last_24h,
@@ -118,6 +118,7 @@ class Status:
             "daily_budget_assumed": self.daily_budget is None,
             "budget_frees_at": _iso(self.budget_frees_at),
             "api_mode": str(self.estimate.mode) if self.estimate.mode_known else None,
+            "requests_left_if_extended": None if extended is None else extended.total,
             "depth": plan.depth.label,
             "counted_for": plan.source,
             "include_groups": list(plan.include_groups),

@@ -37,7 +37,7 @@ from spotify_catalog.inputs import (
 )
 from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import schema
+from spotify_catalog.storage import schema, state
 from spotify_catalog.storage.migrate import open_database
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
@@ -142,23 +142,32 @@ def _command_line(ctx: click.Context) -> str:
 
 
 def _summary(engine: sa.Engine, run_id: int | None, seconds: float) -> Table:
-    """Rows per table and this run's row of ``_runs``: the same for finished and stopped runs."""
+    """Rows per table and this run's row of ``_runs``: the same for finished and stopped runs. A run
+    refused before it started (``run_id`` None: nothing sent) names the last run instead; the API
+    mode is the run's, else the one the database keeps."""
     title = "spotify-catalog: rows per table"
     table = Table(title=title, title_justify="left", min_width=len(title) + 4)
     table.add_column("table")
     table.add_column("rows", justify="right")
+    runs = schema.runs
     with engine.connect() as conn:
         for t in schema.CATALOG_TABLES:
             count = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
             table.add_row(t.name, str(count))
-        run = None
-        if run_id is not None:
-            run = conn.execute(sa.select(schema.runs).where(schema.runs.c.id == run_id)).first()
+        query = sa.select(runs).order_by(runs.c.id.desc()).limit(1)  # the last run
+        run = conn.execute(query if run_id is None else sa.select(runs).where(runs.c.id == run_id)).first()
+        saved_mode = state.get_state(conn, crawl_lib.MODE_STATE_KEY)
     table.add_section()
-    table.add_row("run", "-" if run is None else f"{run.id} {run.status}")
-    table.add_row("requests made", str(run.requests if run else 0))
-    table.add_row("rows written", str(run.rows_written if run else 0))
-    table.add_row("API mode", (run.api_mode if run else None) or "unknown")
+    if run_id is None:
+        table.add_row("run", "none started" + (f" (last: {run.id} {run.status})" if run else ""))
+        table.add_row("requests made", "0")
+        table.add_row("rows written", "0")
+    else:
+        table.add_row("run", "-" if run is None else f"{run.id} {run.status}")
+        table.add_row("requests made", str(run.requests if run else 0))
+        table.add_row("rows written", str(run.rows_written if run else 0))
+    mode = run.api_mode if run is not None and run_id is not None else None
+    table.add_row("API mode", mode or saved_mode or (run.api_mode if run else None) or "unknown")
     table.add_row("time", f"{seconds:.1f} s")
     return table
 
@@ -211,7 +220,7 @@ def run_crawl(
 
 
 @click.command()
-@db_options(DEFAULT_DB)
+@db_options(DEFAULT_DB, schema="crawl")
 @click.option("--artist", "artists", multiple=True, metavar="NAME_OR_ID", help="An artist (repeatable).")
 @click.option(
     "--artists-file",
@@ -270,7 +279,6 @@ def run_crawl(
     type=click.Choice(["auto", "development", "extended"]),
     help="The app's API mode [env SPOTIFY_CATALOG_MODE; auto: detect, remembered in the database].",
 )
-@click.option("--quiet", is_flag=True, help="No progress display and no summary.")
 @click.option("--plan", is_flag=True, help="Print the requests the crawl needs and exit; sends nothing.")
 @click.pass_context
 def crawl(
@@ -294,7 +302,6 @@ def crawl(
     daily_budget: int | None,
     force: bool,
     mode: str | None,
-    quiet: bool,
     plan: bool,
 ) -> None:
     """Collect artists, their albums and tracks into a database, with the fewest requests.
@@ -334,7 +341,7 @@ def crawl(
         settings=settings,
         options=options,
         max_requests=max_requests,
-        quiet=quiet or g.quiet,
+        quiet=g.quiet,
     )
 
 
@@ -402,7 +409,7 @@ def demo_extras(catalog: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 @click.command()
-@db_options(DEMO_DB)
+@db_options(DEMO_DB, schema="demo")
 @click.option(
     "--profile",
     type=click.Choice(["development", "extended"]),
@@ -412,7 +419,6 @@ def demo_extras(catalog: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 )
 @click.option("--depth", type=click.Choice(DEPTHS), default="tracks", show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress display and no summary.")
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -421,7 +427,6 @@ def demo(
     profile: str,
     depth: str,
     workers: int,
-    quiet: bool,
 ) -> None:
     """Crawl ~20 artists (BTS among them) from the built-in emulator into spotify-demo.db.
 
@@ -455,7 +460,7 @@ def demo(
             shows=shows,
             market="US" if shows else None,
         )
-        quiet = quiet or _globals().quiet
+        quiet = _globals().quiet
         if not quiet:
             more = f", {len(playlists)} playlists and {len(shows)} show" if shows else ""
             click.echo(
