@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,6 +16,7 @@ from lake_schema import GOLDEN, REGENERATE, golden_schema, golden_tables
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.cli import main
+from spotify_catalog.storage.migrate import open_database
 from spotify_catalog.storage.schema import metadata
 
 PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
@@ -315,3 +316,51 @@ def test_quiet_prints_nothing_and_jsonl_is_written(catalog: str, tmp_path: Path)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
     lines = (tmp_path / "lake" / "artists" / "dt=2026-01-02" / "part-00000.jsonl").read_text().splitlines()
     assert len(lines) == 23
+
+
+def _play(user: str, at: datetime, track: str) -> dict[str, object]:
+    return {"user_id": user, "played_at": at, "track_id": track, "context_type": None, "fetched_at": at}
+
+
+def test_a_users_plays_are_whole_in_every_snapshot_and_latest_holds_the_history(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``plays`` only grows: each export writes every play stored, so ``plays_latest`` (DuckDB, from
+    the printed DDL) is the whole history, to the millisecond, and ``plays`` repeats it per date;
+    ``top_items`` keeps its own ``snapshot_date`` beside ``dt``."""
+    engine = open_database(db_url)
+    first = datetime(2026, 11, 23, 23, 59, 59, 999_000, tzinfo=UTC)
+    plays = [_play("u1", first + timedelta(minutes=4 * i), f"t{i}") for i in range(3)]
+    top = {"user_id": "u1", "item_type": "artist", "time_range": "short_term", "position": 0, "item_id": "a1"}
+    lake = lake_export.open_lake(str(tmp_path / "lake"))
+    names = ["plays", "top_items"]
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["plays"]), plays)
+            conn.execute(
+                sa.insert(metadata.tables["top_items"]),
+                {**top, "snapshot_date": date(2026, 11, 24), "fetched_at": first},
+            )
+        lake_export.export(engine, metadata, lake, date(2026, 11, 24), tables=names)
+        later = [_play("u1", first + timedelta(days=1, milliseconds=i), f"t{i}") for i in (1, 2)]
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["plays"]), later)
+            conn.execute(
+                sa.insert(metadata.tables["top_items"]),
+                {**top, "snapshot_date": date(2026, 11, 25), "fetched_at": first},
+            )
+        lake_export.export(engine, metadata, lake, date(2026, 11, 25), tables=names)
+    finally:
+        engine.dispose()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(lake_export.ddl(metadata, lake.uri, "duckdb", tables=names))
+    latest = con.execute("SELECT played_at FROM plays_latest ORDER BY played_at").fetchall()
+    assert [at for (at,) in latest] == [p["played_at"] for p in plays + later]
+    assert con.execute("SELECT dt, count(*) FROM plays GROUP BY dt ORDER BY dt").fetchall() == [
+        ("2026-11-24", 3),
+        ("2026-11-25", 5),
+    ]
+    assert con.execute("SELECT count(DISTINCT (user_id, played_at)) FROM plays").fetchone() == (5,)
+    days = con.execute("SELECT dt, snapshot_date FROM top_items_latest ORDER BY snapshot_date").fetchall()
+    assert days == [("2026-11-25", date(2026, 11, 24)), ("2026-11-25", date(2026, 11, 25))]
