@@ -331,25 +331,24 @@ def test_a_users_plays_are_whole_in_every_snapshot_and_latest_holds_the_history(
     engine = open_database(db_url)
     first = datetime(2026, 11, 23, 23, 59, 59, 999_000, tzinfo=UTC)
     plays = [_play("u1", first + timedelta(minutes=4 * i), f"t{i}") for i in range(3)]
-    top = {"user_id": "u1", "item_type": "artist", "time_range": "short_term", "position": 0, "item_id": "a1"}
     lake = lake_export.open_lake(str(tmp_path / "lake"))
     names = ["plays", "top_items"]
+
+    def add_and_export(new_plays: list[dict[str, object]], day: date) -> None:
+        """The plays added, a top list of that day, then the export of that day."""
+        top = {"user_id": "u1", "item_type": "artist", "time_range": "short_term", "position": 0}
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["plays"]), new_plays)
+            conn.execute(
+                sa.insert(metadata.tables["top_items"]),
+                {**top, "item_id": "a1", "snapshot_date": day, "fetched_at": first},
+            )
+        lake_export.export(engine, metadata, lake, day, tables=names)
+
+    later = [_play("u1", first + timedelta(days=1, milliseconds=i), f"t{i}") for i in (1, 2)]
     try:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(metadata.tables["plays"]), plays)
-            conn.execute(
-                sa.insert(metadata.tables["top_items"]),
-                {**top, "snapshot_date": date(2026, 11, 24), "fetched_at": first},
-            )
-        lake_export.export(engine, metadata, lake, date(2026, 11, 24), tables=names)
-        later = [_play("u1", first + timedelta(days=1, milliseconds=i), f"t{i}") for i in (1, 2)]
-        with engine.begin() as conn:
-            conn.execute(sa.insert(metadata.tables["plays"]), later)
-            conn.execute(
-                sa.insert(metadata.tables["top_items"]),
-                {**top, "snapshot_date": date(2026, 11, 25), "fetched_at": first},
-            )
-        lake_export.export(engine, metadata, lake, date(2026, 11, 25), tables=names)
+        add_and_export(plays, date(2026, 11, 24))
+        add_and_export(later, date(2026, 11, 25))
     finally:
         engine.dispose()
     con = duckdb.connect()
