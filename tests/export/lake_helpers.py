@@ -73,10 +73,11 @@ def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str, gon
         n = (i // 7 if keys.index(column.name) == 0 else i % 7) if len(keys) > 1 else i
         if isinstance(base, sa.Integer):
             return n + 1
+        if isinstance(base, sa.DateTime):  # a play's played_at
+            moment = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n, milliseconds=n % 1000)
+            return moment if decorated or dialect == "postgresql" else moment.replace(tzinfo=None)
         if isinstance(base, sa.Date):
             return date(2026, 1, 1) + timedelta(days=n)
-        if isinstance(base, sa.DateTime):  # a time key (a play): to the millisecond, aware UTC
-            return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=3 * n, milliseconds=(37 * n) % 1000)
         limit = getattr(base, "length", None) or 40
         return f"id{n:06d}" if limit >= 8 else f"{n:0{limit}d}"  # short keys (a market): digits
     if column.nullable and rng.random() < 0.2:
