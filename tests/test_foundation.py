@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from spotify_catalog import errors
@@ -72,14 +73,20 @@ def test_a_library_message_of_several_lines_is_joined_into_one() -> None:
     assert errors.joined_lines("  \n") == ""
 
 
-def test_top_level_help_shows_each_command_s_whole_summary() -> None:
-    """Every command's first sentence, whole (click cut them: ``export    Export the catalog to...``)."""
-    result = CliRunner().invoke(main, ["--help"], terminal_width=80)
+@pytest.mark.parametrize("group", [[], ["auth"]])
+def test_help_shows_each_command_s_whole_summary(group: list[str]) -> None:
+    """Every command's first sentence, whole, in the top-level help and in ``auth --help`` (click cut
+    them: ``export    Export the catalog to...``)."""
+    result = CliRunner().invoke(main, [*group, "--help"], terminal_width=80)
     assert result.exit_code == 0, result.output
     listing = " ".join(result.output.partition("Commands:")[2].split())
     assert "..." not in listing.replace(", ...", "")  # the search summary's own "isrc:, ..."
-    for name in main.list_commands(click.Context(main)):
-        command = main.get_command(click.Context(main), name)
+    parent = main.get_command(click.Context(main), group[0]) if group else main
+    assert isinstance(parent, click.Group)
+    names = parent.list_commands(click.Context(parent))
+    assert len(names) >= 4
+    for name in names:
+        command = parent.get_command(click.Context(parent), name)
         assert command is not None
         summary = command.get_short_help_str(10_000)
         assert f"{name} {summary}" in listing, name

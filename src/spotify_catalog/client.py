@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -135,7 +135,7 @@ class SpotifyClient:
             f"requests_made={self._requests_made})"
         )
 
-    def __enter__(self) -> SpotifyClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

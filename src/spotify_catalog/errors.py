@@ -24,7 +24,8 @@ carries the exit code the command line uses for it::
     │   │   └── ServerError              5xx, retries exhausted
     │   └── MustWaitError                (exit 75) calls may resume only at ``retry_at``
     │       ├── QuotaExceededError       429 with ``"reason": "QUOTA_EXCEEDED"``
-    │       └── WaitTooLongError         a ``Retry-After`` longer than the configured maximum
+    │       ├── WaitTooLongError         a ``Retry-After`` longer than the configured maximum
+    │       └── PremiumLapsedError       403 to every call: the app owner's Premium is not active
     ├── StorageError                     (exit 1)  the database failed or went away
     ├── WrongModeError                   (exit 1)  the API contradicts the API mode given (--mode)
     └── Stopped                          (exit 75) a crawl stopped on purpose (budget, quota, wait)
@@ -223,6 +224,22 @@ class QuotaExceededError(MustWaitError):
 
 class WaitTooLongError(MustWaitError):
     """Spotify asked for a wait longer than the configured maximum."""
+
+
+PREMIUM_LAPSED = (
+    "Spotify refuses every call because the app owner's Premium subscription is not active; calls are "
+    "allowed again a few hours after it is renewed"
+)
+
+
+class PremiumLapsedError(MustWaitError):
+    """Spotify's plain-text 403 ``Active premium subscription required for the owner of the app...``,
+    which answers every Web API call while the token endpoint still answers 200. Not an API mode and
+    not a failure of what was asked: nothing is wrong but the owner's subscription, and ``retry_at`` is
+    when trying again is worth one request."""
+
+    def __init__(self, *, retry_at: datetime, url: str | None = None) -> None:
+        super().__init__(PREMIUM_LAPSED, retry_at=retry_at, url=url)
 
 
 class StorageError(SpotifyCatalogError):

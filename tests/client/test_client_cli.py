@@ -132,9 +132,13 @@ def test_auth_check_reports_the_mode(
     assert f"api mode: {mode} (detected with one request; remembered in " in result.stdout
     assert f"pin it: export SPOTIFY_CATALOG_MODE={mode}" in result.stdout
     assert web_requests(emu) == 1  # one cheap request to detect the mode
+    assert "previously remembered: nothing" in result.stdout
     again = run("auth", "check")
-    assert f"api mode: {mode} (remembered in " in again.stdout
-    assert web_requests(emu) == 1  # the remembered mode costs nothing
+    assert f"api mode: {mode} (detected with one request; remembered in " in again.stdout
+    assert re.search(
+        rf"previously remembered: {mode}, learnt \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC", again.stdout
+    )
+    assert web_requests(emu) == 2  # detected afresh every time: the command that reports the mode
     env.setenv("SPOTIFY_CATALOG_MODE", "development")
     assert "api mode: development (from the settings)" in run("auth", "check").stdout
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -195,13 +197,19 @@ def test_printed_duckdb_ddl_counts_every_table(catalog: str, tmp_path: Path) -> 
     assert con.execute("SELECT count(*) FROM artists").fetchone() == (66,)
 
 
+def _exported_with_duckdb_ddl(catalog: str, lake: Path) -> str:
+    """Export ``catalog`` to ``lake`` (one date); the DuckDB DDL printed for it."""
+    code, _, err = run("--db", catalog, "--to", str(lake), "--snapshot-date", "2026-11-25")
+    assert code == 0, err
+    code, ddl, err = run("--to", str(lake), "--print-ddl", "duckdb")
+    assert code == 0, err
+    return ddl
+
+
 def test_printed_duckdb_ddl_reads_timestamps_as_the_same_instants(catalog: str, tmp_path: Path) -> None:
     """The files hold INT96 (no zone): the printed views make them TIMESTAMP WITH TIME ZONE, the same
     instants as in the database whatever DuckDB's own time zone."""
-    lake = tmp_path / "lake"
-    code, _, err = run("--db", catalog, "--to", str(lake), "--snapshot-date", "2026-11-25")
-    assert code == 0, err
-    _, ddl, _ = run("--to", str(lake), "--print-ddl", "duckdb")
+    ddl = _exported_with_duckdb_ddl(catalog, tmp_path / "lake")
     engine = sa.create_engine(catalog)
     want = {
         name: sorted(
@@ -246,6 +254,80 @@ def test_athena_and_spark_ddl() -> None:
     assert spark.startswith("CREATE TABLE IF NOT EXISTS `tracks` (\n")
     assert "  `raw` string,\n  `fetched_at` timestamp,\n  `dt` string\n)\nUSING parquet\n" in spark
     assert "PARTITIONED BY (dt)\nLOCATION 's3a://bucket/lake/tracks/';\nMSCK REPAIR TABLE `tracks`;" in spark
+
+
+RELEASED = ("albums", "episodes", "chapters")  # the tables with a release_date
+
+
+@pytest.mark.parametrize("dialect", ["athena", "spark", "duckdb"])
+def test_every_dialect_reads_release_date_as_a_date_beside_its_text(dialect: str) -> None:
+    """``release_date`` is a DATE in the lake (it was the string Spotify sends), followed by that
+    string (``release_date_text``) and its precision."""
+    code, ddl, _ = run("--to", "s3://bucket/lake", "--print-ddl", dialect, "--tables", ",".join(RELEASED))
+    assert code == 0
+    if dialect == "duckdb":  # DuckDB takes the types from the files (next test)
+        assert ddl.count("read_parquet(") == len(RELEASED)
+        return
+    columns = "  `release_date` date,\n  `release_date_text` string,\n  `release_date_precision` string,\n"
+    assert ddl.count(columns) == len(RELEASED), ddl
+
+
+def test_duckdb_reads_release_date_as_a_date_to_filter_and_group_by(catalog: str, tmp_path: Path) -> None:
+    ddl = _exported_with_duckdb_ddl(catalog, tmp_path / "lake")
+    engine = sa.create_engine(catalog)
+    want = {
+        name: sorted(
+            (r["id"], r["release_date"], r["release_date_text"])
+            for r in database_rows(engine, metadata.tables[name])
+        )
+        for name in RELEASED
+    }
+    engine.dispose()
+    con = duckdb.connect()
+    con.execute(ddl)
+    for name in RELEASED:
+        types = con.execute(f"SELECT DISTINCT typeof(release_date), typeof(release_date_text) FROM {name}")
+        assert types.fetchall() == [("DATE", "VARCHAR")]
+        got = con.execute(
+            f"SELECT id, release_date, release_date_text FROM {name}_latest ORDER BY id"
+        ).fetchall()
+        assert got == want[name], name
+        assert any(day is not None for _, day, _ in got)  # the sample holds real dates ...
+        assert any(day is None and text for _, day, text in got)  # ... and texts that are none
+    years = con.execute(
+        "SELECT year(release_date) AS y, count(*) FROM albums_latest WHERE release_date >= DATE '2000-01-01' "
+        "GROUP BY y ORDER BY y"
+    ).fetchall()
+    counted: dict[int, int] = {}
+    for _, day, _ in want["albums"]:
+        if day is not None and day.year >= 2000:
+            counted[day.year] = counted.get(day.year, 0) + 1
+    assert dict(years) == counted
+    assert counted
+
+
+def _python_block(doc: Path, after: str) -> str:
+    """The first ``python`` code block of ``doc`` after the text ``after``."""
+    text = doc.read_text(encoding="utf-8")
+    return text[text.index(after) :].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_lake_doc_s_local_queries_run_through_duckdb_s_python_module(
+    catalog: str, tmp_path: Path
+) -> None:
+    """docs/lake.md queries a local lake as written, with the DuckDB Python module (it piped them into
+    a ``duckdb`` command that installing spotify-catalog does not provide)."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "lake.md"
+    (tmp_path / "lake.sql").write_text(_exported_with_duckdb_ddl(catalog, tmp_path / "lake"))
+    script = _python_block(doc, "**DuckDB, local**")
+    assert "import duckdb" in script
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "count_star()" in done.stdout
+    assert "albums" in done.stdout  # the albums per year of release_date
+    assert (tmp_path / "catalog.duckdb").is_file()
 
 
 @pytest.mark.parametrize(

@@ -65,10 +65,22 @@ class Globals:
         return Settings.load({**given, "ledger": self.ledger, **overrides}, config_path=self.config)
 
 
-SUMMARY_LIMIT = 400  # characters of a command's summary in the top-level help: its whole first sentence
+SUMMARY_LIMIT = 400  # characters of a command's summary in a group's help: its whole first sentence
 
 
-class LazyGroup(click.Group):
+class WholeSummaries(click.Group):
+    """A group whose help lists each command with the whole first sentence of its help, wrapped
+    (click cuts it to the width left on one line: ``export    Export the catalog to...``)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [(name, c.get_short_help_str(SUMMARY_LIMIT)) for name, c in commands if c and not c.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class LazyGroup(WholeSummaries):
     """A group that imports a command's module only when the command is used, and turns the
     project's errors into one line and an exit code."""
 
@@ -78,17 +90,12 @@ class LazyGroup(click.Group):
         return sorted(set(COMMANDS) | set(self.commands))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The commands and the whole first sentence of each one's help, wrapped (click cuts it to
-        the width left on one line); one whose extra is not installed says which."""
+        """The commands and their summaries; one whose extra is not installed says which."""
         self.listing = True
         try:
-            commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+            super().format_commands(ctx, formatter)
         finally:
             self.listing = False
-        rows = [(name, c.get_short_help_str(SUMMARY_LIMIT)) for name, c in commands if c and not c.hidden]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:

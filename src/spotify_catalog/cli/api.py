@@ -21,7 +21,16 @@ import click
 from spotify_catalog import endpoints, ledger, modecache
 from spotify_catalog.cli import Globals, market_option
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.errors import BadRequestError, ForbiddenError, NotFoundError, Stopped, UsageError
+from spotify_catalog.errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    PremiumLapsedError,
+    SpotifyCatalogError,
+    Stopped,
+    UsageError,
+    format_time,
+)
 from spotify_catalog.settings import ApiMode, Settings
 
 JSON = dict[str, Any]
@@ -34,25 +43,22 @@ def command_settings() -> Settings:
 
 
 @contextmanager
-def _client(settings: Settings | None = None, max_requests: int | None = None) -> Iterator[SpotifyClient]:
+def _client(
+    settings: Settings | None = None, max_requests: int | None = None
+) -> Iterator[modecache.LearningClient]:
     """A client that counts its requests in the account's ledger (within the daily budget, if one is
-    set), sends at most ``max_requests``, starts from the mode remembered for its client id (unless one
-    is given) and remembers the mode it learns (:mod:`spotify_catalog.modecache`)."""
+    set), sends at most ``max_requests``, starts from the mode remembered for its client id and API
+    (unless one is given) and keeps the memory true to the answers (:mod:`spotify_catalog.modecache`)."""
     settings = settings or command_settings()
     settings.credentials()  # missing credentials: said before the ledger is looked for
     with (
         ledger.open_budget(settings, limit=settings.daily_budget) as budget,
-        SpotifyClient(settings, request_budget=max_requests, budget=budget) as client,
+        modecache.LearningClient(settings, request_budget=max_requests, budget=budget) as client,
     ):
-        client_id = settings.client_id or ""
-        known = modecache.remembered(client_id) if settings.mode is None else None
-        if known is not None:
-            client.mode = known
         try:
             yield client
         finally:
-            if settings.mode is None and client.mode is not None and client.mode is not known:
-                modecache.remember(client_id, client.mode)
+            client.keep()
 
 
 # ----------------------------------------------------------------------------- columns per type
@@ -403,23 +409,39 @@ def get(item_type: str, ids: tuple[str, ...], market: str | None, max_requests: 
 # ----------------------------------------------------------------------------- auth check
 
 
-def check_credentials() -> None:
-    """Obtain a token, say whether the credentials work and which API mode the app has."""
+def check_credentials(*, forget: bool = False) -> None:
+    """Obtain a token, say whether the credentials work and which API mode the app has: detected afresh
+    (one request), remembered, with when the memory it replaces was learnt. ``forget``: forget what is
+    remembered for the client id instead, and send nothing."""
     settings = command_settings()
+    if forget:
+        client_id = settings.credentials()[0]
+        gone = modecache.forget(client_id)
+        click.echo(
+            f"forgot {gone} remembered API mode(s) of client id {client_id} ({modecache.cache_file()})"
+        )
+        return
     with _client(settings) as client:
         client.tokens.token()
         click.echo(f"credentials: ok (client id {settings.client_id}, token endpoint {settings.token_url})")
         if settings.mode is not None:
             click.echo(f"api mode: {settings.mode} (from the settings)")
             return
-        if client.mode is not None:
-            how = f"remembered in {modecache.cache_file()}"
+        previous = client.memory
+        client.mode = None  # detected afresh: this is the command that reports it
+        try:
+            mode = _detect_mode(client)
+        except PremiumLapsedError as exc:
+            raise SpotifyCatalogError(exc.message) from None
+        client.mode = mode
+        click.echo(f"api mode: {mode} (detected with one request; remembered in {modecache.cache_file()})")
+        if previous is None:
+            click.echo("previously remembered: nothing")
         else:
-            client.mode = _detect_mode(client)
-            how = f"detected with one request; remembered in {modecache.cache_file()}"
-        click.echo(f"api mode: {client.mode} ({how})")
+            when = format_time(previous.learnt_at) if previous.learnt_at else "at an unknown time"
+            click.echo(f"previously remembered: {previous.mode}, learnt {when}")
         click.echo(
-            f'pin it: export SPOTIFY_CATALOG_MODE={client.mode}, or mode = "{client.mode}" in the '
+            f'pin it: export SPOTIFY_CATALOG_MODE={mode}, or mode = "{mode}" in the '
             "[spotify] table of the settings file"
         )
 

@@ -194,7 +194,7 @@ def _config(
             quota_buckets=parse_quota_buckets(quota_buckets),
             owner_premium=not owner_premium_lapsed,
             users=users,  # type: ignore[arg-type]  # "alice,bob": split by EmulatorConfig
-            **({"redirect_uris": redirect_uris} if redirect_uris else {}),
+            redirect_uris=redirect_uris or EmulatorConfig.redirect_uris,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -257,6 +257,8 @@ class Crawler:
         self._phase("resolving names", [("search", names)])
         self._drain(pool, ["search"])
         self._phase("resolving ids", [("artist", ids)])
+        if not names and opts.depth >= Depth.ALBUMS:
+            self._learn_mode(pool, ids)
         self._drain(pool, ["artist"])
         with self.engine.connect() as conn:
             resolved = self._resolutions(conn, names)
@@ -311,6 +313,21 @@ class Crawler:
             api_mode=str(self.client.mode) if self.client.mode else None,
             skipped=self._skipped,
         )
+
+    def _learn_mode(self, pool: ThreadPoolExecutor, ids: Sequence[str]) -> None:
+        """Ids only and the mode unknown: the first artist's first discography page (asked with a limit
+        both modes accept) tells the mode before the artists are asked, so that they go in batches
+        at once in Extended mode. Not when the artists to ask number 1 more than a multiple of 50:
+        the first alone, then batches, is their minimum anyway."""
+        if self.client.mode is not None:
+            return
+        with self.engine.connect() as conn:
+            states = state.task_states(conn, "artist", ids)
+        pending = [i for i in ids if states.get(i) != "done"]
+        if not pending or len(pending) % endpoints.BATCH_MAX["artist"] == 1:
+            return
+        self._phase("learning the API mode", [("artist_albums", [f"{pending[0]}|{self._groups}|0"])])
+        self._drain(pool, ["artist_albums"])
 
     def _top_tracks(self, pool: ThreadPoolExecutor, artist_ids: Sequence[str]) -> None:
         """Each artist's top tracks in the market asked for (Extended Quota Mode only: skipped with a

@@ -78,7 +78,8 @@ def make_unit(
         artist_id, groups, offset = split_key(key)
 
         def fetch_page() -> Any:
-            limit = endpoints.mode_limit(client.mode)
+            # the mode unknown: a limit both modes accept, and the page tells the mode
+            limit = endpoints.DEV_LIMIT if client.mode is None else endpoints.mode_limit(client.mode)
             return endpoints.get_artist_albums(
                 client, artist_id, include_groups=groups, market=market, limit=limit, offset=int(offset)
             )
@@ -164,6 +165,8 @@ def observed_mode(kind: str, result: Any) -> ApiMode | None:
     ``publisher``."""
     if isinstance(result, catalog.Paged):
         return catalog.observed_mode(kind, result)
+    if kind == "artist_albums" and isinstance(result, dict):
+        return discography_mode(result)
     if isinstance(result, Albums):
         items: Any = result.items
     elif kind == "search" and isinstance(result, dict):
@@ -176,6 +179,21 @@ def observed_mode(kind: str, result: Any) -> ApiMode | None:
     if first is None:
         return None
     return ApiMode.EXTENDED if "popularity" in first else ApiMode.DEVELOPMENT
+
+
+DISCOGRAPHY_EXTENDED = ("album_group", "available_markets")
+"""Fields of a discography page's albums that only Extended Quota Mode sends (``available_markets``
+only without a market)."""
+
+
+def discography_mode(page: Any) -> ApiMode | None:
+    """The mode a discography page (``/artists/{id}/albums``) shows, or ``None`` when it lists no
+    album: Development Mode strips ``album_group`` and ``available_markets`` from its albums."""
+    first = next((item for item in page.get("items") or [] if isinstance(item, dict)), None)
+    if first is None:
+        return None
+    extended = any(name in first for name in DISCOGRAPHY_EXTENDED)
+    return ApiMode.EXTENDED if extended else ApiMode.DEVELOPMENT
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -295,7 +313,9 @@ def _handle_artist_albums(keys: list[str], page: Any, rows: Rows, when: datetime
     listing = Listing(artist_id, groups, listed)
     outcome = Outcome(done=keys, listing=listing)
     if int(offset) == 0:
-        keys_after = [f"{artist_id}|{groups}|{o}" for o in pages.offsets_after(page, page["limit"])]
+        # a first page asked with 10 while the mode was unknown: Extended mode's next pages hold 50
+        step = endpoints.MAX_LIMIT if discography_mode(page) is ApiMode.EXTENDED else page["limit"]
+        keys_after = [f"{artist_id}|{groups}|{o}" for o in pages.offsets_after(page, step)]
         outcome.follow_up.append(("artist_albums", keys_after))
         listing.pages = keys_after  # a new refresh of the listing: all its pages again
     return outcome

@@ -5,6 +5,9 @@ Conventions (see docs/schema.md):
 - ids are ``String(40)``; names and long texts are ``Text``; every key column has a length.
 - list-valued columns are ``JSON`` with ``info={"list_of": <element type>}``; other JSON columns hold
   objects (``raw``, ``alternatives``).
+- release dates, as Spotify gives them (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``, with a
+  ``release_date_precision``), are text with ``info={"partial_date": True}``: the lake holds them as a
+  DATE, the text beside it.
 - columns whose values are nearly all different from row to row (names, descriptions, URLs, ISRC/UPC/EAN
   codes, durations, artists' follower counts) carry ``info={"distinct": True}``: the lake writes them
   without a Parquet dictionary.
@@ -120,7 +123,7 @@ albums = _table(
     sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("album_type", sa.String(16)),
     sa.Column("total_tracks", sa.Integer),
-    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date", sa.String(10), info={"partial_date": True}),
     sa.Column("release_date_precision", sa.String(8)),
     sa.Column("label", sa.Text),
     sa.Column("popularity", sa.Integer),
@@ -266,7 +269,7 @@ episodes = _table(
     sa.Column("show_id", sa.String(ID), index=True),
     sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("description", sa.Text, info={"distinct": True}),
-    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date", sa.String(10), info={"partial_date": True}),
     sa.Column("release_date_precision", sa.String(8)),
     sa.Column("duration_ms", sa.Integer, info={"distinct": True}),
     sa.Column("language", sa.String(16)),
@@ -305,7 +308,7 @@ chapters = _table(
     sa.Column("chapter_number", sa.Integer),
     sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("description", sa.Text, info={"distinct": True}),
-    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date", sa.String(10), info={"partial_date": True}),
     sa.Column("release_date_precision", sa.String(8)),
     sa.Column("duration_ms", sa.Integer, info={"distinct": True}),
     sa.Column("explicit", sa.Boolean),
