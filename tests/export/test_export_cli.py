@@ -445,3 +445,30 @@ def test_a_users_plays_are_whole_in_every_snapshot_and_latest_holds_the_history(
     assert con.execute("SELECT count(DISTINCT (user_id, played_at)) FROM plays").fetchone() == (5,)
     days = con.execute("SELECT dt, snapshot_date FROM top_items_latest ORDER BY snapshot_date").fetchall()
     assert days == [("2026-11-25", date(2026, 11, 24)), ("2026-11-25", date(2026, 11, 25))]
+
+
+USER_TABLES = [
+    "users", "plays", "saved_tracks", "saved_albums", "saved_shows", "saved_episodes",
+    "followed_artists", "user_playlists", "top_items",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("dialect", "to"), [("athena", "s3://b/l"), ("spark", "s3a://b/l"), ("duckdb", "/l")]
+)
+def test_every_dialect_defines_a_users_tables_and_their_latest_views(dialect: str, to: str) -> None:
+    text = lake_export.ddl(metadata, to, dialect)
+    for name in USER_TABLES:
+        assert f"CREATE OR REPLACE VIEW {name}_latest AS\nSELECT * FROM {name} WHERE dt = " in text
+    if dialect == "duckdb":  # types from the files; the instants read as UTC
+        assert 'timezone(\'UTC\', "played_at") AS "played_at"' in text
+        return
+    plays = text[text.index("EXISTS `plays` (") : text.index("VIEW plays_latest")]
+    for column in (
+        "`user_id` string",
+        "`played_at` timestamp",
+        "`track_id` string",
+        "`fetched_at` timestamp",
+    ):
+        assert f"\n  {column}" in plays  # Athena: no comma after the last column
+    assert "  `snapshot_date` date,\n  `position` int," in text
