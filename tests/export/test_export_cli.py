@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,6 +18,7 @@ from lake_schema import GOLDEN, REGENERATE, golden_schema, golden_tables
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.cli import main
+from spotify_catalog.storage.migrate import open_database
 from spotify_catalog.storage.schema import metadata
 
 PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
@@ -96,7 +97,7 @@ def test_gone_rows_are_left_out_unless_include_gone(catalog: str, tmp_path: Path
             {k: v for k, v in row.items() if k != "gone_at"}
             for row in everything[name]
             if row.get("gone_at") is None
-            and not any(row[column] in gone[parent] for column, parent in parents[name].items())
+            and not any(row[column] in gone.get(parent, ()) for column, parent in parents[name].items())
         ]
         assert lake_rows(got, table) == want, name
         left_out += len(everything[name]) - len(want)
@@ -397,3 +398,77 @@ def test_quiet_prints_nothing_and_jsonl_is_written(catalog: str, tmp_path: Path)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
     lines = (tmp_path / "lake" / "artists" / "dt=2026-01-02" / "part-00000.jsonl").read_text().splitlines()
     assert len(lines) == 23
+
+
+def _play(user: str, at: datetime, track: str) -> dict[str, object]:
+    return {"user_id": user, "played_at": at, "track_id": track, "context_type": None, "fetched_at": at}
+
+
+def test_a_users_plays_are_whole_in_every_snapshot_and_latest_holds_the_history(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``plays`` only grows: each export writes every play stored, so ``plays_latest`` (DuckDB, from
+    the printed DDL) is the whole history, to the millisecond, and ``plays`` repeats it per date;
+    ``top_items`` keeps its own ``snapshot_date`` beside ``dt``."""
+    engine = open_database(db_url)
+    first = datetime(2026, 11, 23, 23, 59, 59, 999_000, tzinfo=UTC)
+    plays = [_play("u1", first + timedelta(minutes=4 * i), f"t{i}") for i in range(3)]
+    lake = lake_export.open_lake(str(tmp_path / "lake"))
+    names = ["plays", "top_items"]
+
+    def add_and_export(new_plays: list[dict[str, object]], day: date) -> None:
+        """The plays added, a top list of that day, then the export of that day."""
+        top = {"user_id": "u1", "item_type": "artist", "time_range": "short_term", "position": 0}
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["plays"]), new_plays)
+            conn.execute(
+                sa.insert(metadata.tables["top_items"]),
+                {**top, "item_id": "a1", "snapshot_date": day, "fetched_at": first},
+            )
+        lake_export.export(engine, metadata, lake, day, tables=names)
+
+    later = [_play("u1", first + timedelta(days=1, milliseconds=i), f"t{i}") for i in (1, 2)]
+    try:
+        add_and_export(plays, date(2026, 11, 24))
+        add_and_export(later, date(2026, 11, 25))
+    finally:
+        engine.dispose()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(lake_export.ddl(metadata, lake.uri, "duckdb", tables=names))
+    latest = con.execute("SELECT played_at FROM plays_latest ORDER BY played_at").fetchall()
+    assert [at for (at,) in latest] == [p["played_at"] for p in plays + later]
+    assert con.execute("SELECT dt, count(*) FROM plays GROUP BY dt ORDER BY dt").fetchall() == [
+        ("2026-11-24", 3),
+        ("2026-11-25", 5),
+    ]
+    assert con.execute("SELECT count(DISTINCT (user_id, played_at)) FROM plays").fetchone() == (5,)
+    days = con.execute("SELECT dt, snapshot_date FROM top_items_latest ORDER BY snapshot_date").fetchall()
+    assert days == [("2026-11-25", date(2026, 11, 24)), ("2026-11-25", date(2026, 11, 25))]
+
+
+USER_TABLES = [
+    "users", "plays", "saved_tracks", "saved_albums", "saved_shows", "saved_episodes",
+    "followed_artists", "user_playlists", "top_items",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("dialect", "to"), [("athena", "s3://b/l"), ("spark", "s3a://b/l"), ("duckdb", "/l")]
+)
+def test_every_dialect_defines_a_users_tables_and_their_latest_views(dialect: str, to: str) -> None:
+    text = lake_export.ddl(metadata, to, dialect)
+    for name in USER_TABLES:
+        assert f"CREATE OR REPLACE VIEW {name}_latest AS\nSELECT * FROM {name} WHERE dt = " in text
+    if dialect == "duckdb":  # types from the files; the instants read as UTC
+        assert 'timezone(\'UTC\', "played_at") AS "played_at"' in text
+        return
+    plays = text[text.index("EXISTS `plays` (") : text.index("VIEW plays_latest")]
+    for column in (
+        "`user_id` string",
+        "`played_at` timestamp",
+        "`track_id` string",
+        "`fetched_at` timestamp",
+    ):
+        assert f"\n  {column}" in plays  # Athena: no comma after the last column
+    assert "  `snapshot_date` date,\n  `position` int," in text
