@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from spotify_catalog import endpoints
-from spotify_catalog.storage import schema
+from spotify_catalog.storage import schema, state
 
 CHUNK = 500
 """Keys in one ``IN (...)``."""
@@ -68,3 +68,14 @@ def without_items(conn: sa.Connection, playlist_ids: Sequence[str]) -> int:
         query = sa.select(sa.func.count()).where(p.c.id.in_(chunk), p.c.items_snapshot_id.is_(None))
         count += int(conn.execute(query).scalar_one())
     return count
+
+
+def failed_tasks(conn: sa.Connection, max_attempts: int) -> int:
+    """The tasks still pending after ``max_attempts`` attempts: failed for this run."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(schema.tasks)
+            .where(schema.tasks.c.state == state.PENDING, schema.tasks.c.attempts >= max_attempts)
+        ).scalar_one()
+    )

@@ -46,7 +46,7 @@ from spotify_catalog.errors import (
 )
 from spotify_catalog.ledger import AccountBudget
 from spotify_catalog.settings import ApiMode
-from spotify_catalog.storage import schema, state
+from spotify_catalog.storage import state
 from spotify_catalog.storage.engine import describe_error
 from spotify_catalog.storage.write import in_transaction
 from spotify_catalog.transform import Rows
@@ -313,11 +313,7 @@ class Crawler:
             parked = self._parking.stop(conn, opts.max_attempts)
             if parked is not None:
                 raise parked
-            failed = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(schema.tasks)
-                .where(schema.tasks.c.state == state.PENDING, schema.tasks.c.attempts >= opts.max_attempts)
-            ).scalar_one()
+            failed = found.failed_tasks(conn, opts.max_attempts)
         status = "done" if not failed else "incomplete"
         reason = None if not failed else f"{failed} task(s) failed {opts.max_attempts} times"
         self._mode.confirm()  # no answer contradicted it
@@ -578,7 +574,7 @@ class Crawler:
             for name in outcome.unresolved:  # said in the run that searched it
                 log.warning("no artist found for %r", name)
                 self._unresolved.append(name)
-            if unit.kind in ASKED_BY_ID:
+            if unit.kind in catalog.ASKED_BY_ID:
                 for key in outcome.not_found:
                     log.warning("%s %s not found", unit.kind, key)
             if unit.kind == "artist":
@@ -608,12 +604,6 @@ class Crawler:
                 self.progress.failed += 1
         self._report()
         return None
-
-
-ASKED_BY_ID = frozenset({"artist", catalog.SHOW, catalog.AUDIOBOOK})
-"""Kinds whose ids the user gives and whose 404 is warned (a playlist's 404 is warned as an error of
-its unit); albums and tracks that are not found any more are a change of the catalog
-(:mod:`~spotify_catalog.storage.changes`)."""
 
 
 def _warn_abandoned(run_ids: Sequence[int]) -> None:
