@@ -2,7 +2,7 @@
 # `make demo` the package with the emulator and the report only, `make test` every extra and the dev
 # tools (each has its stamp in .venv, so `make demo` then `make test` installs only what is missing).
 # `make test-engines`: the lake read by Spark, Hive and DuckDB (tests/engines; .ci/run runs it).
-# `make test-integrations`: the wheel, dlt (tests/integrations; .ci/run runs it).
+# `make test-integrations`: the wheel, dlt, Airflow (tests/integrations; .ci/run runs it).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
@@ -36,8 +36,8 @@ test: install
 test-engines: install
 	SPOTIFY_CATALOG_REQUIRE_ENGINES=1 $(PY) -m pytest tests/engines -m engines $(PYTEST_ARGS)
 
-# The package built, installed and run as a user would, and the dlt source loading into DuckDB and
-# PostgreSQL: their virtual environments kept in ~/.cache/spotify-catalog-integrations.
+# The package built, installed and run as a user would, the dlt source loading into DuckDB and
+# PostgreSQL, the example Airflow DAG: their virtual environments kept in ~/.cache/spotify-catalog-integrations.
 test-integrations: install
 	SPOTIFY_CATALOG_REQUIRE_INTEGRATIONS=1 $(PY) -m pytest tests/integrations -m integrations $(PYTEST_ARGS)
 

@@ -1,18 +1,20 @@
 """Helpers shared by the test folders that crawl the emulator: settings for its default credentials,
-its Web API request count, and database contents to compare row by row."""
+its Web API request count, database contents to compare row by row, a user's login stored."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from spotify_catalog.settings import Settings
+from spotify_catalog.settings import Secret, Settings
 from spotify_catalog.storage import schema
+from spotify_catalog.users import LoginStore, StoredLogin
 
 CLIENT_ID = "emulator-client-id"
 CLIENT_SECRET = "emulator-client-secret"
@@ -97,3 +99,19 @@ def differences(got: dict[str, list[Any]], want: dict[str, list[Any]], limit: in
         out.extend(f"  extra   {r[:300]}" for r in sorted(sa_ - sb)[:limit])
         out.extend(f"  missing {r[:300]}" for r in sorted(sb - sa_)[:limit])
     return out
+
+
+def stored_login(emu: Any, store: LoginStore, user: str = "alice", scopes: Any = None) -> StoredLogin:
+    """A login stored without the browser: tokens from ``emu.login`` (the same PKCE flow)."""
+    tokens = emu.login(user, scopes)
+    stored = StoredLogin(
+        name=user,
+        client_id=tokens.client_id,
+        user_id=tokens.user_id,
+        display_name=None,
+        scopes=tokens.scopes,
+        logged_in=datetime.now(UTC).replace(microsecond=0),
+        refresh_token=Secret(tokens.refresh_token),
+    )
+    store.save(stored)
+    return stored

@@ -79,6 +79,15 @@ def test_importing_the_dlt_source_without_dlt_names_the_extra() -> None:
     )
 
 
+@pytest.mark.skipif(importlib.util.find_spec("airflow") is not None, reason="Airflow is installed here")
+def test_importing_the_airflow_operators_without_airflow_names_the_extra() -> None:
+    with pytest.raises(ModuleNotFoundError) as raised:
+        import spotify_catalog.airflow  # noqa: F401
+    assert str(raised.value) == (
+        "spotify_catalog.airflow needs airflow (the airflow extra): pip install 'spotify-catalog[airflow]'"
+    )
+
+
 def test_needs_names_the_extra_of_a_submodule_and_several_extras() -> None:
     assert extras.needs("demo", "jinja2.environment", ["emulator", "report"]) == (
         "demo needs jinja2 (extras emulator, report): pip install 'spotify-catalog[emulator,report]'"

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from spotify_catalog import errors
@@ -62,3 +63,38 @@ def test_usage_errors_are_one_line_naming_the_help_to_read() -> None:
         assert lines[0].startswith("Error: ")
         assert text in lines[0]
         assert f"(see '{where}')" in lines[0]
+
+
+def test_a_library_message_of_several_lines_is_joined_into_one() -> None:
+    assert errors.joined_lines("Invalid URL: x\nValid forms are:\n  a\n\n  b (or c)\n") == (
+        "Invalid URL: x; Valid forms are: a; b (or c)"
+    )
+    assert errors.joined_lines("one line") == "one line"
+    assert errors.joined_lines("  \n") == ""
+
+
+@pytest.mark.parametrize("group", [[], ["auth"]])
+def test_help_shows_each_command_s_whole_summary(group: list[str]) -> None:
+    """Every command's first sentence, whole, in the top-level help and in ``auth --help`` (click cut
+    them: ``export    Export the catalog to...``)."""
+    result = CliRunner().invoke(main, [*group, "--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    listing = " ".join(result.output.partition("Commands:")[2].split())
+    assert "..." not in listing.replace(", ...", "")  # the search summary's own "isrc:, ..."
+    parent = main.get_command(click.Context(main), group[0]) if group else main
+    assert isinstance(parent, click.Group)
+    names = parent.list_commands(click.Context(parent))
+    assert len(names) >= 4
+    for name in names:
+        command = parent.get_command(click.Context(parent), name)
+        assert command is not None
+        summary = command.get_short_help_str(10_000)
+        assert f"{name} {summary}" in listing, name
+
+
+def test_crawl_and_demo_have_one_quiet_option() -> None:
+    """``--quiet`` is the global ``-q`` (crawl and demo had a ``--quiet`` of their own beside it)."""
+    for command in ("crawl", "demo"):
+        result = CliRunner().invoke(main, [command, "--help"], terminal_width=200)
+        lines = [line.strip() for line in result.output.splitlines() if "-q" in line.split(",")[0]]
+        assert [line.split("  ")[0] for line in lines] == ["-q, --quiet"], result.output

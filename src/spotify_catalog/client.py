@@ -20,13 +20,19 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 import httpx
 
 from spotify_catalog.auth import ClientCredentials, Grant, TokenManager
-from spotify_catalog.errors import ForbiddenError, Stopped, UnauthorizedError, WaitTooLongError
+from spotify_catalog.errors import (
+    ForbiddenError,
+    QuotaExceededError,
+    Stopped,
+    UnauthorizedError,
+    WaitTooLongError,
+)
 from spotify_catalog.pacing import Gate, Pacer, SharedPace
 from spotify_catalog.retries import (
     Clock,
@@ -64,6 +70,9 @@ class RequestBudget(Protocol):
 
     def give_back(self, path: str) -> None:
         """A request taken never reached the server."""
+
+    def refused(self, path: str, retry_at: datetime) -> object:
+        """Spotify answered a request to ``path`` with ``429 QUOTA_EXCEEDED`` until ``retry_at``."""
 
 
 class SpotifyClient:
@@ -145,7 +154,7 @@ class SpotifyClient:
             f"requests_made={self._requests_made})"
         )
 
-    def __enter__(self) -> SpotifyClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -297,6 +306,10 @@ class SpotifyClient:
                 raise Retryable("renew", f"401 {exc.message}: renewing the access token", exc) from None
             except ForbiddenError as exc:
                 raise grant.forbidden(exc, api_path) from None
+            except QuotaExceededError as exc:
+                if self.budget is not None:
+                    self.budget.refused(api_path, exc.retry_at)  # its bucket parked in the ledger
+                raise
 
         return call_with_retries(
             attempt,

@@ -244,11 +244,13 @@ def iter_search(
     offset: int = 0,
     page_size: int | None = None,
     max_items: int | None = None,
+    on_first: Callable[[JSON], None] | None = None,
 ) -> Iterator[tuple[str, JSON]]:
     """Every result up to the offset ceiling as ``(type, item)``; several types share each request.
 
     A type drops out of the requests once its pages are done. ``null`` entries are skipped.
-    ``max_items`` bounds the items per type.
+    ``max_items`` bounds the items per type. ``on_first`` is called with the first answer (its
+    ``total`` per type says how many pages follow).
     """
     remaining = search_types(types)
     _check_limit(page_size)
@@ -258,6 +260,9 @@ def iter_search(
         result = search(
             client, q, remaining, market=market, limit=size, offset=offset, include_external=include_external
         )
+        if on_first is not None:
+            on_first(result)
+            on_first = None
         step = 0
         for name in list(remaining):
             page = result.get(f"{name}s")

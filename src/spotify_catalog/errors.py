@@ -24,11 +24,13 @@ carries the exit code the command line uses for it::
     │   │   └── ServerError              5xx, retries exhausted
     │   └── MustWaitError                (exit 75) calls may resume only at ``retry_at``
     │       ├── QuotaExceededError       429 with ``"reason": "QUOTA_EXCEEDED"``
-    │       └── WaitTooLongError         a ``Retry-After`` longer than the configured maximum
+    │       ├── WaitTooLongError         a ``Retry-After`` longer than the configured maximum
+    │       └── PremiumLapsedError       403 to every call: the app owner's Premium is not active
     ├── StorageError                     (exit 1)  the database failed or went away
     ├── WrongModeError                   (exit 1)  the API contradicts the API mode given (--mode)
     └── Stopped                          (exit 75) a crawl stopped on purpose (budget, quota, wait)
         ├── BudgetSpent                  (exit 75) the account's daily budget is used up (the ledger)
+        ├── BucketParked                 (exit 75) a quota bucket Spotify refused is parked (the ledger)
         └── Interrupted                  (exit 130, 143, 129) stopped by Ctrl-C, SIGTERM or SIGHUP
 
     KeyboardInterrupt                    (exit 130) Python's own, raised by Ctrl-C (SIGINT)
@@ -46,6 +48,7 @@ kept without credentials, and request headers are never stored.
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 EXIT_OK = 0
@@ -225,6 +228,22 @@ class WaitTooLongError(MustWaitError):
     """Spotify asked for a wait longer than the configured maximum."""
 
 
+PREMIUM_LAPSED = (
+    "Spotify refuses every call because the app owner's Premium subscription is not active; calls are "
+    "allowed again a few hours after it is renewed"
+)
+
+
+class PremiumLapsedError(MustWaitError):
+    """Spotify's plain-text 403 ``Active premium subscription required for the owner of the app...``,
+    which answers every Web API call while the token endpoint still answers 200. Not an API mode and
+    not a failure of what was asked: nothing is wrong but the owner's subscription, and ``retry_at`` is
+    when trying again is worth one request."""
+
+    def __init__(self, *, retry_at: datetime, url: str | None = None) -> None:
+        super().__init__(PREMIUM_LAPSED, retry_at=retry_at, url=url)
+
+
 class StorageError(SpotifyCatalogError):
     """The database failed or went away."""
 
@@ -260,6 +279,36 @@ class Stopped(SpotifyCatalogError):
 class BudgetSpent(Stopped):
     """The account's ``--daily-budget`` is used up in the rolling 24 h of its ledger; ``retry_at``: when
     enough of its requests leave the window for one more."""
+
+
+PARKED = "parked (Spotify answered 429 QUOTA_EXCEEDED)"
+"""Why a bucket is parked: Spotify refused one of its requests."""
+FULL = "full (as many requests in the last 24 h as Spotify let through before its 429)"
+"""Why a bucket is parked: the ledger counted its learnt size in the rolling 24 h."""
+
+
+class BucketParked(Stopped):
+    """Quota buckets Spotify refused with ``429 QUOTA_EXCEEDED`` are parked in the account's ledger
+    (``parked``: each bucket and until when); ``retry_at``: the earliest of those times. Raised before
+    a request to a parked bucket is sent (``note``: nothing was sent to it), and by a crawl that has
+    done every task but those of parked buckets."""
+
+    def __init__(
+        self, parked: Mapping[str, datetime], *, note: str = "nothing was sent to it", why: str = PARKED
+    ) -> None:
+        self.parked = dict(parked)
+        self.why = why
+        shown = ", ".join(
+            f"{bucket} until {format_time(until)}" for bucket, until in sorted(self.parked.items())
+        )
+        word = "bucket" if len(self.parked) == 1 else "buckets"
+        super().__init__(
+            f"quota {word} {why}: {shown}; {note}",
+            retry_at=min(self.parked.values()),
+        )
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class Interrupted(Stopped):
@@ -316,6 +365,16 @@ def first_line(exc: BaseException) -> str:
     errors and log lines."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def joined_lines(text: str) -> str:
+    """A library's message of several lines (SQLAlchemy's list of valid URL forms) as one line: each
+    line stripped, blank ones dropped, joined by ``"; "`` (by a space after a line ending in ``:``)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    joined = lines[0] if lines else ""
+    for line in lines[1:]:
+        joined += (" " if joined.endswith(":") else "; ") + line
+    return joined
 
 
 def format_time(moment: datetime) -> str:

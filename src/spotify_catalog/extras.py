@@ -3,7 +3,8 @@
 The extras (``pyproject.toml``, docs/install.md) are named for what they bring: ``emulator``
 (``emulator``, ``demo``, the pytest fixtures), ``postgresql`` and ``mysql`` (the database drivers),
 ``parquet`` (``export``), ``s3`` (``export --to s3://``), ``report`` (``report``, ``demo``), ``dlt``
-(:mod:`spotify_catalog.dlt`); ``all`` is every one of them but ``dlt``.
+(:mod:`spotify_catalog.dlt`), ``airflow`` (:mod:`spotify_catalog.airflow`); ``all`` is every one of
+them but ``dlt`` and ``airflow``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ EXTRA_OF: dict[str, str] = {
     "jinja2": "report",
     "markupsafe": "report",
     "dlt": "dlt",
+    "airflow": "airflow",
 }
 
 

@@ -7,6 +7,10 @@ How a row's ``written_at`` is known depends on how the crawl writes its table:
 - **entities** (artists, albums, tracks, playlists, shows, episodes, audiobooks, chapters): the later of
   ``fetched_at`` (a response carried it) and ``gone_at`` (found gone; that changes no ``fetched_at``);
 - ``artist_resolutions``: ``resolved_at``;
+- **a user's own data** (``users``, ``plays``, ``top_items`` and the lists of ``schema.USER_LISTS``):
+  their own ``fetched_at``. A user's list is replaced whole, every row with the same ``fetched_at``,
+  so it is reloaded whole (grouped by ``user_id``); a list emptied is not signalled (it leaves no
+  row to carry the time);
 - **lists written with their parent's object** (``album_artists``, ``track_artists``,
   ``artist_genres``, ``playlist_items``; ``artist_snapshots`` and ``track_snapshots``): the parent's
   ``written_at``. A list is replaced whole, so it is reloaded whole (:attr:`Increment.group`); a
@@ -50,6 +54,8 @@ PARENT_OF = {  # list table -> (its column naming the parent, the parent table)
 }
 REPLACED_WHOLE = ("artist_genres", "album_artists", "track_artists", "playlist_items", "artist_albums")
 DATED = ("artist_snapshots", "track_snapshots", "artist_top_tracks")
+OWN_TIME = ("users", "plays", "top_items", *schema.USER_LISTS)
+"""Tables whose rows carry the time they were written (``fetched_at``)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ def increments(tables: Sequence[str] | None = None) -> list[Increment]:
 def _group_column(name: str) -> str | None:
     if name == "artist_albums":
         return "artist_id"
+    if name in schema.USER_LISTS:
+        return "user_id"
     return PARENT_OF[name][0] if name in REPLACED_WHOLE else None
 
 
@@ -126,8 +134,8 @@ def written_since(
     if name in ENTITIES:
         written = entity_written_at(table)
         query = sa.select(*wanted, written.label(WRITTEN_AT))
-    elif name == "artist_resolutions":
-        written = table.c.resolved_at
+    elif name in ("artist_resolutions", *OWN_TIME):
+        written = table.c.resolved_at if name == "artist_resolutions" else table.c.fetched_at
         query = sa.select(*wanted, written.label(WRITTEN_AT))
     else:
         column, parent_name = PARENT_OF[name]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -58,6 +58,9 @@ KINDS = (
     "track",
 )
 """Task kinds in the order the crawl's phases do them."""
+
+MODE_UNKNOWN = "API mode not known yet: development assumed (the dearer)"
+"""The note of an estimate whose mode is not known (its ``extended`` counts the other mode)."""
 
 
 # ------------------------------------------------------------------------------------- the plan
@@ -118,6 +121,8 @@ class Estimate:
     mode: ApiMode = ApiMode.DEVELOPMENT
     mode_known: bool = False
     notes: list[str] = field(default_factory=list)
+    extended: Estimate | None = None
+    """The mode not known: the same count in extended mode (this one counts development, the dearer)."""
 
     @property
     def total(self) -> int:
@@ -157,7 +162,7 @@ def estimate(conn: sa.Connection, plan: Plan) -> Estimate:
     out = Estimate(dict.fromkeys(KINDS, 0.0), True, plan, mode or ApiMode.DEVELOPMENT, mode is not None)
     out.notes.extend(plan.assumed)
     if mode is None:
-        out.notes.append("API mode not known yet: development assumed (the dearer)")
+        out.notes.append(MODE_UNKNOWN)
     counter = _Counter(conn, plan, _Tasks(rows, plan.fresh_since), out)
     counter.resolve()
     counter.catalog()
@@ -167,6 +172,8 @@ def estimate(conn: sa.Connection, plan: Plan) -> Estimate:
         counter.albums()
     if plan.depth >= Depth.TRACK_DETAILS:
         counter.tracks()
+    if mode is None:
+        out.extended = estimate(conn, replace(plan, mode=ApiMode.EXTENDED))
     return out
 
 

@@ -29,6 +29,7 @@ import tenacity
 
 from spotify_catalog.errors import (
     InvalidResponseError,
+    PremiumLapsedError,
     QuotaExceededError,
     SpotifyError,
     TransportError,
@@ -47,6 +48,10 @@ WallClock = Callable[[], datetime]
 QUOTA_REASON = "QUOTA_EXCEEDED"
 DEFAULT_QUOTA_WAIT = 3600.0
 """Assumed wait (s) for a quota 429 without a usable ``Retry-After``."""
+PREMIUM_REQUIRED = "active premium subscription required"
+"""How Spotify's plain-text 403 to every call starts while the app owner's Premium has lapsed."""
+PREMIUM_WAIT = 3600.0
+"""When (s) a call is worth trying again after that 403: the renewal takes Spotify a few hours."""
 
 Kind = Literal["transient", "rate_limit", "invalid", "renew", "no_answer"]
 
@@ -504,4 +509,7 @@ def check_response(
         raise Retryable("rate_limit", f"429 {message} ({shown})", error, retry_after)
     if status >= 500:
         raise Retryable("transient", f"{status} {message}", error)
+    if status == 403 and message.lower().startswith(PREMIUM_REQUIRED):
+        log.info("%s %s: 403 %s", method, url, message)
+        raise PremiumLapsedError(retry_at=now() + timedelta(seconds=PREMIUM_WAIT), url=url)
     raise error

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from spotify_catalog import ledger
-from spotify_catalog.crawl import ACCOUNT_STATE_KEY
+from spotify_catalog.crawl import ACCOUNT_STATE_KEY, me
+from spotify_catalog.crawl.parking import buckets_of
 from spotify_catalog.errors import StorageError
 from spotify_catalog.plan import KINDS, Estimate, Plan, estimate, plan_from_database
 from spotify_catalog.redaction import redact_url
@@ -26,6 +27,69 @@ from spotify_catalog.storage.read_only import has_crawl, open_read_only, reading
 RECENT_RUNS = 10
 ASSUMED_BUDGET = 1000
 """Requests a day assumed for the days figure when no daily budget is set."""
+SOURCES = {
+    "given": "given: --daily-budget",
+    "assumed": "assumed: no daily budget set",
+    "learnt": "learnt from Spotify's 429 QUOTA_EXCEEDED",
+}
+"""Where each figure of requests a day comes from, as the reading commands say it."""
+
+
+# ------------------------------------------------------------------------------------ the days
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Requests a day that hold back what is left: the account's daily budget (``name`` ``None``; given
+    or assumed) or a quota bucket's learnt size; ``requests``: what is left of the crawl that counts
+    against it."""
+
+    name: str | None
+    size: int
+    source: str
+    """``given`` (--daily-budget), ``assumed`` (:data:`ASSUMED_BUDGET`), ``learnt`` (the ledger)."""
+    requests: int
+
+    @property
+    def days(self) -> int:
+        return math.ceil(self.requests / self.size) if self.size > 0 else 0
+
+    def describe(self) -> str:
+        """``1,000 a day (assumed: no daily budget set)``, ``artist-albums: 120 left at 30 a day
+        (learnt ...)``."""
+        figure = f"{self.size:,} a day ({SOURCES[self.source]})"
+        return figure if self.name is None else f"{self.name}: {self.requests:,} left at {figure}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bucket": self.name,
+            "requests_left": self.requests,
+            "per_day": self.size,
+            "source": self.source,
+            "days": self.days,
+        }
+
+
+def limits(estimate: Estimate, daily_budget: int | None, use: ledger.Usage | None) -> list[Limit]:
+    """What holds back the requests ``estimate`` counts: the daily budget (given, else
+    :data:`ASSUMED_BUDGET`) over all of them, and each bucket the ledger learnt the size of over the
+    requests of its task kinds."""
+    total = estimate.total
+    out = [Limit(None, daily_budget or ASSUMED_BUDGET, "given" if daily_budget else "assumed", total)]
+    by_bucket: dict[str, float] = {}
+    for kind, requests in estimate.requests.items():
+        for bucket in buckets_of(kind):
+            by_bucket[bucket] = by_bucket.get(bucket, 0.0) + requests
+    for name, found in (use.buckets if use is not None else {}).items():
+        if found.learnt_size:  # a size of 0 says nothing of a day's worth
+            out.append(Limit(name, found.learnt_size, "learnt", round(by_bucket.get(name, 0.0))))
+    return out
+
+
+def days_left(found: Sequence[Limit]) -> int:
+    """The days the slowest of ``found`` takes."""
+    return max((limit.days for limit in found), default=0)
+
 
 # ------------------------------------------------------------------------------------ the status
 
@@ -55,6 +119,47 @@ class RunInfo:
 
 
 @dataclass
+class History:
+    """A user's listening history in the database (``crawl --me``): how many plays, the first and the
+    last, and the gaps a run found (``[after, before]``: plays in between may be missing)."""
+
+    user_id: str
+    plays: int
+    first: datetime | None
+    last: datetime | None
+    gaps: list[list[str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "plays": self.plays,
+            "first": _iso(self.first),
+            "last": _iso(self.last),
+            "gaps": self.gaps,
+        }
+
+
+def histories(conn: sa.Connection) -> list[History]:
+    """The listening history of each user with plays."""
+    p = schema.plays
+    query = sa.select(p.c.user_id, sa.func.count(), sa.func.min(p.c.played_at), sa.func.max(p.c.played_at))
+    found = conn.execute(query.group_by(p.c.user_id).order_by(p.c.user_id)).all()
+    gaps = me.describe_gaps(conn, [user for user, *_ in found])
+    return [
+        History(user, int(count), _aware(first), _aware(last), gaps.get(user, []))
+        for user, count, first, last in found
+    ]
+
+
+def _aware(value: Any) -> datetime | None:
+    """A time read back from an aggregate (SQLite gives text) as an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass
 class Status:
     """What ``spotify-catalog status`` reports."""
 
@@ -66,6 +171,8 @@ class Status:
     now: datetime
     usage: ledger.Usage | None = None
     """The account's requests in its ledger (``None``: not asked for)."""
+    histories: list[History] = field(default_factory=list)
+    """The listening histories ``crawl --me`` collected."""
 
     @property
     def requests_last_24h(self) -> int:
@@ -91,17 +198,25 @@ class Status:
         return self.daily_budget or ASSUMED_BUDGET
 
     @property
+    def limits(self) -> list[Limit]:
+        """What holds back the requests left (:func:`limits`)."""
+        return limits(self.estimate, self.daily_budget, self.usage)
+
+    @property
     def days_left(self) -> int:
-        return math.ceil(self.estimate.total / self.budget)
+        return days_left(self.limits)
 
     def to_json(self) -> dict[str, Any]:
         last = self.last_run
-        plan = self.estimate.plan
+        plan, extended = self.estimate.plan, self.estimate.extended
         return {
             "tasks": self.tasks,
             "requests_last_24h": self.requests_last_24h,
             "account": self.usage.account if self.usage is not None else None,
             "ledger": self.usage.ledger if self.usage is not None else None,
+            "buckets": {name: b.to_json() for name, b in self.usage.buckets.items()}
+            if self.usage is not None
+            else {},
             "last_run": None
             if last is None
             else {
@@ -114,15 +229,18 @@ class Status:
             "requests_left_exact": self.estimate.exact,
             "requests_left_by_kind": {k: round(v) for k, v in self.estimate.requests.items() if v},
             "days_left": self.days_left,
+            "days_left_by": [limit.to_json() for limit in self.limits],
             "daily_budget": self.daily_budget,
             "daily_budget_assumed": self.daily_budget is None,
             "budget_frees_at": _iso(self.budget_frees_at),
             "api_mode": str(self.estimate.mode) if self.estimate.mode_known else None,
+            "requests_left_if_extended": None if extended is None else extended.total,
             "depth": plan.depth.label,
             "counted_for": plan.source,
             "include_groups": list(plan.include_groups),
             "notes": self.estimate.notes,
             "runs": [run.to_json() for run in self.runs],
+            "plays": [history.to_json() for history in self.histories],
             "now": _iso(self.now),
         }
 
@@ -159,6 +277,7 @@ def read_status(
         daily_budget=daily_budget,
         now=now,
         usage=use,
+        histories=histories(conn),
     )
 
 

@@ -383,6 +383,10 @@ def _timestamp(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+parse_time = _timestamp
+largest_image = _largest_image
+
+
 def page_items(obj: JSON, key: str) -> JSON | None:
     """The page ``obj[key]`` when it carries items (a full album's ``tracks``, a full playlist's
     ``items``/``tracks``, a full show's ``episodes``), else ``None`` (Development Mode: a playlist's
@@ -392,11 +396,17 @@ def page_items(obj: JSON, key: str) -> JSON | None:
 
 
 def add_playlist(
-    rows: Rows, playlist: JSON, fetched_at: datetime, *, items_snapshot_id: str | None = None
+    rows: Rows,
+    playlist: JSON,
+    fetched_at: datetime,
+    *,
+    items_snapshot_id: str | None = None,
+    detail: str = FULL,
 ) -> None:
-    """A playlist's metadata (``/playlists/{id}``, full); ``items_snapshot_id``: the snapshot whose
-    items this response's unit stored (see :func:`add_playlist_items`)."""
-    row = _common(playlist, FULL, fetched_at)
+    """A playlist's metadata (``/playlists/{id}``, full; ``/me/playlists``, simplified);
+    ``items_snapshot_id``: the snapshot whose items this response's unit stored (see
+    :func:`add_playlist_items`)."""
+    row = _common(playlist, detail, fetched_at)
     row.pop("restriction", None)
     if items_snapshot_id is not None:
         row["items_snapshot_id"] = items_snapshot_id

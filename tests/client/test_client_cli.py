@@ -132,9 +132,13 @@ def test_auth_check_reports_the_mode(
     assert f"api mode: {mode} (detected with one request; remembered in " in result.stdout
     assert f"pin it: export SPOTIFY_CATALOG_MODE={mode}" in result.stdout
     assert web_requests(emu) == 1  # one cheap request to detect the mode
+    assert "previously remembered: nothing" in result.stdout
     again = run("auth", "check")
-    assert f"api mode: {mode} (remembered in " in again.stdout
-    assert web_requests(emu) == 1  # the remembered mode costs nothing
+    assert f"api mode: {mode} (detected with one request; remembered in " in again.stdout
+    assert re.search(
+        rf"previously remembered: {mode}, learnt \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC", again.stdout
+    )
+    assert web_requests(emu) == 2  # detected afresh every time: the command that reports the mode
     env.setenv("SPOTIFY_CATALOG_MODE", "development")
     assert "api mode: development (from the settings)" in run("auth", "check").stdout
 
@@ -281,3 +285,80 @@ def test_no_secret_or_token_in_any_output(
     assert not TOKEN_PATTERN.search(text)
     assert "Bearer " not in text
     assert "Basic " not in text
+
+
+def test_search_all_says_what_it_will_spend_and_stops_at_max_requests(
+    env: pytest.MonkeyPatch, make_emulator: Any
+) -> None:
+    """The first page's totals say the requests before the rest are made; at --max-requests the
+    JSON lines printed are whole, the JSON document holds the results so far, and the exit is 75."""
+    emu = make_emulator(profile="development")
+    _point_at(env, emu)
+    env.setenv("SPOTIFY_CATALOG_MODE", "development")
+    totals = json.loads(run("search", "year:2020", "--type", "album,track", "--format", "json").stdout)
+    pages = max(-(-min(totals[k]["total"], 1000) // 10) for k in ("albums", "tracks"))
+    before = web_requests(emu)
+    lines = run(
+        "search", "year:2020", "--type", "album,track", "--all", "--format", "jsonl", "--max-requests", "4"
+    )
+    assert lines.exit_code == 75
+    assert "--max-requests 4" in _one_line_error(lines)
+    assert web_requests(emu) - before == 4
+    assert f"about {pages:,} request(s); --max-requests 4 stops it before the end" in lines.stderr
+    assert "4 requests made" in lines.stderr
+    items = [json.loads(line) for line in lines.stdout.splitlines()]  # every line whole
+    assert len(items) == 4 * 10 * 2
+    document = run(
+        "search", "year:2020", "--type", "album,track", "--all", "--format", "json", "--max-requests", "2"
+    )
+    assert document.exit_code == 75
+    assert {k: len(v) for k, v in json.loads(document.stdout).items()} == {"albums": 20, "tracks": 20}
+    assert [i["id"] for i in json.loads(document.stdout)["albums"]] == [
+        i["id"] for i in items if i["type"] == "album"
+    ][:20]
+    one = run("search", "BTS", "--format", "json")
+    assert one.exit_code == 0
+    assert "requests made" not in one.stderr  # one request: nothing to say
+    env.delenv("SPOTIFY_CATALOG_MODE")  # unknown: --limit 20 answered 400, asked again with 10
+    stopped = run("search", "BTS", "--limit", "20", "--format", "json", "--max-requests", "1")
+    assert stopped.exit_code == 75
+    assert stopped.stdout == ""  # not an empty answer: no answer
+
+
+def test_get_counts_its_requests_and_refuses_more_than_max_requests(
+    env: pytest.MonkeyPatch, emulator: Any
+) -> None:
+    _point_at(env, emulator)
+    env.setenv("SPOTIFY_CATALOG_MODE", "development")
+    ids = emulator.catalog.artist_ids()[:3]
+    refused = run("get", "artist", *ids, "--max-requests", "2")
+    assert refused.exit_code == 2
+    assert "3 artists need at least 3 requests, more than --max-requests 2: nothing sent" in _one_line_error(
+        refused
+    )
+    assert web_requests(emulator) == 0
+    ok = run("get", "artist", *ids, "--max-requests", "3")
+    assert ok.exit_code == 0, ok.stderr
+    assert [a["id"] for a in json.loads(ok.stdout)] == ids
+    assert "3 requests made" in ok.stderr
+    quiet = run("-q", "get", "artist", *ids)
+    assert quiet.stderr == ""
+    env.delenv("SPOTIFY_CATALOG_MODE")  # the mode unknown: the batch request first, its 403, then one by one
+    capped = run("get", "artist", *ids, "--max-requests", "2")
+    assert capped.exit_code == 75
+    assert "stopped at --max-requests 2" in _one_line_error(capped)
+    assert capped.stdout == ""  # no list of some of the ids
+    assert "2 requests made" in capped.stderr
+    assert web_requests(emulator) == 3 + 3 + 2
+
+
+def test_a_search_of_shows_without_a_market_says_it_needs_one(env: pytest.MonkeyPatch, emulator: Any) -> None:
+    _point_at(env, emulator)
+    for types in ("show", "episode", "audiobook", "artist,show,episode"):
+        result = run("search", "podcast", "--type", types)
+        assert result.exit_code == 0, result.stderr
+        hints = [line for line in result.stderr.splitlines() if "--market" in line]
+        assert len(hints) == 1, result.stderr
+    assert "shows and episodes are found only in a market: add --market XX" in result.stderr
+    for args in (["--type", "show", "--market", "US"], ["--type", "artist,track"]):
+        assert "--market" not in run("search", "podcast", *args).stderr

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from emulated import emulator_settings
+from emulated import emulator_settings, stored_login
 from spotify_catalog import oauth
 from spotify_catalog.emulator import EmulatorConfig, serve_in_thread
 from spotify_catalog.errors import LoginFailed, LoginRequired, ScopeMissing, UsageError, UserNotRegistered
@@ -85,19 +85,7 @@ def _login(emu: Any, store: LoginStore, name: str = "alice", **options: Any) -> 
 
 
 def _stored(emu: Any, store: LoginStore, user: str = "alice", scopes: Any = None) -> StoredLogin:
-    """A login stored without the browser: tokens from ``emu.login`` (the same PKCE flow)."""
-    tokens = emu.login(user, scopes)
-    stored = StoredLogin(
-        name=user,
-        client_id=tokens.client_id,
-        user_id=tokens.user_id,
-        display_name=None,
-        scopes=tokens.scopes,
-        logged_in=datetime.now(UTC).replace(microsecond=0),
-        refresh_token=Secret(tokens.refresh_token),
-    )
-    store.save(stored)
-    return stored
+    return stored_login(emu, store, user, scopes)
 
 
 def _port_closed(uri: str) -> bool:

@@ -405,7 +405,7 @@ def test_backends_hold_the_same_tables_and_the_lake_reads_them_back(
         types = con.execute(
             "SELECT DISTINCT typeof(languages), typeof(release_date) FROM episodes"
         ).fetchall()
-        assert types == [("VARCHAR[]", "VARCHAR")]
+        assert types == [("VARCHAR[]", "DATE")]  # release_date: a DATE in the lake
     finally:
         engine.dispose()
         reference.dispose()

@@ -135,14 +135,15 @@ def test_quota_stop_exits_75_and_a_later_run_completes(make_emulator: Any, tmp_p
     args = ["crawl", "--db", url, "--mode", "development", "--depth", "tracks", *_artist_args()]
     first = run(emu, *args)
     assert first.exit_code == 75, first.output
-    assert "continue after" in first.output
+    assert "quota bucket parked (Spotify answered 429 QUOTA_EXCEEDED): albums until " in first.output
     assert "Traceback" not in first.output
     engine = create_engine(url)
     with engine.connect() as conn:
         stopped = conn.execute(sa.select(schema.runs)).mappings().one()
     assert stopped["status"] == "stopped"
     assert stopped["retry_at"] is not None
-    # the quota counts per bucket: one bucket's 25 answered, the 26th of it refused (the only 429)
+    # the quota counts per bucket: one bucket's 25 answered, the 26th of it refused (the only 429), the
+    # others went on
     assert stopped["requests"] == web_requests(emu)
     assert emu.stats()["by_status"]["429"] == 1
     assert 25 in [use["used"] for use in emu.stats()["quota"]["emulator-client-id"].values()]

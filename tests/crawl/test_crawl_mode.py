@@ -35,9 +35,9 @@ def test_the_mode_is_saved_the_moment_it_is_learnt(make_emulator: Any, tmp_path:
     with pytest.raises(Stopped):
         crawl(emu, engine, [ArtistInput(i, True) for i in pick().ids], mode=None, budget=1)
     assert _mode(engine) == "development"
-    with engine.connect() as conn:
-        stored = conn.execute(sa.select(schema.artists.c.id).where(schema.artists.c.detail == "full")).all()
-    assert len(stored) == 1  # the one answered request is written
+    with engine.connect() as conn:  # the one answered request, the first discography page, is written
+        listed = conn.execute(sa.select(schema.artist_albums.c.artist_id).distinct()).scalars().all()
+    assert listed == [pick().ids[0]]
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -125,3 +125,22 @@ def test_tasks_a_wrong_mode_failed_are_pending_again_when_the_mode_changes(
     assert links == len(emu.catalog.artist_album_ids(artist))
     assert _task_states(engine).get("failed") == 1  # the 404 stays failed
     assert _mode(engine) == "development"
+
+
+def test_a_discography_page_corrects_a_saved_development_mode(make_emulator: Any, tmp_path: Path) -> None:
+    """The app moved to Extended Quota Mode after a crawl saved development: the first discography page
+    (albums with ``album_group``) corrects the saved mode at once, and the pages after it hold 50."""
+    ids = pick().ids
+    engine = new_engine(tmp_path / "c.db")
+    crawl(
+        make_emulator(profile="development"), engine, [ArtistInput(i, True) for i in ids], depth=Depth.ARTISTS
+    )
+    assert _mode(engine) == "development"
+    emu = make_emulator(profile="extended")
+    result = crawl(emu, engine, [ArtistInput(i, True) for i in ids], depth=Depth.ALBUMS)
+    assert _mode(engine) == "extended"
+    assert result.api_mode == "extended"
+    pages = minimum_requests(emu.catalog, {}, ids, mode="extended", depth=Depth.ALBUMS) - math.ceil(
+        len(ids) / 50
+    )
+    assert pages <= result.requests == web_requests(emu) <= pages + 1  # the first page, asked with 10

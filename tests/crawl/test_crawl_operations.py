@@ -111,6 +111,22 @@ def test_global_options_work_after_the_command(make_emulator: Any, tmp_path: Pat
     assert quiet.stdout == ""
 
 
+@pytest.mark.parametrize("where", ["-q before", "--quiet after"])
+def test_quiet_is_one_option_before_or_after_the_command(
+    make_emulator: Any, tmp_path: Path, where: str
+) -> None:
+    """No summary, no progress, and logs of errors only, however it is written (``crawl --quiet`` was
+    an option of its own that kept the warnings)."""
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["crawl", "--db", url, "--artist", "Zzqxv Nonexistent Band", "--depth", "artists"]
+    args = ["-q", *args] if where == "-q before" else [*args, "--quiet"]
+    result = run(emu, *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    loud = run(emu, "crawl", "--db", url, "--artist", "Another Nonexistent Band", "--depth", "artists")
+    assert "no artist found for 'Another Nonexistent Band'" in loud.stderr  # what quiet left out
+
+
 def test_unresolved_names_are_warned_in_the_run_that_searched_them(
     make_emulator: Any, tmp_path: Path
 ) -> None:
@@ -123,6 +139,32 @@ def test_unresolved_names_are_warned_in_the_run_that_searched_them(
     second = run(emu, "crawl", "--db", url, "--artist", name, "--artist", pick().ids[1], "--depth", "artists")
     assert second.exit_code == 0, second.output
     assert "no artist found" not in second.stderr  # said once, in the run that searched
+
+
+def _summary_rows(stdout: str) -> dict[str, str]:
+    """The crawl summary's rows, ``name -> value``."""
+    rows = (line.strip("│┃ ").split("│") for line in stdout.splitlines() if line.startswith("│"))
+    return {cells[0].strip(): cells[-1].strip() for cells in rows if len(cells) >= 2}
+
+
+def test_a_run_refused_at_once_shows_the_last_run_and_the_saved_mode(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    """A crawl the daily budget refuses before it starts (nothing sent) names the last run and the mode
+    the database keeps (it showed ``run -`` and ``API mode unknown``)."""
+    emu = make_emulator(profile="development")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["crawl", "--db", url, "--daily-budget", "20", *pick().args()]
+    first = run(emu, *args)
+    assert first.exit_code == 75, first.output
+    assert _summary_rows(first.stdout)["run"] == "1 stopped"
+    assert _summary_rows(first.stdout)["API mode"] == "development"
+    again = run(emu, *args)
+    assert again.exit_code == 75, again.output
+    assert "nothing was sent" in again.stderr
+    summary = _summary_rows(again.stdout)
+    assert summary["run"] == "none started (last: 1 stopped)"
+    assert (summary["requests made"], summary["API mode"]) == ("0", "development")
 
 
 def test_daily_budget_stops_before_the_quota(make_emulator: Any, tmp_path: Path) -> None:

@@ -55,18 +55,17 @@ def test_request_count_is_the_minimum(make_emulator: Any, tmp_path: Path, profil
 def test_auto_mode_is_learnt_from_requests_the_crawl_needs_anyway(
     make_emulator: Any, tmp_path: Path, profile: str, given: str
 ) -> None:
-    """A Development-Mode app pays nothing to learn its mode; an extended one at most one request
-    (ids only: the first artist alone, then batches)."""
+    """Neither mode pays a request to learn it: names, from the search; ids only, from the first
+    artist's first discography page (asked with 10, which both modes accept)."""
     emu = make_emulator(profile=profile)
     engine = new_engine(tmp_path / "c.db")
     names = pick().names if given != "ids" else {}
     ids = pick().ids if given != "names" else ()
     inputs = [ArtistInput(n, False) for n in names] + [ArtistInput(i, True) for i in ids]
     result = crawl(emu, engine, inputs, mode=None, depth=Depth.TRACKS, workers=4)
-    extra = 1 if profile == "extended" and given == "ids" else 0
     assert result.api_mode == profile
     expected = minimum_requests(emu.catalog, names, ids, mode=profile, depth=Depth.TRACKS)
-    assert result.requests == web_requests(emu) == expected + extra
+    assert result.requests == web_requests(emu) == expected
     # a new crawl into the same database knows the mode: nothing extra at all
     other = emu.catalog.artist_ids()[150:152]
     start = web_requests(emu)
@@ -155,3 +154,44 @@ def test_a_run_writes_what_it_wrote_before_once(make_emulator: Any, tmp_path: Pa
     # its own object, its listings on discography pages, and the first copy inside a track
     assert 0 < sent["albums"] <= 2 * albums + listed
     assert sent["track_artists"] == links  # not again from the full track
+
+
+def test_ids_only_auto_mode_learns_from_a_first_page_of_ten(make_emulator: Any, tmp_path: Path) -> None:
+    """The first artist has 21 to 49 albums: its first page (10, asked before the mode is known) is
+    followed by one page of 50 in Extended mode, not by pages of 10: one request more than the
+    minimum, as when those 10 do not save a page of 50 (docs/crawl.md)."""
+    emu = make_emulator(profile="extended")
+    engine = new_engine(tmp_path / "c.db")
+    catalog = emu.catalog
+    first = next(a for a in catalog.artist_ids() if 20 < len(catalog.artist_album_ids(a)) < 50)
+    ids = (first, pick().ids[0])
+    n = len(catalog.artist_album_ids(first))
+    result = crawl(emu, engine, [ArtistInput(i, True) for i in ids], mode=None, depth=Depth.ALBUMS)
+    extra = 1
+    expected = minimum_requests(emu.catalog, {}, ids, mode="extended", depth=Depth.ALBUMS)
+    assert result.api_mode == "extended"
+    assert result.requests == web_requests(emu) == expected + extra
+    with engine.connect() as conn:
+        listed = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(schema.artist_albums)
+            .where(schema.artist_albums.c.artist_id == ids[0])
+        ).scalar_one()
+    assert listed == n
+    engine.dispose()
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_one_id_in_auto_mode_is_asked_alone_and_tells_the_mode(
+    make_emulator: Any, tmp_path: Path, profile: str
+) -> None:
+    """One artist to ask (one more than a multiple of 50): asked alone, which is its minimum in both
+    modes, its answer tells the mode, and the discography pages are as large as the mode allows."""
+    emu = make_emulator(profile=profile)
+    engine = new_engine(tmp_path / "c.db")
+    ids = (pick().ids[1],)  # more than 10 albums
+    result = crawl(emu, engine, [ArtistInput(i, True) for i in ids], mode=None, depth=Depth.ALBUMS)
+    assert result.api_mode == profile
+    expected = minimum_requests(emu.catalog, {}, ids, mode=profile, depth=Depth.ALBUMS)
+    assert result.requests == web_requests(emu) == expected
+    engine.dispose()

@@ -1,14 +1,20 @@
-"""``spotify-catalog emulator``: one line on stdout when ready, request logs on stderr, clean errors."""
+"""``spotify-catalog emulator``: one line on stdout when ready, sample ids and request logs on stderr,
+``--samples`` as JSON, clean errors."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 import pytest
+
+from spotify_catalog.emulator.catalog import Catalog
+from spotify_catalog.emulator.samples import KINDS, samples
 
 CLI = [sys.executable, "-m", "spotify_catalog"]
 
@@ -47,6 +53,11 @@ def test_prints_the_url_once_then_logs_requests_to_stderr():
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     assert out == ""  # nothing after the URL line
+    shown = samples(Catalog(42, 50))
+    assert "ids it serves (shows, episodes, audiobooks, chapters: with --market US):" in err
+    for kind in KINDS:
+        ids = ", ".join(f"{s['id']} ({s['name']})" for s in shown[kind])
+        assert f"  {kind:<9}  {ids}\n" in err
     assert "GET /v1/search?q=BTS&type=artist&limit=3 200" in err
     assert "POST /api/token 200" in err
     assert token not in err
@@ -84,3 +95,29 @@ def test_port_in_use_is_a_clean_error():
     assert r.stderr.strip().splitlines() == [
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_samples_prints_ids_of_every_kind_that_the_emulator_serves(make_emulator: Any) -> None:
+    r = subprocess.run(
+        [*CLI, "emulator", "--samples", "--artists", "50", "--seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    printed = json.loads(r.stdout)
+    assert printed.pop("market") == "US"
+    assert list(printed) == list(KINDS)
+    assert all(len(items) == 3 for items in printed.values())
+    emu = make_emulator(artists=50, seed=7)
+    token = httpx.post(
+        f"{emu.url}/api/token",
+        data={"grant_type": "client_credentials"},
+        auth=("emulator-client-id", "emulator-client-secret"),
+    ).json()["access_token"]
+    with httpx.Client(base_url=emu.url + "/v1", headers={"Authorization": f"Bearer {token}"}) as api:
+        for kind, items in printed.items():
+            for item in items:
+                answer = api.get(f"/{kind}s/{item['id']}", params={"market": "US"})
+                assert answer.status_code == 200, (kind, item)
+                assert answer.json()["name"] == item["name"]

@@ -75,6 +75,26 @@ def test_each_bucket_is_counted_apart_over_a_rolling_day(make_emulator, clock):
     assert emu.stats()["by_status"]["429"] == 2
 
 
+def test_a_shorter_quota_window_rolls_in_its_own_seconds(make_emulator, clock):
+    """``quota_window``: the rolling window's span, so that a test reaches the time a spent quota
+    gives in seconds of real time (the Airflow deferral)."""
+    emu = make_emulator(quota=2, quota_window=20, clock=clock)
+    assert emu.config.quota_window == 20
+    with client(emu) as c:
+        assert c.get(ARTIST).status_code == 200
+        clock.now += 5
+        assert c.get(ARTIST).status_code == 200
+        refused = c.get(ARTIST)
+        assert refused.json() == QUOTA_BODY
+        assert refused.headers["retry-after"] == "15"
+        (used,) = emu.stats()["quota"][emu.config.client_id].values()
+        assert used["frees_at"] == [clock.now - 5 + 20, clock.now + 20]
+        clock.now += 15
+        assert c.get(ARTIST).status_code == 200  # the first left the window: one slot
+    with pytest.raises(ValueError, match="quota_window"):
+        EmulatorConfig(quota_window=0)
+
+
 def test_quota_is_the_size_of_every_bucket_unless_given_its_own(make_emulator, clock):
     emu = make_emulator(quota=1, quota_buckets={"search": 3, "albums": 0}, clock=clock)
     album = f"/v1/albums/{emu.catalog.artist_album_ids(BTS_ID)[0]}"

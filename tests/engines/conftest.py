@@ -78,6 +78,7 @@ def _spec(work: Path, **extra: Any) -> Path:
         "timestamps": engine_lake.timestamp_columns(),
         "lists": engine_lake.LISTS,
         "join": engine_lake.JOIN,
+        "releases": engine_lake.RELEASES,
         **extra,
     }
     path = work / "spec.json"

@@ -65,6 +65,7 @@ def main() -> None:
         out["lists"][f"{table}.{column}"] = rows(con, f"SELECT sum(len({column})) FROM {table}_latest")[0][0]
     names = {t: f"{t}_latest" for t in ("tracks", "albums", "album_artists", "artists")}
     out["join"] = rows(con, spec["join"].format(**names))[0]
+    out["releases"] = rows(con, spec["releases"].format(albums="albums_latest"))
     result = {"duckdb": out, "version": duckdb.__version__, "seconds": round(time.monotonic() - started, 1)}
     Path(out_file).write_text(json.dumps(result))
 

@@ -29,6 +29,11 @@ SECOND = date(2026, 11, 25)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TABLES = [t.name for t in schema.CATALOG_TABLES]
 LISTS = [("tracks", "available_markets"), ("albums", "available_markets"), ("albums", "copyrights")]
+# albums by year of release_date, a DATE in the lake: the engines filter and group by it
+RELEASES = (
+    "SELECT year(release_date), count(*) FROM {albums} WHERE release_date >= DATE '1900-01-01' "
+    "GROUP BY year(release_date) ORDER BY 1"
+)
 JOIN = (
     "SELECT count(*), count(DISTINCT ar.id) FROM {tracks} t JOIN {albums} a ON t.album_id = a.id "
     "JOIN {album_artists} aa ON aa.album_id = a.id JOIN {artists} ar ON ar.id = aa.artist_id"
@@ -63,6 +68,7 @@ class EngineLake:
     instants: dict[str, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)
     lists: dict[str, int] = field(default_factory=dict)
     join: list[int] = field(default_factory=list)
+    releases: list[list[int]] = field(default_factory=list)
 
     def latest(self, table: str) -> list[Any]:
         newest = max(self.counts[table])
@@ -117,9 +123,19 @@ def build(workdir: Path, s3: str, env: dict[str, str | None]) -> EngineLake:
                 lake.lists[f"{table}.{column}"] = sum(len(v) for v in values if v)
             names = {t: t for t in ("tracks", "albums", "album_artists", "artists")}
             lake.join = list(conn.execute(sa.text(JOIN.format(**names))).one())
+            lake.releases = _releases(conn.execute(sa.select(schema.albums.c.release_date)).scalars())
     finally:
         engine.dispose()
     return lake
+
+
+def _releases(texts: Any) -> list[list[int]]:
+    """:data:`RELEASES` worked out from the database's texts (``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``)."""
+    years: dict[int, int] = {}
+    for text in texts:
+        if text and text[:4].isdigit() and int(text[:4]) >= 1900:
+            years[int(text[:4])] = years.get(int(text[:4]), 0) + 1
+    return [[year, count] for year, count in sorted(years.items())]
 
 
 def _record(engine: sa.Engine, lake: EngineLake, dt: str) -> None:

@@ -93,6 +93,7 @@ def read(spark: SparkSession, spec: dict[str, Any]) -> dict[str, Any]:
     out["lists"] = dict(rows(spark, sql))
     names = {t: f"{t}_latest" for t in ("tracks", "albums", "album_artists", "artists")}
     out["join"] = rows(spark, spec["join"].format(**names))[0]
+    out["releases"] = rows(spark, spec["releases"].format(albums="albums_latest"))
     return out
 
 

@@ -24,6 +24,8 @@ SPARK_TYPES = {
     ("tracks", "fetched_at"): "timestamp",
     ("albums", "copyrights"): "array<string>",
     ("artist_snapshots", "snapshot_date"): "date",
+    ("albums", "release_date"): "date",
+    ("albums", "release_date_text"): "string",
     ("artist_resolutions", "exact"): "boolean",
     ("artist_resolutions", "resolved_at"): "timestamp",
     ("tracks", "dt"): "string",
@@ -36,6 +38,8 @@ DUCKDB_TYPES = {
     ("tracks", "fetched_at"): "TIMESTAMP WITH TIME ZONE",
     ("albums", "copyrights"): "VARCHAR[]",
     ("artist_snapshots", "snapshot_date"): "DATE",
+    ("albums", "release_date"): "DATE",
+    ("albums", "release_date_text"): "VARCHAR",
     ("artist_resolutions", "exact"): "BOOLEAN",
     ("artist_resolutions", "resolved_at"): "TIMESTAMP WITH TIME ZONE",
     ("tracks", "dt"): "VARCHAR",
@@ -50,6 +54,7 @@ def test_the_lake_has_two_snapshots_with_lists(lake: Any) -> None:
     assert lake.counts["artist_resolutions"][engine_lake.SECOND.isoformat()] >= 1
     assert all(n > 0 for n in lake.lists.values()), lake.lists
     assert lake.join[0] >= lake.counts["tracks"][engine_lake.SECOND.isoformat()]
+    assert lake.releases  # albums with a release date to group by
 
 
 def check(read: dict[str, Any], lake: Any, types: dict[tuple[str, str], str]) -> None:
@@ -63,6 +68,7 @@ def check(read: dict[str, Any], lake: Any, types: dict[tuple[str, str], str]) ->
     assert {key: read["types"][key[0]][key[1]] for key in types} == types
     assert read["lists"] == lake.lists
     assert read["join"] == lake.join
+    assert read["releases"] == lake.releases
     for table, columns in lake.instants.items():
         for column, per_date in columns.items():
             want = {dt: values for dt, values in per_date.items() if values}

@@ -59,6 +59,19 @@ def small_metadata() -> sa.MetaData:
     return meta
 
 
+# Spotify's release dates (a year, a month or a day) and what the lake makes of them: the first day of
+# the year or month; nothing for its unknown year 0000, a day that does not exist, or text
+PARTIAL_DATES = [
+    ("1987", date(1987, 1, 1)),
+    ("2012-11", date(2012, 11, 1)),
+    ("2012-11-16", date(2012, 11, 16)),
+    ("2024-02-29", date(2024, 2, 29)),
+    ("0000", None),
+    ("2023-02-30", None),
+    ("2023-13", None),
+    ("", None),
+    ("soon", None),
+]
 _WORDS = ["Sigur Rós", "Beyoncé", "AC/DC", "O'Brien", 'say "hi"', "a,b", "line\nbreak", "東京", ""]
 
 
@@ -73,12 +86,17 @@ def _value(column: sa.Column[Any], i: int, rng: random.Random, dialect: str, gon
         n = (i // 7 if keys.index(column.name) == 0 else i % 7) if len(keys) > 1 else i
         if isinstance(base, sa.Integer):
             return n + 1
+        if isinstance(base, sa.DateTime):  # a play's played_at
+            moment = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n, milliseconds=n % 1000)
+            return moment if decorated or dialect == "postgresql" else moment.replace(tzinfo=None)
         if isinstance(base, sa.Date):
             return date(2026, 1, 1) + timedelta(days=n)
         limit = getattr(base, "length", None) or 40
         return f"id{n:06d}" if limit >= 8 else f"{n:0{limit}d}"  # short keys (a market): digits
     if column.nullable and rng.random() < 0.2:
         return None
+    if column.info.get("partial_date"):
+        return rng.choice(PARTIAL_DATES)[0]
     if isinstance(base, sa.JSON):
         element = column.info.get("list_of")
         if element is None:
@@ -142,11 +160,30 @@ def database_rows(
     query = sa.select(*columns).order_by(*table.primary_key.columns)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
+    partial = [c.name for c in columns if c.info.get("partial_date")]
     for row in rows:
         for key, value in row.items():
             if isinstance(value, datetime):
                 row[key] = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        for key in partial:  # the lake's DATE, and the text as it was
+            row[f"{key}_text"] = row[key]
+            row[key] = _lake_date(row[key])
     return rows
+
+
+def _lake_date(text: str | None) -> date | None:
+    """What the lake makes of a release date, worked out apart from the code that does it."""
+    known = dict(PARTIAL_DATES)
+    if text is None:
+        return None
+    if text in known:
+        return known[text]
+    year, _, rest = text.partition("-")
+    month, _, day = rest.partition("-")
+    try:
+        return date(int(year), int(month or 1), int(day or 1)) if int(year) > 0 else None
+    except ValueError:
+        return None
 
 
 def lake_rows(arrow_table: pa.Table, table: sa.Table) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,6 +18,7 @@ from lake_schema import GOLDEN, REGENERATE, golden_schema, golden_tables
 
 from spotify_catalog import export as lake_export
 from spotify_catalog.cli import main
+from spotify_catalog.storage.migrate import open_database
 from spotify_catalog.storage.schema import metadata
 
 PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
@@ -94,7 +97,7 @@ def test_gone_rows_are_left_out_unless_include_gone(catalog: str, tmp_path: Path
             {k: v for k, v in row.items() if k != "gone_at"}
             for row in everything[name]
             if row.get("gone_at") is None
-            and not any(row[column] in gone[parent] for column, parent in parents[name].items())
+            and not any(row[column] in gone.get(parent, ()) for column, parent in parents[name].items())
         ]
         assert lake_rows(got, table) == want, name
         left_out += len(everything[name]) - len(want)
@@ -194,13 +197,19 @@ def test_printed_duckdb_ddl_counts_every_table(catalog: str, tmp_path: Path) -> 
     assert con.execute("SELECT count(*) FROM artists").fetchone() == (66,)
 
 
+def _exported_with_duckdb_ddl(catalog: str, lake: Path) -> str:
+    """Export ``catalog`` to ``lake`` (one date); the DuckDB DDL printed for it."""
+    code, _, err = run("--db", catalog, "--to", str(lake), "--snapshot-date", "2026-11-25")
+    assert code == 0, err
+    code, ddl, err = run("--to", str(lake), "--print-ddl", "duckdb")
+    assert code == 0, err
+    return ddl
+
+
 def test_printed_duckdb_ddl_reads_timestamps_as_the_same_instants(catalog: str, tmp_path: Path) -> None:
     """The files hold INT96 (no zone): the printed views make them TIMESTAMP WITH TIME ZONE, the same
     instants as in the database whatever DuckDB's own time zone."""
-    lake = tmp_path / "lake"
-    code, _, err = run("--db", catalog, "--to", str(lake), "--snapshot-date", "2026-11-25")
-    assert code == 0, err
-    _, ddl, _ = run("--to", str(lake), "--print-ddl", "duckdb")
+    ddl = _exported_with_duckdb_ddl(catalog, tmp_path / "lake")
     engine = sa.create_engine(catalog)
     want = {
         name: sorted(
@@ -247,6 +256,80 @@ def test_athena_and_spark_ddl() -> None:
     assert "PARTITIONED BY (dt)\nLOCATION 's3a://bucket/lake/tracks/';\nMSCK REPAIR TABLE `tracks`;" in spark
 
 
+RELEASED = ("albums", "episodes", "chapters")  # the tables with a release_date
+
+
+@pytest.mark.parametrize("dialect", ["athena", "spark", "duckdb"])
+def test_every_dialect_reads_release_date_as_a_date_beside_its_text(dialect: str) -> None:
+    """``release_date`` is a DATE in the lake (it was the string Spotify sends), followed by that
+    string (``release_date_text``) and its precision."""
+    code, ddl, _ = run("--to", "s3://bucket/lake", "--print-ddl", dialect, "--tables", ",".join(RELEASED))
+    assert code == 0
+    if dialect == "duckdb":  # DuckDB takes the types from the files (next test)
+        assert ddl.count("read_parquet(") == len(RELEASED)
+        return
+    columns = "  `release_date` date,\n  `release_date_text` string,\n  `release_date_precision` string,\n"
+    assert ddl.count(columns) == len(RELEASED), ddl
+
+
+def test_duckdb_reads_release_date_as_a_date_to_filter_and_group_by(catalog: str, tmp_path: Path) -> None:
+    ddl = _exported_with_duckdb_ddl(catalog, tmp_path / "lake")
+    engine = sa.create_engine(catalog)
+    want = {
+        name: sorted(
+            (r["id"], r["release_date"], r["release_date_text"])
+            for r in database_rows(engine, metadata.tables[name])
+        )
+        for name in RELEASED
+    }
+    engine.dispose()
+    con = duckdb.connect()
+    con.execute(ddl)
+    for name in RELEASED:
+        types = con.execute(f"SELECT DISTINCT typeof(release_date), typeof(release_date_text) FROM {name}")
+        assert types.fetchall() == [("DATE", "VARCHAR")]
+        got = con.execute(
+            f"SELECT id, release_date, release_date_text FROM {name}_latest ORDER BY id"
+        ).fetchall()
+        assert got == want[name], name
+        assert any(day is not None for _, day, _ in got)  # the sample holds real dates ...
+        assert any(day is None and text for _, day, text in got)  # ... and texts that are none
+    years = con.execute(
+        "SELECT year(release_date) AS y, count(*) FROM albums_latest WHERE release_date >= DATE '2000-01-01' "
+        "GROUP BY y ORDER BY y"
+    ).fetchall()
+    counted: dict[int, int] = {}
+    for _, day, _ in want["albums"]:
+        if day is not None and day.year >= 2000:
+            counted[day.year] = counted.get(day.year, 0) + 1
+    assert dict(years) == counted
+    assert counted
+
+
+def _python_block(doc: Path, after: str) -> str:
+    """The first ``python`` code block of ``doc`` after the text ``after``."""
+    text = doc.read_text(encoding="utf-8")
+    return text[text.index(after) :].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_lake_doc_s_local_queries_run_through_duckdb_s_python_module(
+    catalog: str, tmp_path: Path
+) -> None:
+    """docs/lake.md queries a local lake as written, with the DuckDB Python module (it piped them into
+    a ``duckdb`` command that installing spotify-catalog does not provide)."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "lake.md"
+    (tmp_path / "lake.sql").write_text(_exported_with_duckdb_ddl(catalog, tmp_path / "lake"))
+    script = _python_block(doc, "**DuckDB, local**")
+    assert "import duckdb" in script
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "count_star()" in done.stdout
+    assert "albums" in done.stdout  # the albums per year of release_date
+    assert (tmp_path / "catalog.duckdb").is_file()
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -285,7 +368,8 @@ def test_missing_or_empty_database(tmp_path: Path) -> None:
     code, _, err = run("--db", f"sqlite:///{tmp_path / 'empty.db'}", "--to", str(tmp_path / "lake"))
     assert code == 2
     assert "has no table " in err
-    assert "tracks (crawl into it first)" in err
+    assert ", tracks, " in err
+    assert err.endswith(" (crawl into it first)\n")
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     metadata.create_all(engine)  # the schema, no rows: exporting would blank out today's partitions
     engine.dispose()
@@ -314,3 +398,77 @@ def test_quiet_prints_nothing_and_jsonl_is_written(catalog: str, tmp_path: Path)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
     lines = (tmp_path / "lake" / "artists" / "dt=2026-01-02" / "part-00000.jsonl").read_text().splitlines()
     assert len(lines) == 23
+
+
+def _play(user: str, at: datetime, track: str) -> dict[str, object]:
+    return {"user_id": user, "played_at": at, "track_id": track, "context_type": None, "fetched_at": at}
+
+
+def test_a_users_plays_are_whole_in_every_snapshot_and_latest_holds_the_history(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``plays`` only grows: each export writes every play stored, so ``plays_latest`` (DuckDB, from
+    the printed DDL) is the whole history, to the millisecond, and ``plays`` repeats it per date;
+    ``top_items`` keeps its own ``snapshot_date`` beside ``dt``."""
+    engine = open_database(db_url)
+    first = datetime(2026, 11, 23, 23, 59, 59, 999_000, tzinfo=UTC)
+    plays = [_play("u1", first + timedelta(minutes=4 * i), f"t{i}") for i in range(3)]
+    lake = lake_export.open_lake(str(tmp_path / "lake"))
+    names = ["plays", "top_items"]
+
+    def add_and_export(new_plays: list[dict[str, object]], day: date) -> None:
+        """The plays added, a top list of that day, then the export of that day."""
+        top = {"user_id": "u1", "item_type": "artist", "time_range": "short_term", "position": 0}
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["plays"]), new_plays)
+            conn.execute(
+                sa.insert(metadata.tables["top_items"]),
+                {**top, "item_id": "a1", "snapshot_date": day, "fetched_at": first},
+            )
+        lake_export.export(engine, metadata, lake, day, tables=names)
+
+    later = [_play("u1", first + timedelta(days=1, milliseconds=i), f"t{i}") for i in (1, 2)]
+    try:
+        add_and_export(plays, date(2026, 11, 24))
+        add_and_export(later, date(2026, 11, 25))
+    finally:
+        engine.dispose()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(lake_export.ddl(metadata, lake.uri, "duckdb", tables=names))
+    latest = con.execute("SELECT played_at FROM plays_latest ORDER BY played_at").fetchall()
+    assert [at for (at,) in latest] == [p["played_at"] for p in plays + later]
+    assert con.execute("SELECT dt, count(*) FROM plays GROUP BY dt ORDER BY dt").fetchall() == [
+        ("2026-11-24", 3),
+        ("2026-11-25", 5),
+    ]
+    assert con.execute("SELECT count(DISTINCT (user_id, played_at)) FROM plays").fetchone() == (5,)
+    days = con.execute("SELECT dt, snapshot_date FROM top_items_latest ORDER BY snapshot_date").fetchall()
+    assert days == [("2026-11-25", date(2026, 11, 24)), ("2026-11-25", date(2026, 11, 25))]
+
+
+USER_TABLES = [
+    "users", "plays", "saved_tracks", "saved_albums", "saved_shows", "saved_episodes",
+    "followed_artists", "user_playlists", "top_items",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("dialect", "to"), [("athena", "s3://b/l"), ("spark", "s3a://b/l"), ("duckdb", "/l")]
+)
+def test_every_dialect_defines_a_users_tables_and_their_latest_views(dialect: str, to: str) -> None:
+    text = lake_export.ddl(metadata, to, dialect)
+    for name in USER_TABLES:
+        assert f"CREATE OR REPLACE VIEW {name}_latest AS\nSELECT * FROM {name} WHERE dt = " in text
+    if dialect == "duckdb":  # types from the files; the instants read as UTC
+        assert 'timezone(\'UTC\', "played_at") AS "played_at"' in text
+        return
+    plays = text[text.index("EXISTS `plays` (") : text.index("VIEW plays_latest")]
+    for column in (
+        "`user_id` string",
+        "`played_at` timestamp",
+        "`track_id` string",
+        "`fetched_at` timestamp",
+    ):
+        assert f"\n  {column}" in plays  # Athena: no comma after the last column
+    assert "  `snapshot_date` date,\n  `position` int," in text

@@ -333,3 +333,38 @@ def test_the_catalog_schema_writes_dictionaries_where_values_repeat() -> None:
     for dropped in ("id", "name", "upc", "uri", "href", "spotify_url", "image_url"):
         assert dropped not in album_dictionary
     assert lake_export.dictionary_columns(artist_genres) == ["artist_id", "genre"]
+
+
+def test_partial_dates_are_the_first_day_of_their_year_or_month() -> None:
+    texts = ["1987", "2012-11", "2012-11-16", "2024-02-29", None, "0000", "0000-00-00", "2023-02-30"]
+    texts += ["2023-13", "2023-1-5", "", "soon", "2012-11-16T00:00"]
+    got = lake_export.partial_dates(pa.array(texts, pa.string())).to_pylist()
+    assert got == [date(1987, 1, 1), date(2012, 11, 1), date(2012, 11, 16), date(2024, 2, 29)] + [None] * 9
+
+
+def test_a_partial_date_column_is_a_date_then_its_text_in_the_lake() -> None:
+    meta = sa.MetaData()
+    table = sa.Table(
+        "t",
+        meta,
+        sa.Column("id", sa.String(10), primary_key=True),
+        sa.Column("day", sa.String(10), info={lake_export.PARTIAL_DATE: True}),
+        sa.Column("day_precision", sa.String(8)),
+    )
+    schema = lake_export.arrow_schema(table)
+    assert schema.names == ["id", "day", "day_text", "day_precision"]
+    assert schema.field("day").type == pa.date32()
+    read = lake_export.read_schema(table)
+    batch = pa.RecordBatch.from_pylist(
+        [
+            {"id": "a", "day": "2001-04", "day_precision": "month"},
+            {"id": "b", "day": None, "day_precision": None},
+        ],
+        schema=read,
+    )
+    lake = lake_export.to_lake(table, batch, schema)
+    assert lake.to_pylist() == [
+        {"id": "a", "day": date(2001, 4, 1), "day_text": "2001-04", "day_precision": "month"},
+        {"id": "b", "day": None, "day_text": None, "day_precision": None},
+    ]
+    assert lake_export.dictionary_columns(table) == ["day", "day_text", "day_precision"]

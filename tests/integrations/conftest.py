@@ -46,6 +46,11 @@ def dlt_python() -> Path:
 
 
 @pytest.fixture(scope="session")
+def airflow_python() -> Path:
+    return ready(envs.airflow_python)
+
+
+@pytest.fixture(scope="session")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user's clone, with what a developer's checkout also holds and no package should carry: a
     virtual environment, a crawl database, compiled files."""

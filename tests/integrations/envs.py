@@ -5,11 +5,14 @@ per pinned set of packages (:mod:`cached_venv`):
 - ``tools``: ``build`` and ``pipx``, run as the README runs them;
 - ``dlt``: dlt with its DuckDB and PostgreSQL destinations, and spotify-catalog's own dependencies
   (those of the package and of its ``postgresql`` and ``mysql`` extras, read from pyproject.toml);
-  the code under test comes from the checkout (``PYTHONPATH=src``), as the main suite's does.
+  the code under test comes from the checkout (``PYTHONPATH=src``), as the main suite's does;
+- ``airflow``: Apache Airflow 3 (pinned) with spotify-catalog's dependencies and those of its
+  ``parquet`` and ``report`` extras (the example DAG's export and report), the code again from the
+  checkout.
 
 The suite runs when ``SPOTIFY_CATALOG_REQUIRE_INTEGRATIONS=1`` (``make test-integrations``,
 ``.ci/run``): it installs what is missing, and what it cannot have is a failure. A plain ``make test``
-skips it with one line. A suite added beside (Airflow) adds its environment here.
+skips it with one line.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ REPO = Path(__file__).resolve().parents[2]
 REQUIRE = "SPOTIFY_CATALOG_REQUIRE_INTEGRATIONS"
 TOOLS_PACKAGES = ("build==1.6.1", "pipx==1.18.4")
 DLT_PACKAGES = ("dlt[duckdb,postgres]==1.31.0",)
+AIRFLOW_PACKAGES = ("apache-airflow==3.3.2",)
 PIP_TIMEOUT = 900
 
-__all__ = ["Missing", "dlt_python", "required", "tools_python", "unavailable"]
+__all__ = ["Missing", "airflow_python", "dlt_python", "required", "tools_python", "unavailable"]
 
 
 def integrations_dir() -> Path:
@@ -59,6 +63,11 @@ def dlt_python(install: bool) -> Path:
     return _environment("dlt", packages, install)
 
 
+def airflow_python(install: bool) -> Path:
+    packages = (*AIRFLOW_PACKAGES, *package_requirements("parquet", "report"))
+    return _environment("airflow", packages, install)
+
+
 def required() -> bool:
     """``SPOTIFY_CATALOG_REQUIRE_INTEGRATIONS=1``: install what is missing; a missing tool fails."""
     return os.environ.get(REQUIRE) == "1"
@@ -69,4 +78,4 @@ def unavailable() -> str | None:
     minutes and reaches the package index."""
     if required():
         return None
-    return f"integrations: run by 'make test-integrations' ({REQUIRE}=1): the wheel, pipx, dlt"
+    return f"integrations: run by 'make test-integrations' ({REQUIRE}=1): the wheel, pipx, dlt, Airflow"

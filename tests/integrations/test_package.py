@@ -26,7 +26,7 @@ from emulated import CLIENT_ID, CLIENT_SECRET
 
 pytestmark = pytest.mark.integrations
 
-EXTRAS = {"emulator", "postgresql", "mysql", "parquet", "s3", "report", "dlt", "all", "dev"}
+EXTRAS = {"emulator", "postgresql", "mysql", "parquet", "s3", "report", "dlt", "airflow", "all", "dev"}
 DEMO_GOAL_BYTES = 300 * 2**20  # make demo's virtual environment (issue 23)
 
 
@@ -127,12 +127,13 @@ def test_the_wheel_in_an_empty_environment_says_which_extra_each_command_needs_t
         code, lines = failing([cli, *args], cwd=work, env=env)
         assert (code, len(lines)) == (2, 1), (args, lines)
         assert re.fullmatch(rf"Error: \S.* needs \w+ \(.+\): {re.escape(install)}", lines[0]), lines
-    code, lines = failing([str(bin_ / "python"), "-c", "import spotify_catalog.dlt"], env=env)
-    assert code == 1
-    assert lines[-1] == (
-        "ModuleNotFoundError: spotify_catalog.dlt needs dlt (the dlt extra): "
-        "pip install 'spotify-catalog[dlt]'"
-    )
+    for module in ("dlt", "airflow"):
+        code, lines = failing([str(bin_ / "python"), "-c", f"import spotify_catalog.{module}"], env=env)
+        assert code == 1
+        assert lines[-1] == (
+            f"ModuleNotFoundError: spotify_catalog.{module} needs {module} (the {module} extra): "
+            f"pip install 'spotify-catalog[{module}]'"
+        )
     listed = run([cli, "--help"], env=env).stdout  # --help lists every command, installed or not
     assert "needs pyarrow (the parquet extra)" in " ".join(listed.split())
     assert not any(work.iterdir())  # nothing written by a command that could not run

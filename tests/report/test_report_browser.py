@@ -1,17 +1,19 @@
-"""The report of the demo database (both profiles) and of an empty database, opened in headless
-Chromium: offline, no console error, every chart drawn, the numbers those of the database."""
+"""The report of the demo database (both profiles), of a user's own data and of an empty database,
+opened in headless Chromium: offline, no console error, every chart drawn, the numbers those of the
+database."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
 from collections import Counter
-from datetime import UTC
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from listening_rows import insert, user_rows
 from report_browser import Page, cells_in, charts_in, console_errors, number, open_page, screenshot
 
 from spotify_catalog.cli import main
@@ -179,3 +181,54 @@ def test_an_empty_database_gives_a_nothing_collected_page(tmp_path: Path, kind: 
     _offline_and_clean(html, page)
     assert charts_in(page.dom) == {}
     assert "Nothing collected yet" in page.dom
+
+
+LISTENING_CHARTS = {
+    "chart-plays-per-day",
+    "chart-plays-per-hour",
+    "chart-top-artists-plays",
+    "chart-saved-per-month",
+}
+
+
+def test_the_listening_section_draws_its_charts_offline_with_the_databases_numbers(tmp_path: Path) -> None:
+    """A database with a user's own data (the tables filled directly, as ``crawl --me`` fills them):
+    the Listening section's charts drawn, no console error, its numbers those of the database."""
+    database = tmp_path / "me.db"
+    engine = open_database(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        insert(conn, user_rows())
+    engine.dispose()
+    out = tmp_path / "me.html"
+    result = CliRunner().invoke(main, ["report", "--db", f"sqlite:///{database}", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text("utf-8")
+    page = open_page(out, tmp_path / "browser")
+    _offline_and_clean(html, page)
+
+    charts = charts_in(page.dom)
+    assert LISTENING_CHARTS <= set(charts)
+    for chart_id in LISTENING_CHARTS:  # (no crawl ran: the tasks chart has no bar)
+        found = charts[chart_id]
+        assert found["svg"] >= 1, chart_id
+        assert found["marks"] > 0, chart_id
+    drawn = re.search(r'<body[^>]*\sdata-charts="(\d+)"', page.dom)
+    assert drawn is not None
+    assert int(drawn.group(1)) == len(charts)
+
+    cells = cells_in(page.dom)
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        p = schema.plays
+        newest = conn.execute(sa.select(sa.func.max(p.c.played_at))).scalar_one()
+        start = datetime.combine(newest.date() - timedelta(days=364), time(), tzinfo=UTC)
+        plays = conn.execute(sa.select(sa.func.count()).where(p.c.played_at >= start)).scalar_one()
+        saved = conn.execute(sa.select(sa.func.count()).select_from(schema.saved_tracks)).scalar_one()
+    engine.dispose()
+    assert number(cells.values["listening-plays"]) == plays > 0
+    assert number(cells.values["saved-tracks"]) == saved > 0
+    for table in ("table-plays-per-day", "table-plays-per-hour"):
+        assert sum(number(row[2]) for row in cells.tables[table][1:]) == plays
+    assert "Alice <script>alert(1)</script>" in [row[1] for row in cells.tables["table-plays-per-day"][1:]]
+    assert len(cells.tables["top-lists"]) == 1 + 4
+    screenshot(out, tmp_path / "report-listening.png")

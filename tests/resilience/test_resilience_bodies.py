@@ -21,7 +21,14 @@ from resilience_helpers import artist_inputs, crawl, new_engine, orphans, row_co
 from emulated import contents, differences, emulator_settings, web_requests
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.crawl import Depth
-from spotify_catalog.errors import ForbiddenError, RateLimitedError, ServerError
+from spotify_catalog.errors import (
+    EXIT_TEMPFAIL,
+    PREMIUM_LAPSED,
+    ForbiddenError,
+    PremiumLapsedError,
+    RateLimitedError,
+    ServerError,
+)
 from spotify_catalog.retries import Retryable, RetryPolicy, check_response
 
 PREMIUM = (
@@ -37,12 +44,18 @@ def _check(response: httpx.Response) -> Any:
     )
 
 
-def test_a_plain_text_403_is_forbidden_with_its_text():
-    """zmb3/spotify#301: the premium-required 403 is plain text."""
+def test_the_premium_required_403_is_a_lapse_and_other_plain_text_403s_are_forbidden():
+    """zmb3/spotify#301: the premium-required 403 is plain text; it is the owner's lapsed Premium (come
+    back in an hour), not a refusal of the request. Any other plain-text 403 keeps its text."""
     response = httpx.Response(403, text=PREMIUM + "\n", headers={"content-type": "text/plain"})
-    with pytest.raises(ForbiddenError) as caught:
+    with pytest.raises(PremiumLapsedError) as lapse:
         _check(response)
-    assert "Active premium subscription required" in str(caught.value)
+    assert str(lapse.value) == f"{PREMIUM_LAPSED}; retry after 2026-11-25 01:00:00 UTC"
+    assert lapse.value.exit_code == EXIT_TEMPFAIL
+    other = httpx.Response(403, text="Not allowed here\n", headers={"content-type": "text/plain"})
+    with pytest.raises(ForbiddenError) as caught:
+        _check(other)
+    assert "Not allowed here" in str(caught.value)
     assert caught.value.status == 403
 
 

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from resilience_helpers import artist_inputs, cli_args, crawl, new_engine
 
 from emulated import CLIENT_ID, CLIENT_SECRET, contents, differences, wait_for_requests, web_requests
+from spotify_catalog.emulator.catalog import Catalog
+from spotify_catalog.emulator.samples import describe, samples
 from spotify_catalog.storage import schema
 
 pytestmark = pytest.mark.slow
@@ -164,4 +166,9 @@ def test_the_emulator_stops_gracefully(signum: int, code: int) -> None:
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-    assert (proc.returncode, out, err) == (code, "", f"Interrupted by {name}.\n")
+    shown = describe(samples(Catalog(42, 50)))  # printed once the URL is
+    assert (proc.returncode, out, err) == (
+        code,
+        "",
+        "".join(f"{line}\n" for line in shown) + f"Interrupted by {name}.\n",
+    )

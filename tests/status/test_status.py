@@ -139,6 +139,41 @@ def test_table_shows_the_last_run_and_when_to_run_again(make_emulator: Any, tmp_
     assert "…" not in out
 
 
+def _task_rows(out: str) -> dict[str, list[str]]:
+    """The task table's rows: kind -> [done, pending, failed, requests left]."""
+    rows = (line.strip("│ ").split("│") for line in out.splitlines() if line.startswith("│"))
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows if len(cells) == 5}
+
+
+def test_requests_left_beyond_the_pending_tasks_are_explained(make_emulator: Any, tmp_path: Path) -> None:
+    """A kind with more requests left than tasks pending (the track pages of albums not fetched yet)
+    is marked, and a footnote says whose they are (``album_tracks pending 0, requests left 18`` said
+    nothing)."""
+    emu = make_emulator(profile="development")
+    path = tmp_path / "c.db"
+    engine = new_engine(path)
+    crawl(emu, engine, sample()[:3], mode="development", budget=5)  # stops among the discographies
+    engine.dispose()
+    result = status("--db", f"sqlite:///{path}")
+    assert result.exit_code == 0, result.output
+    rows = _task_rows(result.stdout)
+    marked = {kind for kind, (_, _, _, left) in rows.items() if left.endswith("*")}
+    assert {"album", "album_tracks"} <= marked  # no album task yet: each is a request to come
+    for kind, (_, pending, _, left) in rows.items():
+        beyond = int(left.rstrip("*").replace(",", "")) > int(pending.replace(",", ""))
+        assert (kind in marked) == beyond, (kind, pending, left)
+    assert (
+        "* more requests left than tasks pending: the rest belong to tasks not created yet" in result.stdout
+    )
+
+    finished = tmp_path / "done.db"
+    engine = new_engine(finished)
+    crawl(emu, engine, sample()[:1], mode="development")
+    engine.dispose()
+    done = status("--db", f"sqlite:///{finished}")
+    assert "*" not in done.stdout
+
+
 def test_daily_budget_from_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     new_engine(path).dispose()
@@ -438,6 +473,62 @@ def test_plan_counts_what_the_database_holds(make_emulator: Any, tmp_path: Path)
     )
     total = crawl(emu, new_engine(tmp_path / "other.db"), artists, mode="extended")
     assert f"requests left: {total:,} (exact" in again.stdout, again.stdout
+
+
+def _plan(path: Path, *args: str) -> str:
+    result = CliRunner().invoke(
+        main,
+        ["crawl", "--db", f"sqlite:///{path}", *args, "--plan"],
+        env={"SPOTIFY_CLIENT_ID": "", "SPOTIFY_CLIENT_SECRET": "", "SPOTIFY_CATALOG_MODE": ""},
+    )
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def _left(text: str, mode: str) -> int:
+    match = re.search(
+        rf"requests left: ([\d,]+) \(estimated; depth tracks, {mode} mode( \(assumed\))?\)", text
+    )
+    assert match, text
+    return int(match.group(1).replace(",", ""))
+
+
+def test_plan_with_the_mode_unknown_counts_both_modes_and_says_how_to_pin_it(tmp_path: Path) -> None:
+    """No --mode and nothing in the database: the counts of --mode development and of --mode extended,
+    per kind and in all, and the option that pins the mode."""
+    path = tmp_path / "fresh.db"
+    inputs = ["--artist", "BTS", "--artist", sample()[5].value, "--playlist", "7HjwED1qyXDmEoZt0Etehv"]
+    both = _plan(path, *inputs)
+    development, extended = (_plan(path, *inputs, "--mode", mode) for mode in ("development", "extended"))
+    assert _left(both, "development") == _left(development, "development") > _left(extended, "extended")
+    assert f"requests left in extended mode: {_left(extended, 'extended'):,} (estimated)" in both
+    assert "  pin the mode: --mode extended|development" in both
+    assert "requests (development) ┃ requests (extended)" in both
+    for kind in ("artist_albums", "album"):
+        dev_row = re.search(rf"{kind} +│ +([\d,]+)", development)
+        ext_row = re.search(rf"{kind} +│ +([\d,]+)", extended)
+        assert dev_row
+        assert ext_row
+        assert re.search(rf"{kind} +│ +{dev_row.group(1)} │ +{ext_row.group(1)} │", both), both
+    assert "in extended mode" not in development + extended
+    assert "pin the mode" not in development + extended
+    assert not path.exists()
+
+
+def test_status_with_the_mode_unknown_counts_both_modes(tmp_path: Path) -> None:
+    """A crawl that stopped before learning the mode: the requests left in each, and how to pin it."""
+    path = tmp_path / "unknown.db"
+    engine = new_engine(path)
+    with engine.begin() as conn:
+        state.ensure_tasks(conn, "search", ["BTS", "Nobody Known"], now=T0, fresh_since=T0)
+    engine.dispose()
+    data = status_json(f"sqlite:///{path}")
+    assert data["api_mode"] is None
+    assert 0 < data["requests_left_if_extended"] < data["requests_left"]
+    text = status("--db", f"sqlite:///{path}").stdout
+    assert "requests left (development) ┃ requests left (extended)" in text
+    assert f"requests left in extended mode: {data['requests_left_if_extended']:,}" in text
+    assert "  pin the mode: crawl --mode extended|development" in text
 
 
 # ------------------------------------------------------------------------------ the rolling 24 h

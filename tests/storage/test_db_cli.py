@@ -264,3 +264,85 @@ def test_every_reading_command_names_an_unreachable_server_the_same_way(tmp_path
     assert result.stderr.count("\n") == 1
     assert "s3cr3t-pw" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", READERS)
+def test_every_reading_command_finds_no_schema_the_same_way(
+    postgres_url: str, tmp_path: Path, command: str
+) -> None:
+    """A PostgreSQL schema that does not exist (a typo of ``--db-schema``) is no database: one line and
+    exit 2 (``status`` said "nothing crawled yet" with exit 0, ``report`` wrote its page); ``crawl
+    --plan`` counts the requests of an empty database, as a crawl would create it. Nothing is created."""
+    result = run(None, *_commands(postgres_url, tmp_path)[command], "--db-schema", "nosuchschema")
+    if command == "plan":
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert "requests left: 32 (estimated; depth tracks" in result.stdout
+    else:
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2,
+            "",
+            f"Error: no schema nosuchschema in {postgres_url} (nothing crawled there: check --db-schema)\n",
+        )
+    engine = sa.create_engine(postgres_url)
+    try:
+        assert "nosuchschema" not in sa.inspect(engine).get_schema_names()
+    finally:
+        engine.dispose()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_schema_the_url_names_that_does_not_exist_is_no_database(postgres_url: str, tmp_path: Path) -> None:
+    url = f"{postgres_url}?options=-csearch_path%3DMissing"
+    result = run(None, "status", "--db", url)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("Error: no schema missing in ")
+
+
+def test_an_existing_schema_with_nothing_crawled_is_still_an_empty_crawl(postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA music")
+    engine.dispose()
+    result = run(None, "status", "--db", postgres_url, "--db-schema", "music")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "nothing crawled yet" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["status", "report", "export", "crawl", "demo"])
+def test_db_schema_help_says_what_the_command_does_with_the_schema(command: str) -> None:
+    """Only ``crawl`` and ``demo`` create the schema (the help of every command said they all did)."""
+    help_text = " ".join(run(None, command, "--help").output.split())
+    if command in ("crawl", "demo"):
+        assert "the schema to crawl into, created if missing" in help_text
+    else:
+        assert (
+            "the schema to read; nothing is created, and a schema that does not exist is an error"
+            in help_text
+        )
+        assert "created if missing" not in help_text
+
+
+@pytest.mark.parametrize("command", READERS)
+def test_db_schema_on_mariadb_is_refused_saying_how_to_name_a_database(
+    mysql_url: str, tmp_path: Path, command: str
+) -> None:
+    result = run(None, *_commands(mysql_url, tmp_path)[command], "--db-schema", "music")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "Error: --db-schema is for PostgreSQL; on MySQL/MariaDB a schema is a database: "
+        "name it in the URL (mysql+pymysql://host/NAME)\n"
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_url_sqlalchemy_refuses_is_one_clean_line(tmp_path: Path, command: str) -> None:
+    """SQLAlchemy's message of several lines (the valid URL forms) is one line of its own words: no
+    escaped line breaks (it printed ``...catalog.db\\x0aValid SQLite URL forms are:\\x0a ...``)."""
+    result = run(None, *_commands("sqlite://catalog.db", tmp_path)[command])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "Error: unusable database URL sqlite://catalog.db: Invalid SQLite URL: sqlite://catalog.db; "
+        "Valid SQLite URL forms are: sqlite:///:memory: (or, sqlite://); sqlite:///relative/path/to/file.db; "
+        "sqlite:////absolute/path/to/file.db\n"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -431,3 +431,34 @@ def test_a_foreign_table_in_the_chosen_schema_is_refused(postgres_url: str) -> N
         open_database(postgres_url, schema="theirs")
     engine = open_database(postgres_url, schema="ours")  # another schema of the same database works
     engine.dispose()
+
+
+def test_a_version_3_database_gets_the_tables_of_a_users_data(db_url: str) -> None:
+    """Version 4 adds the tables ``crawl --me`` writes; the rows already there stay, and a play's
+    ``played_at`` keeps its milliseconds on every backend (it is a key)."""
+    old = sa.create_engine(db_url)
+    v3 = sa.MetaData()
+    for table in schema.metadata.sorted_tables:
+        if table.name in ("users", "plays", "top_items", *schema.USER_LISTS):
+            continue
+        table.to_metadata(v3)
+    with old.begin() as conn:
+        v3.create_all(conn)
+        conn.execute(v3.tables["_state"].insert(), [{"key": "schema_version", "value": "3"}])
+        conn.execute(v3.tables["artists"].insert(), [{"id": "a1", "detail": "full"}])
+    old.dispose()
+
+    engine = create_engine(db_url)
+    try:
+        assert migrate(engine) == "migrated from version 3"
+        played = datetime(2026, 11, 25, 10, 0, 1, 123000, tzinfo=UTC)
+        with engine.begin() as conn:
+            assert conn.execute(sa.select(schema.artists.c.id)).scalars().all() == ["a1"]
+            conn.execute(
+                schema.plays.insert(),
+                [{"user_id": "u", "played_at": played, "track_id": "t", "fetched_at": T0}],
+            )
+            assert conn.execute(sa.select(schema.plays.c.played_at)).scalar() == played
+        assert migrate(engine) is None
+    finally:
+        engine.dispose()

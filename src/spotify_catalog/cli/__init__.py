@@ -65,7 +65,22 @@ class Globals:
         return Settings.load({**given, "ledger": self.ledger, **overrides}, config_path=self.config)
 
 
-class LazyGroup(click.Group):
+SUMMARY_LIMIT = 400  # characters of a command's summary in a group's help: its whole first sentence
+
+
+class WholeSummaries(click.Group):
+    """A group whose help lists each command with the whole first sentence of its help, wrapped
+    (click cuts it to the width left on one line: ``export    Export the catalog to...``)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [(name, c.get_short_help_str(SUMMARY_LIMIT)) for name, c in commands if c and not c.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class LazyGroup(WholeSummaries):
     """A group that imports a command's module only when the command is used, and turns the
     project's errors into one line and an exit code."""
 
@@ -75,7 +90,7 @@ class LazyGroup(click.Group):
         return sorted(set(COMMANDS) | set(self.commands))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The commands and their short help; one whose extra is not installed says which."""
+        """The commands and their summaries; one whose extra is not installed says which."""
         self.listing = True
         try:
             super().format_commands(ctx, formatter)
@@ -182,21 +197,27 @@ market_option = click.option(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def db_options(default: str) -> Callable[[F], F]:
+_SCHEMA_DEFAULT = "[the URL's search_path, else public]"
+_CREATED = "PostgreSQL: the schema to crawl into, created if missing"
+SCHEMA_HELP = {
+    "crawl": f"{_CREATED} (--plan only reads it) {_SCHEMA_DEFAULT}.",
+    "demo": f"{_CREATED} {_SCHEMA_DEFAULT}.",
+    "read": "PostgreSQL: the schema to read; nothing is created, and a schema that does not exist is "
+    f"an error {_SCHEMA_DEFAULT}.",
+}
+
+
+def db_options(default: str, *, schema: str = "read") -> Callable[[F], F]:
     """``--db URL`` (parameter ``db_url``, defaulting to ``default``) and ``--db-schema NAME``
     (parameter ``db_schema``, None unless given), for every command that opens the database: pass both
     on, ``storage.migrate.open_database(db_url, schema=db_schema)``,
     ``storage.engine.create_engine(db_url, schema=db_schema)`` or
     ``storage.read_only.reading(db_url, db_schema=db_schema)``. A bad schema name, or one given for
-    SQLite/MySQL, is a usage error there."""
+    SQLite/MySQL, is a usage error there. ``schema``: what the command does with the schema, as its
+    help says (:data:`SCHEMA_HELP`: ``crawl`` and ``demo`` create it, ``read`` only reads it)."""
 
     def decorate(command: F) -> F:
-        command = click.option(
-            "--db-schema",
-            "db_schema",
-            metavar="NAME",
-            help="PostgreSQL: the schema to use, created if missing [the URL's search_path, else public].",
-        )(command)
+        command = click.option("--db-schema", "db_schema", metavar="NAME", help=SCHEMA_HELP[schema])(command)
         return click.option(
             "--db", "db_url", default=default, show_default=True, metavar="URL", help="Database URL."
         )(command)
@@ -334,7 +355,7 @@ def configure_logging(verbose: int, quiet: bool, log_format: str = "text") -> No
     "sqlite:///$XDG_DATA_HOME/spotify-catalog/ledger.db].",
 )
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display, errors only.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary; logs: errors only.")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),

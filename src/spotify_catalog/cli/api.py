@@ -1,7 +1,9 @@
 """``search``, ``get`` and ``auth check`` (of the client credentials): the Web API from the command line.
 
 Data goes to stdout (a rich table, JSON, JSON lines or CSV); logs and errors go to stderr. The access
-token and the client secret are never printed.
+token and the client secret are never printed. ``search`` and ``get`` say on stderr how many requests
+they made when it is more than one, and stop at ``--max-requests`` (exit 75) with what they printed
+whole: JSON lines already written, or the whole document of the results so far (``search --all``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -18,7 +21,16 @@ import click
 from spotify_catalog import endpoints, ledger, modecache, pace_store
 from spotify_catalog.cli import Globals, market_option
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.errors import BadRequestError, ForbiddenError, NotFoundError
+from spotify_catalog.errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    PremiumLapsedError,
+    SpotifyCatalogError,
+    Stopped,
+    UsageError,
+    format_time,
+)
 from spotify_catalog.settings import ApiMode, Settings
 
 JSON = dict[str, Any]
@@ -31,26 +43,25 @@ def command_settings() -> Settings:
 
 
 @contextmanager
-def _client(settings: Settings | None = None) -> Iterator[SpotifyClient]:
+def _client(
+    settings: Settings | None = None, max_requests: int | None = None
+) -> Iterator[modecache.LearningClient]:
     """A client that counts its requests in the account's ledger (within the daily budget, if one is
-    set), starts from the mode remembered for its client id (unless one is given) and remembers the
-    mode it learns (:mod:`spotify_catalog.modecache`)."""
+    set), sends at most ``max_requests``, starts from the mode remembered for its client id and API
+    (unless one is given) and keeps the memory true to the answers (:mod:`spotify_catalog.modecache`)."""
     settings = settings or command_settings()
     settings.credentials()  # missing credentials: said before the ledger is looked for
     with (
         ledger.open_budget(settings, limit=settings.daily_budget) as budget,
         pace_store.open_pace_store(settings) as pace,
-        SpotifyClient(settings, budget=budget, pace_store=pace) as client,
+        modecache.LearningClient(
+            settings, request_budget=max_requests, budget=budget, pace_store=pace
+        ) as client,
     ):
-        client_id = settings.client_id or ""
-        known = modecache.remembered(client_id) if settings.mode is None else None
-        if known is not None:
-            client.mode = known
         try:
             yield client
         finally:
-            if settings.mode is None and client.mode is not None and client.mode is not known:
-                modecache.remember(client_id, client.mode)
+            client.keep()
 
 
 # ----------------------------------------------------------------------------- columns per type
@@ -170,6 +181,61 @@ def _dump(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+# ----------------------------------------------------------------------------- counting and capping
+
+max_requests_option = click.option(
+    "--max-requests",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Send at most N requests; at N, stop (exit 75) with what was printed whole.",
+)
+
+
+def _say(message: str) -> None:
+    """A line on stderr, unless --quiet (errors only)."""
+    g = click.get_current_context().find_object(Globals)
+    if g is None or not g.quiet:
+        click.echo(message, err=True)
+
+
+@contextmanager
+def _counted(max_requests: int | None) -> Iterator[SpotifyClient]:
+    """:func:`_client`; at its end (errors included) the requests it made said on stderr when more
+    than one; the cap's stop said as the cap (exit 75)."""
+    with _client(max_requests=max_requests) as client:
+        try:
+            yield client
+        except Stopped as exc:
+            if type(exc) is not Stopped or max_requests is None or client.requests_made < max_requests:
+                raise  # the daily budget, a cancel: not the cap
+            raise Stopped(f"stopped at --max-requests {max_requests}; what was printed is whole") from None
+        finally:
+            if client.requests_made > 1:
+                _say(f"{client.requests_made} requests made")
+
+
+def _search_requests(first: JSON, offset: int) -> tuple[int, str]:
+    """The requests a ``search --all`` makes, as its first answer's totals and page size imply (the
+    types share each request: the longest one counts), and the totals as words."""
+    requests, totals = 1, []
+    for key, page in first.items():
+        if not isinstance(page, dict):
+            continue
+        total = int(page.get("total") or 0)
+        size = int(page.get("limit") or 0) or 1
+        reachable = max(0, min(total, endpoints.SEARCH_OFFSET_CAP) - offset)
+        requests = max(requests, -(-reachable // size))
+        totals.append(f"{key} {total:,}")
+    return requests, ", ".join(totals)
+
+
+def _get_requests(item_type: str, count: int, client: SpotifyClient) -> int:
+    """The fewest requests ``get`` of ``count`` ids can make: batches where the mode may allow them."""
+    if count == 1 or item_type not in endpoints.BATCH_MAX or client.mode is ApiMode.DEVELOPMENT:
+        return count
+    return -(-count // endpoints.BATCH_MAX[item_type])
+
+
 # ----------------------------------------------------------------------------- search
 
 
@@ -199,6 +265,7 @@ def _dump(data: Any) -> None:
 @click.option("--include-external", type=click.Choice(["audio"]), help="Include externally hosted audio.")
 @click.option("--all", "all_pages", is_flag=True, help="Walk every page up to Spotify's 1000-result ceiling.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@max_requests_option
 def search(
     query: str,
     types: str,
@@ -208,55 +275,91 @@ def search(
     include_external: str | None,
     all_pages: bool,
     fmt: str,
+    max_requests: int | None,
 ) -> None:
-    """Search the catalog for QUERY (Spotify's field filters work: artist:, year:, isrc:, ...)."""
+    """Search the catalog for QUERY (Spotify's field filters work: artist:, year:, isrc:, ...).
+
+    --all says on stderr how many requests its first page's totals imply; more than one request made
+    is said on stderr at the end.
+    """
     if not query.strip():
         raise click.BadParameter("the query is empty", param_hint="QUERY")
     kinds = endpoints.search_types(types)
-    with _client() as client:
+    needs_market = [f"{kind}s" for kind in kinds if kind in NEEDS_MARKET]
+    if needs_market and market is None:
+        _say(f"note: {' and '.join(needs_market)} are found only in a market: add --market XX (e.g. US)")
+    params: JSON = {"market": market, "include_external": include_external, "offset": offset}
+    stop: Stopped | None = None
+    with _counted(max_requests) as client:
+        asked = _Search(client, query, kinds, params, limit, fmt)
+        try:
+            if all_pages:
+                asked.every_page()
+            else:
+                asked.one_page()
+        except Stopped as exc:
+            if not all_pages:
+                raise  # one page: nothing came
+            stop = exc  # the pages that came are printed whole
         if all_pages:
-            collected: dict[str, list[JSON]] = {kind: [] for kind in kinds}
-            for kind, item in endpoints.iter_search(
-                client,
-                query,
-                kinds,
-                market=market,
-                include_external=include_external,
-                offset=offset,
-                page_size=limit,
-            ):
-                if fmt == "jsonl":
-                    click.echo(json.dumps(item, ensure_ascii=False))
-                else:
-                    collected[kind].append(item)
-            groups: dict[str, tuple[list[JSON], int | None]] = {
-                kind: (items, None) for kind, items in collected.items()
-            }
-            raw: JSON = {f"{kind}s": items for kind, items in collected.items()}
-        else:
-            raw = endpoints.search(
-                client,
-                query,
-                kinds,
-                market=market,
-                limit=limit,
-                offset=offset,
-                include_external=include_external,
-            )
-            groups = {}
-            for kind in kinds:
-                page = raw.get(f"{kind}s") or {}
-                items = [item for item in page.get("items") or [] if item is not None]
-                groups[kind] = (items, page.get("total"))
-                if fmt == "jsonl":
-                    for item in items:
-                        click.echo(json.dumps(item, ensure_ascii=False))
-    if fmt == "json":
-        _dump(raw)
-    elif fmt == "csv":
-        _print_csv((_row(kind, item) for kind in kinds for item in groups[kind][0]), kinds)
-    elif fmt == "table":
-        _print_table(groups)
+            asked.raw = {f"{kind}s": items for kind, (items, _) in asked.groups.items()}
+        if fmt == "json":
+            _dump(asked.raw)
+        elif fmt == "csv":
+            _print_csv((_row(kind, item) for kind in kinds for item in asked.groups[kind][0]), kinds)
+        elif fmt == "table":
+            _print_table(asked.groups)
+        if stop is not None:
+            raise stop
+
+
+@dataclass
+class _Search:
+    """A search asked for: its results per type (``groups``: items, total) as they come, JSON lines
+    printed as they come, the answer of a single page (``raw``)."""
+
+    client: SpotifyClient
+    query: str
+    kinds: list[str]
+    params: JSON
+    limit: int | None
+    fmt: str
+    groups: dict[str, tuple[list[JSON], int | None]] = field(default_factory=dict)
+    raw: JSON = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.groups = {kind: ([], None) for kind in self.kinds}
+
+    def one_page(self) -> None:
+        self.raw = endpoints.search(self.client, self.query, self.kinds, limit=self.limit, **self.params)
+        for kind in self.kinds:
+            page = self.raw.get(f"{kind}s") or {}
+            items = [item for item in page.get("items") or [] if item is not None]
+            self.groups[kind] = (items, page.get("total"))
+            self._print(items)
+
+    def every_page(self) -> None:
+        """Every page; what the first one implies said on stderr."""
+        cap = self.client.request_budget
+
+        def first_page(answer: JSON) -> None:
+            requests, totals = _search_requests(answer, self.params["offset"])
+            line = f"search --all: {totals}: about {requests:,} request(s)"
+            if cap is not None and requests > cap:
+                line += f"; --max-requests {cap} stops it before the end"
+            _say(line)
+
+        pages = endpoints.iter_search(
+            self.client, self.query, self.kinds, page_size=self.limit, on_first=first_page, **self.params
+        )
+        for kind, item in pages:
+            self.groups[kind][0].append(item)
+            self._print([item])
+
+    def _print(self, items: list[JSON]) -> None:
+        if self.fmt == "jsonl":
+            for item in items:
+                click.echo(json.dumps(item, ensure_ascii=False))
 
 
 # ----------------------------------------------------------------------------- get
@@ -268,14 +371,22 @@ NEEDS_MARKET = ("show", "episode", "audiobook", "chapter")
 @click.argument("item_type", metavar="TYPE", type=click.Choice(endpoints.ITEM_TYPES))
 @click.argument("ids", metavar="ID...", nargs=-1, required=True)
 @market_option
-def get(item_type: str, ids: tuple[str, ...], market: str | None) -> None:
+@max_requests_option
+def get(item_type: str, ids: tuple[str, ...], market: str | None, max_requests: int | None) -> None:
     """Print catalog objects as JSON. TYPE: artist, album, track, show, episode, audiobook, chapter or
     playlist. IDs may be ids, spotify: URIs or open.spotify.com URLs.
 
-    One ID prints the object, several print a list (null for unknown ids).
+    One ID prints the object, several print a list (null for unknown ids), once every answer is in
+    (a stop at --max-requests prints nothing). More than one request made is said on stderr.
     """
     wanted = [endpoints.parse_id(value, item_type) for value in ids]
-    with _client() as client:
+    with _counted(max_requests) as client:
+        fewest = _get_requests(item_type, len(wanted), client)
+        if max_requests is not None and fewest > max_requests:
+            raise UsageError(
+                f"{len(wanted)} {item_type}s need at least {fewest} requests, more than --max-requests "
+                f"{max_requests}: nothing sent"
+            )
         try:
             if len(wanted) == 1:
                 _dump(endpoints.GETTERS[item_type](client, wanted[0], market))
@@ -301,23 +412,39 @@ def get(item_type: str, ids: tuple[str, ...], market: str | None) -> None:
 # ----------------------------------------------------------------------------- auth check
 
 
-def check_credentials() -> None:
-    """Obtain a token, say whether the credentials work and which API mode the app has."""
+def check_credentials(*, forget: bool = False) -> None:
+    """Obtain a token, say whether the credentials work and which API mode the app has: detected afresh
+    (one request), remembered, with when the memory it replaces was learnt. ``forget``: forget what is
+    remembered for the client id instead, and send nothing."""
     settings = command_settings()
+    if forget:
+        client_id = settings.credentials()[0]
+        gone = modecache.forget(client_id)
+        click.echo(
+            f"forgot {gone} remembered API mode(s) of client id {client_id} ({modecache.cache_file()})"
+        )
+        return
     with _client(settings) as client:
         client.tokens.token()
         click.echo(f"credentials: ok (client id {settings.client_id}, token endpoint {settings.token_url})")
         if settings.mode is not None:
             click.echo(f"api mode: {settings.mode} (from the settings)")
             return
-        if client.mode is not None:
-            how = f"remembered in {modecache.cache_file()}"
+        previous = client.memory
+        client.mode = None  # detected afresh: this is the command that reports it
+        try:
+            mode = _detect_mode(client)
+        except PremiumLapsedError as exc:
+            raise SpotifyCatalogError(exc.message) from None
+        client.mode = mode
+        click.echo(f"api mode: {mode} (detected with one request; remembered in {modecache.cache_file()})")
+        if previous is None:
+            click.echo("previously remembered: nothing")
         else:
-            client.mode = _detect_mode(client)
-            how = f"detected with one request; remembered in {modecache.cache_file()}"
-        click.echo(f"api mode: {client.mode} ({how})")
+            when = format_time(previous.learnt_at) if previous.learnt_at else "at an unknown time"
+            click.echo(f"previously remembered: {previous.mode}, learnt {when}")
         click.echo(
-            f'pin it: export SPOTIFY_CATALOG_MODE={client.mode}, or mode = "{client.mode}" in the '
+            f'pin it: export SPOTIFY_CATALOG_MODE={mode}, or mode = "{mode}" in the '
             "[spotify] table of the settings file"
         )
 

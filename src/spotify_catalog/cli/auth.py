@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import click
 
 from spotify_catalog import ledger, oauth
+from spotify_catalog.cli import WholeSummaries
 from spotify_catalog.cli.api import check_credentials, command_settings
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import SpotifyCatalogError, UsageError, format_time
@@ -32,7 +33,7 @@ from spotify_catalog.users import (
 )
 
 
-@click.group()
+@click.group(cls=WholeSummaries)
 def auth() -> None:
     """Check the app's credentials; log users in and out for their own data (docs/user-data.md)."""
 
@@ -68,12 +69,19 @@ def _summary(stored: StoredLogin) -> str:
     help="Check the login of this user instead: refresh its token, read the profile (one request) and "
     "make sure it granted what crawl --me needs.",
 )
-def check(name: str | None) -> None:
-    """Say whether the app's credentials work and which API mode it has (with --user: whether a user's
-    login works)."""
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Forget the API mode remembered for the client id (every API URL) and send nothing.",
+)
+def check(name: str | None, forget: bool) -> None:
+    """Say whether the app's credentials work and which API mode it has, detected afresh (with --user:
+    whether a user's login works)."""
     if name is None:
-        check_credentials()
+        check_credentials(forget=forget)
         return
+    if forget:
+        raise click.UsageError("--forget is about the app's API mode: not with --user")
     with _user_client(name) as client:
         grant = client.tokens.grant
         assert isinstance(grant, UserGrant)

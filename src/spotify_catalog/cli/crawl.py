@@ -37,8 +37,9 @@ from spotify_catalog.inputs import (
 )
 from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
-from spotify_catalog.storage import schema
+from spotify_catalog.storage import schema, state
 from spotify_catalog.storage.migrate import open_database
+from spotify_catalog.users import LoginStore, StoredLogin, user_client
 
 DEFAULT_DB = "sqlite:///spotify-catalog.db"
 DEMO_DB = "sqlite:///spotify-demo.db"
@@ -142,23 +143,32 @@ def _command_line(ctx: click.Context) -> str:
 
 
 def _summary(engine: sa.Engine, run_id: int | None, seconds: float) -> Table:
-    """Rows per table and this run's row of ``_runs``: the same for finished and stopped runs."""
+    """Rows per table and this run's row of ``_runs``: the same for finished and stopped runs. A run
+    refused before it started (``run_id`` None: nothing sent) names the last run instead; the API
+    mode is the run's, else the one the database keeps."""
     title = "spotify-catalog: rows per table"
     table = Table(title=title, title_justify="left", min_width=len(title) + 4)
     table.add_column("table")
     table.add_column("rows", justify="right")
+    runs = schema.runs
     with engine.connect() as conn:
         for t in schema.CATALOG_TABLES:
             count = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
             table.add_row(t.name, str(count))
-        run = None
-        if run_id is not None:
-            run = conn.execute(sa.select(schema.runs).where(schema.runs.c.id == run_id)).first()
+        query = sa.select(runs).order_by(runs.c.id.desc()).limit(1)  # the last run
+        run = conn.execute(query if run_id is None else sa.select(runs).where(runs.c.id == run_id)).first()
+        saved_mode = state.get_state(conn, crawl_lib.MODE_STATE_KEY)
     table.add_section()
-    table.add_row("run", "-" if run is None else f"{run.id} {run.status}")
-    table.add_row("requests made", str(run.requests if run else 0))
-    table.add_row("rows written", str(run.rows_written if run else 0))
-    table.add_row("API mode", (run.api_mode if run else None) or "unknown")
+    if run_id is None:
+        table.add_row("run", "none started" + (f" (last: {run.id} {run.status})" if run else ""))
+        table.add_row("requests made", "0")
+        table.add_row("rows written", "0")
+    else:
+        table.add_row("run", "-" if run is None else f"{run.id} {run.status}")
+        table.add_row("requests made", str(run.requests if run else 0))
+        table.add_row("rows written", str(run.rows_written if run else 0))
+    mode = run.api_mode if run is not None and run_id is not None else None
+    table.add_row("API mode", mode or saved_mode or (run.api_mode if run else None) or "unknown")
     table.add_row("time", f"{seconds:.1f} s")
     return table
 
@@ -178,11 +188,12 @@ def run_crawl(
     max_requests: int | None,
     quiet: bool,
     counted: bool = True,
+    user: str | None = None,
 ) -> crawl_lib.CrawlResult:
     """Open the database, crawl with a progress display and the cycle collector tuned for a crawl
     (:func:`~spotify_catalog.crawl.collecting_less`), print the summary; exit 75/130 on a stop.
     ``counted``: the requests are the account's, counted in its ledger, paced with the other processes
-    of its client id (the demo's are not)."""
+    of its client id (the demo's are not); ``user``: the login the client acts for (``crawl --me``)."""
     started = time.monotonic()
     engine = open_database(db_url, schema=db_schema)
     out = Console(soft_wrap=True)
@@ -190,7 +201,7 @@ def run_crawl(
         with (
             ledger.open_budget(settings, limit=settings.daily_budget) if counted else nullcontext() as budget,
             pace_store.open_pace_store(settings) if counted else nullcontext() as pace,
-            SpotifyClient(settings, request_budget=max_requests, budget=budget, pace_store=pace) as client,
+            _client(settings, user, request_budget=max_requests, budget=budget, pace_store=pace) as client,
         ):
             crawler = crawl_lib.Crawler(engine, client, options, command=_command_line(ctx))
             try:
@@ -212,8 +223,15 @@ def run_crawl(
         engine.dispose()
 
 
+def _client(settings: Settings, user: str | None, **options: Any) -> SpotifyClient:
+    """The crawl's client: the app's (Client Credentials), or the one acting for login ``user``."""
+    if user is None:
+        return SpotifyClient(settings, **options)
+    return user_client(user, settings, **options)
+
+
 @click.command()
-@db_options(DEFAULT_DB)
+@db_options(DEFAULT_DB, schema="crawl")
 @click.option("--artist", "artists", multiple=True, metavar="NAME_OR_ID", help="An artist (repeatable).")
 @click.option(
     "--artists-file",
@@ -243,7 +261,18 @@ def run_crawl(
     type=click.Choice(crawl_lib.WITH_CHOICES),
     help="Also each artist's top tracks (Extended Quota Mode; market: --market, else US).",
 )
-@click.option("--depth", type=click.Choice(DEPTHS), default="tracks", show_default=True)
+@click.option(
+    "--me",
+    is_flag=True,
+    help="The logged-in user's own data: profile, saved items, followed artists, playlists, top "
+    "items, plays (auth login first).",
+)
+@click.option("--user", metavar="NAME", help="The login --me collects for [default: the only one].")
+@click.option(
+    "--depth",
+    type=click.Choice(DEPTHS),
+    help="How deep to crawl each artist [default: tracks; artists for --me alone].",
+)
 @click.option(
     "--include-groups",
     default=",".join(crawl_lib.DEFAULT_GROUPS),
@@ -272,7 +301,6 @@ def run_crawl(
     type=click.Choice(["auto", "development", "extended"]),
     help="The app's API mode [env SPOTIFY_CATALOG_MODE; auto: detect, remembered in the database].",
 )
-@click.option("--quiet", is_flag=True, help="No progress display and no summary.")
 @click.option("--plan", is_flag=True, help="Print the requests the crawl needs and exit; sends nothing.")
 @click.pass_context
 def crawl(
@@ -286,7 +314,9 @@ def crawl(
     shows: tuple[str, ...],
     audiobooks: tuple[str, ...],
     with_: tuple[str, ...],
-    depth: str,
+    me: bool,
+    user: str | None,
+    depth: str | None,
     include_groups: str,
     market: str | None,
     max_requests: int | None,
@@ -296,7 +326,6 @@ def crawl(
     daily_budget: int | None,
     force: bool,
     mode: str | None,
-    quiet: bool,
     plan: bool,
 ) -> None:
     """Collect artists, their albums and tracks into a database, with the fewest requests.
@@ -309,6 +338,11 @@ def crawl(
     show_ids, audiobook_ids = _ids("show", shows, None), _ids("audiobook", audiobooks, None)
     g = _globals()
     settings = g.settings(max_wait=max_wait, mode=mode, daily_budget=daily_budget)
+    if user is not None and not me:
+        raise UsageError("--user names the login of --me: give --me too")
+    login = _login(user) if me else None
+    if depth is None:
+        depth = "artists" if me and not (inputs or playlist_ids or show_ids or audiobook_ids) else "tracks"
     options = crawl_lib.CrawlOptions(
         artists=tuple(inputs),
         depth=crawl_lib.Depth.parse(depth),
@@ -321,6 +355,7 @@ def crawl(
         playlists=tuple(playlist_ids),
         shows=tuple(show_ids),
         audiobooks=tuple(audiobook_ids),
+        me=login.user_id if login is not None else None,
     )
     crawl_lib.check_mode(options, settings.mode)  # before the database is opened
     if plan:  # from the database alone: no request, no credentials
@@ -328,7 +363,8 @@ def crawl(
 
         print_plan(db_url, db_schema, options, settings, now=datetime.now(UTC))
         return
-    settings.credentials()  # missing credentials: exit 2 before touching the database
+    if login is None:
+        settings.credentials()  # missing credentials: exit 2 before touching the database
     run_crawl(
         ctx,
         db_url=db_url,
@@ -336,8 +372,15 @@ def crawl(
         settings=settings,
         options=options,
         max_requests=max_requests,
-        quiet=quiet or g.quiet,
+        quiet=g.quiet,
+        user=login.name if login is not None else None,
     )
+
+
+def _login(user: str | None) -> StoredLogin:
+    """The stored login ``--me`` acts for: one line and exit 2 when there is none."""
+    store = LoginStore()
+    return store.load(store.resolve(user))
 
 
 def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[ArtistInput]:
@@ -404,7 +447,7 @@ def demo_extras(catalog: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 @click.command()
-@db_options(DEMO_DB)
+@db_options(DEMO_DB, schema="demo")
 @click.option(
     "--profile",
     type=click.Choice(["development", "extended"]),
@@ -414,7 +457,6 @@ def demo_extras(catalog: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 )
 @click.option("--depth", type=click.Choice(DEPTHS), default="tracks", show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress display and no summary.")
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -423,7 +465,6 @@ def demo(
     profile: str,
     depth: str,
     workers: int,
-    quiet: bool,
 ) -> None:
     """Crawl ~20 artists (BTS among them) from the built-in emulator into spotify-demo.db.
 
@@ -457,7 +498,7 @@ def demo(
             shows=shows,
             market="US" if shows else None,
         )
-        quiet = quiet or _globals().quiet
+        quiet = _globals().quiet
         if not quiet:
             more = f", {len(playlists)} playlists and {len(shows)} show" if shows else ""
             click.echo(

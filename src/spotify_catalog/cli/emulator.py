@@ -1,6 +1,8 @@
 """``spotify-catalog emulator``: serve the Spotify Web API emulator in the foreground.
 
-Prints exactly one line to stdout when ready (the base URL), then logs requests to stderr. Ctrl-C,
+Prints exactly one line to stdout when ready (the base URL), then a few ids of each kind it serves
+(:mod:`spotify_catalog.emulator.samples`) and the requests' log lines to stderr; ``--samples`` prints
+those ids as JSON and exits. Ctrl-C,
 SIGTERM and SIGHUP stop it gracefully (requests in flight are answered), then it exits as every
 command does: one line, exit 130, 143 or 129.
 """
@@ -8,6 +10,7 @@ command does: one line, exit 130, 143 or 129.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -15,12 +18,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from spotify_catalog.emulator.catalog import MAX_ARTISTS
 from spotify_catalog.errors import Terminated, UsageError
+
+if TYPE_CHECKING:
+    from spotify_catalog.emulator import EmulatorConfig
 
 
 @click.command()
@@ -125,9 +131,29 @@ from spotify_catalog.errors import Terminated, UsageError
     help="A redirect URI registered for the apps, repeatable [http://127.0.0.1:8888/callback]; "
     "a loopback one without a port accepts any port.",
 )
-def emulator(
-    host: str,
-    port: int,
+@click.option(
+    "--samples",
+    "print_samples",
+    is_flag=True,
+    help="Print a few ids of each kind the catalog serves as JSON, and exit (nothing is served).",
+)
+def emulator(host: str, port: int, print_samples: bool, **options: Any) -> None:
+    """Serve a local Spotify Web API emulator (token endpoint and /v1) until interrupted.
+
+    Prints its URL on stdout, then a few ids of each kind it serves on stderr (--samples: as JSON).
+    """
+    config = _config(**options)
+    if print_samples:
+        from spotify_catalog.emulator.catalog import Catalog
+        from spotify_catalog.emulator.samples import MARKET, samples
+
+        found = samples(Catalog(config.seed, config.artists))
+        click.echo(json.dumps({"market": MARKET, **found}, ensure_ascii=False, indent=2))
+        return
+    _serve(config, host, port)
+
+
+def _config(
     profile: str,
     seed: int,
     artists: int,
@@ -145,14 +171,13 @@ def emulator(
     owner_premium_lapsed: bool,
     users: str,
     redirect_uris: tuple[str, ...],
-) -> None:
-    """Serve a local Spotify Web API emulator (token endpoint and /v1) until interrupted."""
-    from spotify_catalog.emulator import EmulatorConfig, EmulatorState, create_app
+) -> EmulatorConfig:
+    """The emulator's configuration of the command's options; a bad one is a usage error."""
+    from spotify_catalog.emulator import EmulatorConfig
     from spotify_catalog.emulator.config import Client, parse_quota_buckets
-    from spotify_catalog.emulator.server import base_url, bind, make_server
 
     try:
-        config = EmulatorConfig(
+        return EmulatorConfig(
             profile=profile,  # type: ignore[arg-type]
             seed=seed,
             artists=artists,
@@ -169,10 +194,19 @@ def emulator(
             quota_buckets=parse_quota_buckets(quota_buckets),
             owner_premium=not owner_premium_lapsed,
             users=users,  # type: ignore[arg-type]  # "alice,bob": split by EmulatorConfig
-            **({"redirect_uris": redirect_uris} if redirect_uris else {}),
+            redirect_uris=redirect_uris or EmulatorConfig.redirect_uris,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _serve(config: EmulatorConfig, host: str, port: int) -> None:
+    """Serve ``config`` on ``host:port`` until a signal; the URL on stdout once ready, then the sample
+    ids on stderr."""
+    from spotify_catalog.emulator import EmulatorState, create_app
+    from spotify_catalog.emulator.samples import describe, samples
+    from spotify_catalog.emulator.server import base_url, bind, make_server
+
     try:
         sock = bind(host, port)
     except (OSError, socket.gaierror) as exc:
@@ -181,7 +215,8 @@ def emulator(
     request_log = logging.getLogger("spotify_catalog.emulator")
     if request_log.getEffectiveLevel() > logging.INFO:
         request_log.setLevel(logging.INFO)
-    server = make_server(create_app(state=EmulatorState(config)))
+    state = EmulatorState(config)
+    server = make_server(create_app(state=state))
     original_startup = server.startup
 
     async def startup(sockets: list[socket.socket] | None = None) -> None:
@@ -189,6 +224,8 @@ def emulator(
         if not server.should_exit:
             click.echo(url)
             sys.stdout.flush()
+            for line in describe(samples(state.catalog)):
+                click.echo(line, err=True)
 
     server.startup = startup  # type: ignore[method-assign]
     received: list[int] = []

@@ -72,6 +72,13 @@ def status(db_url: str, db_schema: str | None, fmt: str, daily_budget: int | Non
     _print_status(_console(), report, redact_url(db_url))
 
 
+BEYOND_PENDING = (
+    "* more requests left than tasks pending: the rest belong to tasks not created yet, which the crawl "
+    "finds as it fetches what comes first (the track pages of albums not fetched yet, the albums of "
+    "discographies not listed yet), or to done ones due for a refresh"
+)
+
+
 def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
     if report.empty:
         out.print(f"{where}: nothing crawled yet.", markup=False)
@@ -80,21 +87,21 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
         return
     estimate = report.estimate
     tasks = Table(title=f"spotify-catalog status: {where}", title_justify="left")
-    for name in ("task kind", "done", "pending", "failed", "requests left"):
+    for name in ("task kind", "done", "pending", "failed", *_left_columns(estimate, "requests left")):
         tasks.add_column(name, justify="left" if name == "task kind" else "right")
+    beyond = False  # a kind with more requests left than pending tasks
     for kind, counts in report.tasks.items():
-        left = estimate.requests.get(kind)
-        tasks.add_row(
-            kind,
-            _number(counts["done"]),
-            _number(counts["pending"]),
-            _number(counts["failed"]),
-            "" if left is None else _number(left),
-        )
+        done, pending, failed = (_number(counts[st]) for st in ("done", "pending", "failed"))
+        cells = _left(estimate, kind, counts["pending"])
+        beyond = beyond or any(cell.endswith("*") for cell in cells)
+        tasks.add_row(kind, done, pending, failed, *cells)
     for kind, left in estimate.requests.items():  # kinds with no task yet
         if kind not in report.tasks and left:
-            tasks.add_row(kind, "0", "0", "0", _number(left))
+            tasks.add_row(kind, "0", "0", "0", *_left(estimate, kind, 0))
+            beyond = True
     out.print(tasks)
+    if beyond:
+        out.print(BEYOND_PENDING, markup=False)
 
     runs = Table(title=f"last {len(report.runs)} run(s)", title_justify="left")
     for name in ("run", "started", "ended", "status", "requests", "reason"):
@@ -121,25 +128,77 @@ def _print_status(out: Console, report: status_lib.Status, where: str) -> None:
         lines.append(line)
     shown = ", ".join(repr(name) for name in report.unresolved)
     lines.append(f"names that found no artist: {shown or 'none'}")
-    lines.extend(_summary_lines(estimate, report.daily_budget))
+    for history in report.histories:
+        line = f"plays of {history.user_id}: {history.plays}, {_when(history.first)} to {_when(history.last)}"
+        gaps = "; ".join(f"{after} to {before}" for after, before in history.gaps)
+        lines.append(line + (f"; plays may be missing between {gaps}" if gaps else "; no gap"))
+    lines.extend(_summary_lines(estimate, report.daily_budget, report.usage, "crawl --mode"))
+    lines.extend(_bucket_lines(report.usage))
     for line in lines:
         out.print(line, markup=False)
 
 
-def _summary_lines(estimate: plan_lib.Estimate, daily_budget: int | None) -> list[str]:
+def _left_columns(estimate: plan_lib.Estimate, name: str) -> list[str]:
+    """The requests-left column, or one per mode when the mode is not known."""
+    return [name] if estimate.extended is None else [f"{name} (development)", f"{name} (extended)"]
+
+
+def _left(estimate: plan_lib.Estimate, kind: str, pending: int | None = None) -> list[str]:
+    """A kind's requests left, in each mode when the mode is not known; with its ``pending`` tasks,
+    marked ``*`` (:data:`BEYOND_PENDING`) above them: each task is one request at most."""
+    both = [estimate] if estimate.extended is None else [estimate, estimate.extended]
+    cells = []
+    for e in both:
+        left = e.requests.get(kind)
+        beyond = left is not None and pending is not None and round(left) > pending
+        cells.append("" if left is None else _number(left) + ("*" if beyond else ""))
+    return cells
+
+
+def _summary_lines(
+    estimate: plan_lib.Estimate, daily_budget: int | None, use: ledger.Usage | None, pin: str
+) -> list[str]:
+    """The requests left and the days they take (at the daily budget and each bucket's learnt size,
+    from ``use``); with the mode not known, the same in extended mode and ``pin``, the option that
+    says the mode."""
     plan = estimate.plan
     total = estimate.total
     kind = "exact" if estimate.exact else "estimated"
     mode = f"{estimate.mode} mode" + ("" if estimate.mode_known else " (assumed)")
     line = f"requests left: {total:,} ({kind}; depth {plan.depth.label}, {mode})"
-    if total == 0:
-        return [line + ": nothing left to do"]
-    budget = daily_budget or status_lib.ASSUMED_BUDGET
-    days = -(-total // budget)
-    line += f"; {days} day(s) at {budget:,} a day"
-    if daily_budget is None:
-        line += " (assumed: no daily budget set)"
-    return [line, *(f"  {note}" for note in estimate.notes)]
+    lines = [line + _days(estimate, daily_budget, use)]
+    other = estimate.extended
+    if other is not None:
+        kind = "exact" if other.exact else "estimated"
+        days = _days(other, daily_budget, use)
+        lines.append(f"requests left in extended mode: {other.total:,} ({kind})" + days)
+    notes = [*estimate.notes]
+    if other is not None:
+        pinned = f"pin the mode: {pin} extended|development ('spotify-catalog auth check' says the app's)"
+        notes.insert(notes.index(plan_lib.MODE_UNKNOWN) + 1, pinned)
+    return [*lines, *(f"  {note}" for note in notes)] if total else lines
+
+
+def _days(estimate: plan_lib.Estimate, daily_budget: int | None, use: ledger.Usage | None) -> str:
+    """``; D day(s) at 1,000 a day (assumed: ...); artist-albums: 120 left at 30 a day (learnt ...)``."""
+    if estimate.total == 0:
+        return ": nothing left to do"
+    limits = status_lib.limits(estimate, daily_budget, use)
+    return f"; {status_lib.days_left(limits)} day(s) at " + "; ".join(limit.describe() for limit in limits)
+
+
+def _bucket_lines(use: ledger.Usage | None) -> list[str]:
+    """One line per quota bucket Spotify refused: its learnt size, and until when it is parked."""
+    lines = []
+    for name, bucket in (use.buckets if use is not None else {}).items():
+        if bucket.learnt_size is None:
+            continue
+        line = f"quota bucket {name}: {bucket.learnt_size:,} a day (learnt)"
+        line += f", {bucket.spent_24h:,} in the last 24 h"
+        if bucket.parked_until is not None:
+            line += f"; parked until {_when(bucket.parked_until)}"
+        lines.append(line)
+    return lines
 
 
 def print_plan(
@@ -150,14 +209,17 @@ def print_plan(
         options, source="the given options", mode=settings.mode, fresh_since=now - options.refresh_after
     )
     estimate = status_lib.estimate_for(db_url, plan, db_schema)
+    use = status_lib.ledger_usage(settings, now=now, limit=settings.daily_budget)
     out = _console()
     table = Table(title=f"spotify-catalog crawl --plan: {redact_url(db_url)}", title_justify="left")
     table.add_column("task kind")
-    table.add_column("requests", justify="right")
-    for kind, left in estimate.requests.items():
-        table.add_row(kind, _number(left))
+    for name in _left_columns(estimate, "requests"):
+        table.add_column(name, justify="right")
+    for kind in estimate.requests:
+        table.add_row(kind, *_left(estimate, kind))
     out.print(table)
-    for line in _summary_lines(estimate, settings.daily_budget):
+    for line in _summary_lines(estimate, settings.daily_budget, use, "--mode"):
         out.print(line, markup=False)
-    use = status_lib.ledger_usage(settings, now=now, limit=settings.daily_budget)
     out.print(ledger.describe(use), markup=False)
+    for line in _bucket_lines(use):
+        out.print(line, markup=False)

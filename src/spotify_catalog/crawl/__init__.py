@@ -15,6 +15,10 @@ killed run left off:
 A task finished within ``refresh_after`` is not done again. The minimum request count this reaches
 is written down in docs/crawl.md.
 
+A ``429 QUOTA_EXCEEDED`` parks only its quota bucket (:mod:`~spotify_catalog.crawl.parking`, kept in the
+account's ledger): the tasks whose requests go to it wait, every other task goes on, and the run stops
+(exit 75) when nothing else is left, naming each parked bucket and its time.
+
 The API mode, when not given, is read from the first full artist (album, track) object a response
 carries: Development Mode leaves out ``popularity`` and ``followers``. So learning it costs no request
 of its own. A given mode (``--mode``) that the answers contradict stops the run (:class:`WrongModeError`).

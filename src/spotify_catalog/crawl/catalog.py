@@ -30,6 +30,10 @@ TOP_TRACKS = "top_tracks"
 PLAYLIST = "playlist"
 SHOW = "show"
 AUDIOBOOK = "audiobook"
+ASKED_BY_ID = frozenset({"artist", SHOW, AUDIOBOOK})
+"""Kinds whose ids the user gives and whose 404 is warned (a playlist's 404 is warned as an error of
+its unit); albums and tracks that are not found any more are a change of the catalog
+(:mod:`~spotify_catalog.storage.changes`)."""
 KINDS = (TOP_TRACKS, PLAYLIST, SHOW, AUDIOBOOK)
 """Task kinds of this module, in the order the crawl's phases do them."""
 

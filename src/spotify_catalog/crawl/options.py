@@ -66,12 +66,14 @@ class CrawlOptions:
     playlists: tuple[str, ...] = ()
     shows: tuple[str, ...] = ()
     audiobooks: tuple[str, ...] = ()
+    me: str | None = None
+    """The Spotify user id of the user whose own data to collect (``--me``; the client acts for them)."""
 
     def __post_init__(self) -> None:
-        if not (self.artists or self.playlists or self.shows or self.audiobooks):
+        if not (self.artists or self.playlists or self.shows or self.audiobooks or self.me):
             raise UsageError(
-                "nothing to crawl: give --artist, --artists-file, --playlist, --playlists-file, --show "
-                "or --audiobook"
+                "nothing to crawl: give --artist, --artists-file, --playlist, --playlists-file, --show, "
+                "--audiobook or --me"
             )
         if self.top_tracks and not self.artists:
             raise UsageError("--with top-tracks needs artists: give --artist or --artists-file")
@@ -99,6 +101,7 @@ class CrawlOptions:
                 "playlists": list(self.playlists),
                 "shows": list(self.shows),
                 "audiobooks": list(self.audiobooks),
+                "me": self.me,
             }
         )
 
@@ -124,6 +127,7 @@ class CrawlOptions:
                 playlists=tuple(str(x) for x in data.get("playlists") or ()),
                 shows=tuple(str(x) for x in data.get("shows") or ()),
                 audiobooks=tuple(str(x) for x in data.get("audiobooks") or ()),
+                me=data.get("me") or None,
             )
         except (ValueError, TypeError, KeyError, AttributeError, UsageError) as exc:
             raise ValueError(f"not saved crawl options: {exc}") from None

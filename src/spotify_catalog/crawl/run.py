@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from spotify_catalog import endpoints
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import catalog
+from spotify_catalog.crawl import catalog, found, me
 from spotify_catalog.crawl.mode import ModeTracker, check_mode
 from spotify_catalog.crawl.options import (
     ACCOUNT_STATE_KEY,
@@ -27,10 +27,12 @@ from spotify_catalog.crawl.options import (
     Progress,
     top_tracks_market,
 )
+from spotify_catalog.crawl.parking import Parking
 from spotify_catalog.crawl.units import BATCHED, STOPS, Unit, fetch_checked, make_unit
 from spotify_catalog.crawl.writer import Answer, Writer
 from spotify_catalog.errors import (
     BadRequestError,
+    BucketParked,
     BudgetSpent,
     Interrupted,
     MustWaitError,
@@ -38,12 +40,13 @@ from spotify_catalog.errors import (
     SpotifyError,
     Stopped,
     StorageError,
+    UsageError,
     WrongModeError,
     format_time,
 )
 from spotify_catalog.ledger import AccountBudget
 from spotify_catalog.settings import ApiMode
-from spotify_catalog.storage import schema, state
+from spotify_catalog.storage import state
 from spotify_catalog.storage.engine import describe_error
 from spotify_catalog.storage.write import in_transaction
 from spotify_catalog.transform import Rows
@@ -83,6 +86,7 @@ class Crawler:
         self.run_id: int | None = None
         """The ``_runs`` id of this run once it started (``None`` if it stopped before starting)."""
         self._mode = ModeTracker(client)
+        self._parking = Parking(None, now)
         self._writer: Writer | None = None
         self._groups = ",".join(options.include_groups)
         self._requests_at_start = 0
@@ -90,6 +94,7 @@ class Crawler:
         self._not_found: list[str] = []
         self._skipped: list[str] = []
         self._playlist_snapshots: dict[str, str | None] = {}
+        self._me_known = me.Known(options.me or "")
 
     @property
     def _run_id(self) -> int:
@@ -109,8 +114,9 @@ class Crawler:
     # -------------------------------------------------------------------------------- the run
 
     def run(self) -> CrawlResult:
-        """Crawl; raises ``Stopped`` (budget, quota, long wait), ``Interrupted`` (Ctrl-C),
-        ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
+        """Crawl; raises ``Stopped`` (budget, long wait; ``BucketParked`` when every task is done
+        but those of parked quota buckets, :mod:`~spotify_catalog.crawl.parking`), ``Interrupted``
+        (Ctrl-C), ``WrongModeError``, ``StorageError``. Every run that starts is recorded in ``_runs``; one
         refused at once (before Spotify's ``retry_at``, the daily budget spent) is not. The client's
         account budget (:class:`~spotify_catalog.ledger.AccountBudget`), if any, is checked before the
         run starts and gets back what it holds unsent when the run ends. The cycle collector's
@@ -119,7 +125,13 @@ class Crawler:
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         self._mode = ModeTracker(self.client)
+        budget = self._budget()
+        self._parking = Parking(budget, self.now)
+        if budget is not None and self.options.force:
+            budget.force()  # the buckets the ledger has parked are tried too
         check_mode(self.options, self._mode.given)
+        if self.options.me:
+            me.preflight(self.client)
         try:
             return self._start_and_run()
         finally:
@@ -201,6 +213,9 @@ class Crawler:
         except MustWaitError as exc:
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc.message}", retry_at=exc.retry_at) from None
+        except BucketParked as exc:  # every task done but those of buckets Spotify parked
+            self._finish("stopped", exc.message, retry_at=exc.retry_at)
+            raise
         except BudgetSpent as exc:
             reason, frees = self._budget_spent(exc)
             self._finish("stopped", reason, retry_at=frees)
@@ -208,7 +223,7 @@ class Crawler:
         except Stopped as exc:
             self._finish("stopped", str(exc), retry_at=exc.retry_at)
             raise Stopped(f"stopped: {exc}; run the same command again to continue") from None
-        except (WrongModeError, StorageError) as exc:  # StorageError: the ledger's database
+        except (WrongModeError, StorageError, UsageError) as exc:  # the ledger's database; a user's login
             self._finish("failed", str(exc))
             raise
         except sa.exc.SQLAlchemyError as exc:
@@ -254,16 +269,21 @@ class Crawler:
         names = list(dict.fromkeys(a.value for a in opts.artists if not a.is_id))
         ids = list(dict.fromkeys(a.value for a in opts.artists if a.is_id))
 
+        me_artists = self._me(pool) if opts.me else []
         self._phase("resolving names", [("search", names)])
         self._drain(pool, ["search"])
         self._phase("resolving ids", [("artist", ids)])
+        if not names and opts.depth >= Depth.ALBUMS:
+            self._learn_mode(pool, ids)
         self._drain(pool, ["artist"])
         with self.engine.connect() as conn:
-            resolved = self._resolutions(conn, names)
+            resolved = found.resolutions(conn, names)
             artist_states = state.task_states(conn, "artist", ids)
         artist_ids = list(
             dict.fromkeys(
-                [a for a in resolved.values() if a] + [i for i in ids if artist_states.get(i) == "done"]
+                [a for a in resolved.values() if a]
+                + [i for i in ids if artist_states.get(i) == "done"]
+                + me_artists
             )
         )
         if opts.top_tracks:
@@ -279,20 +299,21 @@ class Crawler:
             self._phase("artist albums", [("artist_albums", [f"{a}|{self._groups}|0" for a in artist_ids])])
             self._drain(pool, ["artist_albums"])
         if opts.depth >= Depth.TRACKS:
-            album_ids = self._crawl_albums(artist_ids)
+            with self.engine.connect() as conn:
+                album_ids = found.albums_of(conn, artist_ids, opts.include_groups)
             self._phase("albums", [("album", album_ids)])
             self._drain(pool, ["album", "album_tracks"])
-            track_ids = self._crawl_tracks(album_ids)
+            with self.engine.connect() as conn:
+                track_ids = found.tracks_of(conn, album_ids)
         if opts.depth >= Depth.TRACK_DETAILS:
             self._phase("tracks", [("track", track_ids)])
             self._drain(pool, ["track"])
 
         with self.engine.connect() as conn:
-            failed = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(schema.tasks)
-                .where(schema.tasks.c.state == state.PENDING, schema.tasks.c.attempts >= opts.max_attempts)
-            ).scalar_one()
+            parked = self._parking.stop(conn, opts.max_attempts)
+            if parked is not None:
+                raise parked
+            failed = found.failed_tasks(conn, opts.max_attempts)
         status = "done" if not failed else "incomplete"
         reason = None if not failed else f"{failed} task(s) failed {opts.max_attempts} times"
         self._mode.confirm()  # no answer contradicted it
@@ -312,6 +333,36 @@ class Crawler:
             skipped=self._skipped,
         )
 
+    def _learn_mode(self, pool: ThreadPoolExecutor, ids: Sequence[str]) -> None:
+        """Ids only and the mode unknown: the first artist's first discography page (asked with a limit
+        both modes accept) tells the mode before the artists are asked, so that they go in batches
+        at once in Extended mode. Not when the artists to ask number 1 more than a multiple of 50:
+        the first alone, then batches, is their minimum anyway."""
+        if self.client.mode is not None:
+            return
+        with self.engine.connect() as conn:
+            states = state.task_states(conn, "artist", ids)
+        pending = [i for i in ids if states.get(i) != "done"]
+        if not pending or len(pending) % endpoints.BATCH_MAX["artist"] == 1:
+            return
+        self._phase("learning the API mode", [("artist_albums", [f"{pending[0]}|{self._groups}|0"])])
+        self._drain(pool, ["artist_albums"])
+
+    def _me(self, pool: ThreadPoolExecutor) -> list[str]:
+        """The user's own data (:mod:`~spotify_catalog.crawl.me`): the profile first (it shows the API
+        mode), then the rest; the artists the user follows and tops, for the depth phases."""
+        user, now = self.options.me or "", self.now()
+        with self.engine.begin() as conn:
+            profile, *rest = me.seed(conn, user, now, self._run_id)
+        self._phase("your profile", [profile])
+        self._drain(pool, [me.PROFILE])
+        with self.engine.connect() as conn:
+            self._me_known = me.load_known(conn, user, self.client.mode)
+        self._phase("your library", rest)
+        self._drain(pool, [me.ME, me.TOP, me.USER_PLAYLIST])
+        with self.engine.connect() as conn:
+            return me.artists_of(conn, user, now.astimezone(UTC).date())
+
     def _top_tracks(self, pool: ThreadPoolExecutor, artist_ids: Sequence[str]) -> None:
         """Each artist's top tracks in the market asked for (Extended Quota Mode only: skipped with a
         warning once the mode is known to be development)."""
@@ -328,52 +379,18 @@ class Crawler:
 
     def _playlists(self, pool: ThreadPoolExecutor, playlist_ids: list[str]) -> None:
         """Playlists: metadata, and their items unless their snapshot_id is the stored items' one."""
-        p = schema.playlists
         with self.engine.connect() as conn:
-            for chunk in endpoints.chunked(playlist_ids, 500):
-                query = sa.select(p.c.id, p.c.items_snapshot_id).where(p.c.id.in_(chunk))
-                for playlist_id, snapshot in conn.execute(query):
-                    self._playlist_snapshots[playlist_id] = snapshot
+            self._playlist_snapshots.update(found.playlist_snapshots(conn, playlist_ids))
         self._phase("playlists", [(catalog.PLAYLIST, playlist_ids)])
         self._drain(pool, [catalog.PLAYLIST])
-        without = 0
         with self.engine.connect() as conn:
-            for chunk in endpoints.chunked(playlist_ids, 500):
-                count = sa.select(sa.func.count()).where(p.c.id.in_(chunk), p.c.items_snapshot_id.is_(None))
-                without += int(conn.execute(count).scalar_one())
+            without = found.without_items(conn, playlist_ids)
         if without:
             log.warning(
                 "%d playlist(s) stored without their items: playlist items need Extended Quota Mode "
                 "(a development-mode app gets the metadata only)",
                 without,
             )
-
-    def _resolutions(self, conn: sa.Connection, names: Sequence[str]) -> dict[str, str | None]:
-        r = schema.artist_resolutions
-        found: dict[str, str | None] = {}
-        for chunk in endpoints.chunked(names, 500):
-            found.update(conn.execute(sa.select(r.c.input, r.c.artist_id).where(r.c.input.in_(chunk))).all())
-        return found
-
-    def _crawl_albums(self, artist_ids: Sequence[str]) -> list[str]:
-        aa = schema.artist_albums
-        albums: set[str] = set()
-        with self.engine.connect() as conn:
-            for chunk in endpoints.chunked(artist_ids, 500):
-                query = sa.select(aa.c.album_id).where(
-                    aa.c.artist_id.in_(chunk), aa.c.album_group.in_(self.options.include_groups)
-                )
-                albums.update(conn.execute(query).scalars())
-        return sorted(albums)
-
-    def _crawl_tracks(self, album_ids: Sequence[str]) -> list[str]:
-        t = schema.tracks
-        found: set[str] = set()
-        with self.engine.connect() as conn:
-            for chunk in endpoints.chunked(album_ids, 500):
-                query = sa.select(t.c.id).where(t.c.album_id.in_(chunk), t.c.gone_at.is_(None))
-                found.update(conn.execute(query).scalars())
-        return sorted(found)
 
     def _phase(self, name: str, seeds: list[tuple[str, list[str]]]) -> None:
         with self.engine.begin() as conn:
@@ -411,7 +428,8 @@ class Crawler:
         another host that died wait for their lease to end (:data:`state.LEASE`)."""
         while True:
             claimed = False
-            for kind in kinds:
+            open_kinds = self._parking.open_kinds(kinds)  # those of a parked bucket wait
+            for kind in open_kinds:
                 units = self._units(kind)
                 first = next(units, None)
                 if first is not None:
@@ -419,9 +437,16 @@ class Crawler:
                     self._execute(pool, itertools.chain([first], units))
             if claimed:
                 continue
+            if not open_kinds:
+                self._report("end")
+                return
             with self.engine.connect() as conn:
                 held = state.held_by_others(
-                    conn, kinds, run_id=self._run_id, now=self.now(), max_attempts=self.options.max_attempts
+                    conn,
+                    open_kinds,
+                    run_id=self._run_id,
+                    now=self.now(),
+                    max_attempts=self.options.max_attempts,
                 )
             if not held:
                 self._report("end")
@@ -443,6 +468,8 @@ class Crawler:
         while True:
             if kind == catalog.TOP_TRACKS and self.client.mode is ApiMode.DEVELOPMENT:
                 return  # refused in development mode: not one request more
+            if self._parking.blocks(kind):
+                return
             size = self._batch_size(kind)
             unknown_mode = kind in BATCHED and self.client.mode is None
             with self.engine.begin() as conn:
@@ -462,7 +489,7 @@ class Crawler:
                     kind,
                     keys[start : start + size],
                     self.options.market,
-                    self._playlist_snapshots,
+                    self._me_known if kind in me.KINDS else self._playlist_snapshots,
                 )
 
     def _batch_size(self, kind: str) -> int:
@@ -494,6 +521,9 @@ class Crawler:
                 held = None
                 if unit is None:
                     return
+                if self._parking.blocks(unit.kind):
+                    self._unclaim(unit)  # claimed before its bucket was parked
+                    continue
                 if unit.mode_sensitive and self.client.mode is None:
                     if in_flight:  # learn the API mode from this request alone
                         held = unit
@@ -510,10 +540,13 @@ class Crawler:
                 exclusive = False
                 try:
                     answer = future.result()
-                except SpotifyError as exc:
-                    stop = stop or self._failed(unit, exc)
-                except Stopped as exc:
-                    stop = stop or exc  # nothing more can be done in this run
+                except (SpotifyError, Stopped) as exc:
+                    if self._parking.park(unit.kind, exc):
+                        self._unclaim(unit)  # untried: it waits for its bucket
+                    elif isinstance(exc, SpotifyError):
+                        stop = stop or self._failed(unit, exc)
+                    else:
+                        stop = stop or exc  # nothing more can be done in this run
                 else:
                     done.append(answer)
                     try:
@@ -521,11 +554,18 @@ class Crawler:
                     except WrongModeError as exc:
                         stop = stop or exc
             self._mode.save(self.engine)
-            stop = stop or next((a.result.stop for a in done if getattr(a.result, "stop", None)), None)
+            for answer in done:  # a unit's further pages stopped: they become tasks of their own
+                halted = getattr(answer.result, "stop", None)
+                if halted is not None and not self._parking.park(answer.unit.kind, halted):
+                    stop = stop or halted
             self._writes.write(done)  # every response that arrived is written, whatever stops the run
             submit()  # after the writes: a kill loses at most the requests in flight
         if stop is not None:
             raise stop
+
+    def _unclaim(self, unit: Unit) -> None:
+        with self.engine.begin() as conn:
+            state.unclaim(conn, unit.kind, unit.keys)
 
     def _written(self, answers: Sequence[Answer]) -> None:
         """Answers committed: what they say of the names and ids asked for, and the progress."""
@@ -534,7 +574,7 @@ class Crawler:
             for name in outcome.unresolved:  # said in the run that searched it
                 log.warning("no artist found for %r", name)
                 self._unresolved.append(name)
-            if unit.kind in ASKED_BY_ID:
+            if unit.kind in catalog.ASKED_BY_ID:
                 for key in outcome.not_found:
                     log.warning("%s %s not found", unit.kind, key)
             if unit.kind == "artist":
@@ -564,12 +604,6 @@ class Crawler:
                 self.progress.failed += 1
         self._report()
         return None
-
-
-ASKED_BY_ID = frozenset({"artist", catalog.SHOW, catalog.AUDIOBOOK})
-"""Kinds whose ids the user gives and whose 404 is warned (a playlist's 404 is warned as an error of
-its unit); albums and tracks that are not found any more are a change of the catalog
-(:mod:`~spotify_catalog.storage.changes`)."""
 
 
 def _warn_abandoned(run_ids: Sequence[int]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from spotify_catalog import endpoints, transform
 from spotify_catalog.client import SpotifyClient
-from spotify_catalog.crawl import catalog, pages
+from spotify_catalog.crawl import catalog, me, pages
 from spotify_catalog.crawl.options import ALBUM_TRACKS_PAGE, ENTITY_TYPES, SEARCH_LIMIT
 from spotify_catalog.crawl.outcome import Handler, Listing, Outcome
 from spotify_catalog.errors import (
@@ -51,12 +51,18 @@ def make_unit(
     kind: str,
     keys: list[str],
     market: str | None,
-    known: Mapping[str, str | None] | None = None,
+    known: Mapping[str, str | None] | me.Known | None = None,
 ) -> Unit:
     """The unit of work of tasks ``keys`` of ``kind``: how to fetch them, how to store the answer
-    (``known``: the stored playlists' item snapshots, see :mod:`spotify_catalog.crawl.catalog`)."""
+    (``known``: the stored playlists' item snapshots, see :mod:`spotify_catalog.crawl.catalog`; for
+    a user's own data what :mod:`spotify_catalog.crawl.me` read before, a :class:`~.me.Known`)."""
+    if kind in me.KINDS:
+        assert isinstance(known, me.Known), "a user's units need what is known of the user"
+        fetch, handle = me.make_unit(client, kind, keys, known, market)
+        return Unit(kind, keys, fetch, handle, mode_sensitive=False)
     if kind in catalog.KINDS:
-        fetch, handle = catalog.make_unit(client, kind, keys, market, known)
+        snapshots = known if isinstance(known, Mapping) else None
+        fetch, handle = catalog.make_unit(client, kind, keys, market, snapshots)
         return Unit(kind, keys, fetch, handle, mode_sensitive=kind in catalog.BATCHED)
     if kind == "search":
         (name,) = keys
@@ -78,7 +84,8 @@ def make_unit(
         artist_id, groups, offset = split_key(key)
 
         def fetch_page() -> Any:
-            limit = endpoints.mode_limit(client.mode)
+            # the mode unknown: a limit both modes accept, and the page tells the mode
+            limit = endpoints.DEV_LIMIT if client.mode is None else endpoints.mode_limit(client.mode)
             return endpoints.get_artist_albums(
                 client, artist_id, include_groups=groups, market=market, limit=limit, offset=int(offset)
             )
@@ -164,6 +171,10 @@ def observed_mode(kind: str, result: Any) -> ApiMode | None:
     ``publisher``."""
     if isinstance(result, catalog.Paged):
         return catalog.observed_mode(kind, result)
+    if kind == "artist_albums" and isinstance(result, dict):
+        return discography_mode(result)
+    if isinstance(result, me.Profile):  # Development Mode: no followers in /me since February 2026
+        return ApiMode.EXTENDED if "followers" in result.data else ApiMode.DEVELOPMENT
     if isinstance(result, Albums):
         items: Any = result.items
     elif kind == "search" and isinstance(result, dict):
@@ -176,6 +187,21 @@ def observed_mode(kind: str, result: Any) -> ApiMode | None:
     if first is None:
         return None
     return ApiMode.EXTENDED if "popularity" in first else ApiMode.DEVELOPMENT
+
+
+DISCOGRAPHY_EXTENDED = ("album_group", "available_markets")
+"""Fields of a discography page's albums that only Extended Quota Mode sends (``available_markets``
+only without a market)."""
+
+
+def discography_mode(page: Any) -> ApiMode | None:
+    """The mode a discography page (``/artists/{id}/albums``) shows, or ``None`` when it lists no
+    album: Development Mode strips ``album_group`` and ``available_markets`` from its albums."""
+    first = next((item for item in page.get("items") or [] if isinstance(item, dict)), None)
+    if first is None:
+        return None
+    extended = any(name in first for name in DISCOGRAPHY_EXTENDED)
+    return ApiMode.EXTENDED if extended else ApiMode.DEVELOPMENT
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -197,6 +223,8 @@ def response_problem(kind: str, result: Any) -> str | None:
     item that is not an object. Extra fields are fine; ``null`` in a batch is an unknown id."""
     if kind in catalog.KINDS:
         return catalog.response_problem(kind, result)
+    if kind in me.KINDS:
+        return me.response_problem(kind, result)
     if isinstance(result, Albums):
         return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
     if kind in ENTITY_TYPES:
@@ -295,7 +323,9 @@ def _handle_artist_albums(keys: list[str], page: Any, rows: Rows, when: datetime
     listing = Listing(artist_id, groups, listed)
     outcome = Outcome(done=keys, listing=listing)
     if int(offset) == 0:
-        keys_after = [f"{artist_id}|{groups}|{o}" for o in pages.offsets_after(page, page["limit"])]
+        # a first page asked with 10 while the mode was unknown: Extended mode's next pages hold 50
+        step = endpoints.MAX_LIMIT if discography_mode(page) is ApiMode.EXTENDED else page["limit"]
+        keys_after = [f"{artist_id}|{groups}|{o}" for o in pages.offsets_after(page, step)]
         outcome.follow_up.append(("artist_albums", keys_after))
         listing.pages = keys_after  # a new refresh of the listing: all its pages again
     return outcome

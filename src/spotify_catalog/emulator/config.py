@@ -82,11 +82,12 @@ def parse_quota_buckets(text: str) -> dict[str, int]:
 class EmulatorConfig:
     """How the emulator behaves. ``rate_limit`` = requests per rolling 30 s (0 = off); ``quota`` = the
     size of each quota bucket (:mod:`spotify_catalog.buckets`) per account and rolling 24 h, unless
-    ``quota_buckets`` gives a bucket its own size (0 = that bucket is not limited); ``retry_after`` of
-    the 30-s limiter's 429: ``normal`` (seconds until a slot frees), ``zero`` (``Retry-After: 0``) or
-    ``omit`` (no header). ``client_id``/``client_secret``: the default pair, in the account named as
-    its client id; ``clients``: more (``Client`` or ``"ID:SECRET[:ACCOUNT]"``; an entry with the
-    default pair's id replaces it).
+    ``quota_buckets`` gives a bucket its own size (0 = that bucket is not limited); ``quota_window``:
+    the seconds of that rolling window (24 h; a test that must see the time pass shortens it);
+    ``retry_after`` of the 30-s limiter's 429: ``normal`` (seconds until a slot frees), ``zero``
+    (``Retry-After: 0``) or ``omit`` (no header). ``client_id``/``client_secret``: the default pair,
+    in the account named as its client id; ``clients``: more (``Client`` or ``"ID:SECRET[:ACCOUNT]"``;
+    an entry with the default pair's id replaces it).
     ``owner_premium=False``: the app owner's Premium has lapsed, every Web API call is refused.
     ``users``: the test users who can log in (``GET /authorize``), each with a library and a listening
     history; in ``development`` the first :data:`APP_USERS` are the app's users, the others get the
@@ -107,6 +108,7 @@ class EmulatorConfig:
     retry_after: RetryAfterMode = "normal"
     clients: tuple[Client, ...] = ()
     quota_buckets: Mapping[str, int] = field(default_factory=dict)
+    quota_window: float = 86_400.0
     owner_premium: bool = True
     users: tuple[str, ...] = DEFAULT_USERS
     redirect_uris: tuple[str, ...] = (oauth.DEFAULT_REDIRECT_URI,)
@@ -170,6 +172,8 @@ def validate(config: EmulatorConfig) -> list[str]:
         problems.append("token_ttl must be at least 1")
     if not isinstance(config.latency_ms, int | float) or config.latency_ms < 0:
         problems.append("latency_ms must be >= 0")
+    if not isinstance(config.quota_window, int | float) or not config.quota_window > 0:
+        problems.append("quota_window must be a number of seconds > 0")
     if not isinstance(config.fault_rate, int | float) or not 0 <= config.fault_rate <= 1:
         problems.append("fault_rate must be between 0 and 1")
     if not isinstance(config.fault_kinds, tuple) or not config.fault_kinds:

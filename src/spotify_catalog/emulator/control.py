@@ -58,6 +58,7 @@ def public_config(config: EmulatorConfig) -> JSON:
         "retry_after": config.retry_after,
         "clients": [{"client_id": c.client_id, "account": c.account} for c in config.clients],
         "quota_buckets": dict(config.quota_buckets),
+        "quota_window": config.quota_window,
         "owner_premium": config.owner_premium,
         "users": list(config.users),
         "redirect_uris": list(config.redirect_uris),

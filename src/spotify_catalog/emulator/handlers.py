@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from starlette.datastructures import QueryParams
@@ -32,6 +33,8 @@ from spotify_catalog.emulator.users import EmulatedUser, UserPlaylist
 from spotify_catalog.emulator.words import CATEGORIES, COUNTRY_CODES, MARKETS, UNLAUNCHED_MARKETS
 
 DEFAULT_GROUPS = "album,single,compilation,appears_on"
+
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -263,6 +266,22 @@ def _in_market(markets: tuple[str, ...], market: str | None) -> bool:
     return market is not None and market in markets
 
 
+def _in_market_batch(
+    ctx: Ctx, key: str, kind: type[T], markets: Callable[[T], tuple[str, ...]], draw: Callable[[T], JSON]
+) -> JSON:
+    """A batch of shows, episodes, audiobooks or chapters: ``null`` for an id not found or not in the market
+    (these kinds exist only in their markets)."""
+    market = ctx.market()
+    return {key: [draw(x) if x and _in_market(markets(x), market) else None for x in ctx.batch(kind, 50)]}
+
+
+def _parts_page(ctx: Ctx, path: str, parts: Sequence[T], draw: Callable[[T], JSON]) -> JSON:
+    """A page of a show's episodes or an audiobook's chapters."""
+    limit, offset = ctx.limit(20, 50), ctx.offset()
+    items = [draw(part) for part in parts[offset : offset + limit]]
+    return render.paging(items, ctx.base, path, ctx.other_params(), offset, limit, len(parts))
+
+
 def _show(ctx: Ctx, entity: Show | None = None) -> Show:
     show = entity or ctx.entity(Show)
     if not _in_market(show.markets, ctx.country()):
@@ -276,23 +295,18 @@ def h_show(ctx: Ctx) -> JSON:
 
 
 def h_shows(ctx: Ctx) -> JSON:
-    market = ctx.market()
-    return {
-        "shows": [
-            render.simple_show(s, ctx.base, ctx.dev) if s and _in_market(s.markets, market) else None
-            for s in ctx.batch(Show, 50)
-        ]
-    }
+    return _in_market_batch(
+        ctx, "shows", Show, lambda s: s.markets, lambda s: render.simple_show(s, ctx.base, ctx.dev)
+    )
 
 
 def h_show_episodes(ctx: Ctx) -> JSON:
-    show = _show(ctx)
-    limit, offset = ctx.limit(20, 50), ctx.offset()
-    cat = ctx.state.catalog
-    episodes = cat.episodes_of(show.index)
-    items = [render.simple_episode(cat, e, ctx.base) for e in episodes[offset : offset + limit]]
-    return render.paging(
-        items, ctx.base, f"/v1/shows/{show.id}/episodes", ctx.other_params(), offset, limit, len(episodes)
+    show, cat = _show(ctx), ctx.state.catalog
+    return _parts_page(
+        ctx,
+        f"/v1/shows/{show.id}/episodes",
+        cat.episodes_of(show.index),
+        lambda e: render.simple_episode(cat, e, ctx.base),
     )
 
 
@@ -304,15 +318,14 @@ def h_episode(ctx: Ctx) -> JSON:
 
 
 def h_episodes(ctx: Ctx) -> JSON:
-    cat, market = ctx.state.catalog, ctx.market()
-    return {
-        "episodes": [
-            render.episode(cat, e, ctx.base, ctx.dev)
-            if e and _in_market(cat.shows[e.show].markets, market)
-            else None
-            for e in ctx.batch(Episode, 50)
-        ]
-    }
+    cat = ctx.state.catalog
+    return _in_market_batch(
+        ctx,
+        "episodes",
+        Episode,
+        lambda e: cat.shows[e.show].markets,
+        lambda e: render.episode(cat, e, ctx.base, ctx.dev),
+    )
 
 
 def _audiobook(ctx: Ctx, entity: Audiobook | None = None) -> Audiobook:
@@ -328,31 +341,23 @@ def h_audiobook(ctx: Ctx) -> JSON:
 
 
 def h_audiobooks(ctx: Ctx) -> JSON:
-    cat, market = ctx.state.catalog, ctx.market()
-    return {
-        "audiobooks": [
-            render.audiobook(cat, b, ctx.base, ctx.dev, market or "")
-            if b and _in_market(b.markets, market)
-            else None
-            for b in ctx.batch(Audiobook, 50)
-        ]
-    }
+    cat, market = ctx.state.catalog, ctx.market() or ""
+    return _in_market_batch(
+        ctx,
+        "audiobooks",
+        Audiobook,
+        lambda b: b.markets,
+        lambda b: render.audiobook(cat, b, ctx.base, ctx.dev, market),
+    )
 
 
 def h_audiobook_chapters(ctx: Ctx) -> JSON:
-    book = _audiobook(ctx)
-    limit, offset = ctx.limit(20, 50), ctx.offset()
-    cat = ctx.state.catalog
-    chapters = cat.chapters_of(book.index)
-    items = [render.simple_chapter(cat, c, ctx.base, ctx.dev) for c in chapters[offset : offset + limit]]
-    return render.paging(
-        items,
-        ctx.base,
+    book, cat = _audiobook(ctx), ctx.state.catalog
+    return _parts_page(
+        ctx,
         f"/v1/audiobooks/{book.id}/chapters",
-        ctx.other_params(),
-        offset,
-        limit,
-        len(chapters),
+        cat.chapters_of(book.index),
+        lambda c: render.simple_chapter(cat, c, ctx.base, ctx.dev),
     )
 
 
@@ -364,15 +369,14 @@ def h_chapter(ctx: Ctx) -> JSON:
 
 
 def h_chapters(ctx: Ctx) -> JSON:
-    cat, market = ctx.state.catalog, ctx.market()
-    return {
-        "chapters": [
-            render.chapter(cat, c, ctx.base, ctx.dev)
-            if c and _in_market(cat.audiobooks[c.audiobook].markets, market)
-            else None
-            for c in ctx.batch(Chapter, 50)
-        ]
-    }
+    cat = ctx.state.catalog
+    return _in_market_batch(
+        ctx,
+        "chapters",
+        Chapter,
+        lambda c: cat.audiobooks[c.audiobook].markets,
+        lambda c: render.chapter(cat, c, ctx.base, ctx.dev),
+    )
 
 
 def _added_by(ctx: Ctx, playlist: Playlist) -> list[JSON]:

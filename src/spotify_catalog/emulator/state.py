@@ -31,7 +31,6 @@ from spotify_catalog.emulator.search import Searcher
 from spotify_catalog.emulator.users import Users
 
 RATE_WINDOW = 30.0
-QUOTA_WINDOW = 86_400.0
 REQUEST_LOG_SIZE = 20_000
 """The request log keeps the latest this many requests."""
 CODE_TTL = 600.0
@@ -222,10 +221,11 @@ class EmulatorState:
             if size and window is None:
                 window = self._quota[account, bucket] = deque()
             if window is not None:
-                while window and window[0] <= now - QUOTA_WINDOW:
+                span = self.config.quota_window
+                while window and window[0] <= now - span:
                     window.popleft()
                 if len(window) >= size:  # Retry-After: until the oldest request that must go has left
-                    wait = window[len(window) - size] + QUOTA_WINDOW - now
+                    wait = window[len(window) - size] + span - now
                     return Refusal(True, max(1, math.ceil(wait)))
             if rate_limit:
                 while self._rate and self._rate[0] <= now - RATE_WINDOW:
@@ -242,14 +242,15 @@ class EmulatorState:
     def _quota_stats(self, now: float) -> dict[str, dict[str, Any]]:
         """Each account's use of each bucket in the last 24 h (caller holds the lock)."""
         out: dict[str, dict[str, Any]] = {}
+        span = self.config.quota_window
         for (account, bucket), window in sorted(self._quota.items()):
-            while window and window[0] <= now - QUOTA_WINDOW:
+            while window and window[0] <= now - span:
                 window.popleft()
             if window:
                 out.setdefault(account, {})[bucket] = {
                     "used": len(window),
                     "size": self._sizes[bucket],
-                    "frees_at": [t + QUOTA_WINDOW for t in window],
+                    "frees_at": [t + span for t in window],
                 }
         return out
 

@@ -3,8 +3,9 @@
 Every reader (:mod:`~spotify_catalog.export.read_driver`: SQLAlchemy's rows and the driver's cursor;
 :mod:`~spotify_catalog.export.read_adbc`: ADBC PostgreSQL; :mod:`~spotify_catalog.export.read_sqlite`:
 ADBC SQLite; :mod:`~spotify_catalog.export.read_mysql`: MariaDB's CSV lines) gives the same batches
-for the same table: the lake's schema (:func:`~spotify_catalog.export.types.arrow_schema`), primary
-key order, at most ``batch_rows`` rows a batch. Which one reads a table is decided in
+for the same table: its columns' schema (:func:`~spotify_catalog.export.types.read_schema`; the
+export makes them the lake's with :func:`~spotify_catalog.export.types.to_lake`), primary key order,
+at most ``batch_rows`` rows a batch. Which one reads a table is decided in
 :mod:`~spotify_catalog.export.choose` alone.
 """
 
@@ -18,7 +19,13 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from spotify_catalog.export.arrays import exact_as_text
-from spotify_catalog.export.types import arrow_schema, current_rows, exported_columns, is_json_object
+from spotify_catalog.export.types import (
+    arrow_schema,
+    current_rows,
+    exported_columns,
+    is_json_object,
+    read_schema,
+)
 
 DEFAULT_BATCH_ROWS = 5_000  # rows fetched and converted at a time: small keeps Python's memory flat
 
@@ -52,6 +59,11 @@ class ReadOptions:
         return exported_columns(table, with_raw=self.with_raw, include_gone=self.include_gone)
 
     def schema(self, table: sa.Table) -> pa.Schema:
+        """The schema of the batches a reader gives (:func:`read_schema`)."""
+        return read_schema(table, with_raw=self.with_raw, include_gone=self.include_gone)
+
+    def lake_schema(self, table: sa.Table) -> pa.Schema:
+        """The schema of the lake's files (:func:`~spotify_catalog.export.types.arrow_schema`)."""
         return arrow_schema(table, with_raw=self.with_raw, include_gone=self.include_gone)
 
     def rows(self, table: sa.Table) -> sa.Select[Any]:

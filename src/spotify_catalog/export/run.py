@@ -19,7 +19,7 @@ from spotify_catalog.export.lake import Lake, partition_dir
 from spotify_catalog.export.reader import DEFAULT_BATCH_ROWS, Reader, ReadOptions
 from spotify_catalog.export.s3_errors import BotoCoreError, ClientError
 from spotify_catalog.export.staging import remove_staging, remove_stale_staging, staging_root
-from spotify_catalog.export.types import dictionary_columns, select_tables
+from spotify_catalog.export.types import dictionary_columns, select_tables, to_lake
 from spotify_catalog.export.write import DEFAULT_ROW_GROUP_ROWS, check_options, file_name, write_file
 from spotify_catalog.redaction import redact_url
 from spotify_catalog.storage import schema as catalog_schema
@@ -83,11 +83,13 @@ class _Run:
             Path(staged_dir).mkdir(parents=True)
         log.info("exporting %s to %s", table.name, staged_dir)
         options = self.options
+        schema = options.lake_schema(table)
+        batches = (to_lake(table, batch, schema) for batch in reader.batches(table))
         with self.lake.fs.open_output_stream(f"{staged_dir}/{self.name}", compression=None) as sink:
             rows = write_file(
                 sink,
-                options.schema(table),
-                reader.batches(table),
+                schema,
+                batches,
                 fmt=self.fmt,
                 compression=self.compression,
                 row_group_rows=self.row_group_rows,

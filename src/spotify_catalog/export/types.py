@@ -1,8 +1,11 @@
 """The lake's types: the Arrow schema of a table from its SQLAlchemy schema (pure).
 
 Integers stay integers, timestamps are UTC, JSON columns with ``info={"list_of": T}`` become lists of
-``T``, other JSON columns text. Which columns go to the lake (``raw`` and ``gone_at`` on request), which
-are dictionary-encoded in Parquet, and which rows are current are decided here too.
+``T``, other JSON columns text. A text column with ``info={"partial_date": True}`` (``release_date``:
+``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``) becomes a DATE of the same name, the first day of its year or
+month where the text is coarser, followed by the text as it was in ``<name>_text``. Which columns go to
+the lake (``raw`` and ``gone_at`` on request), which are dictionary-encoded in Parquet, and which rows
+are current are decided here too.
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from spotify_catalog.errors import UsageError
 
 RAW_COLUMN = "raw"
 GONE_COLUMN = "gone_at"  # set on rows no longer in the catalog; such rows are exported only when asked
+PARTIAL_DATE = "partial_date"  # column info: a YYYY, YYYY-MM or YYYY-MM-DD text, a DATE in the lake
+TEXT_SUFFIX = "_text"  # the lake's column of such a text as it was: release_date_text
+_PARTIAL_DATE_TEXT = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"
 
 
 def base_type(sa_type: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
@@ -72,14 +79,72 @@ def exported_columns(table: sa.Table, *, with_raw: bool, include_gone: bool = Fa
     ]
 
 
-def arrow_schema(table: sa.Table, *, with_raw: bool = False, include_gone: bool = False) -> pa.Schema:
-    """The Arrow schema of ``table`` in the lake: column order and nullability as in the database."""
+def read_schema(table: sa.Table, *, with_raw: bool = False, include_gone: bool = False) -> pa.Schema:
+    """The Arrow schema of ``table``'s exported columns as the readers give them: one field a column,
+    order and nullability as in the database."""
     return pa.schema(
         [
             pa.field(c.name, arrow_type(c.type, list_of=c.info.get("list_of")), nullable=bool(c.nullable))
             for c in exported_columns(table, with_raw=with_raw, include_gone=include_gone)
         ]
     )
+
+
+def _lake_fields(
+    table: sa.Table, *, with_raw: bool, include_gone: bool
+) -> list[tuple[sa.Column[Any], pa.Field[Any]]]:
+    """The fields of the lake, each with the column it comes from: a partial date's DATE, then its text."""
+    columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
+    fields: list[tuple[sa.Column[Any], pa.Field[Any]]] = []
+    for column, read in zip(
+        columns, read_schema(table, with_raw=with_raw, include_gone=include_gone), strict=True
+    ):
+        if column.info.get(PARTIAL_DATE):
+            fields.append((column, pa.field(column.name, pa.date32(), nullable=True)))
+            fields.append((column, read.with_name(column.name + TEXT_SUFFIX)))
+        else:
+            fields.append((column, read))
+    return fields
+
+
+def arrow_schema(table: sa.Table, *, with_raw: bool = False, include_gone: bool = False) -> pa.Schema:
+    """The Arrow schema of ``table`` in the lake: column order and nullability as in the database, a
+    partial date (``release_date``) as a DATE followed by its text (``release_date_text``)."""
+    return pa.schema([f for _, f in _lake_fields(table, with_raw=with_raw, include_gone=include_gone)])
+
+
+def partial_dates(texts: pa.Array[Any]) -> pa.Array[Any]:
+    """``YYYY``, ``YYYY-MM`` and ``YYYY-MM-DD`` texts as dates, the first day of the year or month where
+    the text is coarser; null where the text is null or not such a date (year ``0000``, Spotify's
+    unknown; a 30 February)."""
+    given: Any = texts
+    shaped: Any = pc.and_(
+        pc.match_substring_regex(given, _PARTIAL_DATE_TEXT), pc.invert(pc.starts_with(given, "0000"))
+    )
+    length: Any = pc.utf8_length(given)
+    padded: Any = pc.if_else(
+        pc.equal(length, pa.scalar(4, pa.int32())),
+        pc.binary_join_element_wise(given, "-01-01", ""),
+        pc.if_else(
+            pc.equal(length, pa.scalar(7, pa.int32())), pc.binary_join_element_wise(given, "-01", ""), given
+        ),
+    )
+    padded = pc.if_else(shaped, padded, pa.scalar(None, pa.string()))
+    dates: Any = pc.cast(pc.strptime(padded, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
+    exact = pc.equal(pc.strftime(dates, format="%Y-%m-%d"), padded)  # strptime rolls 02-30 over to 03-01
+    return cast("pa.Array[Any]", pc.if_else(exact, dates, pa.scalar(None, pa.date32())))
+
+
+def to_lake(table: sa.Table, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A reader's ``batch`` of ``table`` as the lake holds it (``schema``: :func:`arrow_schema`): each
+    partial date's column as dates, followed by its text."""
+    partial = [c.name for c in table.columns if c.info.get(PARTIAL_DATE) and c.name in batch.schema.names]
+    if not partial:
+        return batch
+    arrays: list[pa.Array[Any]] = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        arrays.extend([partial_dates(column), column] if name in partial else [column])
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def is_json_object(column: sa.Column[Any]) -> bool:
@@ -119,11 +184,9 @@ def dictionary_columns(table: sa.Table, *, with_raw: bool = False, include_gone:
     markets, genres, copyrights, numbers, timestamps); on a column of distinct values it is CPU spent
     hashing every value for a dictionary the writer drops at 1 MiB anyway (falling back to plain), and a
     bigger file."""
-    columns = exported_columns(table, with_raw=with_raw, include_gone=include_gone)
-    schema = arrow_schema(table, with_raw=with_raw, include_gone=include_gone)
     return [
         leaf
-        for column, field in zip(columns, schema, strict=True)
+        for column, field in _lake_fields(table, with_raw=with_raw, include_gone=include_gone)
         if not distinct_values(column)
         for leaf in parquet_leaves(field)
     ]

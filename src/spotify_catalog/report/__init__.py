@@ -2,7 +2,10 @@
 (docs/report.md).
 
 - :mod:`.data`: :func:`collect` reads the database (read only) into a :class:`Report`, aggregated in SQL;
-- :mod:`.charts`: the Vega-Lite charts of a report, one function each;
+- :mod:`.sql`: the SQL pieces the sections share (UTC date, month and hour per dialect, top artists);
+- :mod:`.listening`: the Listening section's data (a user's own data, ``crawl --me``);
+- :mod:`.charts`: the Vega-Lite charts of a report, one function each (:mod:`.listening_charts`: the
+  Listening section's);
 - :mod:`.page`: :func:`render`, the HTML page (Jinja2 templates in ``templates/``);
 - :mod:`.javascript`: :func:`vega_javascript`, the chart library inlined in the page, cached.
 """

@@ -93,7 +93,8 @@ def _made(report: Report, makers: Iterable[ChartMaker]) -> list[Chart]:
 # ------------------------------------------------------------------------------ building blocks
 
 
-def _spec(title: str, values: list[dict[str, Any]], subtitle: str = "", **rest: Any) -> dict[str, Any]:
+def vl_spec(title: str, values: list[dict[str, Any]], subtitle: str = "", **rest: Any) -> dict[str, Any]:
+    """A Vega-Lite specification: its title, inline data, the container's width; ``rest`` added."""
     spec: dict[str, Any] = {
         "title": {"text": title, **({"subtitle": subtitle} if subtitle else {})},
         "data": {"values": values},
@@ -106,16 +107,18 @@ def _spec(title: str, values: list[dict[str, Any]], subtitle: str = "", **rest: 
     return spec
 
 
-def _axis(title: str, kind: str, **extra: Any) -> dict[str, Any]:
+def vl_axis(title: str, kind: str, **extra: Any) -> dict[str, Any]:
+    """An encoding channel with its title and type (``quantitative``, ``ordinal``, ...)."""
     return {"title": title, "type": kind, **extra}
 
 
 def _binned_axis(title: str, field: str, step: float, **extra: Any) -> dict[str, Any]:
     """A quantitative axis of bins ``step`` wide, whose starts are in ``field``."""
-    return _axis(title, "quantitative", field=field, bin={"binned": True, "step": step}, **extra)
+    return vl_axis(title, "quantitative", field=field, bin={"binned": True, "step": step}, **extra)
 
 
-def _bar(**extra: Any) -> dict[str, Any]:
+def vl_bar(**extra: Any) -> dict[str, Any]:
+    """A bar mark with tooltips."""
     return {"type": "bar", "tooltip": True, **extra}
 
 
@@ -130,11 +133,11 @@ def _binned_bars(
     **encoding: Any,
 ) -> dict[str, Any]:
     """Vertical bars over bins of x: each value holds its bin's start in x's field and its end in ``end``."""
-    return _spec(
+    return vl_spec(
         title,
         values,
         subtitle=subtitle,
-        mark=_bar(),
+        mark=vl_bar(),
         encoding={"x": x, "x2": {"field": end}, "y": y, **encoding},
     )
 
@@ -151,12 +154,12 @@ def _horizontal_bars(
     **encoding: Any,
 ) -> dict[str, Any]:
     """One bar a row, ``step`` pixels high, the chart as high as its rows."""
-    return _spec(
+    return vl_spec(
         title,
         values,
         subtitle=subtitle,
         height={"step": step},
-        mark=mark or _bar(),
+        mark=mark or vl_bar(),
         encoding={"y": y, "x": x, **encoding},
     )
 
@@ -172,10 +175,10 @@ def requests_per_day_chart(report: Report) -> Chart:
     budget_label = f"daily budget {budget:,}" + ("" if status.daily_budget else " (assumed)")
     days = [{"day": d, "requests": n, "runs": runs} for d, n, runs in report.requests_per_day]
     bars = {
-        "mark": _bar(),
+        "mark": vl_bar(),
         "encoding": {
-            "x": _axis("day (UTC)", "ordinal", field="day", axis={"labelAngle": -45}),
-            "y": _axis("requests", "quantitative", field="requests"),
+            "x": vl_axis("day (UTC)", "ordinal", field="day", axis={"labelAngle": -45}),
+            "y": vl_axis("requests", "quantitative", field="requests"),
         },
     }
     rule = {
@@ -187,7 +190,7 @@ def requests_per_day_chart(report: Report) -> Chart:
     return Chart(
         "requests-per-day",
         "Requests per day",
-        _spec("Requests per day", days, subtitle=subtitle, layer=[bars, rule]),
+        vl_spec("Requests per day", days, subtitle=subtitle, layer=[bars, rule]),
         ("day (UTC)", "requests", "runs"),
         [(d, n, runs) for d, n, runs in report.requests_per_day],
     )
@@ -213,8 +216,8 @@ def tasks_chart(report: Report) -> Chart:
         tasks,
         subtitle="the crawl's work queue: done, pending, failed",
         step=28,
-        y=_axis("task kind", "nominal", field="kind", sort=list(status.tasks)),
-        x=_axis("tasks", "quantitative", field="tasks"),
+        y=vl_axis("task kind", "nominal", field="kind", sort=list(status.tasks)),
+        x=vl_axis("tasks", "quantitative", field="tasks"),
         color=colour,
         order={"field": "state", "sort": "ascending"},
     )
@@ -237,8 +240,8 @@ def runs_by_status_chart(report: Report) -> Chart:
         [{"status": st, "runs": n} for st, n in runs.most_common()],
         subtitle="how each run ended",
         step=28,
-        y=_axis("status", "nominal", field="status", sort="-x"),
-        x=_axis("runs", "quantitative", field="runs", axis=ticks),
+        y=vl_axis("status", "nominal", field="status", sort="-x"),
+        x=vl_axis("runs", "quantitative", field="runs", axis=ticks),
     )
     return Chart(
         "runs-by-status", "Runs by status", spec, ("status", "stop reason", "runs"), report.stop_reasons
@@ -261,33 +264,33 @@ def releases_chart(report: Report) -> Chart | None:
         subtitle="albums by year of release and album type",
         x=_binned_axis("year of release", "year", 1, axis={"format": "d"}),
         end="end",
-        y=_axis("albums", "quantitative", field="albums", stack=True),
+        y=vl_axis("albums", "quantitative", field="albums", stack=True),
         color={"field": "type", "type": "nominal", "title": "album type"},
     )
     return Chart("releases", "Releases per year", spec, ("year", "album type", "albums"), report.releases)
 
 
 def top_artists_by_tracks_chart(report: Report) -> Chart | None:
-    return _top_artists_chart("top-artists-tracks", report.top_by_tracks, "tracks")
+    return top_artists_chart("top-artists-tracks", report.top_by_tracks, "tracks")
 
 
 def top_artists_by_albums_chart(report: Report) -> Chart | None:
-    return _top_artists_chart("top-artists-albums", report.top_by_albums, "albums")
+    return top_artists_chart("top-artists-albums", report.top_by_albums, "albums")
 
 
-def _top_artists_chart(key: str, rows: list[tuple[str, str, int]], what: str) -> Chart | None:
-    """The TOP artists credited on the most ``what``; a bar opens the artist on open.spotify.com."""
+def top_artists_chart(key: str, rows: list[tuple[str, str, int]], what: str, top: int = TOP) -> Chart | None:
+    """The ``top`` artists credited on the most ``what``; a bar opens the artist on open.spotify.com."""
     if not rows:
         return None
-    title = f"Artists with the most {what} (top {TOP})"
+    title = f"Artists with the most {what} (top {top})"
     spec = _horizontal_bars(
         title,
         _unique_names(rows),
         subtitle=f"{what} credited to the artist; a bar opens the artist on open.spotify.com",
         step=18,
-        mark=_bar(cursor="pointer"),
-        y=_axis("artist", "nominal", field="artist", sort="-x"),
-        x=_axis(what, "quantitative", field="n"),
+        mark=vl_bar(cursor="pointer"),
+        y=vl_axis("artist", "nominal", field="artist", sort="-x"),
+        x=vl_axis(what, "quantitative", field="n"),
         href={"field": "url"},
     )
     table = [(Link(f"{OPEN_SPOTIFY}/artist/{i}", name), n) for i, name, n in rows]
@@ -319,7 +322,7 @@ def durations_chart(report: Report) -> Chart | None:
         subtitle=f"tracks per {step} s; the last: {last // 60} min or more",
         x=_binned_axis("duration (minutes)", "from", 0.5),
         end="to",
-        y=_axis("tracks", "quantitative", field="tracks"),
+        y=vl_axis("tracks", "quantitative", field="tracks"),
     )
     rows = [(f"{s // 60}:{s % 60:02d}" + ("+" if s == last else ""), n) for s, n in report.durations]
     return Chart("durations", "Track durations", spec, ("duration from (m:ss)", "tracks"), rows)
@@ -329,7 +332,7 @@ def explicit_chart(report: Report) -> Chart | None:
     if not report.explicit:
         return None
     total = sum(n for _, n in report.explicit)
-    spec = _spec(
+    spec = vl_spec(
         "Explicit tracks",
         [{"explicit": k, "tracks": n, "share": n / total} for k, n in report.explicit],
         subtitle="share of the tracks marked explicit",
@@ -377,7 +380,7 @@ def _albums_by_number(
         subtitle=subtitle,
         x=_binned_axis(x_title, field, 1),
         end="end",
-        y=_axis("albums", "quantitative", field="albums"),
+        y=vl_axis("albums", "quantitative", field="albums"),
     )
     return Chart(key, title, spec, (column, "albums"), rows)
 
@@ -394,7 +397,7 @@ def popularity_chart(entity: str, rows: list[tuple[int, int]]) -> Chart:
         subtitle="Spotify's popularity, 0 to 100, in steps of 10",
         x=_binned_axis("popularity (0-100)", "from", 10, scale={"domain": [0, 100]}),
         end="to",
-        y=_axis(f"{entity}s", "quantitative", field="n"),
+        y=vl_axis(f"{entity}s", "quantitative", field="n"),
     )
     table = [(f"{b}-{b + 9 if b < 90 else 100}", n) for b, n in rows]
     return Chart(f"popularity-{entity}", title, spec, ("popularity", f"{entity}s"), table)
@@ -404,14 +407,14 @@ def followers_chart(report: Report) -> Chart | None:
     if not report.followers:
         return None
     labels = [_follower_label(i) for i in range(len(FOLLOWER_BOUNDS) + 1)]
-    spec = _spec(
+    spec = vl_spec(
         "Followers of artists",
         [{"followers": _follower_label(b), "artists": n} for b, n in report.followers],
         subtitle="artists by their number of followers (steps of ten times)",
-        mark=_bar(),
+        mark=vl_bar(),
         encoding={
-            "x": _axis("followers", "ordinal", field="followers", sort=labels, axis={"labelAngle": 0}),
-            "y": _axis("artists", "quantitative", field="artists"),
+            "x": vl_axis("followers", "ordinal", field="followers", sort=labels, axis={"labelAngle": 0}),
+            "y": vl_axis("artists", "quantitative", field="artists"),
         },
     )
     rows = [(_follower_label(b), n) for b, n in report.followers]
@@ -437,14 +440,14 @@ def _follower_label(index: int) -> str:
 def popularity_over_time_chart(report: Report) -> Chart | None:
     if not report.popularity_over_time:
         return None
-    spec = _spec(
+    spec = vl_spec(
         "Popularity over time",
         [{"date": d, "kind": k, "popularity": p, "n": n} for d, k, p, n in report.popularity_over_time],
         subtitle="mean popularity of the artists and tracks snapshotted each day",
         mark={"type": "line", "point": True, "tooltip": True},
         encoding={
-            "x": _axis("snapshot date (UTC)", "temporal", field="date", timeUnit="yearmonthdate"),
-            "y": _axis(
+            "x": vl_axis("snapshot date (UTC)", "temporal", field="date", timeUnit="yearmonthdate"),
+            "y": vl_axis(
                 "mean popularity (0-100)", "quantitative", field="popularity", scale={"domain": [0, 100]}
             ),
             "color": {"field": "kind", "type": "nominal", "title": "of"},
@@ -462,8 +465,8 @@ def labels_chart(report: Report) -> Chart | None:
         title,
         [{"label": label, "albums": n} for label, n in report.labels],
         step=18,
-        y=_axis("label", "nominal", field="label", sort="-x"),
-        x=_axis("albums", "quantitative", field="albums"),
+        y=vl_axis("label", "nominal", field="label", sort="-x"),
+        x=vl_axis("albums", "quantitative", field="albums"),
     )
     return Chart("labels", title, spec, ("label", "albums"), report.labels)
 
@@ -492,8 +495,8 @@ def albums_per_market_chart(report: Report) -> Chart | None:
         [{"market": m, "albums": n} for m, n in shown],
         subtitle=f"the {len(shown)} markets with the most albums available",
         step=14,
-        y=_axis("market (ISO country code)", "nominal", field="market", sort="-x"),
-        x=_axis("albums available", "quantitative", field="albums"),
+        y=vl_axis("market (ISO country code)", "nominal", field="market", sort="-x"),
+        x=vl_axis("albums available", "quantitative", field="albums"),
     )
     return Chart(
         "albums-per-market", "Albums per market", spec, ("market", "albums"), report.albums_per_market

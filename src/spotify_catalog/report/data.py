@@ -2,8 +2,8 @@
 write) and returns a :class:`Report` of plain data, bounded in size whatever the size of the catalog.
 
 The aggregations run in SQL, written once with SQLAlchemy Core, the same expressions on SQLite,
-PostgreSQL and MySQL/MariaDB; two small constructs compile per dialect: a UTC date and the length of a
-JSON list.
+PostgreSQL and MySQL/MariaDB (the constructs that compile per dialect: :mod:`~spotify_catalog.report.sql`).
+A user's own data (``crawl --me``) is the Listening section: :mod:`~spotify_catalog.report.listening`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import FunctionElement
 
 from spotify_catalog import status as status_lib
 from spotify_catalog.crawl import NOT_FOUND
+from spotify_catalog.report.listening import Listening, collect_listening
+from spotify_catalog.report.sql import json_list_length, top_artists, utc_date
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import schema, state
 from spotify_catalog.storage.read_only import has_crawl
@@ -41,53 +41,6 @@ DURATION_CAP_MS = 15 * 60_000
 ALBUM_SIZE_CAP = 40
 FOLLOWER_BOUNDS = (10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 ENTITY_TABLES = {"artist": schema.artists, "album": schema.albums, "track": schema.tracks}
-
-
-# --------------------------------------------------------------------------- per-dialect SQL pieces
-
-
-class utc_date(FunctionElement[str]):
-    """The UTC calendar date (``YYYY-MM-DD``) of a :class:`~spotify_catalog.storage.schema.UtcDateTime`."""
-
-    type = sa.String()
-    inherit_cache = True
-    name = "utc_date"
-
-
-@compiles(utc_date)
-def _utc_date_default(element: utc_date, compiler: Any, **kw: Any) -> str:
-    return f"DATE({compiler.process(element.clauses, **kw)})"  # SQLite, MySQL: naive UTC stored
-
-
-@compiles(utc_date, "postgresql")
-def _utc_date_postgresql(element: utc_date, compiler: Any, **kw: Any) -> str:
-    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
-
-
-class json_list_length(FunctionElement[int]):
-    """The number of items of a JSON list column; NULL when it holds no list (SQL NULL, JSON null)."""
-
-    type = sa.Integer()
-    inherit_cache = True
-    name = "json_list_length"
-
-
-@compiles(json_list_length)
-def _json_length_sqlite(element: json_list_length, compiler: Any, **kw: Any) -> str:
-    x = compiler.process(element.clauses, **kw)
-    return f"CASE WHEN json_type({x}) = 'array' THEN json_array_length({x}) END"
-
-
-@compiles(json_list_length, "postgresql")
-def _json_length_postgresql(element: json_list_length, compiler: Any, **kw: Any) -> str:
-    x = compiler.process(element.clauses, **kw)
-    return f"CASE WHEN json_typeof({x}) = 'array' THEN json_array_length({x}) END"
-
-
-@compiles(json_list_length, "mysql")
-def _json_length_mysql(element: json_list_length, compiler: Any, **kw: Any) -> str:
-    x = compiler.process(element.clauses, **kw)
-    return f"CASE WHEN JSON_TYPE({x}) = 'ARRAY' THEN JSON_LENGTH({x}) END"
 
 
 # ------------------------------------------------------------------------------------- the data
@@ -138,6 +91,8 @@ class Report:
     """(entity, id, name, when) answered 404"""
     gone_source: str = "tasks"
     """``gone_at`` (the column) or ``tasks`` (failed 'not found')"""
+    listening: Listening | None = None
+    """a user's own data (``crawl --me``); ``None`` when the database has none"""
 
     @property
     def extended(self) -> bool:
@@ -162,7 +117,9 @@ def collect(
     inspector = sa.inspect(conn)
     report.status = status_lib.read_status(conn, now=now, daily_budget=daily_budget, settings=settings)
     _counts(conn, report)
-    if report.status.empty and not any(sum(c.values()) for c in report.counts.values()):
+    report.listening = collect_listening(conn)
+    collected = any(sum(c.values()) for c in report.counts.values()) or report.listening is not None
+    if report.status.empty and not collected:
         return report
     report.empty = False
     _crawl(conn, report)
@@ -237,24 +194,7 @@ def _catalog(conn: sa.Connection, report: Report) -> None:
 
 def _top_artists(conn: sa.Connection, credits: sa.Table) -> list[tuple[str, str, int]]:
     """The TOP artists credited most often in ``credits`` (``track_artists`` or ``album_artists``)."""
-    ar = schema.artists
-    n = sa.func.count().label("n")
-    top = (
-        sa.select(credits.c.artist_id, n)
-        .group_by(credits.c.artist_id)
-        .order_by(n.desc(), credits.c.artist_id)
-        .limit(TOP)
-        .subquery()
-    )
-    query = (
-        sa.select(top.c.artist_id, ar.c.name, top.c.n)
-        .select_from(top.outerjoin(ar, ar.c.id == top.c.artist_id))
-        .order_by(top.c.n.desc(), top.c.artist_id)
-    )
-    return [
-        (str(i), str(name) if name is not None else str(i), int(count))
-        for i, name, count in conn.execute(query)
-    ]
+    return top_artists(conn, credits.c.artist_id, credits, TOP)
 
 
 def _popularity_bucket(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:

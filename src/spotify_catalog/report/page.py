@@ -28,6 +28,8 @@ from spotify_catalog.report.charts import (
 )
 from spotify_catalog.report.data import SAMPLES, Report
 from spotify_catalog.report.javascript import vega_javascript
+from spotify_catalog.report.listening import PERIOD_DAYS, Listening
+from spotify_catalog.report.listening_charts import listening_charts
 from spotify_catalog.status import Status
 from spotify_catalog.transform import FULL, SIMPLIFIED
 
@@ -39,6 +41,11 @@ COUNTED_TABLES = (
     ("track_snapshots", "track snapshots"),
 )
 CANDIDATES_SHOWN = 10
+TIME_RANGES = {
+    "short_term": "short term (about 4 weeks)",
+    "medium_term": "medium term (about 6 months)",
+    "long_term": "long term (about a year)",
+}
 
 
 @dataclass
@@ -90,14 +97,21 @@ def render(report: Report, *, title: str, source: str, javascript: str | None = 
     if report.empty:
         page = _templates().get_template("empty.html")
         return page.render(title=title, generated=generated, source=source, specs={}, vega="")
-    groups = (crawl_charts(report), catalog_charts(report), extended_charts(report))
+    listening = report.listening
+    groups = (
+        crawl_charts(report),
+        catalog_charts(report),
+        listening_charts(listening) if listening is not None else [],
+        extended_charts(report),
+    )
     page = _templates().get_template("report.html")
     return page.render(
         title=title,
         generated=generated,
         crawl=_crawl_section(report, groups[0]),
         catalog={"figures": _catalog_figures(report), "charts": groups[1]},
-        extended={"charts": groups[2]},
+        listening=_listening_section(listening, groups[2]) if listening is not None else None,
+        extended={"charts": groups[3]},
         quality=_quality_section(report),
         specs={f"chart-{c.id}": c.spec for group in groups for c in group},
         vega=javascript if javascript is not None else vega_javascript(),
@@ -185,7 +199,6 @@ def _crawl_figures(report: Report) -> list[Figure]:
     estimate = status.estimate
     kind = "exact" if estimate.exact else "estimated"
     mode = f"{estimate.mode} mode" + ("" if estimate.mode_known else " (assumed)")
-    budget_note = "" if status.daily_budget else "assumed: no daily budget set"
     figures = [
         Figure(
             "requests-left",
@@ -197,7 +210,7 @@ def _crawl_figures(report: Report) -> list[Figure]:
             "days-left",
             "days to finish",
             status.days_left if estimate.total else 0,
-            f"at {status.budget:,} requests a day" + (f" ({budget_note})" if budget_note else ""),
+            "at " + "; ".join(limit.describe() for limit in status.limits),
         ),
         Figure("requests-24h", "requests in the last 24 h", status.requests_last_24h, _account_note(status)),
         Figure("runs-total", "runs", report.run_count),
@@ -256,3 +269,57 @@ def _resolutions(report: Report) -> Table:
         )
         rows.append((name, chosen, links))
     return Table(("name given", "resolved to", "candidates, in Spotify's order"), rows)
+
+
+def _listening_section(listening: Listening, charts: list[Chart]) -> dict[str, Any]:
+    """A user's own data: figures, charts, and Spotify's top lists as a table."""
+    names = listening.users
+    tops = Table(
+        ("user", "top", "time range", "as of", f"the first {_top_shown(listening)}, in Spotify's order"),
+        [
+            (
+                names.get(top.user_id, top.user_id),
+                f"{top.item_type}s",
+                TIME_RANGES.get(top.time_range, top.time_range),
+                top.snapshot_date,
+                tuple(spotify_link(top.item_type, i, name) for i, name in top.items),
+            )
+            for top in listening.top_lists
+        ],
+    )
+    return {"figures": _listening_figures(listening), "charts": charts, "tops": tops}
+
+
+def _top_shown(listening: Listening) -> int:
+    """The longest top list shown (at most TOP_ITEMS_SHOWN)."""
+    return max((len(top.items) for top in listening.top_lists), default=0)
+
+
+def _listening_figures(listening: Listening) -> list[Figure]:
+    names = ", ".join(listening.users.values())
+    figures = [Figure("listening-users", "users", len(listening.users), names)]
+    if listening.plays_total:
+        first = listening.first_play.date().isoformat() if listening.first_play else ""
+        untimed = listening.plays_without_duration
+        figures += [
+            Figure(
+                "listening-plays",
+                "plays",
+                listening.plays,
+                f"the {PERIOD_DAYS} days to the newest; {listening.plays_total:,} stored since {first}",
+            ),
+            Figure("listening-tracks", "tracks played", listening.tracks_played),
+            Figure(
+                "listening-hours",
+                "hours listened",
+                round(listening.minutes / 60, 1),
+                "from the tracks' durations" + (f"; {untimed:,} plays without one" if untimed else ""),
+            ),
+            Figure("listening-last", "newest play", when(listening.last_play)),
+        ]
+    figures += [Figure(f"saved-{kind}", f"saved {kind}", n) for kind, n in listening.saved.items()]
+    figures += [
+        Figure("followed-artists", "artists followed", listening.followed),
+        Figure("user-playlists", "playlists", listening.playlists, f"{listening.playlists_owned:,} owned"),
+    ]
+    return figures

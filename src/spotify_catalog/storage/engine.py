@@ -10,7 +10,7 @@ import orjson
 import sqlalchemy as sa
 
 from spotify_catalog import extras
-from spotify_catalog.errors import UsageError
+from spotify_catalog.errors import UsageError, joined_lines
 from spotify_catalog.redaction import MASK, redact_url, register_url_secrets, scrub
 
 # a bare dialect name picks the driver this project installs (SQLAlchemy's defaults, psycopg2 and
@@ -61,7 +61,8 @@ def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise UsageError(f"unusable database URL {redact_url(url)}: {scrub(str(exc), MASK)}") from None
+        message = joined_lines(scrub(str(exc), MASK))
+        raise UsageError(f"unusable database URL {redact_url(url)}: {message}") from None
     except ModuleNotFoundError as exc:
         raise extras.missing(redact_url(url), exc) from None
     if backend == "sqlite":

@@ -38,7 +38,8 @@ def _claim_index(conn: sa.Connection) -> None:
 # version, creates the tables the metadata has and the database lacks and adds the columns a table
 # lacks (nullable ones, or ones with a server default); a step here is for anything else (an index
 # on an existing table, filling a new column, ...). It runs on the migration's connection, under the
-# lock, after the generic step.
+# lock, after the generic step. Version 4 (a user's own data: users, plays, saved_*, followed_artists,
+# user_playlists, top_items) is new tables only: the generic step creates them.
 MIGRATION_STEPS: dict[int, Callable[[sa.Connection], None]] = {3: _claim_index}
 
 

@@ -4,6 +4,9 @@ ledger's usage): nothing is created, migrated or written. One behaviour for ever
 - a SQLite file that does not exist, and ``:memory:`` (empty by definition), are no database:
   :func:`open_read_only` gives ``None`` and :func:`reading` says ``no database at <url> (nothing crawled
   there: check --db)`` (exit 2), or, for ``crawl --plan``, reads an empty crawl database instead;
+- a PostgreSQL schema (``--db-schema`` or the URL's ``search_path``) that does not exist is no
+  database either: ``no schema <name> in <url> (nothing crawled there: check --db-schema)`` (exit 2),
+  or, for ``crawl --plan``, an empty crawl database (a crawl would create it);
 - a crawl database is looked at as ``crawl`` looks at it before anything is read (:func:`has_crawl`):
   another program's database (exit 2), a newer or an older schema (exit 1) are refused with one line;
 - a server that cannot be reached: ``cannot open the database <url>: <the driver's first line>`` (exit 1);
@@ -24,7 +27,13 @@ import sqlalchemy as sa
 from spotify_catalog.errors import StorageError, UsageError
 from spotify_catalog.redaction import redact_url
 from spotify_catalog.storage import schema
-from spotify_catalog.storage.engine import create_engine, describe_error, name_engine, name_of
+from spotify_catalog.storage.engine import (
+    create_engine,
+    describe_error,
+    name_engine,
+    name_of,
+    schema_in_use,
+)
 from spotify_catalog.storage.migrate import schema_version
 
 
@@ -73,10 +82,27 @@ def _sqlite_file_reader(parsed: sa.URL, path: Path) -> sa.Engine:
     return sa.create_engine(parsed, creator=connect)
 
 
+def missing_schema(conn: sa.Connection) -> str | None:
+    """The PostgreSQL schema ``conn`` reads (``--db-schema`` or the URL's ``search_path``) when it does
+    not exist (PostgreSQL then reads it as a schema without tables); ``None`` when it exists or none
+    was named."""
+    target = schema_in_use(conn.engine)
+    if target is None or conn.dialect.name != "postgresql":
+        return None
+    found = conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": target})
+    return None if found.first() else target
+
+
 def has_crawl(conn: sa.Connection) -> bool:
-    """Whether the crawl's tables are there (a new database has none: nothing crawled yet). Another
-    program's database, a newer schema (:func:`~spotify_catalog.storage.migrate.schema_version`) and an
-    older one (only a crawl migrates) are errors."""
+    """Whether the crawl's tables are there (a new database has none: nothing crawled yet). A schema
+    that does not exist (:func:`missing_schema`) is a :class:`UsageError`: nothing was crawled there,
+    and a typo must not read as an empty crawl. Another program's database, a newer schema
+    (:func:`~spotify_catalog.storage.migrate.schema_version`) and an older one (only a crawl migrates)
+    are errors."""
+    absent = missing_schema(conn)
+    if absent is not None:
+        where = name_of(conn.engine).removesuffix(f" (schema {absent})")
+        raise UsageError(f"no schema {absent} in {where} (nothing crawled there: check --db-schema)")
     version = schema_version(conn)
     if version is not None and version < schema.SCHEMA_VERSION:
         raise StorageError(
@@ -111,7 +137,7 @@ def _checked(url: str, db_schema: str | None, *, new_as_empty: bool) -> sa.Engin
     if engine is not None:
         try:
             with engine.connect() as conn:
-                crawled = has_crawl(conn)
+                crawled = not (new_as_empty and missing_schema(conn)) and has_crawl(conn)
         except sa.exc.SQLAlchemyError as exc:
             engine.dispose()
             raise StorageError(f"cannot open the database {name_of(engine)}: {describe_error(exc)}") from None

@@ -5,6 +5,9 @@ Conventions (see docs/schema.md):
 - ids are ``String(40)``; names and long texts are ``Text``; every key column has a length.
 - list-valued columns are ``JSON`` with ``info={"list_of": <element type>}``; other JSON columns hold
   objects (``raw``, ``alternatives``).
+- release dates, as Spotify gives them (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``, with a
+  ``release_date_precision``), are text with ``info={"partial_date": True}``: the lake holds them as a
+  DATE, the text beside it.
 - columns whose values are nearly all different from row to row (names, descriptions, URLs, ISRC/UPC/EAN
   codes, durations, artists' follower counts) carry ``info={"distinct": True}``: the lake writes them
   without a Parquet dictionary.
@@ -26,8 +29,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
-SCHEMA_VERSION = 3  # 2: _runs.updated_at/pid/host, _tasks.lease_until/leased_by; 3: ix__tasks_claim
+SCHEMA_VERSION = 4
+# 2: _runs.updated_at/pid/host, _tasks.lease_until/leased_by; 3: ix__tasks_claim; 4: a user's own data
+# (users, plays, saved_*, followed_artists, user_playlists, top_items)
 
 ID = 40  # Spotify ids are 22 base-62 characters; some room for other id shapes
 metadata = sa.MetaData()
@@ -59,6 +65,18 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class UtcDateTimeMs(UtcDateTime):
+    """:class:`UtcDateTime` keeping milliseconds on MySQL/MariaDB too (``DATETIME(3)``; SQLite and
+    PostgreSQL keep microseconds anyway): a play's ``played_at`` is a key to the millisecond."""
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=3))
+        return dialect.type_descriptor(self.impl_instance)
 
 
 def _list_of(name: str, element: sa.types.TypeEngine[Any]) -> sa.Column[Any]:
@@ -105,7 +123,7 @@ albums = _table(
     sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("album_type", sa.String(16)),
     sa.Column("total_tracks", sa.Integer),
-    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date", sa.String(10), info={"partial_date": True}),
     sa.Column("release_date_precision", sa.String(8)),
     sa.Column("label", sa.Text),
     sa.Column("popularity", sa.Integer),
@@ -251,7 +269,7 @@ episodes = _table(
     sa.Column("show_id", sa.String(ID), index=True),
     sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("description", sa.Text, info={"distinct": True}),
-    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date", sa.String(10), info={"partial_date": True}),
     sa.Column("release_date_precision", sa.String(8)),
     sa.Column("duration_ms", sa.Integer, info={"distinct": True}),
     sa.Column("language", sa.String(16)),
@@ -290,7 +308,7 @@ chapters = _table(
     sa.Column("chapter_number", sa.Integer),
     sa.Column("name", sa.Text, info={"distinct": True}),
     sa.Column("description", sa.Text, info={"distinct": True}),
-    sa.Column("release_date", sa.String(10)),
+    sa.Column("release_date", sa.String(10), info={"partial_date": True}),
     sa.Column("release_date_precision", sa.String(8)),
     sa.Column("duration_ms", sa.Integer, info={"distinct": True}),
     sa.Column("explicit", sa.Boolean),
@@ -301,6 +319,102 @@ chapters = _table(
     sa.Column("restriction", sa.String(64)),
     *_entity_columns(),
 )
+
+# ------------------------------------------------------------------ a user's own data (crawl --me)
+# Every row names its user (``user_id``, the Spotify user id: a user is never gone, so no
+# ``belongs_to``) and carries ``fetched_at``, when the crawl wrote it. The lists of a user (saved
+# items, followed artists, playlists) are replaced whole with each fetch that found them changed;
+# ``plays`` only grows.
+
+USER_ID = 255  # Spotify user ids: 28 characters today, older accounts have their user name
+
+
+def _user_key() -> sa.Column[Any]:
+    return sa.Column("user_id", sa.String(USER_ID), primary_key=True)
+
+
+def _fetched() -> sa.Column[Any]:
+    return sa.Column("fetched_at", UtcDateTime, nullable=False)
+
+
+users = _table(
+    "users",
+    sa.Column("id", sa.String(USER_ID), primary_key=True),
+    sa.Column("display_name", sa.Text, info={"distinct": True}),
+    sa.Column("country", sa.String(2)),
+    sa.Column("product", sa.String(16)),
+    sa.Column("followers", sa.Integer),
+    sa.Column("image_url", sa.Text, info={"distinct": True}),
+    sa.Column("uri", sa.String(300), info={"distinct": True}),
+    sa.Column("href", sa.String(400), info={"distinct": True}),
+    sa.Column("spotify_url", sa.String(400), info={"distinct": True}),
+    sa.Column("raw", sa.JSON),
+    _fetched(),
+)
+
+plays = _table(
+    "plays",
+    _user_key(),
+    sa.Column("played_at", UtcDateTimeMs, primary_key=True),  # when the play ended, to the millisecond
+    sa.Column("track_id", sa.String(ID), nullable=False, index=True),
+    sa.Column("context_type", sa.String(16)),  # album | playlist | artist | show | NULL (none)
+    sa.Column("context_uri", sa.String(255)),
+    _fetched(),
+)
+
+
+def _saved(name: str, item_column: str) -> sa.Table:
+    return _table(
+        name,
+        _user_key(),
+        sa.Column(item_column, sa.String(ID), primary_key=True),
+        sa.Column("added_at", UtcDateTime),
+        _fetched(),
+    )
+
+
+saved_tracks = _saved("saved_tracks", "track_id")
+saved_albums = _saved("saved_albums", "album_id")
+saved_shows = _saved("saved_shows", "show_id")
+saved_episodes = _saved("saved_episodes", "episode_id")
+
+followed_artists = _table(
+    "followed_artists",
+    _user_key(),
+    sa.Column("artist_id", sa.String(ID), primary_key=True),
+    _fetched(),
+)
+
+user_playlists = _table(
+    "user_playlists",
+    _user_key(),
+    sa.Column("playlist_id", sa.String(ID), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),  # in the user's list (/me/playlists)
+    sa.Column("owned", sa.Boolean, nullable=False),  # the user owns it
+    sa.Column("collaborative", sa.Boolean),
+    _fetched(),
+)
+
+top_items = _table(
+    "top_items",
+    _user_key(),
+    sa.Column("item_type", sa.String(8), primary_key=True),  # artist | track
+    sa.Column("time_range", sa.String(16), primary_key=True),  # short_term | medium_term | long_term
+    sa.Column("snapshot_date", sa.Date, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("item_id", sa.String(ID), nullable=False),
+    _fetched(),
+)
+
+USER_LISTS = (
+    "saved_tracks",
+    "saved_albums",
+    "saved_shows",
+    "saved_episodes",
+    "followed_artists",
+    "user_playlists",
+)
+"""A user's lists, each replaced whole (per ``user_id``) when it is fetched and found changed."""
 
 state = _table(
     "_state",

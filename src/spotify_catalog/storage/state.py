@@ -220,6 +220,15 @@ def release(conn: sa.Connection, run_ids: Sequence[int]) -> None:
         )
 
 
+def unclaim(conn: sa.Connection, kind: str, keys: Iterable[str]) -> None:
+    """Give up this run's claims of ``keys`` untried (no attempt counted): others may take them."""
+    t = schema.tasks
+    for chunk in _chunks(sorted(set(keys))):
+        conn.execute(
+            t.update().where(t.c.kind == kind, t.c.key.in_(chunk)).values(lease_until=None, leased_by=None)
+        )
+
+
 def reset_attempts(conn: sa.Connection) -> None:
     """A new run gives pending tasks that failed in an earlier run their attempts back."""
     t = schema.tasks
