@@ -146,7 +146,7 @@ def crawl(
     engine = open_database(db_url, schema=db_schema)
     try:
         with (
-            ledger.open_budget(settings, limit=settings.daily_budget) as budget,
+            ledger.open_budget(settings, limit=settings.daily_budget, clock=now) as budget,
             SpotifyClient(settings, budget=budget) as client,
         ):
             crawler = crawl_lib.Crawler(engine, client, options, command=command, now=now)

@@ -88,6 +88,7 @@ ENV_NAMES: dict[str, str] = {
     "account": "SPOTIFY_CATALOG_ACCOUNT",
     "ledger": "SPOTIFY_CATALOG_LEDGER",
     "outage_after": "SPOTIFY_CATALOG_OUTAGE_AFTER",
+    "quota_window": "SPOTIFY_CATALOG_QUOTA_WINDOW",
 }
 ACCOUNT_MAX = 255
 CONFIG_ENV = "SPOTIFY_CATALOG_CONFIG"
@@ -124,6 +125,9 @@ class Settings:
     outage_after: float = 20.0
     """Seconds without any answer (at least 3 failed attempts, all threads together) that make an
     outage: every request then raises ``UnreachableError``."""
+    quota_window: float = 86_400.0
+    """The rolling window (s) in which the ledger counts the account's requests: Spotify's 24 h. Another
+    value only for an emulator whose quota counts another window (its ``quota_window``)."""
 
     @classmethod
     def load(
@@ -229,9 +233,9 @@ def _convert(name: str, value: Any, source: str) -> Any:
             if number < 1:
                 raise ValueError("must be at least 1")
             return number
-        if name in ("max_wait", "rate", "max_total_wait", "timeout", "outage_after"):
+        if name in ("max_wait", "rate", "max_total_wait", "timeout", "outage_after", "quota_window"):
             real = _parsed(float, value, "a number")
-            if real < 0 or not math.isfinite(real) or (name == "timeout" and real == 0):
+            if real < 0 or not math.isfinite(real) or (name in ("timeout", "quota_window") and real == 0):
                 raise ValueError("must be a positive number")
             return real
     except ValueError as exc:

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from emulated import stored_login
 from spotify_catalog.cli import main
 from spotify_catalog.emulator import Catalog
 from spotify_catalog.emulator.config import EmulatorConfig
 from spotify_catalog.settings import CONFIG_ENV, ENV_NAMES
+from spotify_catalog.users import LoginStore
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -70,10 +72,10 @@ def test_every_id_in_the_readme_and_docs_is_served_by_the_default_emulator() -> 
 
 
 def readme_pipeline_commands() -> list[list[str]]:
-    """The README's other command lines (crawl, status, report, export, demo), continuation lines joined;
-    not ``emulator``, which serves until stopped, nor the one-off commands above."""
+    """The README's other command lines (auth login, crawl, status, report, export, demo), continuation
+    lines joined; not ``emulator``, which serves until stopped, nor the one-off commands above."""
     text = README.read_text(encoding="utf-8").replace("\\\n", " ")
-    lines = re.findall(r"^spotify-catalog (?!emulator\b|search\b|get\b|auth\b).*$", text, re.MULTILINE)
+    lines = re.findall(r"^spotify-catalog (?!emulator\b|search\b|get\b|auth check\b).*$", text, re.MULTILINE)
     return [shlex.split(line, comments=True)[1:] for line in lines]
 
 
@@ -81,7 +83,9 @@ def test_the_readme_pipeline_commands_succeed_against_the_default_emulator(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_emulator: Any
 ) -> None:
     """Every crawl, status, report, export and demo line of the README, in its order, against the default
-    emulator (its ids), in an empty directory; the S3 lake the examples export to is a local folder here."""
+    emulator (its ids), in an empty directory; the S3 lake the examples export to is a local folder here,
+    and ``auth login`` stores the emulator's first user's login without a browser (the same PKCE flow,
+    tests/client/test_client_auth_cli.py drives the browser's part)."""
     defaults = EmulatorConfig()
     emu = make_emulator(seed=defaults.seed, artists=defaults.artists)
     monkeypatch.chdir(tmp_path)
@@ -93,11 +97,15 @@ def test_the_readme_pipeline_commands_succeed_against_the_default_emulator(
     monkeypatch.setenv("SPOTIFY_TOKEN_URL", emu.url + "/api/token")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the account's ledger
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     catalog = Catalog(defaults.seed, defaults.artists)
     (tmp_path / "artists.txt").write_text(f"{catalog.artist(1).name}\n{catalog.artist(2).id}\n")
     commands = readme_pipeline_commands()
-    assert {args[0] for args in commands} >= {"crawl", "status", "report", "export", "demo"}
+    assert {args[0] for args in commands} >= {"auth", "crawl", "status", "report", "export", "demo"}
     for args in commands:
+        if args[:2] == ["auth", "login"]:
+            stored_login(emu, LoginStore(tmp_path / "config" / "spotify-catalog"), defaults.users[0])
+            continue
         if "--db" in args:  # writes the lake; --print-ddl only names the place
             args = [a.replace("s3://bucket/spotify", str(tmp_path / "lake")) for a in args]
         result = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -105,3 +113,4 @@ def test_the_readme_pipeline_commands_succeed_against_the_default_emulator(
     assert (tmp_path / "report.html").stat().st_size > 0
     assert list((tmp_path / "lake").glob("tracks/dt=2026-11-25/*.parquet"))
     assert (tmp_path / "spotify-demo.html").exists()
+    assert (tmp_path / "me.db").exists()

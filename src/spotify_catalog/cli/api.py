@@ -192,7 +192,7 @@ max_requests_option = click.option(
 
 
 def _say(message: str) -> None:
-    """A line on stderr, unless --quiet (errors only)."""
+    """A line on stderr, unless --quiet."""
     g = click.get_current_context().find_object(Globals)
     if g is None or not g.quiet:
         click.echo(message, err=True)

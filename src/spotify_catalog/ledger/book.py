@@ -87,8 +87,16 @@ class Grant:
 class Ledger:
     """The ledger database at ``url``, opened (and created) on first use; :meth:`close` disposes of it."""
 
-    def __init__(self, url: str, *, alive: Callable[[int], bool] = state._process_alive) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        alive: Callable[[int], bool] = state._process_alive,
+        window: timedelta = WINDOW,
+    ) -> None:
         self.url = url
+        self.window = window
+        """The rolling window the requests count in (Spotify's 24 h; ``Settings.quota_window``)."""
         self.where = redact_url(url)
         self._alive = alive
         self._engine: sa.Engine | None = None
@@ -149,7 +157,7 @@ class Ledger:
                 grant = self._insert(conn, account, want, now, lease_end, used=0)
             else:
                 grant = self._reserve_within(conn, account, want, limit, now, lease_end, closing)
-            parked, rooms = parking.reading(conn, account, now=now, since=now - WINDOW)
+            parked, rooms = parking.reading(conn, account, now=now, since=now - self.window)
             return Grant(grant.block_id, grant.size, lease_end, grant.used, grant.frees_at, parked, rooms)
 
         return self._transaction(work)
@@ -167,12 +175,13 @@ class Ledger:
         _lock_account(conn, account)
         if closing is not None:
             _close(conn, closing)
-        used = _used(conn, account, now)
+        used = _used(conn, account, now - self.window)
         if limit - used < want * SHARE:  # short: blocks of dead processes leave the window sooner
             self._reclaim(conn, account, now)
         size = grant_size(want, limit - used)
         if size == 0:
-            return Grant(None, 0, lease_end, used, frees_at(window(conn, account, now), limit))
+            rows = window(conn, account, now, self.window)
+            return Grant(None, 0, lease_end, used, frees_at(rows, limit, self.window))
         return self._insert(conn, account, size, now, lease_end, used=used)
 
     def park(
@@ -188,7 +197,7 @@ class Ledger:
             _lock_account(conn, account)
             if closing is not None:
                 _close(conn, closing)
-            size = parking.park(conn, account, bucket, until=until, now=now, since=now - WINDOW)
+            size = parking.park(conn, account, bucket, until=until, now=now, since=now - self.window)
             return Grant(None, 0, now, size, None, parking.parked(conn, account, now))
 
         return self._transaction(work)
@@ -218,7 +227,9 @@ class Ledger:
 
     def usage(self, account: str, *, now: datetime, limit: int | None) -> Usage:
         """``account``'s use at ``now``."""
-        return self._transaction(lambda conn: usage(conn, account, self.where, now=now, limit=limit))
+        return self._transaction(
+            lambda conn: usage(conn, account, self.where, now=now, limit=limit, span=self.window)
+        )
 
     def _reclaim(self, conn: sa.Connection, account: str, now: datetime) -> None:
         """Close the open blocks of processes of this host that are gone: they count whole, until 24 h
@@ -275,8 +286,8 @@ def _lock_account(conn: sa.Connection, account: str) -> None:
     conn.execute(_lock_statement(conn.dialect.name), {"account_": account})
 
 
-def _used(conn: sa.Connection, account: str, now: datetime) -> int:
-    return int(conn.execute(_used_statement(), {"account_": account, "since_": now - WINDOW}).scalar_one())
+def _used(conn: sa.Connection, account: str, since: datetime) -> int:
+    return int(conn.execute(_used_statement(), {"account_": account, "since_": since}).scalar_one())
 
 
 def _close(conn: sa.Connection, spent: Spent) -> None:

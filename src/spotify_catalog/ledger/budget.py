@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from spotify_catalog.buckets import bucket_of
 from spotify_catalog.errors import FULL, BucketParked, BudgetSpent, UsageError
@@ -125,7 +125,7 @@ class AccountBudget:
             return None
         taken = block.buckets[bucket]
         rows = [*room.window, (whole_second(now + IN_FLIGHT), taken)] if taken else list(room.window)
-        return frees_at(rows, room.size)
+        return frees_at(rows, room.size, self.ledger.window)
 
     def _heeded(self) -> Mapping[str, datetime]:
         if not self._forced:
@@ -200,7 +200,7 @@ def open_budget(
     if account is None:
         yield None
         return
-    ledger = Ledger(ledger_url(settings))
+    ledger = Ledger(ledger_url(settings), window=timedelta(seconds=settings.quota_window))
     budget = AccountBudget(ledger, account, limit=limit, clock=clock)
     try:
         yield budget

@@ -52,41 +52,50 @@ def whole_second(moment: datetime) -> datetime:
     return whole if whole == moment else whole + timedelta(seconds=1)
 
 
-def frees_at(window: Sequence[tuple[datetime, int]], limit: int) -> datetime | None:
+def frees_at(window: Sequence[tuple[datetime, int]], limit: int, span: timedelta = WINDOW) -> datetime | None:
     """When the blocks of ``window`` (``(ends_at, requests)``, oldest first) fall under ``limit``
-    requests: each leaves 24 h after its ``ends_at`` (``None``: they are under it now)."""
+    requests: each leaves ``span`` (24 h) after its ``ends_at`` (``None``: they are under it now)."""
     used = sum(requests for _, requests in window)
     if used < limit:
         return None
     for ends_at, requests in window:
         used -= requests
         if used < limit:
-            return ends_at + WINDOW
-    return window[-1][0] + WINDOW if window else None
+            return ends_at + span
+    return window[-1][0] + span if window else None
 
 
-def window(conn: sa.Connection, account: str, now: datetime) -> list[tuple[datetime, int]]:
+def window(
+    conn: sa.Connection, account: str, now: datetime, span: timedelta = WINDOW
+) -> list[tuple[datetime, int]]:
     """The blocks of ``account`` that count at ``now``: ``(ends_at, requests)``, oldest first."""
     b = blocks
     query = (
         sa.select(b.c.ends_at, b.c.requests)
-        .where(b.c.account == account, b.c.ends_at > now - WINDOW, b.c.requests > 0)
+        .where(b.c.account == account, b.c.ends_at > now - span, b.c.requests > 0)
         .order_by(b.c.ends_at)
     )
     return [(ends_at, int(requests)) for ends_at, requests in conn.execute(query)]
 
 
-def usage(conn: sa.Connection, account: str, where: str, *, now: datetime, limit: int | None) -> Usage:
+def usage(
+    conn: sa.Connection,
+    account: str,
+    where: str,
+    *,
+    now: datetime,
+    limit: int | None,
+    span: timedelta = WINDOW,
+) -> Usage:
     """``account``'s use at ``now`` in the ledger behind ``conn`` (read only; a database without the
     ledger's tables has recorded nothing)."""
     if not sa.inspect(conn).has_table(blocks.name):
         return Usage(account, where, False, limit=limit)
-    rows = window(conn, account, now)
+    rows = window(conn, account, now, span)
     used = sum(requests for _, requests in rows)
-    frees = frees_at(rows, limit) if limit is not None else None
-    return Usage(
-        account, where, True, used, limit, frees, bucket_states(conn, account, now, since=now - WINDOW)
-    )
+    frees = frees_at(rows, limit, span) if limit is not None else None
+    buckets = bucket_states(conn, account, now, since=now - span)
+    return Usage(account, where, True, used, limit, frees, buckets)
 
 
 def grant_size(want: int, available: int | None) -> int:
