@@ -122,6 +122,15 @@ def _store(url: str, process: str, time: SharedTime) -> pace_store.PaceStore:
     return pace_store.PaceStore(url, "client-a", process=process, wall_clock=time.wall)
 
 
+def _two_processes(
+    url: str,
+) -> tuple[SharedTime, tuple[pace_store.PaceStore, Gate], tuple[pace_store.PaceStore, Gate]]:
+    """A fake time, and two processes of one client id: each its store and its gate."""
+    time = SharedTime()
+    a_store, b_store = _store(url, "a", time), _store(url, "b", time)
+    return time, (a_store, _gate(time, shared=a_store)), (b_store, _gate(time, shared=b_store))
+
+
 def _learnt(url: str, client_id: str) -> int | None:
     store = pace_store.PaceStore(url, client_id)
     try:
@@ -131,9 +140,7 @@ def _learnt(url: str, client_id: str) -> int | None:
 
 
 def test_processes_share_the_pace_its_shares_and_the_gate(store_url: str) -> None:
-    time = SharedTime()
-    a_store, b_store = _store(store_url, "a", time), _store(store_url, "b", time)
-    a, b = _gate(time, shared=a_store), _gate(time, shared=b_store)
+    time, (a_store, a), (b_store, b) = _two_processes(store_url)
     try:
         a_store.record(4, None)  # learnt by an earlier run
         assert a.enter() == 1000.0
@@ -181,9 +188,7 @@ def test_a_store_that_fails_leaves_each_process_its_own_gate(caplog: pytest.LogC
 
 
 def test_what_a_process_that_left_sent_counts_until_it_has_left_the_window(store_url: str) -> None:
-    time = SharedTime()
-    a_store, b_store = _store(store_url, "a", time), _store(store_url, "b", time)
-    a, b = _gate(time, shared=a_store), _gate(time, shared=b_store)
+    _, (a_store, a), (b_store, b) = _two_processes(store_url)
     try:
         a_store.record(4, None)
         for _ in range(3):
@@ -197,9 +202,7 @@ def test_what_a_process_that_left_sent_counts_until_it_has_left_the_window(store
 
 
 def test_a_process_takes_the_pace_the_others_leave_unused(store_url: str) -> None:
-    time = SharedTime()
-    a_store, b_store = _store(store_url, "a", time), _store(store_url, "b", time)
-    a, b = _gate(time, shared=a_store), _gate(time, shared=b_store)
+    _, (a_store, a), (b_store, b) = _two_processes(store_url)
     try:
         a_store.record(40, None)
         b.enter()  # b is there, and its share has never held it back
