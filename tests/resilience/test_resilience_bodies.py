@@ -98,9 +98,11 @@ def test_the_client_waits_out_non_json_429s_of_the_emulator(make_emulator, kind)
     with SpotifyClient(settings, sleep=sleeps.append) as client:
         for artist in emu.catalog.artist_ids()[:10]:
             assert client.get(f"/artists/{artist}")["id"] == artist
-    assert emu.stats()["by_status"]["429"] >= 2
-    assert len(sleeps) == emu.stats()["by_status"]["429"]
-    assert all(s >= 1 for s in sleeps)  # Retry-After: 1 was honoured
+    refused = emu.stats()["by_status"]["429"]
+    assert refused >= 2
+    # each 429 closed the gate for its Retry-After (1 s, less what the clock moved meanwhile); the
+    # other waits are the pace the 429s taught, spacing the requests over the rate limit's window
+    assert len([s for s in sleeps if s > 0.9]) >= refused
 
 
 @pytest.mark.parametrize("kind", ["plain_text_error", "empty_429", "null_items"])
