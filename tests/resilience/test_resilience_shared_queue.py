@@ -42,8 +42,8 @@ def _start(emu: Any, url: str, ids: list[str], workers: int) -> subprocess.Popen
     command = [
         sys.executable, "-m", "spotify_catalog", "--api-url", emu.url + "/v1", "--token-url",
         emu.url + "/api/token", "crawl", "--db", url, "--depth", "tracks", "--workers", str(workers),
-        "--quiet", *[arg for i in ids for arg in ("--artist", i)],
-    ]  # fmt: skip
+        *[arg for i in ids for arg in ("--artist", i)],
+    ]  # fmt: skip (not --quiet: its warnings are read)
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -307,11 +307,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(verbose: int, quiet: bool, log_format: str = "text") -> None:
-    """Logs go to stderr: warnings by default and with --quiet (which leaves out progress and summaries,
-    not what went wrong), info with -v, debug with -vv; ``log_format`` ``json``: one JSON object a line."""
-    if verbose >= 2 and not quiet:
+    """Logs go to stderr: warnings by default, info with -v, debug with -vv, errors only with --quiet;
+    ``log_format`` ``json``: one JSON object a line."""
+    if quiet:
+        level = logging.ERROR
+    elif verbose >= 2:
         level = logging.DEBUG
-    elif verbose == 1 and not quiet:
+    elif verbose == 1:
         level = logging.INFO
     else:
         level = logging.WARNING
@@ -353,9 +355,7 @@ def configure_logging(verbose: int, quiet: bool, log_format: str = "text") -> No
     "sqlite:///$XDG_DATA_HOME/spotify-catalog/ledger.db].",
 )
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
-@click.option(
-    "-q", "--quiet", is_flag=True, help="No progress display and no summary; logs: warnings and errors."
-)
+@click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary; logs: errors only.")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),

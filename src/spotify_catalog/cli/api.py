@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from spotify_catalog import endpoints, ledger, modecache, pace_store
+from spotify_catalog import endpoints, ledger, modecache
 from spotify_catalog.cli import Globals, market_option
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import (
@@ -53,10 +53,7 @@ def _client(
     settings.credentials()  # missing credentials: said before the ledger is looked for
     with (
         ledger.open_budget(settings, limit=settings.daily_budget) as budget,
-        pace_store.open_pace_store(settings) as pace,
-        modecache.LearningClient(
-            settings, request_budget=max_requests, budget=budget, pace_store=pace
-        ) as client,
+        modecache.LearningClient(settings, request_budget=max_requests, budget=budget) as client,
     ):
         try:
             yield client
@@ -192,7 +189,7 @@ max_requests_option = click.option(
 
 
 def _say(message: str) -> None:
-    """A line on stderr, unless --quiet."""
+    """A line on stderr, unless --quiet (errors only)."""
     g = click.get_current_context().find_object(Globals)
     if g is None or not g.quiet:
         click.echo(message, err=True)
