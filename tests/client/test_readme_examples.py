@@ -25,6 +25,24 @@ SPOTIFY_ID = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{22}(?![0-9A-Za-z])")
 UNKNOWN_ON_PURPOSE = {"0000000000000000000000"}  # the docs' example of an id that names nothing
 
 
+DEFAULTS = EmulatorConfig()
+
+
+def _a_newcomer_at(emu: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """``emu`` as a newcomer meets it: in an empty directory, the emulator's credentials and URLs in
+    the environment and nothing else, the ledger, caches and logins under ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    for name in (*ENV_NAMES.values(), CONFIG_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPOTIFY_CLIENT_ID", DEFAULTS.client_id)
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", DEFAULTS.client_secret)
+    monkeypatch.setenv("SPOTIFY_API_URL", emu.url + "/v1")
+    monkeypatch.setenv("SPOTIFY_TOKEN_URL", emu.url + "/api/token")
+    for name in ("DATA", "CACHE", "CONFIG"):
+        monkeypatch.setenv(f"XDG_{name}_HOME", str(tmp_path / name.lower()))
+    return emu
+
+
 def readme_commands() -> list[list[str]]:
     """The README's one-off command lines, as arguments (a trailing ``# comment`` left out)."""
     lines = ONE_OFF.findall(README.read_text(encoding="utf-8"))
@@ -40,15 +58,9 @@ def test_the_readme_shows_get_examples_of_several_kinds() -> None:
 def test_the_readme_one_off_commands_succeed_against_the_default_emulator(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_emulator: Any, profile: str
 ) -> None:
-    defaults = EmulatorConfig()
-    emu = make_emulator(profile=profile, seed=defaults.seed, artists=defaults.artists)
-    monkeypatch.chdir(tmp_path)
-    for name in (*ENV_NAMES.values(), CONFIG_ENV):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SPOTIFY_CLIENT_ID", defaults.client_id)
-    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", defaults.client_secret)
-    monkeypatch.setenv("SPOTIFY_API_URL", emu.url + "/v1")
-    monkeypatch.setenv("SPOTIFY_TOKEN_URL", emu.url + "/api/token")
+    _a_newcomer_at(
+        make_emulator(profile=profile, seed=DEFAULTS.seed, artists=DEFAULTS.artists), monkeypatch, tmp_path
+    )
     commands = readme_commands()
     assert len(commands) >= 5
     for args in commands:
@@ -58,8 +70,7 @@ def test_the_readme_one_off_commands_succeed_against_the_default_emulator(
 
 
 def test_every_id_in_the_readme_and_docs_is_served_by_the_default_emulator() -> None:
-    defaults = EmulatorConfig()
-    catalog = Catalog(defaults.seed, defaults.artists)
+    catalog = Catalog(DEFAULTS.seed, DEFAULTS.artists)
     found: dict[str, str] = {}
     for path in [README, *sorted((ROOT / "docs").glob("*.md"))]:
         for spotify_id in SPOTIFY_ID.findall(path.read_text(encoding="utf-8")):
@@ -86,25 +97,14 @@ def test_the_readme_pipeline_commands_succeed_against_the_default_emulator(
     emulator (its ids), in an empty directory; the S3 lake the examples export to is a local folder here,
     and ``auth login`` stores the emulator's first user's login without a browser (the same PKCE flow,
     tests/client/test_client_auth_cli.py drives the browser's part)."""
-    defaults = EmulatorConfig()
-    emu = make_emulator(seed=defaults.seed, artists=defaults.artists)
-    monkeypatch.chdir(tmp_path)
-    for name in (*ENV_NAMES.values(), CONFIG_ENV):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SPOTIFY_CLIENT_ID", defaults.client_id)
-    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", defaults.client_secret)
-    monkeypatch.setenv("SPOTIFY_API_URL", emu.url + "/v1")
-    monkeypatch.setenv("SPOTIFY_TOKEN_URL", emu.url + "/api/token")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the account's ledger
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    catalog = Catalog(defaults.seed, defaults.artists)
+    emu = _a_newcomer_at(make_emulator(seed=DEFAULTS.seed, artists=DEFAULTS.artists), monkeypatch, tmp_path)
+    catalog = Catalog(DEFAULTS.seed, DEFAULTS.artists)
     (tmp_path / "artists.txt").write_text(f"{catalog.artist(1).name}\n{catalog.artist(2).id}\n")
     commands = readme_pipeline_commands()
     assert {args[0] for args in commands} >= {"auth", "crawl", "status", "report", "export", "demo"}
     for args in commands:
         if args[:2] == ["auth", "login"]:
-            stored_login(emu, LoginStore(tmp_path / "config" / "spotify-catalog"), defaults.users[0])
+            stored_login(emu, LoginStore(tmp_path / "config" / "spotify-catalog"), DEFAULTS.users[0])
             continue
         if "--db" in args:  # writes the lake; --print-ddl only names the place
             args = [a.replace("s3://bucket/spotify", str(tmp_path / "lake")) for a in args]
