@@ -52,6 +52,17 @@ def _run(emu: Any, engine: sa.Engine, book: ledger.Ledger, ids: list[str], clock
         return Crawler(engine, client, options, now=clock, command="test").run()
 
 
+def _small_albums_bucket(make_emulator: Any, clock: Clock) -> Any:
+    """An emulator on ``clock`` whose artist-albums bucket holds :data:`SMALL` requests a day, the
+    others 100,000."""
+    return make_emulator(
+        profile="development",
+        quota=100_000,
+        quota_buckets={"artist-albums": SMALL},
+        clock=lambda: clock.now.timestamp(),
+    )
+
+
 def _pending(engine: sa.Engine) -> dict[str, int]:
     t = schema.tasks
     with engine.connect() as conn:
@@ -64,12 +75,7 @@ def test_a_quota_429_parks_its_bucket_the_rest_goes_on_and_the_rerun_finishes(
     make_emulator: Any, tmp_path: Path, request: pytest.FixtureRequest, where: str
 ) -> None:
     clock = Clock(T0)
-    emu = make_emulator(
-        profile="development",
-        quota=100_000,
-        quota_buckets={"artist-albums": SMALL},
-        clock=lambda: clock.now.timestamp(),
-    )
+    emu = _small_albums_bucket(make_emulator, clock)
     ids = _artists(emu.catalog, range(SMALL + 10, 2 * SMALL))  # two runs' worth of discography pages
     need = minimum_requests(emu.catalog, {}, ids, mode="development", depth=Depth.TRACKS)
     # the ledger: a SQLite file, or a PostgreSQL database (crawls on several machines share it)
@@ -141,12 +147,7 @@ def test_the_learnt_size_holds_the_next_windows_without_another_429(
     make_emulator: Any, tmp_path: Path
 ) -> None:
     clock = Clock(T0)
-    emu = make_emulator(
-        profile="development",
-        quota=100_000,
-        quota_buckets={"artist-albums": SMALL},
-        clock=lambda: clock.now.timestamp(),
-    )
+    emu = _small_albums_bucket(make_emulator, clock)
     ids = _artists(emu.catalog, range(2 * SMALL + 5, 3 * SMALL))  # three windows' worth of pages
     need = minimum_requests(emu.catalog, {}, ids, mode="development", depth=Depth.TRACKS)
     book = ledger.Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
@@ -236,12 +237,7 @@ def test_a_bucket_whose_time_comes_after_its_phase_leaves_its_tasks_to_the_next_
     make_emulator: Any, tmp_path: Path
 ) -> None:
     clock = Clock(T0)
-    emu = make_emulator(
-        profile="development",
-        quota=100_000,
-        quota_buckets={"artist-albums": SMALL},
-        clock=lambda: clock.now.timestamp(),
-    )
+    emu = _small_albums_bucket(make_emulator, clock)
     ids = _artists(emu.catalog, range(SMALL + 10, 2 * SMALL))
     book = ledger.Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     engine = new_engine(tmp_path / "c.db")

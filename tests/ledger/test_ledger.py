@@ -23,14 +23,6 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A ledger in a SQLite file (created on first use, its directory too), PostgreSQL, MariaDB."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'spotify-catalog' / 'ledger.db'}"
-    return str(request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mysql_url"))
-
-
 class Clock:
     def __init__(self, now: datetime = T0) -> None:
         self.now = now
