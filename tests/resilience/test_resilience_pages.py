@@ -9,14 +9,19 @@ emulator's seed draws its catalog and its faults).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
-from resilience_helpers import crawl, new_engine
+from resilience_helpers import T0, crawl, new_engine
 
-from emulated import contents, differences, web_requests
+from emulated import contents, differences, emulator_settings, web_requests
+from spotify_catalog.client import SpotifyClient
+from spotify_catalog.crawl import Crawler, CrawlOptions, Depth
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.storage import schema
 
 SEEDS = (1, 5, 6, 7, 8, 10)
@@ -99,3 +104,56 @@ def test_incomplete_pages_are_refused_and_nothing_is_lost_or_shifted(
         clean.dispose()
     assert not failed, "\n".join(f"seed {seed}: {'; '.join(p)}" for seed, p in failed.items())
     assert requests["faulty"] > 1.2 * requests["clean"]  # bad answers were refused and asked again
+
+
+class _NullInOnePage(httpx.BaseTransport):
+    """The network, but the first answer to ``path`` (asked at ``offset``) gets the emulator's extra
+    ``null`` in its items."""
+
+    def __init__(self, path: str, offset: int) -> None:
+        self._network = httpx.HTTPTransport()
+        self._path, self._offset, self.spoilt = path, str(offset), 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._network.handle_request(request)
+        if self.spoilt or request.url.path != self._path or request.url.params.get("offset") != self._offset:
+            return response
+        self.spoilt += 1
+        page = json.loads(response.read())
+        page["items"].insert(0, None)
+        return httpx.Response(200, json=page, headers={"content-type": "application/json"})
+
+    def close(self) -> None:
+        self._network.close()
+
+
+def test_a_bad_page_of_an_albums_tracks_is_asked_again_alone(make_emulator: Any, tmp_path: Path) -> None:
+    """An album of three track pages whose second page comes with a ``null``: the album and its good
+    pages are kept, and only the bad page is asked again (one request more than a clean crawl)."""
+    emu = make_emulator(profile="development")
+    cat = emu.catalog
+    artist, album = next(
+        (artist, album)
+        for artist in cat.artist_ids()
+        for album in cat.artist_album_ids(artist)
+        if 100 < cat.album(album).total_tracks <= 150 and len(cat.artist_album_ids(artist)) <= 10
+    )
+    options = CrawlOptions(artists=(ArtistInput(artist, True),), depth=Depth.TRACKS, workers=1)
+
+    def run(engine: sa.Engine, transport: httpx.BaseTransport | None) -> str:
+        settings = emulator_settings(emu, mode="development")
+        with SpotifyClient(settings, transport=transport) as client:
+            return Crawler(engine, client, options, now=lambda: T0, command="test").run().status
+
+    clean = new_engine(tmp_path / "clean.db")
+    assert run(clean, None) == "done"
+    minimum = web_requests(emu)
+    emu.reset()
+    faulty = _NullInOnePage(f"/v1/albums/{album}/tracks", 50)
+    engine = new_engine(tmp_path / "faulty.db")
+    assert run(engine, faulty) == "done"
+    assert faulty.spoilt == 1
+    assert web_requests(emu) == minimum + 1
+    asked = [r.path for r in emu.requests()]
+    assert asked.count(f"/v1/albums/{album}") == 1
+    assert not differences(contents(engine, emu.url), contents(clean, emu.url))

@@ -133,8 +133,9 @@ class Albums:
 
 
 def fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) -> Albums:
-    """Albums, then the rest of their tracks, so an album is written whole in one transaction. A stop
-    or a failure half-way keeps what came (the missing pages become tasks of their own)."""
+    """Albums, then the rest of their tracks, so an album is written whole in one transaction. A stop,
+    a failure or an incomplete page half-way keeps what came (the missing pages become tasks of their
+    own: a bad page is asked again alone, never the album and the good pages with it)."""
     result = Albums(get_items(client, "album", keys, market))
     problem = response_problem("album", result.items)
     if problem is not None:  # no further pages for albums that are not whole
@@ -143,9 +144,13 @@ def fetch_albums(client: SpotifyClient, keys: list[str], market: str | None) -> 
         for album in result.items:
             for key in _more_track_pages(album) if album else []:
                 album_id, offset = split_key(key)
-                result.pages[key] = endpoints.get_album_tracks(
+                page = endpoints.get_album_tracks(
                     client, album_id, market=market, limit=ALBUM_TRACKS_PAGE, offset=int(offset)
                 )
+                if (problem := response_problem("album_tracks", page)) is not None:
+                    log.warning("album_tracks %s: incomplete response: %s (queued for later)", key, problem)
+                else:
+                    result.pages[key] = page
     except STOPS as exc:
         result.stop = exc
     except SpotifyError as exc:
@@ -226,7 +231,7 @@ def response_problem(kind: str, result: Any) -> str | None:
     if kind in me.KINDS:
         return me.response_problem(kind, result)
     if isinstance(result, Albums):
-        return response_problem("artist", result.items) or _shape_problem(list(result.pages.values()))
+        return response_problem("artist", result.items)  # its further pages: checked as they came
     if kind in ENTITY_TYPES:
         if not isinstance(result, list) or not all(item is None or isinstance(item, dict) for item in result):
             return "expected a list of objects"
