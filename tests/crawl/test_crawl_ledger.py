@@ -74,7 +74,7 @@ def _ledger_total(url: str, account: str = CLIENT_ID) -> int:
     return int(total)
 
 
-# ------------------------------------------------------------------------------ issue 25: one database
+# ------------------------------------------------------------------------------------ one database
 
 
 @pytest.mark.slow
@@ -122,7 +122,7 @@ def test_three_crawls_sharing_one_postgresql_database_spend_the_daily_budget_tog
     assert sum(requests for _, requests in runs) == 60
 
 
-# ------------------------------------------------------------------------------ issue 21: two databases
+# ---------------------------------------------------------------------------------- two databases
 
 
 def _crawl_until_stopped(

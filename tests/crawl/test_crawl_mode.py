@@ -44,7 +44,7 @@ def test_the_mode_is_saved_the_moment_it_is_learnt(make_emulator: Any, tmp_path:
 def test_a_small_budget_in_auto_mode_makes_progress_to_the_same_database(
     make_emulator: Any, tmp_path: Path, workers: int
 ) -> None:
-    """The livelock of issue 9: 12 artists by id, auto mode, 7 requests a run, Development Mode."""
+    """The mode livelock once seen: 12 artists by id, auto mode, 7 requests a run, Development Mode."""
     ids = tuple(pick().ids) + tuple(make_emulator(profile="development").catalog.artist_ids()[100:110])
     artists = [ArtistInput(i, True) for i in ids]
     clean_emu = make_emulator(profile="development")

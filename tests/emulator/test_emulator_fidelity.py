@@ -1,5 +1,5 @@
 """The emulator answers as Spotify really does where real client code can tell the difference: one
-test per gap of issue 11, each in both profiles, each citing where the real behaviour was seen."""
+test per gap found, each in both profiles, each citing where the real behaviour was seen."""
 
 from __future__ import annotations
 
@@ -368,7 +368,7 @@ def test_endpoints_removed_in_november_2024_give_a_bare_403(emu, path):
         assert c.get("/v1/recommendations/available-genre-seeds").status_code == 404
 
 
-# faults of issue 11 ----------------------------------------------------------------------------------
+# faults real answers carry -------------------------------------------------------------------------------
 def test_null_items_fault_puts_a_null_first_in_every_page(make_emulator, profile_name):
     """`null_items`: `"items":[null,…]` on demand, a `null` added first in every paging object (one
     item more than it holds); totals and batch lists (where null means an unknown id) are left alone."""
@@ -402,7 +402,7 @@ def test_the_new_fault_kinds_are_accepted_by_the_cli_options():
     assert config.fault_kinds == ("plain_text_error", "empty_429", "null_items")
 
 
-# issue 21: found against 2026 recordings and threads ---------------------------------------------------
+# found against 2026 recordings and threads ---------------------------------------------------
 def test_development_simplified_playlists_carry_items_not_tracks(emu):
     """Reference §12.2, Pasta-Devs/Marinara-Engine PR #681 (2026-05-11): in Development Mode the
     simplified playlists (there of `/me/playlists`) carry `items` {href, total} and no `tracks` (the

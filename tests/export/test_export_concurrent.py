@@ -79,8 +79,8 @@ def _at_once(run: Callable[[str], object]) -> None:
 def test_three_formats_exported_at_once_to_s3_end_as_one_after_the_other(
     s3_bucket: str, sqlite_engine: sa.Engine
 ) -> None:
-    """The scenario of issue 25: parquet, csv and jsonl of every table, one date, one prefix, at once,
-    six times. Without the lock each export deleted the other formats' objects after copying its own:
+    """Concurrent exports: parquet, csv and jsonl of every table, one date, one prefix, at once, six
+    times. Without the lock each export deleted the other formats' objects after copying its own:
     most rounds left tables with no object at all (docs/resilience.md has the figures)."""
     fill(sqlite_engine, metadata, 3)
     tables = sorted(t.name for t in lake_export.select_tables(metadata, None))

@@ -27,7 +27,7 @@ from emulated import CLIENT_ID, CLIENT_SECRET
 pytestmark = pytest.mark.integrations
 
 EXTRAS = {"emulator", "postgresql", "mysql", "parquet", "s3", "report", "dlt", "airflow", "all", "dev"}
-DEMO_GOAL_BYTES = 300 * 2**20  # make demo's virtual environment (issue 23)
+DEMO_GOAL_BYTES = 300 * 2**20  # make demo's virtual environment (the goal: under 300 MB)
 
 
 def package_files(tree: Path) -> set[str]:

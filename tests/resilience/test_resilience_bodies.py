@@ -1,4 +1,4 @@
-"""Answers Spotify really gives that are not what a client expects (issue 11): error bodies that are
+"""Answers Spotify really gives that are not what a client expects: error bodies that are
 plain text or empty (spotify/web-api#1267, zmb3/spotify#301), ``null`` items in pages
 (counsel-spotify#15, spotify-web-api-ts-sdk#141), artists and albums without ``genres`` (spotDL#2615).
 

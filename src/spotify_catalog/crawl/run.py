@@ -1,6 +1,7 @@
-"""The run: phases that queue tasks in the database and drain them with a pool of workers, budgets and
-stops (see :mod:`spotify_catalog.crawl`). The API mode is followed by :mod:`~spotify_catalog.crawl.mode`,
-the answers are written by :mod:`~spotify_catalog.crawl.writer`."""
+"""The run: its record in ``_runs``, the pool of workers that drains the tasks each phase queues
+(:mod:`~spotify_catalog.crawl.phases` says which, in what order), what an answer or a failure does to
+the queue, budgets and stops (see :mod:`spotify_catalog.crawl`). The API mode is followed by
+:mod:`~spotify_catalog.crawl.mode`, the answers are written by :mod:`~spotify_catalog.crawl.writer`."""
 
 from __future__ import annotations
 
@@ -23,11 +24,10 @@ from spotify_catalog.crawl.options import (
     OPTIONS_STATE_KEY,
     CrawlOptions,
     CrawlResult,
-    Depth,
     Progress,
-    top_tracks_market,
 )
 from spotify_catalog.crawl.parking import Parking
+from spotify_catalog.crawl.phases import Phases, Seeds
 from spotify_catalog.crawl.units import BATCHED, STOPS, Unit, fetch_checked, make_unit
 from spotify_catalog.crawl.writer import Answer, Writer
 from spotify_catalog.errors import (
@@ -88,13 +88,16 @@ class Crawler:
         self._mode = ModeTracker(client)
         self._parking = Parking(None, now)
         self._writer: Writer | None = None
-        self._groups = ",".join(options.include_groups)
+        self._pool: ThreadPoolExecutor | None = None
+        self._phases = self._new_phases()
         self._requests_at_start = 0
         self._unresolved: list[str] = []
         self._not_found: list[str] = []
-        self._skipped: list[str] = []
-        self._playlist_snapshots: dict[str, str | None] = {}
-        self._me_known = me.Known(options.me or "")
+
+    def _new_phases(self) -> Phases:
+        return Phases(
+            self.engine, self.client, self.options, now=self.now, queue=self._phase, drain=self._drain
+        )
 
     @property
     def _run_id(self) -> int:
@@ -125,6 +128,7 @@ class Crawler:
         self._fresh_since = self.now() - self.options.refresh_after
         self._requests_at_start = self.client.requests_made
         self._mode = ModeTracker(self.client)
+        self._phases = self._new_phases()
         budget = self._budget()
         self._parking = Parking(budget, self.now)
         if budget is not None and self.options.force:
@@ -151,9 +155,9 @@ class Crawler:
             requests=self._requests,
             written=self._written,
         )
-        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
+        self._pool = pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="crawl")
         try:
-            result = self._run(pool)
+            result = self._run()
         except BaseException:
             # workers may still be retrying: end them and wait, so nothing runs or logs after the run
             self.client.cancel()
@@ -203,9 +207,9 @@ class Crawler:
                 raise BudgetSpent(f"{exc.message}; nothing was sent", retry_at=exc.retry_at) from None
         self.run_id = state.start_run(self.engine, command=self.command, now=now)
 
-    def _run(self, pool: ThreadPoolExecutor) -> CrawlResult:
+    def _run(self) -> CrawlResult:
         try:
-            return self._phases(pool)
+            return self._crawl()
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Terminated)
             stop = Interrupted.by(exc, "run the same command again to continue")
             self._finish("interrupted", f"interrupted ({stop.cause})")
@@ -264,51 +268,11 @@ class Crawler:
         except sa.exc.SQLAlchemyError as exc:  # the database went away: the next run marks it abandoned
             log.error("could not record the end of run %d: %s", self._run_id, describe_error(exc))
 
-    def _phases(self, pool: ThreadPoolExecutor) -> CrawlResult:
+    def _crawl(self) -> CrawlResult:
+        """The phases, then how the run ended: done, incomplete (tasks that failed every attempt) or
+        stopped with only the tasks of parked quota buckets left."""
         opts = self.options
-        names = list(dict.fromkeys(a.value for a in opts.artists if not a.is_id))
-        ids = list(dict.fromkeys(a.value for a in opts.artists if a.is_id))
-
-        me_artists = self._me(pool) if opts.me else []
-        self._phase("resolving names", [("search", names)])
-        self._drain(pool, ["search"])
-        self._phase("resolving ids", [("artist", ids)])
-        if not names and opts.depth >= Depth.ALBUMS:
-            self._learn_mode(pool, ids)
-        self._drain(pool, ["artist"])
-        with self.engine.connect() as conn:
-            resolved = found.resolutions(conn, names)
-            artist_states = state.task_states(conn, "artist", ids)
-        artist_ids = list(
-            dict.fromkeys(
-                [a for a in resolved.values() if a]
-                + [i for i in ids if artist_states.get(i) == "done"]
-                + me_artists
-            )
-        )
-        if opts.top_tracks:
-            self._top_tracks(pool, artist_ids)
-        if opts.playlists:
-            self._playlists(pool, list(dict.fromkeys(opts.playlists)))
-        for kind, wanted in ((catalog.SHOW, opts.shows), (catalog.AUDIOBOOK, opts.audiobooks)):
-            if wanted:
-                self._phase(f"{kind}s", [(kind, list(dict.fromkeys(wanted)))])
-                self._drain(pool, [kind])
-
-        if opts.depth >= Depth.ALBUMS:
-            self._phase("artist albums", [("artist_albums", [f"{a}|{self._groups}|0" for a in artist_ids])])
-            self._drain(pool, ["artist_albums"])
-        if opts.depth >= Depth.TRACKS:
-            with self.engine.connect() as conn:
-                album_ids = found.albums_of(conn, artist_ids, opts.include_groups)
-            self._phase("albums", [("album", album_ids)])
-            self._drain(pool, ["album", "album_tracks"])
-            with self.engine.connect() as conn:
-                track_ids = found.tracks_of(conn, album_ids)
-        if opts.depth >= Depth.TRACK_DETAILS:
-            self._phase("tracks", [("track", track_ids)])
-            self._drain(pool, ["track"])
-
+        self._phases.run(self._run_id)
         with self.engine.connect() as conn:
             parked = self._parking.stop(conn, opts.max_attempts)
             if parked is not None:
@@ -330,69 +294,11 @@ class Crawler:
             not_found=self._not_found,
             unresolved=self._unresolved,
             api_mode=str(self.client.mode) if self.client.mode else None,
-            skipped=self._skipped,
+            skipped=self._phases.skipped,
         )
 
-    def _learn_mode(self, pool: ThreadPoolExecutor, ids: Sequence[str]) -> None:
-        """Ids only and the mode unknown: the first artist's first discography page (asked with a limit
-        both modes accept) tells the mode before the artists are asked, so that they go in batches
-        at once in Extended mode. Not when the artists to ask number 1 more than a multiple of 50:
-        the first alone, then batches, is their minimum anyway."""
-        if self.client.mode is not None:
-            return
-        with self.engine.connect() as conn:
-            states = state.task_states(conn, "artist", ids)
-        pending = [i for i in ids if states.get(i) != "done"]
-        if not pending or len(pending) % endpoints.BATCH_MAX["artist"] == 1:
-            return
-        self._phase("learning the API mode", [("artist_albums", [f"{pending[0]}|{self._groups}|0"])])
-        self._drain(pool, ["artist_albums"])
-
-    def _me(self, pool: ThreadPoolExecutor) -> list[str]:
-        """The user's own data (:mod:`~spotify_catalog.crawl.me`): the profile first (it shows the API
-        mode), then the rest; the artists the user follows and tops, for the depth phases."""
-        user, now = self.options.me or "", self.now()
-        with self.engine.begin() as conn:
-            profile, *rest = me.seed(conn, user, now, self._run_id)
-        self._phase("your profile", [profile])
-        self._drain(pool, [me.PROFILE])
-        with self.engine.connect() as conn:
-            self._me_known = me.load_known(conn, user, self.client.mode)
-        self._phase("your library", rest)
-        self._drain(pool, [me.ME, me.TOP, me.USER_PLAYLIST])
-        with self.engine.connect() as conn:
-            return me.artists_of(conn, user, now.astimezone(UTC).date())
-
-    def _top_tracks(self, pool: ThreadPoolExecutor, artist_ids: Sequence[str]) -> None:
-        """Each artist's top tracks in the market asked for (Extended Quota Mode only: skipped with a
-        warning once the mode is known to be development)."""
-        market = top_tracks_market(self.options.market)
-        if self.client.mode is not ApiMode.DEVELOPMENT:
-            self._phase("top tracks", [(catalog.TOP_TRACKS, [f"{a}|{market}" for a in artist_ids])])
-            self._drain(pool, [catalog.TOP_TRACKS])
-        if self.client.mode is ApiMode.DEVELOPMENT:
-            log.warning(
-                "top tracks skipped: GET /artists/{id}/top-tracks needs Extended Quota Mode and the app "
-                "is in development mode"
-            )
-            self._skipped.append("top-tracks")
-
-    def _playlists(self, pool: ThreadPoolExecutor, playlist_ids: list[str]) -> None:
-        """Playlists: metadata, and their items unless their snapshot_id is the stored items' one."""
-        with self.engine.connect() as conn:
-            self._playlist_snapshots.update(found.playlist_snapshots(conn, playlist_ids))
-        self._phase("playlists", [(catalog.PLAYLIST, playlist_ids)])
-        self._drain(pool, [catalog.PLAYLIST])
-        with self.engine.connect() as conn:
-            without = found.without_items(conn, playlist_ids)
-        if without:
-            log.warning(
-                "%d playlist(s) stored without their items: playlist items need Extended Quota Mode "
-                "(a development-mode app gets the metadata only)",
-                without,
-            )
-
-    def _phase(self, name: str, seeds: list[tuple[str, list[str]]]) -> None:
+    def _phase(self, name: str, seeds: Seeds) -> None:
+        """Queue a phase's tasks (:mod:`~spotify_catalog.crawl.phases`) and start its progress."""
         with self.engine.begin() as conn:
             queued = 0
             for kind, keys in seeds:
@@ -420,7 +326,7 @@ class Crawler:
 
     # -------------------------------------------------------------------------------- work units
 
-    def _drain(self, pool: ThreadPoolExecutor, kinds: Sequence[str]) -> None:
+    def _drain(self, kinds: Sequence[str]) -> None:
         """Do the pending tasks of ``kinds`` (and those they add) until none is left to try. Tasks
         are claimed a few units at a time, so that crawls sharing the database share the work; the
         phase ends when no task is left that another live crawl holds either. The claims of a crawl
@@ -434,7 +340,7 @@ class Crawler:
                 first = next(units, None)
                 if first is not None:
                     claimed = True
-                    self._execute(pool, itertools.chain([first], units))
+                    self._execute(itertools.chain([first], units))
             if claimed:
                 continue
             if not open_kinds:
@@ -489,7 +395,7 @@ class Crawler:
                     kind,
                     keys[start : start + size],
                     self.options.market,
-                    self._me_known if kind in me.KINDS else self._playlist_snapshots,
+                    self._phases.me_known if kind in me.KINDS else self._phases.playlist_snapshots,
                 )
 
     def _batch_size(self, kind: str) -> int:
@@ -506,9 +412,11 @@ class Crawler:
         outcome = unit.handle(unit.keys, result, rows, when)
         return Answer(unit, result, rows, outcome, when)
 
-    def _execute(self, pool: ThreadPoolExecutor, units: Iterator[Unit]) -> None:
+    def _execute(self, units: Iterator[Unit]) -> None:
         """Fetch units on the pool (at most ``workers`` at a time); the coordinating thread writes the
         answers that have arrived, several to a transaction (:meth:`Writer.write`)."""
+        assert self._pool is not None, "the run has not started"
+        pool = self._pool
         in_flight: dict[Future[Answer], Unit] = {}
         stop: BaseException | None = None
         held: Unit | None = None
