@@ -15,7 +15,10 @@ With a :class:`SharedPace` (:mod:`spotify_catalog.pace_store`: the ledger's data
 of one client id share the gate and the pace: each reports what it sent in the last 30 s and reads the
 others' at most once every :data:`POLL` seconds (one round trip a second, not one a request), takes an
 equal share of the pace, and waits while the app's window is full by their reports; a 429 in one
-closes the gate of all of them; the pace learnt is the next run's from its first request.
+closes the gate of all of them; the pace learnt is the next run's from its first request. A process
+takes more than its share only once the others have reported sending nothing for a whole window:
+what another process reports is up to two reads old, and two processes that each took what the other's
+last report left (two crawls started together) filled the window past the limit between their reads.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ MARGIN = 0.5
 POLL = 1.0
 """Seconds between two reads of the shared pace."""
 BORROW = 10
-"""Requests of the pace left to each other process when a process takes more than its share (none of
-the others said its share held it back): what it may send before the next read."""
+"""Requests of the pace left to each other process when a process takes more than its share (the others
+have sent nothing for a whole window): what one of them may send before it has read what this one
+sent."""
 RAISE_AFTER = 600.0
 """Seconds without a 429, the pace holding requests back, after which the pace is raised."""
 NO_RETRY_AFTER = 1.0
@@ -159,7 +163,7 @@ class Gate:
         """Requests the app's rate limit admits in 30 s, as learnt (``None``: not yet)."""
         self._processes = 1
         self._others = 0
-        self._others_held = 0
+        self._others_idle_since: float | None = None  # since when the others have reported sending nothing
         self._share_held = False  # the share held a request back since the last report
         self._next_poll = float("-inf")
         self._polling = False
@@ -216,8 +220,9 @@ class Gate:
         if pace is None:
             return ready
         share = max(1, pace // self._processes)
-        if self._processes > 1 and not self._others_held:  # the others leave part of theirs unused
-            share = max(share, pace - self._others - BORROW * (self._processes - 1))
+        idle_since = self._others_idle_since
+        if self._processes > 1 and idle_since is not None and now - idle_since >= WINDOW + MARGIN:
+            share = max(share, pace - BORROW * (self._processes - 1))  # the others leave theirs unused
         if len(self._sent) >= share:
             ready = max(ready, self._sent[-share] + WINDOW + MARGIN)
             self._share_held = True
@@ -324,7 +329,10 @@ class Gate:
             if first and shared.processes > 1:  # others are there: read what they send before sending
                 self._until = max(self._until, now + POLL)
             self._processes, self._others = max(1, shared.processes), shared.others_sent
-            self._others_held = shared.others_held
+            if shared.others_sent or shared.others_held or shared.processes < 2:
+                self._others_idle_since = None  # sending, or none there: what they send is theirs
+            elif self._others_idle_since is None:
+                self._others_idle_since = now
             newer = shared.changed_at is not None and (
                 self._changed_at is None or shared.changed_at > self._changed_at
             )

@@ -202,14 +202,37 @@ def test_what_a_process_that_left_sent_counts_until_it_has_left_the_window(store
 
 
 def test_a_process_takes_the_pace_the_others_leave_unused(store_url: str) -> None:
-    _, (a_store, a), (b_store, b) = _two_processes(store_url)
+    time, (a_store, a), (b_store, b) = _two_processes(store_url)
+
+    def b_reports_nothing_for(seconds: int) -> None:
+        for _ in range(seconds):
+            time.sleep(1)
+            b.report()
+
     try:
         a_store.record(40, None)
-        b.enter()  # b is there, and its share has never held it back
-        sent = [a.enter() for _ in range(30)]
-        # more than an equal share (20): all the pace but what b sent and may send before a reads again
-        assert sent == [1001.0] * 30  # a read what b sends first
-        assert a.enter() > 1001.0
+        b.report()  # b is there, and sends nothing
+        assert a.enter() == 1001.0  # a read what b sends first
+        b_reports_nothing_for(20)
+        assert [a.enter() for _ in range(19)] == [1021.0] * 19  # an equal share: 20
+        b_reports_nothing_for(12)  # a whole window: a's first has left it, its 19 are in it
+        # more than an equal share: all the pace but what b may send before it has read a's
+        assert [a.enter() for _ in range(11)] == [1033.0] * 11
+        assert a.enter() > 1033.0
     finally:
         a_store.close()
         b_store.close()
+
+
+def test_processes_started_together_keep_to_the_pace_together(store_url: str) -> None:
+    """Two crawls started at once, each sending as fast as its gate lets it: what they reported when
+    they last read is up to two reads old, so neither takes more than its share while the other sends."""
+    _, (a_store, a), (b_store, b) = _two_processes(store_url)
+    try:
+        a_store.record(40, None)
+        sent = sorted(t for _ in range(40) for t in (a.enter(), b.enter()))
+    finally:
+        a_store.close()
+        b_store.close()
+    busiest = max(sum(1 for t in sent if start <= t < start + WINDOW + MARGIN) for start in sent)
+    assert busiest <= 40
