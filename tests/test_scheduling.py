@@ -93,6 +93,15 @@ def test_crawl_options_from_the_values_an_operator_gives(tmp_path):
         scheduling.crawl_options(artists=["BTS"], depth="everything")
     with pytest.raises(UsageError, match="needs --market"):
         scheduling.crawl_options(shows=["5CfCWKI5pZ28U0uOzXkDHe"])
+    with pytest.raises(UsageError) as bad:  # every bad value in one line, before any file is read
+        scheduling.crawl_options(
+            artists=["spotify:track:3Nrfpe0tUJi4K4DXYWgMUX"], playlists=["x"], artists_file="/nonexistent"
+        )
+    assert "--artist 'spotify:track:3Nrfpe0tUJi4K4DXYWgMUX': " in str(bad.value)
+    assert "; --playlist 'x': " in str(bad.value)
+    # the depth, when not given: a user's own data alone goes to its artists, anything more to tracks
+    assert scheduling.crawl_options(me="alice").depth == Depth.ARTISTS
+    assert scheduling.crawl_options(me="alice", artists=["BTS"]).depth == Depth.TRACKS
 
 
 def test_a_quota_stop_is_a_time_and_the_same_crawl_goes_on_from_there(make_emulator, tmp_path):

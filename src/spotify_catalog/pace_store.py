@@ -8,8 +8,9 @@ the processes report it). Its tables, created on first use, live beside the ledg
 ``--ledger``: :func:`spotify_catalog.ledger.ledger_url`):
 
 - ``_pace_apps``: client_id, pace, closed_until, changed_at;
-- ``_pace_processes``: client_id, process (``host:pid``), sent, held, seen_at, left_at: what a process sent
-  counts for the others until it has left the window, after the process itself has left.
+- ``_pace_processes``: client_id, process (``host:pid``), sent, seen_at, left_at (and ``held``, no
+  longer read): what a process sent counts for the others until it has left the window, after the
+  process itself has left.
 
 A process reads and reports at most once a second (:data:`spotify_catalog.pacing.POLL`); a database
 that fails is logged, and the process goes on with its own gate until it answers again.
@@ -72,7 +73,7 @@ processes = _table(
     sa.Column("client_id", sa.String(255), primary_key=True),
     sa.Column("process", sa.String(255), primary_key=True),
     sa.Column("sent", sa.Integer, nullable=False),
-    sa.Column("held", sa.Boolean, nullable=False),
+    sa.Column("held", sa.Boolean, nullable=False),  # no longer read; ledgers made before have it
     sa.Column("seen_at", UtcDateTime, nullable=False),
     sa.Column("left_at", UtcDateTime),
 )
@@ -116,10 +117,9 @@ class PaceStore:
     def __repr__(self) -> str:
         return f"PaceStore({self.where!r}, client_id={self.client_id!r})"
 
-    def poll(self, sent: int, held: bool = False) -> Shared:
-        """Report ``sent`` (this process's requests in its last 30 s) and ``held`` (its share held a
-        request back); the pace, the gate and the other live processes as the database has them (what
-        was last read while it fails)."""
+    def poll(self, sent: int) -> Shared:
+        """Report ``sent`` (this process's requests in its last 30 s); the pace, the gate and the other
+        live processes as the database has them (what was last read while it fails)."""
         now = self._wall_clock()
 
         def work(conn: sa.Connection) -> Shared:
@@ -132,7 +132,7 @@ class PaceStore:
                         "client_id": self.client_id,
                         "process": self.process,
                         "sent": sent,
-                        "held": held,
+                        "held": False,
                         "seen_at": now,
                     }
                 ],
@@ -147,16 +147,13 @@ class PaceStore:
                 sa.select(
                     sa.func.coalesce(sa.func.sum(sa.case((alive, 1), else_=0)), 0),
                     sa.func.coalesce(sa.func.sum(sa.case((counts, p.c.sent), else_=0)), 0),
-                    sa.func.coalesce(sa.func.sum(sa.case((sa.and_(alive, p.c.held), 1), else_=0)), 0),
                 ).where(mine, p.c.process != self.process)
             ).one()
             conn.execute(p.delete().where(mine, p.c.seen_at < now - FORGET))
             if row is None:
-                return Shared(None, None, 1 + int(others[0]), int(others[1]), None, int(others[2]))
+                return Shared(None, None, 1 + int(others[0]), int(others[1]))
             closed = row.closed_until if row.closed_until is not None and row.closed_until > now else None
-            return Shared(
-                row.pace, closed, 1 + int(others[0]), int(others[1]), row.changed_at, int(others[2])
-            )
+            return Shared(row.pace, closed, 1 + int(others[0]), int(others[1]), row.changed_at)
 
         shared = self._transaction(work, now)
         if shared is not None:

@@ -95,16 +95,13 @@ class Shared:
     """What the other processes reported sending in their last 30 s."""
     changed_at: datetime | None = None
     """When a process last recorded the pace or the gate."""
-    others_held: int = 0
-    """Other live processes that reported their share holding a request back."""
 
 
 class SharedPace(Protocol):
     """Where the processes of one client id share the gate and the pace."""
 
-    def poll(self, sent: int, held: bool = False) -> Shared:
-        """Report what this process sent in the last 30 s (and whether its share held a request back
-        since it last reported); what the processes share now."""
+    def poll(self, sent: int) -> Shared:
+        """Report what this process sent in the last 30 s; what the processes share now."""
 
     def record(self, pace: int | None, closed_until: datetime | None) -> datetime | None:
         """A pace learnt, or the gate closed until ``closed_until``, for every process; when it was
@@ -164,7 +161,6 @@ class Gate:
         self._processes = 1
         self._others = 0
         self._others_idle_since: float | None = None  # since when the others have reported sending nothing
-        self._share_held = False  # the share held a request back since the last report
         self._next_poll = float("-inf")
         self._polling = False
         self._polled = False
@@ -225,7 +221,6 @@ class Gate:
             share = max(share, pace - BORROW * (self._processes - 1))  # the others leave theirs unused
         if len(self._sent) >= share:
             ready = max(ready, self._sent[-share] + WINDOW + MARGIN)
-            self._share_held = True
         if self._others and len(self._sent) + self._others >= pace:
             ready = max(ready, self._next_poll)  # full by the others' reports: read them again
         if ready > now and ready > self._until:
@@ -305,9 +300,9 @@ class Gate:
             if self._polling or now < self._next_poll:
                 return
             self._polling = True
-            sent, held, self._share_held = len(self._sent), self._share_held, False
+            sent = len(self._sent)
         try:
-            shared = self._shared.poll(sent, held)
+            shared = self._shared.poll(sent)
         finally:
             with self._lock:
                 self._polling = False
@@ -329,7 +324,7 @@ class Gate:
             if first and shared.processes > 1:  # others are there: read what they send before sending
                 self._until = max(self._until, now + POLL)
             self._processes, self._others = max(1, shared.processes), shared.others_sent
-            if shared.others_sent or shared.others_held or shared.processes < 2:
+            if shared.others_sent or shared.processes < 2:
                 self._others_idle_since = None  # sending, or none there: what they send is theirs
             elif self._others_idle_since is None:
                 self._others_idle_since = now

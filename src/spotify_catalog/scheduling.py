@@ -15,6 +15,7 @@ the connection's, and nothing else the worker happens to hold.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from spotify_catalog.inputs import (
     parse_duration,
     parse_spotify_id,
     read_artists_file,
+    read_ids_file,
 )
 from spotify_catalog.settings import ENV_NAMES, Settings
 from spotify_catalog.storage.migrate import open_database
@@ -94,22 +96,47 @@ def crawl_options(
     artists: Sequence[str] = (),
     artists_file: str | None = None,
     playlists: Sequence[str] = (),
+    playlists_file: str | None = None,
     shows: Sequence[str] = (),
     audiobooks: Sequence[str] = (),
-    depth: str = "tracks",
+    depth: str | None = None,
     include_groups: str | Sequence[str] = crawl_lib.DEFAULT_GROUPS,
     market: str | None = None,
     refresh_after: str = "7d",
     workers: int = 1,
     top_tracks: bool = False,
     force: bool = False,
+    me: str | None = None,
 ) -> crawl_lib.CrawlOptions:
     """:class:`~spotify_catalog.crawl.CrawlOptions` from the values a command line or an operator
-    gives (names, ids, URIs or links; ``include_groups`` as ``album,single`` or a list); a bad one is
-    a :class:`~spotify_catalog.errors.UsageError` (exit 2)."""
-    inputs: list[ArtistInput] = [parse_artist(str(value)) for value in artists]
+    gives (names, ids, URIs or links; ``include_groups`` as ``album,single`` or a list; ``depth``
+    ``None``: ``artists`` when only ``me``, the user id of ``--me``, gives something to crawl, else
+    ``tracks``); the bad values are one :class:`~spotify_catalog.errors.UsageError` (exit 2), said
+    together, before any request."""
+    bad: list[str] = []
+
+    def parsed(kind: str, values: Sequence[str], parse: Callable[[str], Any]) -> list[Any]:
+        found = []
+        for value in values:
+            try:
+                found.append(parse(str(value)))
+            except UsageError as exc:
+                bad.append(f"--{kind} {value!r}: {exc}")
+        return found
+
+    inputs: list[ArtistInput] = parsed("artist", artists, parse_artist)
+    ids = {
+        kind: parsed(kind, values, functools.partial(parse_spotify_id, kind=kind))
+        for kind, values in (("playlist", playlists), ("show", shows), ("audiobook", audiobooks))
+    }
+    if bad:
+        raise UsageError("; ".join(bad))
     if artists_file:
         inputs.extend(read_artists_file(artists_file))
+    if playlists_file:
+        ids["playlist"].extend(read_ids_file(playlists_file, "playlist"))
+    if depth is None:
+        depth = "artists" if me and not (inputs or any(ids.values())) else "tracks"
     groups = include_groups.split(",") if isinstance(include_groups, str) else include_groups
     return crawl_lib.CrawlOptions(
         artists=tuple(inputs),
@@ -120,9 +147,10 @@ def crawl_options(
         workers=int(workers),
         force=force,
         top_tracks=top_tracks,
-        playlists=tuple(parse_spotify_id(str(v), "playlist") for v in playlists),
-        shows=tuple(parse_spotify_id(str(v), "show") for v in shows),
-        audiobooks=tuple(parse_spotify_id(str(v), "audiobook") for v in audiobooks),
+        playlists=tuple(ids["playlist"]),
+        shows=tuple(ids["show"]),
+        audiobooks=tuple(ids["audiobook"]),
+        me=me,
     )
 
 

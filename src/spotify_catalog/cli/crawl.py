@@ -23,18 +23,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from spotify_catalog import crawl as crawl_lib
-from spotify_catalog import extras, ledger, pace_store
+from spotify_catalog import extras, ledger, pace_store, scheduling
 from spotify_catalog.cli import Globals, db_options, market_option, one_line
 from spotify_catalog.client import SpotifyClient
 from spotify_catalog.errors import Stopped, UsageError
-from spotify_catalog.inputs import (
-    ArtistInput,
-    parse_artist,
-    parse_duration,
-    parse_spotify_id,
-    read_artists_file,
-    read_ids_file,
-)
+from spotify_catalog.inputs import ArtistInput
 from spotify_catalog.redaction import redact_url
 from spotify_catalog.settings import Settings
 from spotify_catalog.storage import schema, state
@@ -333,28 +326,25 @@ def crawl(
     Stops cleanly (exit 75) when the quota or --max-requests runs out; run the same command again to
     continue where it stopped.
     """
-    inputs = _inputs(artists, artists_file)
-    playlist_ids = _ids("playlist", playlists, playlists_file)
-    show_ids, audiobook_ids = _ids("show", shows, None), _ids("audiobook", audiobooks, None)
     g = _globals()
     settings = g.settings(max_wait=max_wait, mode=mode, daily_budget=daily_budget)
     if user is not None and not me:
         raise UsageError("--user names the login of --me: give --me too")
     login = _login(user) if me else None
-    if depth is None:
-        depth = "artists" if me and not (inputs or playlist_ids or show_ids or audiobook_ids) else "tracks"
-    options = crawl_lib.CrawlOptions(
-        artists=tuple(inputs),
-        depth=crawl_lib.Depth.parse(depth),
-        include_groups=tuple(g.strip() for g in include_groups.split(",") if g.strip()),
+    options = scheduling.crawl_options(
+        artists=artists,
+        artists_file=artists_file,
+        playlists=playlists,
+        playlists_file=playlists_file,
+        shows=shows,
+        audiobooks=audiobooks,
+        depth=depth,
+        include_groups=include_groups,
         market=market,
-        refresh_after=parse_duration(refresh_after),
+        refresh_after=refresh_after,
         workers=workers,
-        force=force,
         top_tracks="top-tracks" in with_,
-        playlists=tuple(playlist_ids),
-        shows=tuple(show_ids),
-        audiobooks=tuple(audiobook_ids),
+        force=force,
         me=login.user_id if login is not None else None,
     )
     crawl_lib.check_mode(options, settings.mode)  # before the database is opened
@@ -381,37 +371,6 @@ def _login(user: str | None) -> StoredLogin:
     """The stored login ``--me`` acts for: one line and exit 2 when there is none."""
     store = LoginStore()
     return store.load(store.resolve(user))
-
-
-def _inputs(artists: tuple[str, ...], artists_file: str | None) -> list[ArtistInput]:
-    inputs: list[ArtistInput] = []
-    bad: list[str] = []
-    for value in artists:
-        try:
-            inputs.append(parse_artist(value))
-        except UsageError as exc:
-            bad.append(f"--artist {value!r}: {exc}")
-    if bad:
-        raise UsageError("; ".join(bad))
-    if artists_file is not None:
-        inputs.extend(read_artists_file(artists_file))
-    return inputs  # none: CrawlOptions says what is missing
-
-
-def _ids(kind: str, values: tuple[str, ...], file: str | None) -> list[str]:
-    """Ids of ``kind`` given with ``--KIND`` (and a file): bad ones refused together, before any request."""
-    found: list[str] = []
-    bad: list[str] = []
-    for value in values:
-        try:
-            found.append(parse_spotify_id(value, kind))
-        except UsageError as exc:
-            bad.append(f"--{kind} {value!r}: {exc}")
-    if bad:
-        raise UsageError("; ".join(bad))
-    if file is not None:
-        found.extend(read_ids_file(file, kind))
-    return found
 
 
 # ------------------------------------------------------------------------------------------ demo

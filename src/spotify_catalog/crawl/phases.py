@@ -62,7 +62,7 @@ class Phases:
 
         me_artists = self._me(run_id) if opts.me else []
         self._phase("resolving names", [("search", names)])
-        self._phase("resolving ids", [("artist", ids)], drain=False)
+        self._queue("resolving ids", [("artist", ids)])
         if not names and opts.depth >= Depth.ALBUMS:
             self._learn_mode(ids)
         self._drain(["artist"])
@@ -95,12 +95,11 @@ class Phases:
         if opts.depth >= Depth.TRACK_DETAILS:
             self._phase("tracks", [("track", track_ids)])
 
-    def _phase(self, name: str, seeds: Seeds, *, also: Sequence[str] = (), drain: bool = True) -> None:
-        """Queue ``seeds`` as the phase ``name``; then, with ``drain``, do them and the tasks of the
-        kinds ``also`` they add."""
+    def _phase(self, name: str, seeds: Seeds, *, also: Sequence[str] = ()) -> None:
+        """Queue ``seeds`` as the phase ``name``, then do them and the tasks of the kinds ``also`` they
+        add."""
         self._queue(name, seeds)
-        if drain:
-            self._drain([*dict.fromkeys(kind for kind, _ in seeds), *also])
+        self._drain([*dict.fromkeys(kind for kind, _ in seeds), *also])
 
     def _learn_mode(self, ids: Sequence[str]) -> None:
         """Ids only and the mode unknown: the first artist's first discography page (asked with a limit
